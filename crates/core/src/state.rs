@@ -1,0 +1,235 @@
+//! State: a key/value store with ETags, TTL and transactions.
+//!
+//! Semantics follow the Dapr state API (docs.dapr.io "State management overview"), which
+//! Layotto's state API copies:
+//! - an ETag given on a write or delete must match the stored one, else [`ErrorKind::EtagMismatch`];
+//!   with [`Concurrency::LastWrite`] the ETag is ignored;
+//! - with [`Concurrency::FirstWrite`] and no ETag, the write only succeeds if the key is absent;
+//! - metadata `ttlInSeconds` (integer seconds, `-1` = never) sets an expiry on a write;
+//! - a missing key reads as `None`, not an error.
+//!
+//! [`ErrorKind::EtagMismatch`]: crate::ErrorKind::EtagMismatch
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::component::{Health, Metadata};
+use crate::error::{Error, Result};
+
+/// Metadata key holding a time-to-live in seconds on a write.
+pub const TTL_METADATA_KEY: &str = "ttlInSeconds";
+
+/// Concurrency mode of a write or delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Concurrency {
+    /// Not given: an ETag, if present, is checked.
+    #[default]
+    Unspecified,
+    /// The first write wins: ETag checked, and without ETag only inserts succeed.
+    FirstWrite,
+    /// The last write wins: ETags are ignored.
+    LastWrite,
+}
+
+/// Read/write consistency hint (stores may ignore it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Not given.
+    #[default]
+    Unspecified,
+    /// Eventual.
+    Eventual,
+    /// Strong.
+    Strong,
+}
+
+/// Options carried by a write or delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateOptions {
+    /// Concurrency mode.
+    pub concurrency: Concurrency,
+    /// Consistency hint.
+    pub consistency: Consistency,
+}
+
+/// A stored value as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateItem {
+    /// The raw value.
+    pub data: Bytes,
+    /// Current version, opaque to clients.
+    pub etag: Option<String>,
+    /// Extra facts from the store, e.g. `ttlExpireTime` (RFC 3339).
+    pub metadata: Metadata,
+}
+
+/// A write of one key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SetRequest {
+    /// Key as stored (the runtime has already applied the key prefix).
+    pub key: String,
+    /// New value.
+    pub value: Bytes,
+    /// Expected current ETag, if any.
+    pub etag: Option<String>,
+    /// Request metadata, e.g. `ttlInSeconds`.
+    pub metadata: Metadata,
+    /// Concurrency and consistency.
+    pub options: StateOptions,
+}
+
+/// A delete of one key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteRequest {
+    /// Key as stored.
+    pub key: String,
+    /// Expected current ETag, if any.
+    pub etag: Option<String>,
+    /// Request metadata.
+    pub metadata: Metadata,
+    /// Concurrency and consistency.
+    pub options: StateOptions,
+}
+
+/// One operation of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactionOp {
+    /// Create or update.
+    Upsert(SetRequest),
+    /// Delete.
+    Delete(DeleteRequest),
+}
+
+/// The result of reading one key in a bulk get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkGetItem {
+    /// Key as stored.
+    pub key: String,
+    /// `Ok(None)` when missing; `Err` text when this key alone failed.
+    pub item: std::result::Result<Option<StateItem>, String>,
+}
+
+impl SetRequest {
+    /// Whether the ETag has to be checked for this write.
+    pub fn etag_to_check(&self) -> Option<&str> {
+        check_etag(self.etag.as_deref(), self.options.concurrency)
+    }
+}
+
+impl DeleteRequest {
+    /// Whether the ETag has to be checked for this delete.
+    pub fn etag_to_check(&self) -> Option<&str> {
+        check_etag(self.etag.as_deref(), self.options.concurrency)
+    }
+}
+
+fn check_etag(etag: Option<&str>, c: Concurrency) -> Option<&str> {
+    match c {
+        Concurrency::LastWrite => None,
+        _ => etag.filter(|e| !e.is_empty()),
+    }
+}
+
+/// Parses `ttlInSeconds` from request metadata: `Ok(None)` when absent or `-1` (no expiry).
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidArgument`] naming `ttlInSeconds` when the value is not an integer
+/// or is below `-1`.
+pub fn parse_ttl(metadata: &Metadata) -> Result<Option<std::time::Duration>> {
+    let Some(raw) = metadata.get(TTL_METADATA_KEY) else {
+        return Ok(None);
+    };
+    let secs: i64 = raw.trim().parse().map_err(|_| {
+        Error::invalid(format!(
+            "metadata '{TTL_METADATA_KEY}' must be an integer number of seconds, got '{raw}'"
+        ))
+    })?;
+    match secs {
+        -1 => Ok(None),
+        s if s < -1 => Err(Error::invalid(format!(
+            "metadata '{TTL_METADATA_KEY}' must be -1 or >= 0, got {s}"
+        ))),
+        s => Ok(Some(std::time::Duration::from_secs(s.unsigned_abs()))),
+    }
+}
+
+/// A state store component.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Connects or prepares the backend. Called once before serving.
+    async fn init(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Reads `key`; `Ok(None)` if absent or expired.
+    async fn get(&self, key: &str, metadata: &Metadata) -> Result<Option<StateItem>>;
+    /// Reads many keys; a failure of one key is reported in its item.
+    async fn bulk_get(&self, keys: &[String], metadata: &Metadata) -> Result<Vec<BulkGetItem>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let item = self.get(key, metadata).await.map_err(|e| e.message);
+            out.push(BulkGetItem {
+                key: key.clone(),
+                item,
+            });
+        }
+        Ok(out)
+    }
+    /// Writes one key (see the module docs for ETag and TTL rules).
+    async fn set(&self, req: SetRequest) -> Result<()>;
+    /// Deletes one key; deleting a missing key without ETag succeeds.
+    async fn delete(&self, req: DeleteRequest) -> Result<()>;
+    /// Writes many keys, each independently (not atomic).
+    async fn bulk_set(&self, reqs: Vec<SetRequest>) -> Result<()> {
+        for r in reqs {
+            self.set(r).await?;
+        }
+        Ok(())
+    }
+    /// Deletes many keys, each independently (not atomic).
+    async fn bulk_delete(&self, reqs: Vec<DeleteRequest>) -> Result<()> {
+        for r in reqs {
+            self.delete(r).await?;
+        }
+        Ok(())
+    }
+    /// Applies `ops` in order, all or nothing. Stores without transactions return
+    /// [`crate::ErrorKind::Unsupported`].
+    async fn transact(&self, ops: Vec<TransactionOp>, metadata: &Metadata) -> Result<()>;
+    /// A real round trip to the backend.
+    async fn health(&self) -> Health {
+        Health::up()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_parsing() {
+        let mut m = Metadata::new();
+        assert_eq!(parse_ttl(&m).expect("absent"), None);
+        m.insert(TTL_METADATA_KEY.into(), "-1".into());
+        assert_eq!(parse_ttl(&m).expect("-1"), None);
+        m.insert(TTL_METADATA_KEY.into(), "5".into());
+        assert_eq!(
+            parse_ttl(&m).expect("5"),
+            Some(std::time::Duration::from_secs(5))
+        );
+        m.insert(TTL_METADATA_KEY.into(), "abc".into());
+        assert!(parse_ttl(&m).is_err_and(|e| e.message.contains("ttlInSeconds")));
+        m.insert(TTL_METADATA_KEY.into(), "-5".into());
+        assert!(parse_ttl(&m).is_err());
+    }
+
+    #[test]
+    fn last_write_ignores_etag() {
+        let mut r = SetRequest {
+            etag: Some("3".into()),
+            ..Default::default()
+        };
+        assert_eq!(r.etag_to_check(), Some("3"));
+        r.options.concurrency = Concurrency::LastWrite;
+        assert_eq!(r.etag_to_check(), None);
+    }
+}

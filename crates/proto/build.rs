@@ -1,0 +1,20 @@
+//! Compiles the `.proto` files under `proto/` with protox (pure Rust, no system `protoc`) and
+//! generates tonic clients and servers.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = [
+        "spec/proto/runtime/v1/runtime.proto",
+        "spec/proto/runtime/v1/appcallback.proto",
+        "spec/proto/runtime/v1/lifecycle.proto",
+    ];
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", root.join(f).display());
+    }
+    let fds = protox::compile(files, [&root])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}
