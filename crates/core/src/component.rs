@@ -198,7 +198,9 @@ mod tests {
 
     #[test]
     fn parse_and_unknown_keys_name_the_key() {
-        let s = ComponentSpec::new("c", "t").with("ttl", "abc").with("zzz", "1");
+        let s = ComponentSpec::new("c", "t")
+            .with("ttl", "abc")
+            .with("zzz", "1");
         let e = s.parse::<i64>("ttl").expect_err("abc is no number");
         assert!(e.message.contains("'ttl'"));
         let e = s.reject_unknown(&["ttl"]).expect_err("zzz unknown");

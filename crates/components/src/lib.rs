@@ -1,0 +1,179 @@
+//! Built-in components of layotto-rs and the registries that build them by type string.
+//!
+//! Modules: [`memory`] (state, lock, sequencer, configuration, pub/sub kept in process memory),
+//! [`hello`], [`file_local`] (files under a root directory), [`secret_local`] (JSON file and
+//! environment variables) and [`binding_http`] (HTTP output binding). Factories only parse and
+//! validate metadata; I/O happens in each component's `init`. Every component accepts the
+//! metadata key `keyPrefix` (read by the runtime) and rejects unknown keys.
+
+pub mod binding_http;
+pub mod file_local;
+pub mod hello;
+pub mod memory;
+pub mod secret_local;
+mod util;
+
+pub use util::KEY_PREFIX;
+
+use std::sync::Arc;
+
+use layotto_core::binding::OutputBinding;
+use layotto_core::configuration::ConfigStore;
+use layotto_core::file::FileStore;
+use layotto_core::hello::Hello;
+use layotto_core::lock::LockStore;
+use layotto_core::pubsub::PubSub;
+use layotto_core::secret::SecretStore;
+use layotto_core::sequencer::Sequencer;
+use layotto_core::state::StateStore;
+use layotto_core::{Registry, Result};
+
+/// One factory registry per building block.
+pub struct Registries {
+    /// Hello components (API name `hellos`).
+    pub hellos: Registry<dyn Hello>,
+    /// State stores (API name `state`).
+    pub state: Registry<dyn StateStore>,
+    /// Lock stores (API name `lock`).
+    pub lock: Registry<dyn LockStore>,
+    /// Sequencers (API name `sequencer`).
+    pub sequencer: Registry<dyn Sequencer>,
+    /// Configuration stores (API name `config_store`).
+    pub configuration: Registry<dyn ConfigStore>,
+    /// Pub/subs (API name `pub_subs`).
+    pub pubsub: Registry<dyn PubSub>,
+    /// Secret stores (API name `secret_store`).
+    pub secrets: Registry<dyn SecretStore>,
+    /// File stores (API name `file`).
+    pub file: Registry<dyn FileStore>,
+    /// Output bindings (API name `bindings`).
+    pub bindings: Registry<dyn OutputBinding>,
+}
+
+impl Registries {
+    /// Empty registries.
+    pub fn empty() -> Self {
+        Self {
+            hellos: Registry::new("hellos"),
+            state: Registry::new("state"),
+            lock: Registry::new("lock"),
+            sequencer: Registry::new("sequencer"),
+            configuration: Registry::new("config_store"),
+            pubsub: Registry::new("pub_subs"),
+            secrets: Registry::new("secret_store"),
+            file: Registry::new("file"),
+            bindings: Registry::new("bindings"),
+        }
+    }
+
+    /// Registries holding every built-in component:
+    ///
+    /// | block | types |
+    /// |---|---|
+    /// | hellos | `helloworld` |
+    /// | state, lock, sequencer, config_store, pub_subs | `in-memory`, `memory` |
+    /// | secret_store | `local.file`, `local.env` |
+    /// | file | `local` |
+    /// | bindings | `http` |
+    ///
+    /// # Errors
+    /// Invalid argument if a type is registered twice (a bug in this function).
+    pub fn builtin() -> Result<Self> {
+        let mut r = Self::empty();
+        r.hellos.register(hello::TYPE, |s| {
+            Ok(Arc::new(hello::HelloWorld::from_spec(s)?) as Arc<dyn Hello>)
+        })?;
+        for t in [memory::TYPE, memory::TYPE_ALIAS] {
+            r.state.register(t, |s| {
+                Ok(Arc::new(memory::MemoryStateStore::from_spec(s)?) as Arc<dyn StateStore>)
+            })?;
+            r.lock.register(t, |s| {
+                Ok(Arc::new(memory::MemoryLock::from_spec(s)?) as Arc<dyn LockStore>)
+            })?;
+            r.sequencer.register(t, |s| {
+                Ok(Arc::new(memory::MemorySequencer::from_spec(s)?) as Arc<dyn Sequencer>)
+            })?;
+            r.configuration.register(t, |s| {
+                Ok(Arc::new(memory::MemoryConfigStore::from_spec(s)?) as Arc<dyn ConfigStore>)
+            })?;
+            r.pubsub.register(t, |s| {
+                Ok(Arc::new(memory::MemoryPubSub::from_spec(s)?) as Arc<dyn PubSub>)
+            })?;
+        }
+        r.secrets.register(secret_local::FILE_TYPE, |s| {
+            Ok(Arc::new(secret_local::LocalFileSecretStore::from_spec(s)?) as Arc<dyn SecretStore>)
+        })?;
+        r.secrets.register(secret_local::ENV_TYPE, |s| {
+            Ok(Arc::new(secret_local::LocalEnvSecretStore::from_spec(s)?) as Arc<dyn SecretStore>)
+        })?;
+        r.file.register(file_local::TYPE, |s| {
+            Ok(Arc::new(file_local::LocalFileStore::from_spec(s)?) as Arc<dyn FileStore>)
+        })?;
+        r.bindings.register(binding_http::TYPE, |s| {
+            Ok(Arc::new(binding_http::HttpBinding::from_spec(s)?) as Arc<dyn OutputBinding>)
+        })?;
+        Ok(r)
+    }
+}
+
+impl std::fmt::Debug for Registries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registries")
+            .field("hellos", &self.hellos.types())
+            .field("state", &self.state.types())
+            .field("lock", &self.lock.types())
+            .field("sequencer", &self.sequencer.types())
+            .field("configuration", &self.configuration.types())
+            .field("pubsub", &self.pubsub.types())
+            .field("secrets", &self.secrets.types())
+            .field("file", &self.file.types())
+            .field("bindings", &self.bindings.types())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use layotto_core::ComponentSpec;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn builtin_builds_every_type_and_rejects_bad_config() {
+        let r = Registries::builtin().expect("no duplicates");
+        assert_eq!(r.state.types(), ["in-memory", "memory"]);
+        assert_eq!(r.secrets.types(), ["local.env", "local.file"]);
+        let with_prefix = |t: &str| ComponentSpec::new("c", t).with(KEY_PREFIX, "appid");
+        let hello = r.hellos.create(&with_prefix("helloworld")).expect("hello");
+        assert_eq!(hello.say_hello("x").await.expect("hi"), "greeting, x");
+        for t in ["in-memory", "memory"] {
+            r.state.create(&with_prefix(t)).expect("state");
+            r.lock.create(&with_prefix(t)).expect("lock");
+            r.sequencer.create(&with_prefix(t)).expect("sequencer");
+            r.configuration.create(&with_prefix(t)).expect("config");
+            r.pubsub.create(&with_prefix(t)).expect("pubsub");
+        }
+        r.secrets.create(&with_prefix("local.env")).expect("env");
+        r.secrets
+            .create(&with_prefix("local.file").with("secretsFile", "/does/not/matter"))
+            .expect("factory does no I/O");
+        r.file
+            .create(&with_prefix("local").with("root", "/does/not/exist/yet"))
+            .expect("factory does no I/O");
+        r.bindings
+            .create(&with_prefix("http").with("url", "http://localhost:1"))
+            .expect("http");
+        let e = r
+            .state
+            .create(&with_prefix("in-memory").with("redisHost", "x"))
+            .err()
+            .expect("unknown key");
+        assert!(e.message.contains("redisHost"), "{e}");
+        let e = r
+            .file
+            .create(&ComponentSpec::new("f", "s3"))
+            .err()
+            .expect("unknown type");
+        assert!(e.message.contains("known types: local"), "{e}");
+    }
+}

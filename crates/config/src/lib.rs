@@ -1,0 +1,289 @@
+//! Loads Layotto's own MOSN-style JSON configuration (`configs/config_*.json` of `mosn/layotto`)
+//! unchanged into one domain [`Config`], and validates it, collecting **every** problem before
+//! anything is bound.
+//!
+//! What is read from the MOSN document:
+//!
+//! - the listener filter of type `grpc` (exactly one, in any listener of any server): its
+//!   `config.grpc_config` is the runtime configuration and its listener's `address` is the gRPC
+//!   bind address (a unix socket path when the listener says `"network": "unix"`);
+//! - the listener carrying a stream filter of type `actuator_filter`, if any: the actuator HTTP
+//!   address.
+//!
+//! Everything else MOSN knows (routers, tracing, metrics, other filters, unknown keys) is
+//! ignored without error.
+
+mod layotto;
+mod node;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use layotto_core::ComponentSpec;
+
+/// The building block a component serves; one per component section of `grpc_config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `hellos`: the hello-world demo service.
+    Hello,
+    /// `state`: key/value state stores.
+    State,
+    /// `lock`: distributed locks.
+    Lock,
+    /// `sequencer`: distributed unique, increasing ids.
+    Sequencer,
+    /// `config_store`: configuration stores.
+    Configuration,
+    /// `pub_subs`: publish/subscribe brokers.
+    PubSub,
+    /// `secret_store`: secret stores.
+    Secret,
+    /// `file`: file / object storage.
+    File,
+    /// `bindings`: output bindings.
+    Binding,
+}
+
+impl Kind {
+    /// Every kind, in the order components are sorted in [`Config::components`].
+    pub const ALL: [Kind; 9] = [
+        Kind::Hello,
+        Kind::State,
+        Kind::Lock,
+        Kind::Sequencer,
+        Kind::Configuration,
+        Kind::PubSub,
+        Kind::Secret,
+        Kind::File,
+        Kind::Binding,
+    ];
+
+    /// The `grpc_config` section holding components of this kind, e.g. `"pub_subs"`.
+    pub fn section(self) -> &'static str {
+        match self {
+            Kind::Hello => "hellos",
+            Kind::State => "state",
+            Kind::Lock => "lock",
+            Kind::Sequencer => "sequencer",
+            Kind::Configuration => "config_store",
+            Kind::PubSub => "pub_subs",
+            Kind::Secret => "secret_store",
+            Kind::File => "file",
+            Kind::Binding => "bindings",
+        }
+    }
+
+    /// The kind whose section is named `section`, if any.
+    pub fn from_section(section: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.section() == section)
+    }
+}
+
+impl fmt::Display for Kind {
+    /// Writes the section name, e.g. `config_store`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.section())
+    }
+}
+
+/// Where the gRPC server listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ListenAddr {
+    /// A TCP address, e.g. `127.0.0.1:34904`.
+    Tcp(SocketAddr),
+    /// A unix domain socket path (listener with `"network": "unix"`).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    /// `127.0.0.1:34904` or `unix:/tmp/client-proxy.sock`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// The `grpc_config.app` section: who the application is and where its callback server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConfig {
+    /// `app_id`; empty when absent (Layotto tolerates that).
+    pub app_id: String,
+    /// `grpc_callback_host`; `"127.0.0.1"` when absent or empty.
+    pub grpc_callback_host: String,
+    /// `grpc_callback_port`; `None` when absent or `0` (Go's zero value: no callback).
+    pub grpc_callback_port: Option<u16>,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            app_id: String::new(),
+            grpc_callback_host: DEFAULT_CALLBACK_HOST.to_owned(),
+            grpc_callback_port: None,
+        }
+    }
+}
+
+/// Default for [`AppConfig::grpc_callback_host`].
+pub const DEFAULT_CALLBACK_HOST: &str = "127.0.0.1";
+
+/// One configured component and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentEntry {
+    /// The building block (which section it came from).
+    pub kind: Kind,
+    /// Name, type and flattened metadata.
+    pub spec: ComponentSpec,
+    /// JSON path of the component object, e.g.
+    /// `$.servers[0].listeners[0].filter_chains[0].filters[0].config.grpc_config.state.state_demo`.
+    pub path: String,
+}
+
+/// A loaded and validated Layotto configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where it came from: a file path or `"<embedded config_standalone.json>"`.
+    pub source: String,
+    /// The gRPC bind address.
+    pub grpc: ListenAddr,
+    /// The actuator HTTP bind address; `None` when no listener has an `actuator_filter`.
+    pub actuator: Option<SocketAddr>,
+    /// The `app` section.
+    pub app: AppConfig,
+    /// Every component, sorted by [`Kind::ALL`] order, then name.
+    pub components: Vec<ComponentEntry>,
+}
+
+impl Config {
+    /// The components of `kind`, sorted by name.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &ComponentEntry> {
+        self.components.iter().filter(move |e| e.kind == kind)
+    }
+
+    /// Runs `check` on every component (typically: build it with the registry of its kind,
+    /// without I/O) and collects every failure as a [`Problem`] at the component's path.
+    pub fn check_components(
+        &self,
+        check: impl Fn(Kind, &ComponentSpec) -> Result<(), String>,
+    ) -> Result<(), Problems> {
+        let problems: Vec<Problem> = self
+            .components
+            .iter()
+            .filter_map(|entry| {
+                check(entry.kind, &entry.spec).err().map(|message| Problem {
+                    file: self.source.clone(),
+                    path: entry.path.clone(),
+                    message,
+                })
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Problems(problems))
+        }
+    }
+}
+
+/// One thing wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The config source ([`Config::source`]).
+    pub file: String,
+    /// Where: a JSON path such as `$.servers[0].listeners[0].address`, or `line:column` for
+    /// malformed JSON.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.path, self.message)
+    }
+}
+
+/// Every problem found in a configuration (never empty when returned as an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    /// The problems, in document order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Problem> {
+        self.0.iter()
+    }
+
+    /// How many problems there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a Problems {
+    type Item = &'a Problem;
+    type IntoIter = std::slice::Iter<'a, Problem>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for Problems {
+    /// One problem per line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Parses and validates Layotto JSON `text`; `source` names it in problems and becomes
+/// [`Config::source`].
+///
+/// Malformed JSON gives one problem at `line:column`; otherwise every structural problem is
+/// reported at once. Component types are not checked here (see [`Config::check_components`]).
+pub fn parse(text: &str, source: &str) -> Result<Config, Problems> {
+    layotto::parse(text, source)
+}
+
+/// Reads and parses the file at `path`. An unreadable file gives one problem naming the file
+/// and the OS error.
+pub fn load(path: &Path) -> Result<Config, Problems> {
+    let source = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, &source),
+        Err(e) => Err(Problems(vec![Problem {
+            file: source,
+            path: "$".to_owned(),
+            message: format!("cannot read config file: {e}"),
+        }])),
+    }
+}
+
+/// The embedded default configuration: gRPC on `127.0.0.1:34904`, actuator on
+/// `127.0.0.1:34999`, and an in-memory (or local) component of every kind.
+pub const STANDALONE: &str = include_str!("../../../configs/config_standalone.json");
+
+/// [`Config::source`] of [`standalone`].
+pub const STANDALONE_SOURCE: &str = "<embedded config_standalone.json>";
+
+/// Parses [`STANDALONE`].
+pub fn standalone() -> Result<Config, Problems> {
+    parse(STANDALONE, STANDALONE_SOURCE)
+}

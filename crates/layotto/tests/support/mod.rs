@@ -1,0 +1,145 @@
+//! Starts the real `layotto` binary on free ports with a generated Layotto config.
+#![allow(dead_code, missing_docs)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// A Layotto JSON config: gRPC and actuator listeners on the given ports, `grpc_config` as given.
+pub fn layotto_config(grpc_port: u16, actuator_port: u16, grpc_config: Value) -> Value {
+    json!({
+        "servers": [{
+            "default_log_path": "stdout",
+            "default_log_level": "INFO",
+            "routers": [{"router_config_name": "actuator_dont_need_router"}],
+            "listeners": [
+                {
+                    "name": "grpc",
+                    "address": format!("127.0.0.1:{grpc_port}"),
+                    "bind_port": true,
+                    "filter_chains": [{"filters": [{
+                        "type": "grpc",
+                        "config": {"server_name": "runtime", "grpc_config": grpc_config}
+                    }]}],
+                    "stream_filters": [{"type": "grpc_metric"}]
+                },
+                {
+                    "name": "actuator",
+                    "address": format!("127.0.0.1:{actuator_port}"),
+                    "bind_port": true,
+                    "filter_chains": [{"filters": [{"type": "proxy", "config": {
+                        "downstream_protocol": "Http1", "upstream_protocol": "Http1",
+                        "router_config_name": "actuator_dont_need_router"}}]}],
+                    "stream_filters": [{"type": "actuator_filter"}]
+                }
+            ]
+        }]
+    })
+}
+
+pub struct Sidecar {
+    child: Child,
+    pub grpc_port: u16,
+    pub actuator_port: u16,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl Sidecar {
+    /// Starts a sidecar whose `grpc_config` is `grpc_config`; waits until gRPC accepts.
+    pub fn start(grpc_config: Value) -> Self {
+        Self::start_with_env(grpc_config, &[])
+    }
+
+    pub fn start_with_env(grpc_config: Value, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (grpc_port, actuator_port) = (free_port(), free_port());
+        let cfg = layotto_config(grpc_port, actuator_port, grpc_config);
+        let config_path = dir.path().join("config.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&cfg).expect("json"))
+            .expect("write config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_layotto"));
+        cmd.arg("start")
+            .arg("-c")
+            .arg(&config_path)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn layotto");
+        let mut s = Self {
+            child,
+            grpc_port,
+            actuator_port,
+            dir,
+            config_path,
+        };
+        s.wait_port(grpc_port);
+        s
+    }
+
+    fn wait_port(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("layotto exited early with {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("layotto did not listen on {port} within 20 s");
+    }
+
+    pub fn uri(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    pub async fn client(&self) -> layotto_sdk::Client {
+        layotto_sdk::Client::connect(self.uri())
+            .await
+            .expect("connect to sidecar")
+    }
+
+    pub fn actuator(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.actuator_port)
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// Runs the binary with `args`; returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_layotto"))
+        .args(args)
+        .output()
+        .expect("run layotto");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,241 @@
+//! CloudEvents 1.0 envelopes, as Layotto and Dapr wrap published data.
+//!
+//! Follows Dapr's `NewCloudEventsEnvelope` (components-contrib `pubsub/envelope.go`), which
+//! Layotto's `PublishEvent` uses: JSON data is embedded as `data`, text as a `data` string,
+//! anything else as `data_base64`. Data whose content type already is
+//! `application/cloudevents+json` is forwarded as it is, after filling missing required
+//! attributes.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use layotto_core::{Error, Metadata, Result};
+use serde_json::{Map, Value};
+
+/// Content type of a structured-mode CloudEvent.
+pub const CLOUDEVENT_CONTENT_TYPE: &str = "application/cloudevents+json";
+/// The `type` attribute given to events this runtime wraps.
+pub const DEFAULT_EVENT_TYPE: &str = "com.dapr.event.sent";
+/// The CloudEvents spec version produced.
+pub const SPEC_VERSION: &str = "1.0";
+
+/// A decoded event as delivered to an app.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TopicEvent {
+    /// Event id.
+    pub id: String,
+    /// Event source (the publishing app id).
+    pub source: String,
+    /// Event type.
+    pub type_: String,
+    /// CloudEvents spec version.
+    pub spec_version: String,
+    /// Content type of `data`.
+    pub data_content_type: String,
+    /// Payload bytes (JSON text for JSON data, decoded bytes for `data_base64`).
+    pub data: Bytes,
+    /// Topic.
+    pub topic: String,
+    /// Pub/sub component name.
+    pub pubsub_name: String,
+    /// Message metadata.
+    pub metadata: Metadata,
+}
+
+fn is_json(content_type: &str) -> bool {
+    let ct = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    ct == "application/json" || ct.ends_with("+json")
+}
+
+fn is_text(content_type: &str) -> bool {
+    let ct = content_type.trim().to_ascii_lowercase();
+    ct.starts_with("text/") || ct.starts_with("application/xml")
+}
+
+/// Wraps `data` for `topic` on `pubsub_name`, published by `source`.
+///
+/// An empty `content_type` means `application/json` when `data` is valid JSON and
+/// `text/plain` otherwise.
+///
+/// # Errors
+/// Invalid argument when `content_type` is `application/cloudevents+json` but `data` is not a
+/// JSON object.
+pub fn envelope(
+    source: &str,
+    topic: &str,
+    pubsub_name: &str,
+    data: &[u8],
+    content_type: &str,
+) -> Result<Bytes> {
+    let mut ce: Map<String, Value> = if content_type
+        .to_ascii_lowercase()
+        .starts_with(CLOUDEVENT_CONTENT_TYPE)
+    {
+        match serde_json::from_slice::<Value>(data) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "data is not a JSON object although data_content_type is '{CLOUDEVENT_CONTENT_TYPE}'"
+                )));
+            }
+        }
+    } else {
+        let parsed = serde_json::from_slice::<Value>(data).ok();
+        let ct = if content_type.is_empty() {
+            if parsed.is_some() {
+                "application/json"
+            } else {
+                "text/plain"
+            }
+        } else {
+            content_type
+        };
+        let mut m = Map::new();
+        m.insert("datacontenttype".into(), Value::String(ct.to_owned()));
+        match (is_json(ct), parsed) {
+            (true, Some(v)) => {
+                m.insert("data".into(), v);
+            }
+            _ if is_text(ct) || (is_json(ct) && std::str::from_utf8(data).is_ok()) => {
+                m.insert(
+                    "data".into(),
+                    Value::String(String::from_utf8_lossy(data).into_owned()),
+                );
+            }
+            _ => {
+                m.insert(
+                    "data_base64".into(),
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(data)),
+                );
+            }
+        }
+        m
+    };
+    let defaults = [
+        ("specversion", SPEC_VERSION.to_owned()),
+        ("id", uuid::Uuid::new_v4().to_string()),
+        ("source", source.to_owned()),
+        ("type", DEFAULT_EVENT_TYPE.to_owned()),
+    ];
+    for (k, v) in defaults {
+        ce.entry(k).or_insert(Value::String(v));
+    }
+    ce.entry("datacontenttype")
+        .or_insert(Value::String("application/json".into()));
+    ce.insert("topic".into(), Value::String(topic.to_owned()));
+    ce.insert("pubsubname".into(), Value::String(pubsub_name.to_owned()));
+    serde_json::to_vec(&Value::Object(ce))
+        .map(Bytes::from)
+        .map_err(|e| Error::internal(format!("encoding CloudEvent: {e}")))
+}
+
+/// Decodes a delivered message; a payload that is no CloudEvent JSON object is delivered raw
+/// with a fresh id.
+pub fn decode(raw: &[u8], topic: &str, pubsub_name: &str, metadata: Metadata) -> TopicEvent {
+    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(raw) else {
+        return TopicEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            spec_version: SPEC_VERSION.into(),
+            type_: DEFAULT_EVENT_TYPE.into(),
+            data_content_type: "application/octet-stream".into(),
+            data: Bytes::copy_from_slice(raw),
+            topic: topic.into(),
+            pubsub_name: pubsub_name.into(),
+            metadata,
+            ..Default::default()
+        };
+    };
+    let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let data_content_type = s("datacontenttype");
+    let data = if let Some(Value::String(b64)) = m.get("data_base64") {
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map(Bytes::from)
+            .unwrap_or_else(|_| Bytes::from(b64.clone().into_bytes()))
+    } else {
+        match m.get("data") {
+            None | Some(Value::Null) => Bytes::new(),
+            Some(Value::String(t)) if !is_json(&data_content_type) => {
+                Bytes::from(t.clone().into_bytes())
+            }
+            Some(v) => Bytes::from(v.to_string().into_bytes()),
+        }
+    };
+    TopicEvent {
+        id: s("id"),
+        source: s("source"),
+        type_: s("type"),
+        spec_version: s("specversion"),
+        data_content_type,
+        data,
+        topic: Some(s("topic"))
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| topic.into()),
+        pubsub_name: Some(s("pubsubname"))
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| pubsub_name.into()),
+        metadata,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(b: &[u8]) -> Map<String, Value> {
+        match serde_json::from_slice(b) {
+            Ok(Value::Object(m)) => m,
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wraps_json_text_and_binary() {
+        let j = obj(&envelope("app1", "t", "ps", br#"{"a":1}"#, "application/json").expect("json"));
+        assert_eq!(j["data"]["a"], 1);
+        assert_eq!(j["specversion"], "1.0");
+        assert_eq!(j["source"], "app1");
+        assert_eq!(j["topic"], "t");
+        assert_eq!(j["pubsubname"], "ps");
+        assert!(!j["id"].as_str().unwrap_or("").is_empty());
+        let t = obj(&envelope("a", "t", "ps", b"hello", "").expect("text"));
+        assert_eq!(t["data"], "hello");
+        assert_eq!(t["datacontenttype"], "text/plain");
+        let b = obj(&envelope(
+            "a",
+            "t",
+            "ps",
+            &[0, 159, 146, 150],
+            "application/octet-stream",
+        )
+        .expect("bin"));
+        assert_eq!(b["data_base64"], "AJ+Slg==");
+        let ev = decode(
+            &serde_json::to_vec(&b).expect("enc"),
+            "t",
+            "ps",
+            Metadata::new(),
+        );
+        assert_eq!(&ev.data[..], &[0, 159, 146, 150]);
+    }
+
+    #[test]
+    fn passes_cloudevents_through() {
+        let raw = br#"{"specversion":"1.0","id":"x1","source":"s","type":"my.type","data":"d","datacontenttype":"text/plain"}"#;
+        let m = obj(&envelope("app", "t", "ps", raw, CLOUDEVENT_CONTENT_TYPE).expect("ce"));
+        assert_eq!(m["id"], "x1");
+        assert_eq!(m["type"], "my.type");
+        let ev = decode(
+            &serde_json::to_vec(&m).expect("enc"),
+            "t",
+            "ps",
+            Metadata::new(),
+        );
+        assert_eq!(&ev.data[..], b"d");
+        assert!(envelope("a", "t", "p", b"nope", CLOUDEVENT_CONTENT_TYPE).is_err());
+    }
+}

@@ -1,0 +1,912 @@
+//! The layotto-rs runtime.
+//!
+//! Builds every configured component from a [`layotto_config::Config`] and the component
+//! [`Registries`], owns their lifecycle and health, and offers each building block as plain
+//! async domain calls (no proto types): the edge crates (gRPC, HTTP) translate requests into
+//! these calls and their errors into status codes. Key prefixing, CloudEvent wrapping, WEAK
+//! sequencer segments and pub/sub delivery to the app live here, so every API surface shares them.
+
+pub mod app_channel;
+pub mod cloudevent;
+pub mod keys;
+pub mod segments;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use layotto_components::Registries;
+use layotto_config::{Config, Kind, Problems};
+use layotto_core::binding::{BindingRequest, BindingResponse, OutputBinding};
+use layotto_core::configuration::{ConfigChanges, ConfigItem, ConfigQuery, ConfigStore};
+use layotto_core::file::{ByteStream, FileMeta, FileStore, ListPage, ListRequest};
+use layotto_core::hello::Hello;
+use layotto_core::lock::{LockStatus, LockStore};
+use layotto_core::pubsub::{Handler, Message, PubSub, SubscribeRequest, Subscription};
+use layotto_core::secret::{Secret, SecretStore};
+use layotto_core::sequencer::Sequencer;
+use layotto_core::state::{
+    BulkGetItem, DeleteRequest, SetRequest, StateItem, StateStore, TransactionOp,
+};
+use layotto_core::{ComponentSpec, Error, Health, HealthStatus, Metadata, Result};
+
+pub use app_channel::{AppChannel, ChannelError, EventOutcome, TopicSubscription};
+pub use cloudevent::TopicEvent;
+use keys::KeyPrefix;
+use segments::SegmentCache;
+
+/// Components of one building block by name.
+struct Block<T> {
+    api: &'static str,
+    items: BTreeMap<String, T>,
+}
+
+impl<T> Block<T> {
+    fn new(api: &'static str) -> Self {
+        Self {
+            api,
+            items: BTreeMap::new(),
+        }
+    }
+    /// The component `name`: not-configured when the block has none, invalid argument when
+    /// `name` is empty or unknown.
+    fn get(&self, name: &str) -> Result<&T> {
+        if self.items.is_empty() {
+            return Err(Error::not_configured(self.api));
+        }
+        if name.is_empty() {
+            return Err(Error::invalid(format!(
+                "{} store name is empty (known: {})",
+                self.api,
+                self.names().join(", ")
+            )));
+        }
+        self.items
+            .get(name)
+            .ok_or_else(|| Error::store_not_found(self.api, name))
+    }
+    fn names(&self) -> Vec<&str> {
+        self.items.keys().map(String::as_str).collect()
+    }
+}
+
+struct Prefixed<T: ?Sized> {
+    inner: Arc<T>,
+    keys: KeyPrefix,
+}
+
+struct SequencerEntry {
+    inner: Arc<dyn Sequencer>,
+    keys: KeyPrefix,
+    segments: SegmentCache,
+}
+
+/// A named health probe of one component.
+type Probe = (
+    String,
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Health> + Send + Sync>,
+);
+
+/// An initialisation step of one component.
+type Init = (
+    String,
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync>,
+);
+
+const READY_INIT: u8 = 0;
+const READY_STARTED: u8 = 1;
+const READY_FAILED: u8 = 2;
+
+/// Overall health with per-component details, as the actuator reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HealthReport {
+    /// Aggregate status.
+    pub status: HealthStatus,
+    /// Per component (`<kind>/<name>`, plus `runtime_startup`).
+    pub components: BTreeMap<String, Health>,
+}
+
+/// The runtime: every configured component, ready to serve domain calls.
+pub struct Runtime {
+    app_id: String,
+    hellos: Block<Arc<dyn Hello>>,
+    state: Block<Prefixed<dyn StateStore>>,
+    locks: Block<Prefixed<dyn LockStore>>,
+    sequencers: Block<SequencerEntry>,
+    configs: Block<Arc<dyn ConfigStore>>,
+    pubsubs: Block<Arc<dyn PubSub>>,
+    secrets: Block<Arc<dyn SecretStore>>,
+    files: Block<Arc<dyn FileStore>>,
+    bindings: Block<Arc<dyn OutputBinding>>,
+    probes: Vec<Probe>,
+    inits: Vec<Init>,
+    ready: AtomicU8,
+    startup_error: Mutex<Option<String>>,
+    app_subscriptions: Mutex<Vec<Subscription>>,
+}
+
+macro_rules! probe {
+    ($probes:ident, $inits:ident, $label:expr, $c:expr) => {{
+        let c = $c.clone();
+        $probes.push((
+            $label.clone(),
+            Arc::new(move || {
+                let c = c.clone();
+                Box::pin(async move { c.health().await })
+            }),
+        ));
+        let c = $c.clone();
+        $inits.push((
+            $label,
+            Arc::new(move || {
+                let c = c.clone();
+                Box::pin(async move { c.init().await })
+            }),
+        ));
+    }};
+}
+
+/// Checks every component of `config` against `registries` without I/O, collecting all
+/// problems (unknown types, bad metadata, bad key prefixes).
+///
+/// # Errors
+/// Every problem found, each with file and JSON path.
+pub fn validate(config: &Config, registries: &Registries) -> std::result::Result<(), Problems> {
+    let app_id = config.app.app_id.clone();
+    config.check_components(|kind, spec| {
+        create(registries, kind, spec, &app_id)
+            .map(drop)
+            .map_err(|e| e.message)
+    })
+}
+
+enum Built {
+    Hello(Arc<dyn Hello>),
+    State(Prefixed<dyn StateStore>),
+    Lock(Prefixed<dyn LockStore>),
+    Sequencer(SequencerEntry),
+    Config(Arc<dyn ConfigStore>),
+    PubSub(Arc<dyn PubSub>),
+    Secret(Arc<dyn SecretStore>),
+    File(Arc<dyn FileStore>),
+    Binding(Arc<dyn OutputBinding>),
+}
+
+fn create(r: &Registries, kind: Kind, spec: &ComponentSpec, app_id: &str) -> Result<Built> {
+    Ok(match kind {
+        Kind::Hello => Built::Hello(r.hellos.create(spec)?),
+        Kind::State => Built::State(Prefixed {
+            inner: r.state.create(spec)?,
+            keys: KeyPrefix::resolve(spec, app_id, "none", "")?,
+        }),
+        Kind::Lock => Built::Lock(Prefixed {
+            inner: r.lock.create(spec)?,
+            keys: KeyPrefix::resolve(spec, app_id, "appid", "lock|||")?,
+        }),
+        Kind::Sequencer => {
+            let keys = KeyPrefix::resolve(spec, app_id, "appid", "sequencer|||")?;
+            let inner = r.sequencer.create(&stored_floors(spec, &keys)?)?;
+            Built::Sequencer(SequencerEntry {
+                segments: SegmentCache::new(inner.clone(), segments::DEFAULT_SEGMENT_SIZE),
+                inner,
+                keys,
+            })
+        }
+        Kind::Configuration => Built::Config(r.configuration.create(spec)?),
+        Kind::PubSub => Built::PubSub(r.pubsub.create(spec)?),
+        Kind::Secret => Built::Secret(r.secrets.create(spec)?),
+        Kind::File => Built::File(r.file.create(spec)?),
+        Kind::Binding => Built::Binding(r.bindings.create(spec)?),
+    })
+}
+
+/// `spec` with its `biggerThan` floors keyed by stored (prefixed) keys, as the component sees
+/// keys in requests.
+fn stored_floors(spec: &ComponentSpec, keys: &KeyPrefix) -> Result<ComponentSpec> {
+    use layotto_core::sequencer::{BIGGER_THAN_KEY, parse_bigger_than};
+    let floors = parse_bigger_than(spec.get(BIGGER_THAN_KEY))
+        .map_err(|e| e.context(format!("component '{}'", spec.name)))?;
+    if floors.is_empty() {
+        return Ok(spec.clone());
+    }
+    let stored = floors
+        .into_iter()
+        .map(|(k, v)| Ok((keys.apply(&k, BIGGER_THAN_KEY)?, v)))
+        .collect::<Result<HashMap<_, _>>>()?;
+    let text = serde_json::to_string(&stored)
+        .map_err(|e| Error::internal(format!("encoding {BIGGER_THAN_KEY}: {e}")))?;
+    let mut spec = spec.clone();
+    spec.metadata.insert(BIGGER_THAN_KEY.to_owned(), text);
+    Ok(spec)
+}
+
+impl Runtime {
+    /// Builds every component of `config` (no I/O). Call [`Runtime::init`] before serving.
+    ///
+    /// # Errors
+    /// Every configuration problem at once.
+    pub fn build(config: &Config, registries: &Registries) -> std::result::Result<Self, Problems> {
+        validate(config, registries)?;
+        let app_id = config.app.app_id.clone();
+        let mut rt = Self {
+            app_id: app_id.clone(),
+            hellos: Block::new("hello"),
+            state: Block::new("state"),
+            locks: Block::new("lock"),
+            sequencers: Block::new("sequencer"),
+            configs: Block::new("configuration"),
+            pubsubs: Block::new("pubsub"),
+            secrets: Block::new("secret"),
+            files: Block::new("file"),
+            bindings: Block::new("binding"),
+            probes: Vec::new(),
+            inits: Vec::new(),
+            ready: AtomicU8::new(READY_INIT),
+            startup_error: Mutex::new(None),
+            app_subscriptions: Mutex::new(Vec::new()),
+        };
+        let (probes, inits) = (&mut rt.probes, &mut rt.inits);
+        for entry in &config.components {
+            let spec = &entry.spec;
+            let name = spec.name.clone();
+            let label = format!("{}/{}", entry.kind.section(), name);
+            // validate() passed, so creation succeeds; keep the error path anyway.
+            let built = create(registries, entry.kind, spec, &app_id).map_err(|e| {
+                Problems(vec![layotto_config::Problem {
+                    file: config.source.clone(),
+                    path: entry.path.clone(),
+                    message: e.message,
+                }])
+            })?;
+            match built {
+                Built::Hello(c) => {
+                    rt.hellos.items.insert(name, c);
+                }
+                Built::State(c) => {
+                    probe!(probes, inits, label, c.inner);
+                    rt.state.items.insert(name, c);
+                }
+                Built::Lock(c) => {
+                    probe!(probes, inits, label, c.inner);
+                    rt.locks.items.insert(name, c);
+                }
+                Built::Sequencer(c) => {
+                    probe!(probes, inits, label, c.inner);
+                    rt.sequencers.items.insert(name, c);
+                }
+                Built::Config(c) => {
+                    probe!(probes, inits, label, c);
+                    rt.configs.items.insert(name, c);
+                }
+                Built::PubSub(c) => {
+                    probe!(probes, inits, label, c);
+                    rt.pubsubs.items.insert(name, c);
+                }
+                Built::Secret(c) => {
+                    probe!(probes, inits, label, c);
+                    rt.secrets.items.insert(name, c);
+                }
+                Built::File(c) => {
+                    probe!(probes, inits, label, c);
+                    rt.files.items.insert(name, c);
+                }
+                Built::Binding(c) => {
+                    probe!(probes, inits, label, c);
+                    rt.bindings.items.insert(name, c);
+                }
+            }
+        }
+        Ok(rt)
+    }
+
+    /// Initialises every component (connects backends, loads files).
+    ///
+    /// # Errors
+    /// The first component that fails, named; readiness then reports DOWN.
+    pub async fn init(&self) -> Result<()> {
+        for (label, init) in &self.inits {
+            if let Err(e) = init().await {
+                let e = e.context(format!("initialising component {label}"));
+                self.fail_startup(&e.message);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks start-up complete: readiness turns from INIT to the components' health.
+    pub fn mark_started(&self) {
+        self.ready.store(READY_STARTED, Ordering::SeqCst);
+    }
+
+    fn fail_startup(&self, reason: &str) {
+        *self.startup_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_owned());
+        self.ready.store(READY_FAILED, Ordering::SeqCst);
+    }
+
+    /// The app id.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    /// Liveness: UP while the process serves.
+    pub fn liveness(&self) -> HealthReport {
+        let mut components = BTreeMap::new();
+        components.insert("runtime".to_owned(), Health::up());
+        HealthReport {
+            status: HealthStatus::Up,
+            components,
+        }
+    }
+
+    /// Readiness: INIT until start-up completes, then UP only if every component is UP.
+    /// Each component is probed with a real round trip, concurrently.
+    pub async fn readiness(&self) -> HealthReport {
+        let mut components = BTreeMap::new();
+        let startup = match self.ready.load(Ordering::SeqCst) {
+            READY_INIT => Health {
+                status: HealthStatus::Init,
+                details: BTreeMap::new(),
+            },
+            READY_FAILED => Health::down(
+                self.startup_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_default(),
+            ),
+            _ => Health::up(),
+        };
+        let mut status = startup.status;
+        components.insert("runtime_startup".to_owned(), startup);
+        let probes = futures::future::join_all(self.probes.iter().map(|(label, p)| {
+            let fut = p();
+            async move {
+                let h = tokio::time::timeout(std::time::Duration::from_secs(3), fut)
+                    .await
+                    .unwrap_or_else(|_| Health::down("health check timed out after 3 s"));
+                (label.clone(), h)
+            }
+        }))
+        .await;
+        for (label, h) in probes {
+            if h.status != HealthStatus::Up && status == HealthStatus::Up {
+                status = HealthStatus::Down;
+            }
+            components.insert(label, h);
+        }
+        HealthReport { status, components }
+    }
+
+    // ----- hello -----
+
+    /// Greets `name` with the hello component `service_name`.
+    ///
+    /// # Errors
+    /// Not configured / unknown component.
+    pub async fn say_hello(&self, service_name: &str, name: &str) -> Result<String> {
+        self.hellos.get(service_name)?.say_hello(name).await
+    }
+
+    /// Lifecycle API: applies `metadata` to component `name` of `kind` (`hellos`/`hello`).
+    ///
+    /// # Errors
+    /// Invalid argument for an unknown kind or component; the component's own error for bad
+    /// metadata.
+    pub fn apply_configuration(&self, kind: &str, name: &str, metadata: &Metadata) -> Result<()> {
+        match kind {
+            "hello" | "hellos" | "helloworld" => self.hellos.get(name)?.apply_config(metadata),
+            "" => Err(Error::empty_field("component_config.kind")),
+            other => Err(Error::invalid(format!(
+                "component kind '{other}' does not accept dynamic configuration (supported: hellos)"
+            ))),
+        }
+    }
+
+    // ----- state -----
+
+    /// Reads `key` of `store`; `Ok(None)` when absent.
+    ///
+    /// # Errors
+    /// Unknown store, empty or illegal key, component failure.
+    pub async fn get_state(
+        &self,
+        store: &str,
+        key: &str,
+        metadata: &Metadata,
+    ) -> Result<Option<StateItem>> {
+        let s = self.state.get(store)?;
+        let k = s.keys.apply(key, "key")?;
+        s.inner.get(&k, metadata).await
+    }
+
+    /// Reads many keys of `store`; items come back with the client's keys.
+    ///
+    /// # Errors
+    /// Unknown store, an empty or illegal key, component failure.
+    pub async fn get_bulk_state(
+        &self,
+        store: &str,
+        keys: &[String],
+        metadata: &Metadata,
+    ) -> Result<Vec<BulkGetItem>> {
+        let s = self.state.get(store)?;
+        let stored = keys
+            .iter()
+            .map(|k| s.keys.apply(k, "key"))
+            .collect::<Result<Vec<_>>>()?;
+        let mut items = s.inner.bulk_get(&stored, metadata).await?;
+        for it in &mut items {
+            it.key = s.keys.strip(&it.key).to_owned();
+        }
+        Ok(items)
+    }
+
+    /// Writes `items` to `store` (keys as the client gave them).
+    ///
+    /// # Errors
+    /// Unknown store, empty or illegal key, ETag mismatch, bad TTL, component failure.
+    pub async fn save_state(&self, store: &str, mut items: Vec<SetRequest>) -> Result<()> {
+        let s = self.state.get(store)?;
+        for it in &mut items {
+            it.key = s.keys.apply(&it.key, "key")?;
+        }
+        match items.len() {
+            0 => Ok(()),
+            1 => s.inner.set(items.remove(0)).await,
+            _ => s.inner.bulk_set(items).await,
+        }
+    }
+
+    /// Deletes keys of `store`.
+    ///
+    /// # Errors
+    /// Unknown store, empty or illegal key, ETag mismatch, component failure.
+    pub async fn delete_state(&self, store: &str, mut reqs: Vec<DeleteRequest>) -> Result<()> {
+        let s = self.state.get(store)?;
+        for r in &mut reqs {
+            r.key = s.keys.apply(&r.key, "key")?;
+        }
+        match reqs.len() {
+            0 => Ok(()),
+            1 => s.inner.delete(reqs.remove(0)).await,
+            _ => s.inner.bulk_delete(reqs).await,
+        }
+    }
+
+    /// Applies `ops` to `store` atomically, in order.
+    ///
+    /// # Errors
+    /// Unknown store, empty or illegal key, ETag mismatch (nothing applied), component failure.
+    pub async fn transact_state(
+        &self,
+        store: &str,
+        mut ops: Vec<TransactionOp>,
+        metadata: &Metadata,
+    ) -> Result<()> {
+        let s = self.state.get(store)?;
+        for op in &mut ops {
+            let key = match op {
+                TransactionOp::Upsert(r) => &mut r.key,
+                TransactionOp::Delete(r) => &mut r.key,
+            };
+            *key = s.keys.apply(key, "key")?;
+        }
+        s.inner.transact(ops, metadata).await
+    }
+
+    // ----- lock -----
+
+    fn lock_args<'a>(
+        &'a self,
+        store: &str,
+        resource: &str,
+        owner: &str,
+    ) -> Result<(&'a Prefixed<dyn LockStore>, String)> {
+        let l = self.locks.get(store)?;
+        let key = l.keys.apply(resource, "resource_id")?;
+        if owner.is_empty() {
+            return Err(Error::empty_field("lock_owner"));
+        }
+        Ok((l, key))
+    }
+
+    fn lease(expire: i32) -> Result<std::time::Duration> {
+        if expire <= 0 {
+            return Err(Error::invalid(format!(
+                "expire must be a positive number of seconds, got {expire}"
+            )));
+        }
+        Ok(std::time::Duration::from_secs(expire.unsigned_abs().into()))
+    }
+
+    /// Tries to take `resource` for `owner` for `expire` seconds; `Ok(false)` if held.
+    ///
+    /// # Errors
+    /// Unknown store, empty resource or owner, non-positive expire, component failure.
+    pub async fn try_lock(
+        &self,
+        store: &str,
+        resource: &str,
+        owner: &str,
+        expire: i32,
+    ) -> Result<bool> {
+        let (l, key) = self.lock_args(store, resource, owner)?;
+        let lease = Self::lease(expire)?;
+        l.inner.try_lock(&key, owner, lease).await
+    }
+
+    /// Releases `resource` held by `owner`.
+    ///
+    /// # Errors
+    /// Unknown store, empty resource or owner, component failure.
+    pub async fn unlock(&self, store: &str, resource: &str, owner: &str) -> Result<LockStatus> {
+        let (l, key) = self.lock_args(store, resource, owner)?;
+        l.inner.unlock(&key, owner).await
+    }
+
+    /// Extends the lease of `resource` held by `owner` to `expire` seconds from now.
+    ///
+    /// # Errors
+    /// Unknown store, empty resource or owner, non-positive expire, component failure.
+    pub async fn lock_keep_alive(
+        &self,
+        store: &str,
+        resource: &str,
+        owner: &str,
+        expire: i32,
+    ) -> Result<LockStatus> {
+        let (l, key) = self.lock_args(store, resource, owner)?;
+        let lease = Self::lease(expire)?;
+        l.inner.keep_alive(&key, owner, lease).await
+    }
+
+    // ----- sequencer -----
+
+    /// The next id of `key`: from the store when `strong`, else from an in-process segment.
+    ///
+    /// # Errors
+    /// Unknown store, empty or illegal key, component failure.
+    pub async fn next_id(&self, store: &str, key: &str, strong: bool) -> Result<i64> {
+        let s = self.sequencers.get(store)?;
+        let k = s.keys.apply(key, "key")?;
+        if strong {
+            s.inner.get_next_id(&k).await
+        } else {
+            s.segments.next_id(&k).await
+        }
+    }
+
+    // ----- configuration -----
+
+    fn config_query(&self, mut q: ConfigQuery) -> ConfigQuery {
+        if q.app_id.is_empty() {
+            q.app_id.clone_from(&self.app_id);
+        }
+        q
+    }
+
+    /// Reads configuration items.
+    ///
+    /// # Errors
+    /// Unknown store, component failure.
+    pub async fn get_configuration(
+        &self,
+        store: &str,
+        query: ConfigQuery,
+    ) -> Result<Vec<ConfigItem>> {
+        let c = self.configs.get(store)?;
+        c.get(&self.config_query(query)).await
+    }
+
+    /// Saves configuration items of `app_id` (blank = this app).
+    ///
+    /// # Errors
+    /// Unknown store, an item with an empty key, component failure.
+    pub async fn save_configuration(
+        &self,
+        store: &str,
+        app_id: &str,
+        items: Vec<ConfigItem>,
+        metadata: &Metadata,
+    ) -> Result<()> {
+        let c = self.configs.get(store)?;
+        if items.iter().any(|i| i.key.is_empty()) {
+            return Err(Error::empty_field("items.key"));
+        }
+        let app = if app_id.is_empty() {
+            &self.app_id
+        } else {
+            app_id
+        };
+        c.set(app, items, metadata).await
+    }
+
+    /// Deletes configuration items.
+    ///
+    /// # Errors
+    /// Unknown store, component failure.
+    pub async fn delete_configuration(&self, store: &str, query: ConfigQuery) -> Result<()> {
+        let c = self.configs.get(store)?;
+        c.delete(&self.config_query(query)).await
+    }
+
+    /// Subscribes to changes.
+    ///
+    /// # Errors
+    /// Unknown store, component failure.
+    pub async fn subscribe_configuration(
+        &self,
+        store: &str,
+        query: ConfigQuery,
+    ) -> Result<ConfigChanges> {
+        let c = self.configs.get(store)?;
+        c.subscribe(&self.config_query(query)).await
+    }
+
+    // ----- pub/sub -----
+
+    /// Publishes `data` to `topic`, wrapped in a CloudEvent unless it already is one.
+    ///
+    /// # Errors
+    /// Unknown pub/sub, empty topic, a malformed CloudEvent, component failure.
+    pub async fn publish(
+        &self,
+        pubsub: &str,
+        topic: &str,
+        data: &[u8],
+        content_type: &str,
+        metadata: Metadata,
+    ) -> Result<()> {
+        let p = self.pubsubs.get(pubsub)?;
+        if topic.is_empty() {
+            return Err(Error::empty_field("topic"));
+        }
+        let data = cloudevent::envelope(&self.app_id, topic, pubsub, data, content_type)?;
+        p.publish(Message {
+            topic: topic.to_owned(),
+            data,
+            metadata,
+        })
+        .await
+        .map_err(|e| e.context(format!("pubsub '{pubsub}'")))
+    }
+
+    /// Subscribes `handler` to `topic` of `pubsub` in this app's consumer group (unless
+    /// `metadata` names another `consumerID`). The handler gets decoded CloudEvents and
+    /// returns `Ok` to acknowledge or `Err` to have the event redelivered.
+    ///
+    /// # Errors
+    /// Unknown pub/sub, empty topic, component failure.
+    pub async fn subscribe(
+        &self,
+        pubsub: &str,
+        topic: &str,
+        mut metadata: Metadata,
+        handler: impl Fn(TopicEvent) -> futures::future::BoxFuture<'static, Result<()>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Result<Subscription> {
+        let p = self.pubsubs.get(pubsub)?;
+        if topic.is_empty() {
+            return Err(Error::empty_field("topic"));
+        }
+        if !self.app_id.is_empty() {
+            metadata
+                .entry(layotto_core::pubsub::CONSUMER_ID_KEY.to_owned())
+                .or_insert_with(|| self.app_id.clone());
+        }
+        let (t, name) = (topic.to_owned(), pubsub.to_owned());
+        let handler: Handler =
+            Arc::new(move |m: Message| handler(cloudevent::decode(&m.data, &t, &name, m.metadata)));
+        p.subscribe(
+            SubscribeRequest {
+                topic: topic.to_owned(),
+                metadata,
+            },
+            handler,
+        )
+        .await
+    }
+
+    /// Asks the app which topics it subscribes to (retrying while its callback server is
+    /// down) and starts delivering to it. Runs until the subscriptions are set up.
+    pub async fn start_app_subscriptions(self: &Arc<Self>, channel: Arc<dyn AppChannel>) {
+        let mut attempt = 0u32;
+        let subs = loop {
+            match channel.list_subscriptions().await {
+                Ok(s) => break s,
+                Err(ChannelError::Unimplemented) => {
+                    tracing::info!(
+                        "app does not implement ListTopicSubscriptions; no subscriptions"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    attempt += 1;
+                    let delay = layotto_core::pubsub::retry_delay(attempt);
+                    tracing::warn!(error = %e, ?delay, "app callback not reachable; retrying ListTopicSubscriptions");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        };
+        for s in subs {
+            let ch = channel.clone();
+            let handler = move |ev: TopicEvent| {
+                let ch = ch.clone();
+                let fut: futures::future::BoxFuture<'static, Result<()>> =
+                    Box::pin(async move { deliver_to_app(ch.as_ref(), &ev).await });
+                fut
+            };
+            match self
+                .subscribe(&s.pubsub_name, &s.topic, s.metadata.clone(), handler)
+                .await
+            {
+                Ok(sub) => {
+                    tracing::info!(pubsub = %s.pubsub_name, topic = %s.topic, "subscribed for app");
+                    self.app_subscriptions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(sub);
+                }
+                Err(e) => {
+                    tracing::error!(pubsub = %s.pubsub_name, topic = %s.topic, error = %e, "app subscription refused");
+                }
+            }
+        }
+    }
+
+    /// Stops delivering to the app.
+    pub fn stop_app_subscriptions(&self) {
+        self.app_subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    // ----- secrets -----
+
+    /// The secret `key` of `store`.
+    ///
+    /// # Errors
+    /// Unknown store, empty key, not found, component failure.
+    pub async fn get_secret(&self, store: &str, key: &str, metadata: &Metadata) -> Result<Secret> {
+        let s = self.secrets.get(store)?;
+        if key.is_empty() {
+            return Err(Error::empty_field("key"));
+        }
+        s.get(key, metadata).await
+    }
+
+    /// Every secret of `store`.
+    ///
+    /// # Errors
+    /// Unknown store, component failure.
+    pub async fn get_bulk_secret(
+        &self,
+        store: &str,
+        metadata: &Metadata,
+    ) -> Result<HashMap<String, Secret>> {
+        self.secrets.get(store)?.bulk_get(metadata).await
+    }
+
+    // ----- files -----
+
+    fn file(&self, store: &str, name: &str) -> Result<&Arc<dyn FileStore>> {
+        let f = self.files.get(store)?;
+        if name.is_empty() {
+            return Err(Error::empty_field("name"));
+        }
+        Ok(f)
+    }
+
+    /// Streams file `name` of `store`.
+    ///
+    /// # Errors
+    /// Unknown store, empty or refused name, not found.
+    pub async fn get_file(
+        &self,
+        store: &str,
+        name: &str,
+        metadata: &Metadata,
+    ) -> Result<ByteStream> {
+        self.file(store, name)?.get(name, metadata).await
+    }
+
+    /// Writes file `name` of `store` from `data`.
+    ///
+    /// # Errors
+    /// Unknown store, empty or refused name, component failure.
+    pub async fn put_file(
+        &self,
+        store: &str,
+        name: &str,
+        data: ByteStream,
+        metadata: &Metadata,
+    ) -> Result<()> {
+        self.file(store, name)?.put(name, data, metadata).await
+    }
+
+    /// Lists one page of `store`.
+    ///
+    /// # Errors
+    /// Unknown store, refused directory, component failure.
+    pub async fn list_files(&self, store: &str, req: &ListRequest) -> Result<ListPage> {
+        self.files.get(store)?.list(req).await
+    }
+
+    /// Deletes file `name` of `store`.
+    ///
+    /// # Errors
+    /// Unknown store, empty or refused name, not found.
+    pub async fn delete_file(&self, store: &str, name: &str, metadata: &Metadata) -> Result<()> {
+        self.file(store, name)?.delete(name, metadata).await
+    }
+
+    /// Facts about file `name` of `store`.
+    ///
+    /// # Errors
+    /// Unknown store, empty or refused name, not found.
+    pub async fn file_meta(
+        &self,
+        store: &str,
+        name: &str,
+        metadata: &Metadata,
+    ) -> Result<FileMeta> {
+        self.file(store, name)?.stat(name, metadata).await
+    }
+
+    // ----- bindings -----
+
+    /// Invokes output binding `name`.
+    ///
+    /// # Errors
+    /// Unknown binding, unsupported operation, component failure.
+    pub async fn invoke_binding(&self, name: &str, req: BindingRequest) -> Result<BindingResponse> {
+        let b = self.bindings.get(name)?;
+        if req.operation.is_empty() {
+            return Err(Error::empty_field("operation"));
+        }
+        let ops = b.operations();
+        if !ops.iter().any(|o| o == &req.operation) {
+            return Err(Error::invalid(format!(
+                "binding '{name}' does not support operation '{}' (supported: {})",
+                req.operation,
+                ops.join(", ")
+            )));
+        }
+        b.invoke(req).await
+    }
+}
+
+/// Delivers one event through the app channel, mapping the app's answer to ack/redeliver:
+/// SUCCESS and DROP acknowledge, RETRY and an unreachable app redeliver, an app that does not
+/// implement the callback drops.
+async fn deliver_to_app(ch: &dyn AppChannel, ev: &TopicEvent) -> Result<()> {
+    match ch.deliver(ev).await {
+        Ok(EventOutcome::Success) => Ok(()),
+        Ok(EventOutcome::Drop) => {
+            tracing::warn!(id = %ev.id, topic = %ev.topic, "app dropped event");
+            Ok(())
+        }
+        Ok(EventOutcome::Retry) => Err(Error::unavailable(format!(
+            "app asked to retry event {}",
+            ev.id
+        ))),
+        Err(ChannelError::Unimplemented) => {
+            tracing::warn!(id = %ev.id, topic = %ev.topic, "app does not implement OnTopicEvent; dropping event");
+            Ok(())
+        }
+        Err(e) => Err(Error::unavailable(format!(
+            "delivering event {} to app: {e}",
+            ev.id
+        ))),
+    }
+}
+
+/// Convenience for a [`Bytes`] payload in tests and edges.
+pub fn bytes_of(v: impl Into<Vec<u8>>) -> Bytes {
+    Bytes::from(v.into())
+}
