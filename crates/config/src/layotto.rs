@@ -17,17 +17,36 @@ const IGNORED_SECTIONS: [&str; 4] = ["rpcs", "oss", "custom_component", "extends
 const APP_KEYS: [&str; 3] = ["app_id", "grpc_callback_host", "grpc_callback_port"];
 
 pub(crate) fn parse(text: &str, source: &str) -> Result<Config, Problems> {
+    match parse_partial(text, source) {
+        (Some(config), problems) if problems.is_empty() => Ok(config),
+        (_, mut problems) => {
+            if problems.is_empty() {
+                problems.push(Problem {
+                    file: source.to_owned(),
+                    path: "$".to_owned(),
+                    message: "configuration is incomplete".to_owned(),
+                });
+            }
+            Err(Problems(problems))
+        }
+    }
+}
+
+pub(crate) fn parse_partial(text: &str, source: &str) -> (Option<Config>, Vec<Problem>) {
     let root: Node = match serde_json::from_str(text) {
         Ok(root) => root,
         Err(e) => {
             let full = e.to_string();
             let suffix = format!(" at line {} column {}", e.line(), e.column());
             let message = full.strip_suffix(&suffix).unwrap_or(&full);
-            return Err(Problems(vec![Problem {
-                file: source.to_owned(),
-                path: format!("{}:{}", e.line(), e.column()),
-                message: format!("malformed JSON: {message}"),
-            }]));
+            return (
+                None,
+                vec![Problem {
+                    file: source.to_owned(),
+                    path: format!("{}:{}", e.line(), e.column()),
+                    message: format!("malformed JSON: {message}"),
+                }],
+            );
         }
     };
     let mut walker = Walker {
@@ -35,15 +54,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<Config, Problems> {
         problems: Vec::new(),
     };
     let config = walker.document(&root);
-    match config {
-        Some(config) if walker.problems.is_empty() => Ok(config),
-        _ => {
-            if walker.problems.is_empty() {
-                walker.problem("$", "configuration is incomplete");
-            }
-            Err(Problems(walker.problems))
-        }
-    }
+    (config, walker.problems)
 }
 
 /// An object's entries with duplicated keys collapsed (the last one wins, as in Go's

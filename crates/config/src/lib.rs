@@ -262,6 +262,29 @@ pub fn parse(text: &str, source: &str) -> Result<Config, Problems> {
     layotto::parse(text, source)
 }
 
+/// Like [`parse`], but also returns what could be read of a config that has problems, so a
+/// caller can check its components too and report everything at once. The config is `None`
+/// when the JSON is malformed or has no usable gRPC listener.
+pub fn parse_partial(text: &str, source: &str) -> (Option<Config>, Vec<Problem>) {
+    layotto::parse_partial(text, source)
+}
+
+/// [`parse_partial`] of the file at `path` (an unreadable file gives one problem).
+pub fn load_partial(path: &Path) -> (Option<Config>, Vec<Problem>) {
+    let source = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_partial(&text, &source),
+        Err(e) => (
+            None,
+            vec![Problem {
+                file: source,
+                path: "$".to_owned(),
+                message: format!("cannot read config file: {e}"),
+            }],
+        ),
+    }
+}
+
 /// Reads and parses the file at `path`. An unreadable file gives one problem naming the file
 /// and the OS error.
 pub fn load(path: &Path) -> Result<Config, Problems> {

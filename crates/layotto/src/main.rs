@@ -51,14 +51,8 @@ fn print_problems(p: &Problems) {
     }
 }
 
-fn load(path: Option<&PathBuf>) -> Result<Config, Problems> {
-    match path {
-        Some(p) => layotto_config::load(p),
-        None => layotto_config::standalone(),
-    }
-}
-
-/// Loads and fully validates the config (types and metadata of every component).
+/// Loads and fully validates the config (structure, then types and metadata of every
+/// component), printing every problem at once.
 fn checked(path: Option<&PathBuf>) -> Result<(Config, layotto_components::Registries), ExitCode> {
     let registries = match layotto_components::Registries::builtin() {
         Ok(r) => r,
@@ -67,15 +61,25 @@ fn checked(path: Option<&PathBuf>) -> Result<(Config, layotto_components::Regist
             return Err(ExitCode::FAILURE);
         }
     };
-    let config = load(path).map_err(|p| {
-        print_problems(&p);
-        ExitCode::from(EXIT_CONFIG)
-    })?;
-    layotto_runtime::validate(&config, &registries).map_err(|p| {
-        print_problems(&p);
-        ExitCode::from(EXIT_CONFIG)
-    })?;
-    Ok((config, registries))
+    let (config, mut problems) = match path {
+        Some(p) => layotto_config::load_partial(p),
+        None => layotto_config::parse_partial(
+            layotto_config::STANDALONE,
+            layotto_config::STANDALONE_SOURCE,
+        ),
+    };
+    if let Some(c) = &config
+        && let Err(p) = layotto_runtime::validate(c, &registries)
+    {
+        problems.extend(p.0);
+    }
+    match config {
+        Some(c) if problems.is_empty() => Ok((c, registries)),
+        _ => {
+            print_problems(&Problems(problems));
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -152,6 +156,27 @@ async fn shutdown_signal() {
     }
 }
 
+/// Serves `router` on `incoming` connections until `stop` completes.
+async fn serve_grpc<S, IO>(
+    router: tonic::transport::server::Router,
+    incoming: S,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), String>
+where
+    S: tokio_stream::Stream<Item = std::io::Result<IO>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+{
+    router
+        .serve_with_incoming_shutdown(incoming, stop)
+        .await
+        .map_err(|e| format!("gRPC: {e}"))
+}
+
 async fn start(
     config: Config,
     registries: layotto_components::Registries,
@@ -187,6 +212,7 @@ async fn start(
     runtime.init().await?;
 
     let router = layotto_grpc::router(runtime.clone());
+    let stop = stopped();
     match &config.grpc {
         ListenAddr::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -194,13 +220,7 @@ async fn start(
                 .map_err(|e| format!("binding gRPC on {addr}: {e}"))?;
             tracing::info!(addr = %listener.local_addr()?, "gRPC listening");
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            let stop = stopped();
-            tasks.spawn(async move {
-                router
-                    .serve_with_incoming_shutdown(incoming, stop)
-                    .await
-                    .map_err(|e| format!("gRPC: {e}"))
-            });
+            tasks.spawn(serve_grpc(router, incoming, stop));
         }
         ListenAddr::Unix(path) => {
             if path.exists() {
@@ -211,13 +231,7 @@ async fn start(
                 .map_err(|e| format!("binding gRPC on unix:{}: {e}", path.display()))?;
             tracing::info!(path = %path.display(), "gRPC listening on unix socket");
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-            let stop = stopped();
-            tasks.spawn(async move {
-                router
-                    .serve_with_incoming_shutdown(incoming, stop)
-                    .await
-                    .map_err(|e| format!("gRPC: {e}"))
-            });
+            tasks.spawn(serve_grpc(router, incoming, stop));
         }
     }
     runtime.mark_started();
