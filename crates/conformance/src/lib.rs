@@ -1,0 +1,42 @@
+//! Conformance suites of layotto-rs.
+//!
+//! One generic async suite per contract of `layotto-core` (state, lock, sequencer,
+//! configuration, pub/sub). Each suite takes a component factory, so the in-memory components
+//! and every real backend run the same cases: a backend is correct when it passes its suite.
+//!
+//! Every case is also a public function of its own, so a backend test can run a single case.
+//! Cases panic with a message naming the case and the broken expectation (they are test
+//! helpers). Each case uses unique keys, topics and groups ([`unique`]), so suites can run
+//! against a shared, long-lived backend and concurrently with each other.
+//!
+//! Factories must return a ready component: `init` already called.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub mod configuration;
+pub mod lock;
+pub mod pubsub;
+pub mod sequencer;
+pub mod state;
+
+/// A name unique to this call: `prefix`, then a process-wide counter, the process id and the
+/// current time in nanoseconds, e.g. `state-7-4242-1715000000123456789`.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{n}-{}-{nanos}", std::process::id())
+}
+
+/// Awaits `fut` for at most `limit`; panics naming `what` when it takes longer.
+pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
