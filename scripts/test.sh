@@ -6,6 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "==> installing test dependencies"
+# Real backend servers the tests start on free ports (see crates/test-support).
+if ! command -v redis-server >/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+  elif command -v sudo >/dev/null; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+  else
+    echo "redis-server is missing and this user cannot install the Debian package redis-server" >&2
+    exit 1
+  fi
+fi
 python3 -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools pytest
 
 echo "==> cargo fmt --check"

@@ -1,7 +1,7 @@
 //! Built-in components of layotto-rs and the registries that build them by type string.
 //!
 //! Modules: [`memory`] (state, lock, sequencer, configuration, pub/sub kept in process memory),
-//! [`hello`], [`file_local`] (files under a root directory), [`secret_local`] (JSON file and
+//! [`hello`], `redis` (feature `redis`: state, lock, sequencer), [`file_local`] (files under a root directory), [`secret_local`] (JSON file and
 //! environment variables) and [`binding_http`] (HTTP output binding). Factories only parse and
 //! validate metadata; I/O happens in each component's `init`. Every component accepts the
 //! metadata key `keyPrefix` (read by the runtime) and rejects unknown keys.
@@ -10,6 +10,8 @@ pub mod binding_http;
 pub mod file_local;
 pub mod hello;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod secret_local;
 mod util;
 
@@ -72,6 +74,7 @@ impl Registries {
     /// |---|---|
     /// | hellos | `helloworld` |
     /// | state, lock, sequencer, config_store, pub_subs | `in-memory`, `memory` |
+    /// | state, lock, sequencer (feature `redis`) | `redis`, `state.redis` / `lock.redis` / `sequencer.redis` |
     /// | secret_store | `local.file`, `local.env` |
     /// | file | `local` |
     /// | bindings | `http` |
@@ -100,6 +103,8 @@ impl Registries {
                 Ok(Arc::new(memory::MemoryPubSub::from_spec(s)?) as Arc<dyn PubSub>)
             })?;
         }
+        #[cfg(feature = "redis")]
+        register_redis(&mut r)?;
         r.secrets.register(secret_local::FILE_TYPE, |s| {
             Ok(Arc::new(secret_local::LocalFileSecretStore::from_spec(s)?) as Arc<dyn SecretStore>)
         })?;
@@ -114,6 +119,27 @@ impl Registries {
         })?;
         Ok(r)
     }
+}
+
+/// Registers the Redis state, lock and sequencer under `redis` and their Dapr-style types.
+#[cfg(feature = "redis")]
+fn register_redis(r: &mut Registries) -> Result<()> {
+    for t in [redis::TYPE, redis::STATE_TYPE] {
+        r.state.register(t, |s| {
+            Ok(Arc::new(redis::RedisStateStore::from_spec(s)?) as Arc<dyn StateStore>)
+        })?;
+    }
+    for t in [redis::TYPE, redis::LOCK_TYPE] {
+        r.lock.register(t, |s| {
+            Ok(Arc::new(redis::RedisLock::from_spec(s)?) as Arc<dyn LockStore>)
+        })?;
+    }
+    for t in [redis::TYPE, redis::SEQUENCER_TYPE] {
+        r.sequencer.register(t, |s| {
+            Ok(Arc::new(redis::RedisSequencer::from_spec(s)?) as Arc<dyn Sequencer>)
+        })?;
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Registries {
@@ -141,9 +167,23 @@ mod tests {
     #[tokio::test]
     async fn builtin_builds_every_type_and_rejects_bad_config() {
         let r = Registries::builtin().expect("no duplicates");
-        assert_eq!(r.state.types(), ["in-memory", "memory"]);
-        assert_eq!(r.secrets.types(), ["local.env", "local.file"]);
         let with_prefix = |t: &str| ComponentSpec::new("c", t).with(KEY_PREFIX, "appid");
+        #[cfg(not(feature = "redis"))]
+        assert_eq!(r.state.types(), ["in-memory", "memory"]);
+        #[cfg(feature = "redis")]
+        {
+            assert_eq!(
+                r.state.types(),
+                ["in-memory", "memory", "redis", "state.redis"]
+            );
+            let redis = |t: &str| with_prefix(t).with("redisHost", "127.0.0.1:1");
+            r.state
+                .create(&redis("state.redis"))
+                .expect("factory does no I/O");
+            r.lock.create(&redis("lock.redis")).expect("lock");
+            r.sequencer.create(&redis("redis")).expect("sequencer");
+        }
+        assert_eq!(r.secrets.types(), ["local.env", "local.file"]);
         let hello = r.hellos.create(&with_prefix("helloworld")).expect("hello");
         assert_eq!(hello.say_hello("x").await.expect("hi"), "greeting, x");
         for t in ["in-memory", "memory"] {

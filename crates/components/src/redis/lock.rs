@@ -1,0 +1,139 @@
+//! Redis lock store: `SET key owner NX PX lease`; unlock and keep-alive check the owner in Lua.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use layotto_core::lock::{LockStatus, LockStore};
+use layotto_core::{ComponentSpec, Error, Health, Result};
+use redis::Script;
+
+use super::{RedisClient, RedisConfig};
+
+/// Deletes KEYS[1] if it holds ARGV[1]: 1 done, 0 absent, 2 held by another owner.
+static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if v ~= ARGV[1] then return 2 end
+redis.call('DEL', KEYS[1])
+return 1
+",
+    )
+});
+
+/// Sets the lease of KEYS[1] to ARGV[2] ms if it holds ARGV[1]: 1 done, 0 absent, 2 other.
+static KEEP_ALIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if v ~= ARGV[1] then return 2 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+",
+    )
+});
+
+/// Lock store on Redis (types `redis`, `lock.redis`). A lock is a string key holding the
+/// owner, with the lease as its expiry.
+#[derive(Debug)]
+pub struct RedisLock {
+    client: RedisClient,
+}
+
+impl RedisLock {
+    /// Factory: the common Redis keys plus `keyPrefix`. Does no I/O.
+    ///
+    /// # Errors
+    /// Invalid argument naming the offending metadata key.
+    pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
+        let cfg = RedisConfig::from_spec(spec, &[])?;
+        Ok(Self {
+            client: RedisClient::new(format!("lock store '{}'", spec.name), cfg),
+        })
+    }
+
+    fn validate(&self, resource: &str, owner: &str, lease: Option<Duration>) -> Result<u64> {
+        if resource.is_empty() {
+            return Err(self.client.err(Error::empty_field("resource_id")));
+        }
+        if owner.is_empty() {
+            return Err(self.client.err(Error::empty_field("lock_owner")));
+        }
+        match lease {
+            None => Ok(0),
+            Some(l) if l.is_zero() => Err(self.client.err(Error::invalid(
+                "lease (expire, seconds) must be greater than 0",
+            ))),
+            Some(l) => u64::try_from(l.as_millis())
+                .map(|ms| ms.max(1))
+                .map_err(|_| self.client.err(Error::invalid("lease is too large"))),
+        }
+    }
+
+    async fn owner_script(
+        &self,
+        script: &'static Script,
+        what: &str,
+        resource: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> Result<LockStatus> {
+        let mut inv = script.prepare_invoke();
+        inv.key(resource).arg(owner).arg(lease_ms);
+        let code: i64 = self
+            .client
+            .call(what, |mut c| async move { inv.invoke_async(&mut c).await })
+            .await?;
+        Ok(match code {
+            1 => LockStatus::Success,
+            0 => LockStatus::LockUnexist,
+            2 => LockStatus::LockBelongToOthers,
+            _ => LockStatus::InternalError,
+        })
+    }
+}
+
+#[async_trait]
+impl LockStore for RedisLock {
+    async fn init(&self) -> Result<()> {
+        self.client.connect().await
+    }
+
+    async fn try_lock(&self, resource: &str, owner: &str, lease: Duration) -> Result<bool> {
+        let ms = self.validate(resource, owner, Some(lease))?;
+        let (resource, owner) = (resource.to_owned(), owner.to_owned());
+        let reply: Option<String> = self
+            .client
+            .call("try_lock", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(resource)
+                    .arg(owner)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    async fn unlock(&self, resource: &str, owner: &str) -> Result<LockStatus> {
+        self.validate(resource, owner, None)?;
+        self.owner_script(&UNLOCK, "unlock", resource, owner, 0)
+            .await
+    }
+
+    async fn keep_alive(&self, resource: &str, owner: &str, lease: Duration) -> Result<LockStatus> {
+        let ms = self.validate(resource, owner, Some(lease))?;
+        self.owner_script(&KEEP_ALIVE, "keep_alive", resource, owner, ms)
+            .await
+    }
+
+    async fn health(&self) -> Health {
+        self.client.health().await
+    }
+}

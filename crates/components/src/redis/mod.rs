@@ -1,0 +1,344 @@
+//! Redis components (feature `redis`): state (Dapr's hash layout), lock and sequencer.
+//!
+//! All three share [`RedisConfig`], parsed from the metadata keys of the peers' Redis
+//! components (`redisHost`, `redisPassword`, `redisUsername`, `db`, `enableTLS`, `maxRetries`,
+//! `dialTimeout`, `readTimeout`), and [`RedisClient`], a
+//! [`redis::aio::ConnectionManager`] created in `init` that reconnects by itself. Every call is
+//! bounded by `dialTimeout + readTimeout`; a backend that cannot be reached fails with
+//! [`layotto_core::ErrorKind::Unavailable`].
+
+mod lock;
+mod sequencer;
+mod state;
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use layotto_core::{ComponentSpec, Error, Health, Result};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError, RedisResult};
+
+use crate::util::{parse_bool, parse_duration, reject_unknown};
+
+pub use lock::RedisLock;
+pub use sequencer::RedisSequencer;
+pub use state::{MAX_VALUE_BYTES_KEY, RedisStateStore};
+
+/// Type string of every Redis component.
+pub const TYPE: &str = "redis";
+/// Dapr-style type string of the Redis state store.
+pub const STATE_TYPE: &str = "state.redis";
+/// Dapr-style type string of the Redis lock store.
+pub const LOCK_TYPE: &str = "lock.redis";
+/// Dapr-style type string of the Redis sequencer.
+pub const SEQUENCER_TYPE: &str = "sequencer.redis";
+
+/// Metadata key: `host:port` of the server (required).
+pub const HOST_KEY: &str = "redisHost";
+/// Metadata key: password (AUTH).
+pub const PASSWORD_KEY: &str = "redisPassword";
+/// Metadata key: ACL user name.
+pub const USERNAME_KEY: &str = "redisUsername";
+/// Metadata key: database number.
+pub const DB_KEY: &str = "db";
+/// Metadata key: TLS (`true` is rejected: this build has no Redis TLS support).
+pub const ENABLE_TLS_KEY: &str = "enableTLS";
+/// Metadata key: reconnect attempts before a call fails.
+pub const MAX_RETRIES_KEY: &str = "maxRetries";
+/// Metadata key: connect timeout (duration or milliseconds).
+pub const DIAL_TIMEOUT_KEY: &str = "dialTimeout";
+/// Metadata key: response timeout (duration or milliseconds).
+pub const READ_TIMEOUT_KEY: &str = "readTimeout";
+
+/// The connection keys every Redis component accepts.
+const COMMON_KEYS: [&str; 8] = [
+    HOST_KEY,
+    PASSWORD_KEY,
+    USERNAME_KEY,
+    DB_KEY,
+    ENABLE_TLS_KEY,
+    MAX_RETRIES_KEY,
+    DIAL_TIMEOUT_KEY,
+    READ_TIMEOUT_KEY,
+];
+
+/// Connection settings shared by the Redis components.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// ACL user name.
+    pub username: Option<String>,
+    /// Password; never printed by `Debug`.
+    pub password: Option<String>,
+    /// Database number.
+    pub db: i64,
+    /// Reconnect attempts.
+    pub max_retries: usize,
+    /// Connect timeout.
+    pub dial_timeout: Duration,
+    /// Response timeout.
+    pub read_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("db", &self.db)
+            .field("max_retries", &self.max_retries)
+            .field("dial_timeout", &self.dial_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .finish()
+    }
+}
+
+impl RedisConfig {
+    /// Parses the connection keys of `spec`; `extra` are further keys the component accepts.
+    ///
+    /// # Errors
+    /// Invalid argument naming the component and the offending key: unknown keys, missing or
+    /// malformed `redisHost`, non-integer `db`/`maxRetries`, bad durations, `enableTLS=true`.
+    pub fn from_spec(spec: &ComponentSpec, extra: &[&str]) -> Result<Self> {
+        let mut known: Vec<&str> = COMMON_KEYS.to_vec();
+        known.extend_from_slice(extra);
+        reject_unknown(spec, &known)?;
+        let ctx = |e: Error| e.context(format_args!("component '{}'", spec.name));
+        let raw_host = spec.get(HOST_KEY).ok_or_else(|| {
+            ctx(Error::invalid(format!(
+                "metadata '{HOST_KEY}' is required (host:port)"
+            )))
+        })?;
+        let (host, port) = split_host_port(raw_host.trim()).ok_or_else(|| {
+            ctx(Error::invalid(format!(
+                "metadata '{HOST_KEY}' must be host:port, got '{raw_host}'"
+            )))
+        })?;
+        if parse_bool(spec, ENABLE_TLS_KEY, false)? {
+            return Err(ctx(Error::invalid(format!(
+                "metadata '{ENABLE_TLS_KEY}=true' is not supported in this build (no Redis TLS)"
+            ))));
+        }
+        let db = spec.parse::<i64>(DB_KEY)?.unwrap_or(0);
+        if db < 0 {
+            return Err(ctx(Error::invalid(format!(
+                "metadata '{DB_KEY}' must be >= 0, got {db}"
+            ))));
+        }
+        let duration = |key: &str, default: Duration| -> Result<Duration> {
+            match spec.get(key) {
+                None => Ok(default),
+                Some(raw) => match parse_duration(key, raw).map_err(ctx)? {
+                    d if d.is_zero() => Err(ctx(Error::invalid(format!(
+                        "metadata '{key}' must be greater than 0"
+                    )))),
+                    d => Ok(d),
+                },
+            }
+        };
+        Ok(Self {
+            host,
+            port,
+            username: spec.get(USERNAME_KEY).map(str::to_owned),
+            password: spec.get(PASSWORD_KEY).map(str::to_owned),
+            db,
+            max_retries: spec.parse::<usize>(MAX_RETRIES_KEY)?.unwrap_or(3),
+            dial_timeout: duration(DIAL_TIMEOUT_KEY, Duration::from_secs(5))?,
+            read_timeout: duration(READ_TIMEOUT_KEY, Duration::from_secs(3))?,
+        })
+    }
+
+    /// The upper bound of one call: connect plus response time.
+    fn call_timeout(&self) -> Duration {
+        self.dial_timeout + self.read_timeout
+    }
+}
+
+/// `host:port` (IPv6 as `[addr]:port`).
+fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty() && port > 0).then(|| (host.to_owned(), port))
+}
+
+/// A lazily connected Redis client shared by one component.
+pub struct RedisClient {
+    /// What to call the component in errors, e.g. `state store 'redis'`.
+    label: String,
+    cfg: RedisConfig,
+    conn: OnceLock<ConnectionManager>,
+}
+
+impl std::fmt::Debug for RedisClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisClient")
+            .field("label", &self.label)
+            .field("cfg", &self.cfg)
+            .field("connected", &self.conn.get().is_some())
+            .finish()
+    }
+}
+
+impl RedisClient {
+    /// A client for `cfg`; `label` prefixes every error message.
+    pub fn new(label: String, cfg: RedisConfig) -> Self {
+        Self {
+            label,
+            cfg,
+            conn: OnceLock::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RedisConfig {
+        &self.cfg
+    }
+
+    /// Prefixes `e` with the component label.
+    pub fn err(&self, e: Error) -> Error {
+        e.context(&self.label)
+    }
+
+    /// Connects (idempotent). Errors: unavailable when the server cannot be reached in time.
+    pub async fn connect(&self) -> Result<()> {
+        if self.conn.get().is_some() {
+            return Ok(());
+        }
+        let mut redis_info = RedisConnectionInfo::default().set_db(self.cfg.db);
+        if let Some(u) = &self.cfg.username {
+            redis_info = redis_info.set_username(u);
+        }
+        if let Some(p) = &self.cfg.password {
+            redis_info = redis_info.set_password(p);
+        }
+        let info = ConnectionAddr::Tcp(self.cfg.host.clone(), self.cfg.port)
+            .into_connection_info()
+            .map_err(|e| self.map_err(&e))?
+            .set_redis_settings(redis_info);
+        let client = redis::Client::open(info).map_err(|e| self.map_err(&e))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.cfg.dial_timeout))
+            .set_response_timeout(Some(self.cfg.read_timeout))
+            .set_number_of_retries(self.cfg.max_retries)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let mgr = tokio::time::timeout(
+            self.cfg.call_timeout(),
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| self.timeout_err("connect"))?
+        .map_err(|e| self.map_err(&e))?;
+        let _ = self.conn.set(mgr);
+        Ok(())
+    }
+
+    /// Runs `f` on a connection, bounded by `dialTimeout + readTimeout`; maps Redis errors to
+    /// contract errors (connection problems are unavailable, the rest internal).
+    pub async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let conn = self.conn.get().cloned().ok_or_else(|| {
+            self.err(Error::unavailable(
+                "not connected to redis (init has not succeeded)",
+            ))
+        })?;
+        match tokio::time::timeout(self.cfg.call_timeout(), f(conn)).await {
+            Err(_) => Err(self.timeout_err(what)),
+            Ok(r) => r.map_err(|e| self.map_err(&e).context(what)),
+        }
+    }
+
+    /// A real PING round trip.
+    pub async fn health(&self) -> Health {
+        let r: Result<String> = self
+            .call("ping", |mut c| async move {
+                redis::cmd("PING").query_async(&mut c).await
+            })
+            .await;
+        match r {
+            Ok(_) => Health::up(),
+            Err(e) => Health::down(e.message),
+        }
+    }
+
+    fn timeout_err(&self, what: &str) -> Error {
+        self.err(Error::unavailable(format!(
+            "{what}: redis at {}:{} did not answer within {:?}",
+            self.cfg.host,
+            self.cfg.port,
+            self.cfg.call_timeout()
+        )))
+    }
+
+    fn map_err(&self, e: &RedisError) -> Error {
+        let unreachable = e.is_io_error()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+            || e.is_timeout()
+            || e.is_unrecoverable_error();
+        let msg = format!("redis at {}:{}: {e}", self.cfg.host, self.cfg.port);
+        self.err(if unreachable {
+            Error::unavailable(msg)
+        } else {
+            Error::internal(msg)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ComponentSpec {
+        ComponentSpec::new("r", "redis").with(HOST_KEY, "127.0.0.1:6379")
+    }
+
+    #[test]
+    fn parses_and_names_bad_keys() {
+        let c = RedisConfig::from_spec(
+            &spec()
+                .with(DB_KEY, "2")
+                .with(DIAL_TIMEOUT_KEY, "2s")
+                .with(READ_TIMEOUT_KEY, "750")
+                .with(PASSWORD_KEY, "secret")
+                .with("keyPrefix", "appid"),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!((c.host.as_str(), c.port, c.db), ("127.0.0.1", 6379, 2));
+        assert_eq!(c.dial_timeout, Duration::from_secs(2));
+        assert_eq!(c.read_timeout, Duration::from_millis(750));
+        assert!(!format!("{c:?}").contains("secret"));
+        for (s, key) in [
+            (spec().with(DB_KEY, "abc"), DB_KEY),
+            (ComponentSpec::new("r", "redis"), HOST_KEY),
+            (
+                ComponentSpec::new("r", "redis").with(HOST_KEY, "nohost"),
+                HOST_KEY,
+            ),
+            (spec().with("bogus", "1"), "bogus"),
+            (spec().with(ENABLE_TLS_KEY, "true"), ENABLE_TLS_KEY),
+            (spec().with(READ_TIMEOUT_KEY, "soon"), READ_TIMEOUT_KEY),
+            (spec().with(MAX_RETRIES_KEY, "-1"), MAX_RETRIES_KEY),
+        ] {
+            let e = RedisConfig::from_spec(&s, &[]).expect_err(key);
+            assert_eq!(e.kind, layotto_core::ErrorKind::InvalidArgument);
+            assert!(e.message.contains(key), "{key}: {e}");
+        }
+        assert!(RedisConfig::from_spec(&spec().with(ENABLE_TLS_KEY, "false"), &[]).is_ok());
+        assert_eq!(
+            split_host_port("[::1]:7000"),
+            Some(("::1".to_owned(), 7000))
+        );
+    }
+}
