@@ -1,7 +1,7 @@
 //! Built-in components of layotto-rs and the registries that build them by type string.
 //!
 //! Modules: [`memory`] (state, lock, sequencer, configuration, pub/sub kept in process memory),
-//! [`hello`], `redis` (feature `redis`: state, lock, sequencer), [`file_local`] (files under a root directory), [`secret_local`] (JSON file and
+//! [`hello`], `redis` (feature `redis`: state, lock, sequencer, pub/sub, configuration), [`file_local`] (files under a root directory), [`secret_local`] (JSON file and
 //! environment variables) and [`binding_http`] (HTTP output binding). Factories only parse and
 //! validate metadata; I/O happens in each component's `init`. Every component accepts the
 //! metadata key `keyPrefix` (read by the runtime) and rejects unknown keys.
@@ -74,7 +74,7 @@ impl Registries {
     /// |---|---|
     /// | hellos | `helloworld` |
     /// | state, lock, sequencer, config_store, pub_subs | `in-memory`, `memory` |
-    /// | state, lock, sequencer (feature `redis`) | `redis`, `state.redis` / `lock.redis` / `sequencer.redis` |
+    /// | state, lock, sequencer, pub_subs, config_store (feature `redis`) | `redis`, `state.redis` / `lock.redis` / `sequencer.redis` / `pubsub.redis` / `configuration.redis` |
     /// | secret_store | `local.file`, `local.env` |
     /// | file | `local` |
     /// | bindings | `http` |
@@ -121,7 +121,8 @@ impl Registries {
     }
 }
 
-/// Registers the Redis state, lock and sequencer under `redis` and their Dapr-style types.
+/// Registers the Redis state, lock, sequencer, pub/sub and configuration store under `redis`
+/// and their Dapr-style types.
 #[cfg(feature = "redis")]
 fn register_redis(r: &mut Registries) -> Result<()> {
     for t in [redis::TYPE, redis::STATE_TYPE] {
@@ -137,6 +138,16 @@ fn register_redis(r: &mut Registries) -> Result<()> {
     for t in [redis::TYPE, redis::SEQUENCER_TYPE] {
         r.sequencer.register(t, |s| {
             Ok(Arc::new(redis::RedisSequencer::from_spec(s)?) as Arc<dyn Sequencer>)
+        })?;
+    }
+    for t in [redis::TYPE, redis::PUBSUB_TYPE] {
+        r.pubsub.register(t, |s| {
+            Ok(Arc::new(redis::RedisPubSub::from_spec(s)?) as Arc<dyn PubSub>)
+        })?;
+    }
+    for t in [redis::TYPE, redis::CONFIGURATION_TYPE] {
+        r.configuration.register(t, |s| {
+            Ok(Arc::new(redis::RedisConfigStore::from_spec(s)?) as Arc<dyn ConfigStore>)
         })?;
     }
     Ok(())
@@ -182,6 +193,11 @@ mod tests {
                 .expect("factory does no I/O");
             r.lock.create(&redis("lock.redis")).expect("lock");
             r.sequencer.create(&redis("redis")).expect("sequencer");
+            r.pubsub.create(&redis("pubsub.redis")).expect("pubsub");
+            r.pubsub.create(&redis("redis")).expect("pubsub");
+            r.configuration
+                .create(&redis("configuration.redis"))
+                .expect("configuration");
         }
         assert_eq!(r.secrets.types(), ["local.env", "local.file"]);
         let hello = r.hellos.create(&with_prefix("helloworld")).expect("hello");

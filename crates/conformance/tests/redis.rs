@@ -1,15 +1,20 @@
 //! Every applicable conformance suite against the Redis components, each on a fresh
 //! `redis-server` (Debian package `redis-server`), plus Dapr-layout compatibility, fault
-//! (kill / restart) and configuration checks.
+//! (kill / restart), pub/sub reclaim and trimming, and configuration checks.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use layotto_components::Registries;
-use layotto_components::redis::{RedisLock, RedisSequencer, RedisStateStore};
+use layotto_components::redis::{
+    RedisConfigStore, RedisLock, RedisPubSub, RedisSequencer, RedisStateStore,
+};
 use layotto_conformance::{unique, within};
+use layotto_core::configuration::ConfigStore;
 use layotto_core::lock::LockStore;
+use layotto_core::pubsub::{CONSUMER_ID_KEY, Handler, Message, PubSub, SubscribeRequest};
 use layotto_core::sequencer::Sequencer;
 use layotto_core::state::{SetRequest, StateStore};
 use layotto_core::{ComponentSpec, ErrorKind, HealthStatus, Metadata};
@@ -279,6 +284,8 @@ fn bad_metadata_names_the_key() {
             r.state.create(&s).err(),
             r.lock.create(&s).err(),
             r.sequencer.create(&s).err(),
+            r.pubsub.create(&s).err(),
+            r.configuration.create(&s).err(),
         ] {
             let e = e.unwrap_or_else(|| panic!("{key}: accepted"));
             assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
@@ -302,4 +309,245 @@ async fn ttl_invalid_names_the_key() {
     let e = store.set(req).await.expect_err("bad ttl");
     assert_eq!(e.kind, ErrorKind::InvalidArgument);
     assert!(e.message.contains("ttlInSeconds"), "{e}");
+}
+
+/// A pub/sub that reclaims entries idle for 1 s, checking every 500 ms.
+async fn pubsub(server: &RedisServer, extra: &[(&str, &str)]) -> Arc<dyn PubSub> {
+    let mut s = spec(server, "pubsub.redis")
+        .with("processingTimeout", "1s")
+        .with("redeliverInterval", "500ms");
+    for (k, v) in extra {
+        s = s.with(*k, *v);
+    }
+    let p = RedisPubSub::from_spec(&s).expect("valid spec");
+    p.init().await.expect("init pubsub.redis");
+    Arc::new(p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pubsub_suite() {
+    let server = RedisServer::start();
+    layotto_conformance::pubsub::run_all(|| pubsub(&server, &[])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn configuration_suite() {
+    let server = RedisServer::start();
+    layotto_conformance::configuration::run_all(|| async {
+        let c = RedisConfigStore::from_spec(&spec(&server, "configuration.redis")).expect("spec");
+        c.init().await.expect("init configuration.redis");
+        Arc::new(c) as Arc<dyn ConfigStore>
+    })
+    .await;
+}
+
+fn sub_req(topic: &str, group: &str) -> SubscribeRequest {
+    let mut metadata = Metadata::new();
+    metadata.insert(CONSUMER_ID_KEY.into(), group.to_owned());
+    SubscribeRequest {
+        topic: topic.to_owned(),
+        metadata,
+    }
+}
+
+fn forward(tx: tokio::sync::mpsc::UnboundedSender<Bytes>) -> Handler {
+    Arc::new(move |m: Message| {
+        let _ = tx.send(m.data);
+        async { Ok(()) }.boxed()
+    })
+}
+
+fn message(topic: &str, data: &str) -> Message {
+    Message {
+        topic: topic.to_owned(),
+        data: Bytes::from(data.to_owned()),
+        metadata: Metadata::new(),
+    }
+}
+
+async fn pending_count(
+    conn: &mut redis::aio::MultiplexedConnection,
+    topic: &str,
+    group: &str,
+) -> i64 {
+    let summary: redis::Value = redis::cmd("XPENDING")
+        .arg(topic)
+        .arg(group)
+        .query_async(conn)
+        .await
+        .expect("XPENDING");
+    match summary {
+        redis::Value::Array(v) => redis::from_redis_value_ref(&v[0]).expect("count"),
+        other => panic!("XPENDING reply {other:?}"),
+    }
+}
+
+/// A member that holds an entry without acknowledging it is dropped: the other member gets it
+/// after processingTimeout; so does an entry left pending by a consumer that died (a killed
+/// sidecar, simulated by a raw XREADGROUP that never acknowledges).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pubsub_reclaims_from_dropped_and_dead_members() {
+    let server = RedisServer::start();
+    let ps = pubsub(&server, &[]).await;
+    let mut conn = raw(&server).await;
+    let (topic, group) = (unique("topic"), unique("group"));
+    let (taken_tx, mut taken_rx) = tokio::sync::mpsc::unbounded_channel();
+    let stuck: Handler = Arc::new(move |m: Message| {
+        let _ = taken_tx.send(m.data);
+        futures::future::pending().boxed()
+    });
+    let a = ps
+        .subscribe(sub_req(&topic, &group), stuck)
+        .await
+        .expect("sub a");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    ps.publish(message(&topic, "m1")).await.expect("publish");
+    let got = within(Duration::from_secs(5), "delivery to a", taken_rx.recv()).await;
+    assert_eq!(got, Some(Bytes::from_static(b"m1")));
+    let _b = ps
+        .subscribe(sub_req(&topic, &group), forward(tx))
+        .await
+        .expect("sub b");
+    drop(a);
+    let dropped_at = Instant::now();
+    let got = within(Duration::from_secs(10), "hand-over to b", rx.recv()).await;
+    assert_eq!(got, Some(Bytes::from_static(b"m1")));
+    assert!(
+        dropped_at.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        dropped_at.elapsed()
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pending_count(&mut conn, &topic, &group).await != 0 {
+        assert!(Instant::now() < deadline, "m1 still pending after delivery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A dead consumer of another group read m2 and never acknowledged it; a subscription
+    // joining that group later can only get m2 by reclaiming it.
+    let (topic2, group2) = (unique("topic"), unique("group"));
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&topic2)
+        .arg(&group2)
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .expect("XGROUP CREATE");
+    ps.publish(message(&topic2, "m2")).await.expect("publish");
+    let read: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(&group2)
+        .arg("dead-sidecar")
+        .arg("STREAMS")
+        .arg(&topic2)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .expect("XREADGROUP");
+    assert_ne!(read, redis::Value::Nil, "the dead consumer read m2");
+    let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel();
+    let _c = ps
+        .subscribe(sub_req(&topic2, &group2), forward(tx2))
+        .await
+        .expect("sub c");
+    let got = within(
+        Duration::from_secs(10),
+        "m2 reclaimed from the dead consumer",
+        rx2.recv(),
+    )
+    .await;
+    assert_eq!(got, Some(Bytes::from_static(b"m2")));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pending_count(&mut conn, &topic2, &group2).await != 0 {
+        assert!(Instant::now() < deadline, "m2 still pending after delivery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rx2.try_recv().is_err(), "no duplicate deliveries of m2");
+    assert!(rx.try_recv().is_err(), "no duplicate deliveries");
+}
+
+/// Kill: publish fails promptly with Unavailable and health is DOWN. Restart: publishing and
+/// delivering to the existing subscription work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pubsub_kill_and_restart() {
+    let mut server = RedisServer::start();
+    let ps = pubsub(&server, &[]).await;
+    let (topic, group) = (unique("topic"), unique("group"));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _sub = ps
+        .subscribe(sub_req(&topic, &group), forward(tx))
+        .await
+        .expect("sub");
+    ps.publish(message(&topic, "before"))
+        .await
+        .expect("publish");
+    let got = within(Duration::from_secs(5), "delivery before kill", rx.recv()).await;
+    assert_eq!(got, Some(Bytes::from_static(b"before")));
+
+    server.kill();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let err = within(
+            Duration::from_secs(10),
+            "publish while down",
+            ps.publish(message(&topic, "lost")),
+        )
+        .await
+        .expect_err("publish while down");
+        assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(ps.health().await.status, HealthStatus::Down);
+
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match ps.publish(message(&topic, "after")).await {
+            Ok(()) => break,
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("publish still failing after restart: {e}"),
+        }
+    }
+    let got = within(Duration::from_secs(15), "delivery after restart", async {
+        loop {
+            match rx.recv().await {
+                Some(b) if b == Bytes::from_static(b"after") => return b,
+                Some(_) => {}
+                None => panic!("handler channel closed"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(got, Bytes::from_static(b"after"));
+    assert_eq!(ps.health().await.status, HealthStatus::Up);
+}
+
+/// `maxLenApprox` keeps the stream near its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pubsub_max_len_approx_trims() {
+    let server = RedisServer::start();
+    let ps = pubsub(&server, &[("maxLenApprox", "100")]).await;
+    let mut conn = raw(&server).await;
+    let topic = unique("topic");
+    for i in 0..1000 {
+        ps.publish(message(&topic, &format!("m{i}")))
+            .await
+            .expect("publish");
+    }
+    let len: i64 = redis::cmd("XLEN")
+        .arg(&topic)
+        .query_async(&mut conn)
+        .await
+        .expect("XLEN");
+    assert!((100..300).contains(&len), "XLEN {len} after 1000 publishes");
 }

@@ -1,13 +1,16 @@
-//! Redis components (feature `redis`): state (Dapr's hash layout), lock and sequencer.
+//! Redis components (feature `redis`): state (Dapr's hash layout), lock, sequencer, pub/sub
+//! (Redis Streams, Dapr's `pubsub.redis`) and configuration.
 //!
-//! All three share [`RedisConfig`], parsed from the metadata keys of the peers' Redis
+//! All of them share [`RedisConfig`], parsed from the metadata keys of the peers' Redis
 //! components (`redisHost`, `redisPassword`, `redisUsername`, `db`, `enableTLS`, `maxRetries`,
 //! `dialTimeout`, `readTimeout`), and [`RedisClient`], a
 //! [`redis::aio::ConnectionManager`] created in `init` that reconnects by itself. Every call is
 //! bounded by `dialTimeout + readTimeout`; a backend that cannot be reached fails with
 //! [`layotto_core::ErrorKind::Unavailable`].
 
+mod configuration;
 mod lock;
+mod pubsub;
 mod sequencer;
 mod state;
 
@@ -21,7 +24,12 @@ use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError,
 
 use crate::util::{parse_bool, parse_duration, reject_unknown};
 
+pub use configuration::RedisConfigStore;
 pub use lock::RedisLock;
+pub use pubsub::{
+    CONCURRENCY_KEY, MAX_LEN_APPROX_KEY, PROCESSING_TIMEOUT_KEY, QUEUE_DEPTH_KEY,
+    REDELIVER_INTERVAL_KEY, RedisPubSub,
+};
 pub use sequencer::RedisSequencer;
 pub use state::{MAX_VALUE_BYTES_KEY, RedisStateStore};
 
@@ -33,6 +41,10 @@ pub const STATE_TYPE: &str = "state.redis";
 pub const LOCK_TYPE: &str = "lock.redis";
 /// Dapr-style type string of the Redis sequencer.
 pub const SEQUENCER_TYPE: &str = "sequencer.redis";
+/// Dapr-style type string of the Redis pub/sub.
+pub const PUBSUB_TYPE: &str = "pubsub.redis";
+/// Dapr-style type string of the Redis configuration store.
+pub const CONFIGURATION_TYPE: &str = "configuration.redis";
 
 /// Metadata key: `host:port` of the server (required).
 pub const HOST_KEY: &str = "redisHost";
@@ -145,8 +157,15 @@ impl RedisConfig {
         Ok(Self {
             host,
             port,
-            username: spec.get(USERNAME_KEY).map(str::to_owned),
-            password: spec.get(PASSWORD_KEY).map(str::to_owned),
+            // Blank means none (configs carry `"redisPassword": ""`); AUTH "" would fail.
+            username: spec
+                .get(USERNAME_KEY)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            password: spec
+                .get(PASSWORD_KEY)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
             db,
             max_retries: spec.parse::<usize>(MAX_RETRIES_KEY)?.unwrap_or(3),
             dial_timeout: duration(DIAL_TIMEOUT_KEY, Duration::from_secs(5))?,
@@ -211,18 +230,7 @@ impl RedisClient {
         if self.conn.get().is_some() {
             return Ok(());
         }
-        let mut redis_info = RedisConnectionInfo::default().set_db(self.cfg.db);
-        if let Some(u) = &self.cfg.username {
-            redis_info = redis_info.set_username(u);
-        }
-        if let Some(p) = &self.cfg.password {
-            redis_info = redis_info.set_password(p);
-        }
-        let info = ConnectionAddr::Tcp(self.cfg.host.clone(), self.cfg.port)
-            .into_connection_info()
-            .map_err(|e| self.map_err(&e))?
-            .set_redis_settings(redis_info);
-        let client = redis::Client::open(info).map_err(|e| self.map_err(&e))?;
+        let client = self.client()?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.cfg.dial_timeout))
             .set_response_timeout(Some(self.cfg.read_timeout))
@@ -238,6 +246,32 @@ impl RedisClient {
         .map_err(|e| self.map_err(&e))?;
         let _ = self.conn.set(mgr);
         Ok(())
+    }
+
+    /// A `redis::Client` for the configured server (no I/O).
+    fn client(&self) -> Result<redis::Client> {
+        let mut redis_info = RedisConnectionInfo::default().set_db(self.cfg.db);
+        if let Some(u) = &self.cfg.username {
+            redis_info = redis_info.set_username(u);
+        }
+        if let Some(p) = &self.cfg.password {
+            redis_info = redis_info.set_password(p);
+        }
+        let info = ConnectionAddr::Tcp(self.cfg.host.clone(), self.cfg.port)
+            .into_connection_info()
+            .map_err(|e| self.map_err(&e))?
+            .set_redis_settings(redis_info);
+        redis::Client::open(info).map_err(|e| self.map_err(&e))
+    }
+
+    /// A new dedicated RESP2 pub/sub connection (SUBSCRIBE/PUBLISH notifications), bounded by
+    /// `dialTimeout + readTimeout`. It does not reconnect by itself.
+    pub async fn pubsub_connection(&self) -> Result<redis::aio::PubSub> {
+        let client = self.client()?;
+        tokio::time::timeout(self.cfg.call_timeout(), client.get_async_pubsub())
+            .await
+            .map_err(|_| self.timeout_err("pubsub connect"))?
+            .map_err(|e| self.map_err(&e))
     }
 
     /// Runs `f` on a connection, bounded by `dialTimeout + readTimeout`; maps Redis errors to
@@ -336,6 +370,8 @@ mod tests {
             assert!(e.message.contains(key), "{key}: {e}");
         }
         assert!(RedisConfig::from_spec(&spec().with(ENABLE_TLS_KEY, "false"), &[]).is_ok());
+        let blank = RedisConfig::from_spec(&spec().with(PASSWORD_KEY, ""), &[]).expect("blank");
+        assert!(blank.password.is_none(), "blank password means none");
         assert_eq!(
             split_host_port("[::1]:7000"),
             Some(("::1".to_owned(), 7000))
