@@ -1,7 +1,7 @@
 //! Built-in components of layotto-rs and the registries that build them by type string.
 //!
 //! Modules: [`memory`] (state, lock, sequencer, configuration, pub/sub kept in process memory),
-//! [`hello`], `redis` (feature `redis`: state, lock, sequencer, pub/sub, configuration), [`file_local`] (files under a root directory), [`secret_local`] (JSON file and
+//! [`hello`], `redis` (feature `redis`: state, lock, Redlock lock, sequencer, pub/sub, configuration), [`file_local`] (files under a root directory), [`secret_local`] (JSON file and
 //! environment variables) and [`binding_http`] (HTTP output binding). Factories only parse and
 //! validate metadata; I/O happens in each component's `init`. Every component accepts the
 //! metadata key `keyPrefix` (read by the runtime) and rejects unknown keys.
@@ -75,6 +75,7 @@ impl Registries {
     /// | hellos | `helloworld` |
     /// | state, lock, sequencer, config_store, pub_subs | `in-memory`, `memory` |
     /// | state, lock, sequencer, pub_subs, config_store (feature `redis`) | `redis`, `state.redis` / `lock.redis` / `sequencer.redis` / `pubsub.redis` / `configuration.redis` |
+    /// | lock (feature `redis`, Redlock over `redisHosts`) | `redis_cluster`, `lock.redis_cluster` |
     /// | secret_store | `local.file`, `local.env` |
     /// | file | `local` |
     /// | bindings | `http` |
@@ -122,7 +123,8 @@ impl Registries {
 }
 
 /// Registers the Redis state, lock, sequencer, pub/sub and configuration store under `redis`
-/// and their Dapr-style types.
+/// and their Dapr-style types, and the Redlock lock under `redis_cluster` /
+/// `lock.redis_cluster`.
 #[cfg(feature = "redis")]
 fn register_redis(r: &mut Registries) -> Result<()> {
     for t in [redis::TYPE, redis::STATE_TYPE] {
@@ -133,6 +135,11 @@ fn register_redis(r: &mut Registries) -> Result<()> {
     for t in [redis::TYPE, redis::LOCK_TYPE] {
         r.lock.register(t, |s| {
             Ok(Arc::new(redis::RedisLock::from_spec(s)?) as Arc<dyn LockStore>)
+        })?;
+    }
+    for t in [redis::CLUSTER_TYPE, redis::LOCK_CLUSTER_TYPE] {
+        r.lock.register(t, |s| {
+            Ok(Arc::new(redis::RedisClusterLock::from_spec(s)?) as Arc<dyn LockStore>)
         })?;
     }
     for t in [redis::TYPE, redis::SEQUENCER_TYPE] {
@@ -192,6 +199,11 @@ mod tests {
                 .create(&redis("state.redis"))
                 .expect("factory does no I/O");
             r.lock.create(&redis("lock.redis")).expect("lock");
+            for t in ["redis_cluster", "lock.redis_cluster"] {
+                r.lock
+                    .create(&with_prefix(t).with("redisHosts", "127.0.0.1:1,127.0.0.1:2"))
+                    .expect("redlock factory does no I/O");
+            }
             r.sequencer.create(&redis("redis")).expect("sequencer");
             r.pubsub.create(&redis("pubsub.redis")).expect("pubsub");
             r.pubsub.create(&redis("redis")).expect("pubsub");

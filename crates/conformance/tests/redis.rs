@@ -9,11 +9,11 @@ use bytes::Bytes;
 use futures::FutureExt;
 use layotto_components::Registries;
 use layotto_components::redis::{
-    RedisConfigStore, RedisLock, RedisPubSub, RedisSequencer, RedisStateStore,
+    RedisClusterLock, RedisConfigStore, RedisLock, RedisPubSub, RedisSequencer, RedisStateStore,
 };
 use layotto_conformance::{unique, within};
 use layotto_core::configuration::ConfigStore;
-use layotto_core::lock::LockStore;
+use layotto_core::lock::{LockStatus, LockStore};
 use layotto_core::pubsub::{CONSUMER_ID_KEY, Handler, Message, PubSub, SubscribeRequest};
 use layotto_core::sequencer::Sequencer;
 use layotto_core::state::{SetRequest, StateStore};
@@ -66,6 +66,157 @@ async fn lock() {
         Arc::new(l) as Arc<dyn LockStore>
     })
     .await;
+}
+
+/// A Redlock store (`lock.redis_cluster`) over `servers`, initialised.
+async fn cluster_lock(servers: &[RedisServer]) -> Arc<dyn LockStore> {
+    let hosts: Vec<String> = servers.iter().map(RedisServer::addr).collect();
+    let spec = ComponentSpec::new("redlock-test", "lock.redis_cluster")
+        .with("redisHosts", hosts.join(","))
+        .with("dialTimeout", "1s")
+        .with("readTimeout", "1s")
+        .with("maxRetries", "1");
+    let l = RedisClusterLock::from_spec(&spec).expect("valid spec");
+    l.init().await.expect("init lock.redis_cluster");
+    Arc::new(l)
+}
+
+fn three_servers() -> Vec<RedisServer> {
+    (0..3).map(|_| RedisServer::start()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_lock_suite() {
+    let servers = three_servers();
+    layotto_conformance::lock::run_all(|| cluster_lock(&servers)).await;
+    assert_eq!(
+        cluster_lock(&servers).await.health().await.status,
+        HealthStatus::Up
+    );
+}
+
+/// With 1 of 3 hosts down the lock still works: a lock taken before the kill stays exclusive,
+/// its owner unlocks it, and new locks are exclusive too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_lock_one_host_down() {
+    let mut servers = three_servers();
+    let lock = cluster_lock(&servers).await;
+    let lease = Duration::from_secs(10);
+    let (r, a, b) = (unique("redlock-held"), unique("owner-a"), unique("owner-b"));
+    assert!(lock.try_lock(&r, &a, lease).await.expect("lock"));
+    servers[1].kill();
+    assert!(
+        !lock.try_lock(&r, &b, lease).await.expect("try_lock by b"),
+        "held lock taken with one host down"
+    );
+    assert_eq!(
+        lock.unlock(&r, &b).await.expect("unlock by b"),
+        LockStatus::LockBelongToOthers
+    );
+    assert_eq!(
+        lock.keep_alive(&r, &a, lease).await.expect("keep_alive"),
+        LockStatus::Success
+    );
+    assert_eq!(
+        lock.unlock(&r, &a).await.expect("unlock"),
+        LockStatus::Success
+    );
+    assert_eq!(
+        lock.unlock(&r, &a).await.expect("unlock again"),
+        LockStatus::LockUnexist
+    );
+    layotto_conformance::lock::exclusive(&*lock).await;
+    layotto_conformance::lock::not_reentrant(&*lock).await;
+    layotto_conformance::lock::concurrent_try_lock(&*lock).await;
+    assert_eq!(lock.health().await.status, HealthStatus::Up);
+    // A store initialised while the host is down works as well.
+    let late = cluster_lock(&servers).await;
+    layotto_conformance::lock::exclusive(&*late).await;
+}
+
+/// With 2 of 3 hosts down try_lock fails fast with Unavailable naming the failures, and
+/// health is DOWN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_lock_majority_down() {
+    let mut servers = three_servers();
+    let lock = cluster_lock(&servers).await;
+    servers[0].kill();
+    servers[2].kill();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let err = within(
+            Duration::from_secs(10),
+            "try_lock with 2 of 3 down",
+            async {
+                lock.try_lock(&unique("redlock-down"), "o", Duration::from_secs(5))
+                    .await
+            },
+        )
+        .await
+        .expect_err("try_lock with a majority down");
+        assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+        assert!(err.message.contains("2 of 3"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+    let err = lock.unlock("r", "o").await.expect_err("unlock");
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+    let h = within(Duration::from_secs(10), "health", lock.health()).await;
+    assert_eq!(h.status, HealthStatus::Down, "{h:?}");
+    let reason = h.details.get("reason").expect("reason");
+    assert!(
+        reason.contains(&servers[0].addr()) && reason.contains(&servers[2].addr()),
+        "{reason}"
+    );
+    assert!(!reason.contains(&servers[1].addr()), "{reason}");
+}
+
+#[test]
+fn cluster_lock_bad_metadata_names_the_key() {
+    let r = Registries::builtin().expect("registries");
+    let base = |t: &str| ComponentSpec::new("bad", t).with("redisHosts", "127.0.0.1:6379");
+    for t in ["redis_cluster", "lock.redis_cluster"] {
+        r.lock.create(&base(t)).expect("valid");
+        let cases = [
+            (ComponentSpec::new("bad", t), "redisHosts"),
+            (
+                ComponentSpec::new("bad", t).with("redisHosts", " "),
+                "redisHosts",
+            ),
+            (
+                ComponentSpec::new("bad", t).with("redisHost", "127.0.0.1:6379"),
+                "redisHosts",
+            ),
+            (
+                base(t).with("redisHosts", "127.0.0.1:6379,nohost"),
+                "redisHosts",
+            ),
+            (base(t).with("db", "abc"), "db"),
+            (base(t).with("unknownKey", "1"), "unknownKey"),
+            (base(t).with("readTimeout", "soon"), "readTimeout"),
+        ];
+        for (s, key) in cases {
+            let e = r
+                .lock
+                .create(&s)
+                .err()
+                .unwrap_or_else(|| panic!("{t} {key}: accepted"));
+            assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+            assert!(e.message.contains(key), "{t} {key}: {e}");
+        }
+        let e = r
+            .lock
+            .create(&base(t).with("redisHost", "127.0.0.1:6379"))
+            .err()
+            .expect("singular redisHost");
+        assert!(
+            e.message.contains("'redisHost'") && e.message.contains("redisHosts"),
+            "hint: {e}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

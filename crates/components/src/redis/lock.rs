@@ -11,7 +11,7 @@ use redis::Script;
 use super::{RedisClient, RedisConfig};
 
 /// Deletes KEYS[1] if it holds ARGV[1]: 1 done, 0 absent, 2 held by another owner.
-static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local v = redis.call('GET', KEYS[1])
@@ -24,7 +24,7 @@ return 1
 });
 
 /// Sets the lease of KEYS[1] to ARGV[2] ms if it holds ARGV[1]: 1 done, 0 absent, 2 other.
-static KEEP_ALIVE: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static KEEP_ALIVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local v = redis.call('GET', KEYS[1])
@@ -54,46 +54,75 @@ impl RedisLock {
             client: RedisClient::new(format!("lock store '{}'", spec.name), cfg),
         })
     }
+}
 
-    fn validate(&self, resource: &str, owner: &str, lease: Option<Duration>) -> Result<u64> {
-        if resource.is_empty() {
-            return Err(self.client.err(Error::empty_field("resource_id")));
-        }
-        if owner.is_empty() {
-            return Err(self.client.err(Error::empty_field("lock_owner")));
-        }
-        match lease {
-            None => Ok(0),
-            Some(l) if l.is_zero() => Err(self.client.err(Error::invalid(
-                "lease (expire, seconds) must be greater than 0",
-            ))),
-            Some(l) => u64::try_from(l.as_millis())
-                .map(|ms| ms.max(1))
-                .map_err(|_| self.client.err(Error::invalid("lease is too large"))),
-        }
+/// Checks the request fields; returns the lease in milliseconds (at least 1; 0 without lease).
+pub(super) fn validate(
+    client: &RedisClient,
+    resource: &str,
+    owner: &str,
+    lease: Option<Duration>,
+) -> Result<u64> {
+    if resource.is_empty() {
+        return Err(client.err(Error::empty_field("resource_id")));
     }
+    if owner.is_empty() {
+        return Err(client.err(Error::empty_field("lock_owner")));
+    }
+    match lease {
+        None => Ok(0),
+        Some(l) if l.is_zero() => Err(client.err(Error::invalid(
+            "lease (expire, seconds) must be greater than 0",
+        ))),
+        Some(l) => u64::try_from(l.as_millis())
+            .map(|ms| ms.max(1))
+            .map_err(|_| client.err(Error::invalid("lease is too large"))),
+    }
+}
 
-    async fn owner_script(
-        &self,
-        script: &'static Script,
-        what: &str,
-        resource: &str,
-        owner: &str,
-        lease_ms: u64,
-    ) -> Result<LockStatus> {
-        let mut inv = script.prepare_invoke();
-        inv.key(resource).arg(owner).arg(lease_ms);
-        let code: i64 = self
-            .client
-            .call(what, |mut c| async move { inv.invoke_async(&mut c).await })
-            .await?;
-        Ok(match code {
-            1 => LockStatus::Success,
-            0 => LockStatus::LockUnexist,
-            2 => LockStatus::LockBelongToOthers,
-            _ => LockStatus::InternalError,
+/// `SET resource owner NX PX lease_ms`: whether the lock was taken.
+pub(super) async fn set_nx(
+    client: &RedisClient,
+    resource: &str,
+    owner: &str,
+    lease_ms: u64,
+) -> Result<bool> {
+    let (resource, owner) = (resource.to_owned(), owner.to_owned());
+    let reply: Option<String> = client
+        .call("try_lock", |mut c| async move {
+            redis::cmd("SET")
+                .arg(resource)
+                .arg(owner)
+                .arg("NX")
+                .arg("PX")
+                .arg(lease_ms)
+                .query_async(&mut c)
+                .await
         })
-    }
+        .await?;
+    Ok(reply.is_some())
+}
+
+/// Runs an owner-checked script ([`UNLOCK`] or [`KEEP_ALIVE`]) and maps its code.
+pub(super) async fn owner_script(
+    client: &RedisClient,
+    script: &'static Script,
+    what: &str,
+    resource: &str,
+    owner: &str,
+    lease_ms: u64,
+) -> Result<LockStatus> {
+    let mut inv = script.prepare_invoke();
+    inv.key(resource).arg(owner).arg(lease_ms);
+    let code: i64 = client
+        .call(what, |mut c| async move { inv.invoke_async(&mut c).await })
+        .await?;
+    Ok(match code {
+        1 => LockStatus::Success,
+        0 => LockStatus::LockUnexist,
+        2 => LockStatus::LockBelongToOthers,
+        _ => LockStatus::InternalError,
+    })
 }
 
 #[async_trait]
@@ -103,34 +132,18 @@ impl LockStore for RedisLock {
     }
 
     async fn try_lock(&self, resource: &str, owner: &str, lease: Duration) -> Result<bool> {
-        let ms = self.validate(resource, owner, Some(lease))?;
-        let (resource, owner) = (resource.to_owned(), owner.to_owned());
-        let reply: Option<String> = self
-            .client
-            .call("try_lock", |mut c| async move {
-                redis::cmd("SET")
-                    .arg(resource)
-                    .arg(owner)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ms)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(reply.is_some())
+        let ms = validate(&self.client, resource, owner, Some(lease))?;
+        set_nx(&self.client, resource, owner, ms).await
     }
 
     async fn unlock(&self, resource: &str, owner: &str) -> Result<LockStatus> {
-        self.validate(resource, owner, None)?;
-        self.owner_script(&UNLOCK, "unlock", resource, owner, 0)
-            .await
+        validate(&self.client, resource, owner, None)?;
+        owner_script(&self.client, &UNLOCK, "unlock", resource, owner, 0).await
     }
 
     async fn keep_alive(&self, resource: &str, owner: &str, lease: Duration) -> Result<LockStatus> {
-        let ms = self.validate(resource, owner, Some(lease))?;
-        self.owner_script(&KEEP_ALIVE, "keep_alive", resource, owner, ms)
-            .await
+        let ms = validate(&self.client, resource, owner, Some(lease))?;
+        owner_script(&self.client, &KEEP_ALIVE, "keep_alive", resource, owner, ms).await
     }
 
     async fn health(&self) -> Health {

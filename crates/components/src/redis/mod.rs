@@ -1,5 +1,6 @@
-//! Redis components (feature `redis`): state (Dapr's hash layout), lock, sequencer, pub/sub
-//! (Redis Streams, Dapr's `pubsub.redis`) and configuration.
+//! Redis components (feature `redis`): state (Dapr's hash layout), lock, Redlock lock over
+//! independent hosts (Layotto's `redis_cluster`), sequencer, pub/sub (Redis Streams, Dapr's
+//! `pubsub.redis`) and configuration.
 //!
 //! All of them share [`RedisConfig`], parsed from the metadata keys of the peers' Redis
 //! components (`redisHost`, `redisPassword`, `redisUsername`, `db`, `enableTLS`, `maxRetries`,
@@ -8,6 +9,7 @@
 //! bounded by `dialTimeout + readTimeout`; a backend that cannot be reached fails with
 //! [`layotto_core::ErrorKind::Unavailable`].
 
+mod cluster_lock;
 mod configuration;
 mod lock;
 mod pubsub;
@@ -24,6 +26,7 @@ use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError,
 
 use crate::util::{parse_bool, parse_duration, reject_unknown};
 
+pub use cluster_lock::{CLUSTER_TYPE, HOSTS_KEY, LOCK_CLUSTER_TYPE, RedisClusterLock};
 pub use configuration::RedisConfigStore;
 pub use lock::RedisLock;
 pub use pubsub::{
@@ -121,17 +124,76 @@ impl RedisConfig {
         let mut known: Vec<&str> = COMMON_KEYS.to_vec();
         known.extend_from_slice(extra);
         reject_unknown(spec, &known)?;
-        let ctx = |e: Error| e.context(format_args!("component '{}'", spec.name));
         let raw_host = spec.get(HOST_KEY).ok_or_else(|| {
-            ctx(Error::invalid(format!(
-                "metadata '{HOST_KEY}' is required (host:port)"
-            )))
+            spec_err(
+                spec,
+                format!("metadata '{HOST_KEY}' is required (host:port)"),
+            )
         })?;
         let (host, port) = split_host_port(raw_host.trim()).ok_or_else(|| {
-            ctx(Error::invalid(format!(
-                "metadata '{HOST_KEY}' must be host:port, got '{raw_host}'"
-            )))
+            spec_err(
+                spec,
+                format!("metadata '{HOST_KEY}' must be host:port, got '{raw_host}'"),
+            )
         })?;
+        Self::parse_shared(spec, host, port)
+    }
+
+    /// Parses `hosts_key` (a comma-separated `host:port` list, at least one) and the shared
+    /// connection keys, applied to every host; `extra` are further keys the component accepts.
+    /// The singular `redisHost` is rejected with a hint to use `hosts_key`.
+    ///
+    /// # Errors
+    /// Invalid argument naming the component and the offending key.
+    pub fn from_spec_hosts(
+        spec: &ComponentSpec,
+        hosts_key: &str,
+        extra: &[&str],
+    ) -> Result<Vec<Self>> {
+        if spec.get(HOST_KEY).is_some() {
+            return Err(spec_err(
+                spec,
+                format!(
+                    "metadata '{HOST_KEY}' is not supported here: list every host in \
+                     '{hosts_key}' (comma-separated host:port)"
+                ),
+            ));
+        }
+        let mut known: Vec<&str> = COMMON_KEYS
+            .iter()
+            .copied()
+            .filter(|k| *k != HOST_KEY)
+            .collect();
+        known.push(hosts_key);
+        known.extend_from_slice(extra);
+        reject_unknown(spec, &known)?;
+        let raw = spec.get(hosts_key).unwrap_or_default();
+        if raw.trim().is_empty() {
+            return Err(spec_err(
+                spec,
+                format!("metadata '{hosts_key}' is required (comma-separated host:port list)"),
+            ));
+        }
+        raw.split(',')
+            .map(|h| {
+                let (host, port) = split_host_port(h.trim()).ok_or_else(|| {
+                    spec_err(
+                        spec,
+                        format!(
+                            "metadata '{hosts_key}' must be a comma-separated host:port list, \
+                             got '{}' in '{raw}'",
+                            h.trim()
+                        ),
+                    )
+                })?;
+                Self::parse_shared(spec, host, port)
+            })
+            .collect()
+    }
+
+    /// Parses every connection key except the host.
+    fn parse_shared(spec: &ComponentSpec, host: String, port: u16) -> Result<Self> {
+        let ctx = |e: Error| e.context(format_args!("component '{}'", spec.name));
         if parse_bool(spec, ENABLE_TLS_KEY, false)? {
             return Err(ctx(Error::invalid(format!(
                 "metadata '{ENABLE_TLS_KEY}=true' is not supported in this build (no Redis TLS)"
@@ -177,6 +239,11 @@ impl RedisConfig {
     fn call_timeout(&self) -> Duration {
         self.dial_timeout + self.read_timeout
     }
+}
+
+/// An invalid-argument error naming the component of `spec`.
+fn spec_err(spec: &ComponentSpec, msg: String) -> Error {
+    Error::invalid(msg).context(format_args!("component '{}'", spec.name))
 }
 
 /// `host:port` (IPv6 as `[addr]:port`).
