@@ -22,6 +22,10 @@ pub struct Stats {
     pub first_error: Option<String>,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// Open loop only: latency from the actual send (service time), microseconds. The main
+    /// histogram holds latency from the intended start, which adds the timer's lateness
+    /// (tokio's timer has 1 ms granularity).
+    pub service: Option<Histogram<u64>>,
 }
 
 impl Stats {
@@ -33,6 +37,7 @@ impl Stats {
             errors: 0,
             first_error: None,
             elapsed: Duration::ZERO,
+            service: None,
         }
     }
     fn merge(&mut self, other: &Stats) {
@@ -67,6 +72,13 @@ impl Stats {
     /// Latency at quantile `q` in milliseconds.
     pub fn ms(&self, q: f64) -> f64 {
         self.hist.value_at_quantile(q) as f64 / 1000.0
+    }
+    /// Service time (from the actual send) at quantile `q` in milliseconds; the latency when
+    /// no service times were recorded.
+    pub fn service_ms(&self, q: f64) -> f64 {
+        self.service
+            .as_ref()
+            .map_or_else(|| self.ms(q), |h| h.value_at_quantile(q) as f64 / 1000.0)
     }
 }
 
@@ -119,6 +131,7 @@ pub async fn closed_loop(op: Op, concurrency: usize, limit: Limit) -> Stats {
 /// measured from each request's intended start (no coordinated omission).
 pub async fn open_loop(op: Op, rate: u64, duration: Duration) -> Stats {
     let total = Arc::new(Mutex::new(Stats::new()));
+    let service = Arc::new(Mutex::new(Stats::new()));
     let start = Instant::now();
     let n = rate.saturating_mul(duration.as_secs()).max(1);
     let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
@@ -126,10 +139,14 @@ pub async fn open_loop(op: Op, rate: u64, duration: Duration) -> Stats {
     for k in 0..n {
         let intended = start + interval.mul_f64(k as f64);
         tokio::time::sleep_until(intended.into()).await;
-        let (op, total) = (op.clone(), total.clone());
+        let (op, total, service) = (op.clone(), total.clone(), service.clone());
         tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
             let r = op(usize::try_from(k).unwrap_or(0)).await;
-            let latency = intended.elapsed();
+            let (latency, took) = (intended.elapsed(), sent.elapsed());
+            if let Ok(mut s) = service.lock() {
+                s.record(took, r.clone());
+            }
             if let Ok(mut t) = total.lock() {
                 t.record(latency, r);
             }
@@ -141,6 +158,9 @@ pub async fn open_loop(op: Op, rate: u64, duration: Duration) -> Stats {
     let mut out = Stats::new();
     if let Ok(t) = total.lock() {
         out.merge(&t);
+    }
+    if let Ok(s) = service.lock() {
+        out.service = Some(s.hist.clone());
     }
     out.elapsed = start.elapsed();
     out
