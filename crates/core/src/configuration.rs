@@ -47,6 +47,16 @@ pub struct ConfigQuery {
 /// A live subscription: batches of changed items. Dropping it unsubscribes.
 pub type ConfigChanges = mpsc::Receiver<Vec<ConfigItem>>;
 
+/// `value`, or `default` when `value` is blank: how a store resolves a request's group and
+/// label against its defaults.
+pub fn or_default(value: &str, default: &str) -> String {
+    if value.trim().is_empty() {
+        default.to_owned()
+    } else {
+        value.to_owned()
+    }
+}
+
 /// A configuration store component.
 #[async_trait]
 pub trait ConfigStore: Send + Sync {

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use layotto_core::configuration::{ConfigChanges, ConfigItem, ConfigQuery, ConfigStore};
+use layotto_core::configuration::{
+    ConfigChanges, ConfigItem, ConfigQuery, ConfigStore, or_default,
+};
 use layotto_core::{ComponentSpec, Error, Metadata, Result};
 use tokio::sync::mpsc;
 
@@ -101,17 +103,10 @@ impl MemoryConfigStore {
     }
 
     fn scope(&self, app_id: &str, group: &str, label: &str) -> Scope {
-        let or = |v: &str, d: &str| {
-            if v.trim().is_empty() {
-                d.to_owned()
-            } else {
-                v.to_owned()
-            }
-        };
         (
             app_id.to_owned(),
-            or(group, &self.default_group),
-            or(label, &self.default_label),
+            or_default(group, &self.default_group),
+            or_default(label, &self.default_label),
         )
     }
 

@@ -13,7 +13,9 @@ use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use layotto_core::configuration::{ConfigChanges, ConfigItem, ConfigQuery, ConfigStore};
+use layotto_core::configuration::{
+    ConfigChanges, ConfigItem, ConfigQuery, ConfigStore, or_default,
+};
 use layotto_core::pubsub::retry_delay;
 use layotto_core::{ComponentSpec, Error, Health, Metadata, Result};
 use redis::Script;
@@ -121,17 +123,10 @@ impl RedisConfigStore {
     }
 
     fn scope(&self, app_id: &str, group: &str, label: &str) -> Scope {
-        let or = |v: &str, d: &str| {
-            if v.trim().is_empty() {
-                d.to_owned()
-            } else {
-                v.to_owned()
-            }
-        };
         Scope {
             app_id: app_id.to_owned(),
-            group: or(group, &self.default_group),
-            label: or(label, &self.default_label),
+            group: or_default(group, &self.default_group),
+            label: or_default(label, &self.default_label),
         }
     }
 
