@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use layotto_components::Registries;
 use layotto_config::{Config, Kind, Problems};
 use layotto_core::binding::{BindingRequest, BindingResponse, OutputBinding};
@@ -227,7 +226,6 @@ impl Runtime {
     /// # Errors
     /// Every configuration problem at once.
     pub fn build(config: &Config, registries: &Registries) -> std::result::Result<Self, Problems> {
-        validate(config, registries)?;
         let app_id = config.app.app_id.clone();
         let mut rt = Self {
             app_id: app_id.clone(),
@@ -247,18 +245,22 @@ impl Runtime {
             app_subscriptions: Mutex::new(Vec::new()),
         };
         let (probes, inits) = (&mut rt.probes, &mut rt.inits);
+        let mut problems = Vec::new();
         for entry in &config.components {
             let spec = &entry.spec;
             let name = spec.name.clone();
             let label = format!("{}/{}", entry.kind.section(), name);
-            // validate() passed, so creation succeeds; keep the error path anyway.
-            let built = create(registries, entry.kind, spec, &app_id).map_err(|e| {
-                Problems(vec![layotto_config::Problem {
-                    file: config.source.clone(),
-                    path: entry.path.clone(),
-                    message: e.message,
-                }])
-            })?;
+            let built = match create(registries, entry.kind, spec, &app_id) {
+                Ok(built) => built,
+                Err(e) => {
+                    problems.push(layotto_config::Problem {
+                        file: config.source.clone(),
+                        path: entry.path.clone(),
+                        message: e.message,
+                    });
+                    continue;
+                }
+            };
             match built {
                 Built::Hello(c) => {
                     rt.hellos.items.insert(name, c);
@@ -297,7 +299,11 @@ impl Runtime {
                 }
             }
         }
-        Ok(rt)
+        if problems.is_empty() {
+            Ok(rt)
+        } else {
+            Err(Problems(problems))
+        }
     }
 
     /// Initialises every component (connects backends, loads files).
@@ -904,9 +910,4 @@ async fn deliver_to_app(ch: &dyn AppChannel, ev: &TopicEvent) -> Result<()> {
             ev.id
         ))),
     }
-}
-
-/// Convenience for a [`Bytes`] payload in tests and edges.
-pub fn bytes_of(v: impl Into<Vec<u8>>) -> Bytes {
-    Bytes::from(v.into())
 }
