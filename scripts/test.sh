@@ -17,7 +17,9 @@ if ! command -v redis-server >/dev/null; then
     exit 1
   fi
 fi
-python3 -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools pytest
+# grpcio-tools compiles our protos with Google's protoc; the official Dapr Python SDK (with the
+# gRPC app extension) is the client under test in tests/compat/dapr.
+python3 -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools pytest "dapr[grpc]==1.19.0"
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check
@@ -28,9 +30,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked
 
-echo "==> wire compatibility (Python grpcio client)"
+echo "==> wire compatibility (Python grpcio client, official Dapr Python SDK)"
 cargo build -p layotto --locked
-python3 -m pytest -q tests/compat/python
+python3 -m pytest -q tests/compat/python tests/compat/dapr
 
 echo "==> benchmark smoke run"
 cargo run -q -p layotto-bench --locked -- --smoke

@@ -1,5 +1,6 @@
 //! Compiles the `.proto` files under `proto/` with protox (pure Rust, no system `protoc`) and
-//! generates tonic clients and servers.
+//! generates tonic clients and servers: the Layotto API (`spec.proto.runtime.v1`) and the Dapr
+//! API (`dapr.proto.common.v1`, `dapr.proto.runtime.v1`).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
@@ -7,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "spec/proto/runtime/v1/runtime.proto",
         "spec/proto/runtime/v1/appcallback.proto",
         "spec/proto/runtime/v1/lifecycle.proto",
+        "dapr/proto/common/v1/common.proto",
+        "dapr/proto/runtime/v1/dapr.proto",
+        "dapr/proto/runtime/v1/appcallback.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());

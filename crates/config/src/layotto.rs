@@ -7,7 +7,9 @@ use layotto_core::{ComponentSpec, Metadata};
 
 use crate::Problems;
 use crate::node::{Node, child, index, json_string};
-use crate::{AppConfig, ComponentEntry, Config, DEFAULT_CALLBACK_HOST, Kind, ListenAddr, Problem};
+use crate::{
+    AppConfig, ComponentEntry, Config, DEFAULT_CALLBACK_HOST, Kind, ListenAddr, Origin, Problem,
+};
 
 /// `grpc_config` sections upstream Layotto knows but this runtime does not serve; they are
 /// accepted and ignored so upstream config files load unchanged.
@@ -637,6 +639,10 @@ impl Walker {
                 metadata,
             },
             path,
+            file: self.file.clone(),
+            origin: Origin::Layotto,
+            secret_refs: Vec::new(),
+            secret_store: None,
         })
     }
 }

@@ -13,6 +13,7 @@
 //! Everything else MOSN knows (routers, tracing, metrics, other filters, unknown keys) is
 //! ignored without error.
 
+mod dapr;
 mod layotto;
 mod node;
 #[cfg(test)]
@@ -23,6 +24,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use layotto_core::ComponentSpec;
+
+pub use dapr::{load_resources, parse_resources};
 
 /// The building block a component serves; one per component section of `grpc_config`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -139,9 +142,48 @@ pub struct ComponentEntry {
     pub kind: Kind,
     /// Name, type and flattened metadata.
     pub spec: ComponentSpec,
-    /// JSON path of the component object, e.g.
-    /// `$.servers[0].listeners[0].filter_chains[0].filters[0].config.grpc_config.state.state_demo`.
+    /// Where in `file` the component is: a JSON path such as
+    /// `$.servers[0].listeners[0].filter_chains[0].filters[0].config.grpc_config.state.state_demo`
+    /// for Layotto, `doc[1]` (the YAML document index) for Dapr resources.
     pub path: String,
+    /// The file the component was read from (the config source for Layotto JSON).
+    pub file: String,
+    /// Which peer's format the component came from; picks the default key layouts.
+    pub origin: Origin,
+    /// Dapr `secretKeyRef` metadata still to be read from [`ComponentEntry::secret_store`]
+    /// (empty for Layotto components).
+    pub secret_refs: Vec<SecretRef>,
+    /// Dapr `auth.secretStore`: the secret store that resolves `secret_refs`.
+    pub secret_store: Option<String>,
+}
+
+/// The peer whose configuration format declared a component.
+///
+/// Key layouts differ between the peers and follow the origin by default (a component's
+/// `keyPrefix` metadata overrides the strategy):
+///
+/// | block | Layotto | Dapr |
+/// |---|---|---|
+/// | state | `<key>` (strategy `none`) | `<appid>\|\|<key>` (`appid`; `dapr/dapr:pkg/components/state/state_config.go`) |
+/// | lock | `lock\|\|\|<appid>\|\|<key>` | `lock\|\|<appid>\|\|<key>` (`dapr/dapr:pkg/components/lock/lock_config.go`) |
+/// | sequencer | `sequencer\|\|\|<appid>\|\|<key>` | (no Dapr block: Layotto's) |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// Layotto's MOSN JSON (`grpc_config` sections).
+    Layotto,
+    /// A Dapr `Component` resource (YAML, `apiVersion: dapr.io/v1alpha1`).
+    Dapr,
+}
+
+/// A Dapr metadata item given as `secretKeyRef: {name, key}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    /// The metadata key to fill, e.g. `redisPassword`.
+    pub metadata_key: String,
+    /// The secret's name in the secret store.
+    pub secret_name: String,
+    /// The key within the secret (Dapr: defaults to the secret's name).
+    pub secret_key: String,
 }
 
 /// A loaded and validated Layotto configuration.
@@ -165,18 +207,46 @@ impl Config {
         self.components.iter().filter(move |e| e.kind == kind)
     }
 
+    /// Appends `more` (e.g. Dapr resources) and keeps [`Config::components`] sorted; returns a
+    /// problem for every component whose kind and name is already taken (it is not added).
+    pub fn merge_components(&mut self, more: Vec<ComponentEntry>) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for entry in more {
+            if let Some(other) = self
+                .components
+                .iter()
+                .find(|e| e.kind == entry.kind && e.spec.name == entry.spec.name)
+            {
+                problems.push(Problem {
+                    file: entry.file.clone(),
+                    path: entry.path.clone(),
+                    message: format!(
+                        "{} component '{}' is already defined in {} at {}",
+                        entry.kind, entry.spec.name, other.file, other.path
+                    ),
+                });
+                continue;
+            }
+            self.components.push(entry);
+        }
+        let order = |k: Kind| Kind::ALL.iter().position(|x| *x == k);
+        self.components
+            .sort_by(|a, b| (order(a.kind), &a.spec.name).cmp(&(order(b.kind), &b.spec.name)));
+        problems
+    }
+
     /// Runs `check` on every component (typically: build it with the registry of its kind,
     /// without I/O) and collects every failure as a [`Problem`] at the component's path.
     pub fn check_components(
         &self,
-        check: impl Fn(Kind, &ComponentSpec) -> Result<(), String>,
+        check: impl Fn(&ComponentEntry) -> Result<(), String>,
     ) -> Result<(), Problems> {
         let problems: Vec<Problem> = self
             .components
             .iter()
             .filter_map(|entry| {
-                check(entry.kind, &entry.spec).err().map(|message| Problem {
-                    file: self.source.clone(),
+                check(entry).err().map(|message| Problem {
+                    file: entry.file.clone(),
                     path: entry.path.clone(),
                     message,
                 })

@@ -505,12 +505,13 @@ fn upstream_layotto_shapes_parse() {
 #[test]
 fn check_components_collects_every_failure() {
     let config = standalone().expect("valid");
-    assert_eq!(config.check_components(|_, _| Ok(())), Ok(()));
+    assert_eq!(config.check_components(|_| Ok(())), Ok(()));
     let err = config
-        .check_components(|kind, spec| match kind {
-            Kind::State | Kind::Binding => {
-                Err(format!("unknown {kind} component type '{}'", spec.type_))
-            }
+        .check_components(|e| match e.kind {
+            Kind::State | Kind::Binding => Err(format!(
+                "unknown {} component type '{}'",
+                e.kind, e.spec.type_
+            )),
             _ => Ok(()),
         })
         .expect_err("two failures");

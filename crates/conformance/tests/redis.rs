@@ -702,3 +702,136 @@ async fn pubsub_max_len_approx_trims() {
         .expect("XLEN");
     assert!((100..300).contains(&len), "XLEN {len} after 1000 publishes");
 }
+
+/// `spec` for the TLS port of `server` with `enableTLS` and the given extra keys.
+fn tls_spec(server: &RedisServer, type_: &str, extra: &[(&str, &str)]) -> ComponentSpec {
+    let mut s = ComponentSpec::new("redis-tls-test", type_)
+        .with("redisHost", server.tls_addr())
+        .with("enableTLS", "true")
+        .with("dialTimeout", "1s")
+        .with("readTimeout", "1s")
+        .with("maxRetries", "1");
+    for (k, v) in extra {
+        s = s.with(*k, *v);
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_state_suite_with_ca_cert() {
+    let server = RedisServer::start_tls(false);
+    let ca = server.certs().ca_cert.clone();
+    layotto_conformance::state::run_all(|| async {
+        let s = RedisStateStore::from_spec(&tls_spec(&server, "state.redis", &[("caCert", &ca)]))
+            .expect("valid spec");
+        s.init().await.expect("init state.redis over TLS");
+        Arc::new(s) as Arc<dyn StateStore>
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_pubsub_and_lock_over_mutual_tls() {
+    let server = RedisServer::start_tls(true);
+    let c = server.certs().clone();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Certificates may also be given as file paths.
+    let (cert_path, key_path) = (dir.path().join("client.pem"), dir.path().join("client.key"));
+    std::fs::write(&cert_path, &c.client_cert).expect("write cert");
+    std::fs::write(&key_path, &c.client_key).expect("write key");
+    let (cert_path, key_path) = (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    );
+    let mtls = [
+        ("caCert", c.ca_cert.as_str()),
+        ("clientCert", cert_path.as_str()),
+        ("clientKey", key_path.as_str()),
+        ("processingTimeout", "1s"),
+        ("redeliverInterval", "500ms"),
+    ];
+    layotto_conformance::lock::run_all(|| async {
+        let l = RedisLock::from_spec(&tls_spec(&server, "lock.redis", &mtls[..3])).expect("valid");
+        l.init().await.expect("init lock.redis over mutual TLS");
+        Arc::new(l) as Arc<dyn LockStore>
+    })
+    .await;
+    layotto_conformance::pubsub::run_all(|| async {
+        let p = RedisPubSub::from_spec(&tls_spec(&server, "pubsub.redis", &mtls)).expect("valid");
+        p.init().await.expect("init pubsub.redis over mutual TLS");
+        Arc::new(p) as Arc<dyn PubSub>
+    })
+    .await;
+
+    // Without a client certificate the server refuses the handshake: unavailable, quickly.
+    let no_cert = RedisLock::from_spec(&tls_spec(
+        &server,
+        "lock.redis",
+        &[("caCert", c.ca_cert.as_str())],
+    ))
+    .expect("valid");
+    let e = within(
+        Duration::from_secs(10),
+        "init without client cert",
+        no_cert.init(),
+    )
+    .await
+    .expect_err("server requires a client certificate");
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_verifies_the_server_unless_told_not_to() {
+    let server = RedisServer::start_tls(false);
+    // The test CA is in no system store: verification must fail, clearly and quickly.
+    let strict = RedisStateStore::from_spec(&tls_spec(&server, "state.redis", &[])).expect("valid");
+    let e = within(
+        Duration::from_secs(10),
+        "init with untrusted cert",
+        strict.init(),
+    )
+    .await
+    .expect_err("untrusted server certificate");
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+
+    // A plain-TCP client on the TLS port fails too (no silent downgrade).
+    let plain = RedisStateStore::from_spec(
+        &ComponentSpec::new("plain", "state.redis")
+            .with("redisHost", server.tls_addr())
+            .with("dialTimeout", "1s")
+            .with("readTimeout", "1s")
+            .with("maxRetries", "1"),
+    )
+    .expect("valid");
+    assert!(
+        within(
+            Duration::from_secs(10),
+            "plain init on TLS port",
+            plain.init()
+        )
+        .await
+        .is_err()
+    );
+
+    let lax = RedisStateStore::from_spec(&tls_spec(
+        &server,
+        "state.redis",
+        &[("insecureSkipVerify", "true")],
+    ))
+    .expect("valid");
+    lax.init()
+        .await
+        .expect("insecureSkipVerify accepts the test certificate");
+    lax.set(set_req("tls-key", "v"))
+        .await
+        .expect("set over TLS");
+    // The write went to the same server: visible on the plain port.
+    let mut conn = raw(&server).await;
+    let data: Option<String> = redis::cmd("HGET")
+        .arg("tls-key")
+        .arg("data")
+        .query_async(&mut conn)
+        .await
+        .expect("HGET");
+    assert_eq!(data.as_deref(), Some("v"));
+}

@@ -10,8 +10,12 @@ use std::fmt;
 pub enum ErrorKind {
     /// No component of this building block is configured at all (gRPC `FAILED_PRECONDITION`).
     NotConfigured,
-    /// The request is malformed: unknown store, missing or invalid field (gRPC `INVALID_ARGUMENT`).
+    /// The request is malformed: missing or invalid field (gRPC `INVALID_ARGUMENT`).
     InvalidArgument,
+    /// The request names a component that is not configured while others of its building block
+    /// are (Layotto: gRPC `INVALID_ARGUMENT`; Dapr: `INVALID_ARGUMENT` with reason
+    /// `DAPR_<BLOCK>_NOT_FOUND`, HTTP 400 `ERR_<BLOCK>_STORE_NOT_FOUND`).
+    StoreNotFound,
     /// The addressed item does not exist where its absence is an error (gRPC `NOT_FOUND`).
     NotFound,
     /// Optimistic concurrency failed: ETag mismatch or first-write conflict (gRPC `ABORTED`).
@@ -59,10 +63,10 @@ impl Error {
             format!("no {api} component is configured"),
         )
     }
-    /// [`ErrorKind::InvalidArgument`] for an unknown component name of building block `api`.
+    /// [`ErrorKind::StoreNotFound`] for an unknown component name of building block `api`.
     pub fn store_not_found(api: &str, name: &str) -> Self {
         Self::new(
-            ErrorKind::InvalidArgument,
+            ErrorKind::StoreNotFound,
             format!("{api} store '{name}' is not found"),
         )
     }

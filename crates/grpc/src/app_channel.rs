@@ -54,11 +54,16 @@ impl AppChannel for GrpcAppChannel {
                 pubsub_name: s.pubsub_name,
                 topic: s.topic,
                 metadata: s.metadata,
+                route: String::new(),
             })
             .collect())
     }
 
-    async fn deliver(&self, ev: &TopicEvent) -> Result<EventOutcome, ChannelError> {
+    async fn deliver(
+        &self,
+        _sub: &TopicSubscription,
+        ev: &TopicEvent,
+    ) -> Result<EventOutcome, ChannelError> {
         let req = crate::convert::topic_event(ev);
         let resp = self
             .client

@@ -1,37 +1,72 @@
 //! gRPC edge of layotto-rs.
 //!
 //! Serves `spec.proto.runtime.v1.Runtime` and `Lifecycle` (wire-identical to
-//! `mosn/layotto:spec/proto/runtime/v1`) on top of [`layotto_runtime::Runtime`], and reaches the
-//! app through its `AppCallback` server ([`GrpcAppChannel`]). Proto <-> domain conversion and the
+//! `mosn/layotto:spec/proto/runtime/v1`) and `dapr.proto.runtime.v1.Dapr` (wire-identical to
+//! `dapr/dapr:dapr/proto`) on top of [`layotto_runtime::Runtime`], and reaches the app through
+//! its `AppCallback` server ([`GrpcAppChannel`] for Layotto apps,
+//! [`dapr::DaprGrpcAppChannel`] for Dapr apps). Proto <-> domain conversion and the
 //! single error -> status mapping ([`status::to_status`]) live here and nowhere else.
 
 mod app_channel;
 mod convert;
+pub mod dapr;
 mod lifecycle;
 mod runtime_api;
 pub mod status;
+mod stream_sub;
 
 use std::sync::Arc;
 
 pub use app_channel::GrpcAppChannel;
 pub use lifecycle::LifecycleService;
 pub use runtime_api::RuntimeService;
+pub use stream_sub::STREAM_ACK_TIMEOUT;
 
+use layotto_proto::dapr::proto::runtime::v1::dapr_server::DaprServer;
 use layotto_proto::runtime::lifecycle_server::LifecycleServer;
 use layotto_proto::runtime::runtime_server::RuntimeServer;
 use layotto_runtime::Runtime;
+use tonic::service::interceptor::InterceptedService;
 
 /// Largest gRPC message accepted or sent, in bytes (64 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
-/// A tonic router with the Runtime and Lifecycle services of `rt`.
+/// A tonic router with the Layotto Runtime and Lifecycle services of `rt` and the Dapr API
+/// (with default options: `Shutdown` notifies nobody).
 pub fn router(rt: Arc<Runtime>) -> tonic::transport::server::Router {
+    router_with(
+        rt,
+        dapr::DaprGrpcOptions {
+            shutdown: Arc::default(),
+            runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+        &dapr::ApiToken::new(None),
+    )
+}
+
+/// A tonic router with every API of `rt`: Layotto's `Runtime` and `Lifecycle` and Dapr's
+/// `Dapr`, each behind the `dapr-api-token` check of `token`.
+pub fn router_with(
+    rt: Arc<Runtime>,
+    dapr_opts: dapr::DaprGrpcOptions,
+    token: &dapr::ApiToken,
+) -> tonic::transport::server::Router {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(
+        .add_service(InterceptedService::new(
             RuntimeServer::new(RuntimeService::new(rt.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(LifecycleServer::new(LifecycleService::new(rt)))
+            token.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            LifecycleServer::new(LifecycleService::new(rt.clone())),
+            token.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            DaprServer::new(dapr::DaprService::new(rt, dapr_opts))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            token.clone(),
+        ))
 }

@@ -1,9 +1,7 @@
 //! `spec.proto.runtime.v1.Runtime` over [`layotto_runtime::Runtime`].
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use layotto_core::Error;
@@ -12,18 +10,16 @@ use layotto_core::file::ListRequest;
 use layotto_core::lock::LockStatus;
 use layotto_proto::runtime as pb;
 use layotto_proto::runtime::runtime_server::Runtime as RuntimeApi;
-use layotto_runtime::{EventOutcome, Runtime};
-use tokio::sync::{mpsc, oneshot};
+use layotto_runtime::Runtime;
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
 use crate::status::{IntoStatus, to_status};
+use crate::stream_sub::Pending;
 
 type Stream2<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
-
-/// How long a streaming subscriber may take to acknowledge one event before it is redelivered.
-pub const STREAM_ACK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves the Layotto runtime API.
 pub struct RuntimeService {
@@ -555,46 +551,11 @@ impl RuntimeApi for RuntimeService {
                 ));
             }
         };
-        type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<EventOutcome>>>>;
-        let pending: Pending = Arc::default();
+        let pending = Pending::default();
         let (tx, rx) = mpsc::channel::<Result<pb::SubscribeTopicEventsResponse, Status>>(64);
-        let handler = {
-            let (pending, tx) = (pending.clone(), tx.clone());
-            move |ev: layotto_runtime::TopicEvent| {
-                let (pending, tx) = (pending.clone(), tx.clone());
-                let fut: futures::future::BoxFuture<'static, layotto_core::Result<()>> =
-                    Box::pin(async move {
-                        let (done_tx, done_rx) = oneshot::channel();
-                        pending
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(ev.id.clone(), done_tx);
-                        let msg = pb::SubscribeTopicEventsResponse {
-                            subscribe_topic_events_response_type: Some(Out::EventMessage(
-                                convert::topic_event(&ev),
-                            )),
-                        };
-                        if tx.send(Ok(msg)).await.is_err() {
-                            return Err(Error::unavailable("subscriber stream closed"));
-                        }
-                        match tokio::time::timeout(STREAM_ACK_TIMEOUT, done_rx).await {
-                            Ok(Ok(EventOutcome::Success | EventOutcome::Drop)) => Ok(()),
-                            Ok(Ok(EventOutcome::Retry)) => {
-                                Err(Error::unavailable("subscriber asked to retry"))
-                            }
-                            Ok(Err(_)) => Err(Error::unavailable("subscriber stream closed")),
-                            Err(_) => {
-                                pending
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .remove(&ev.id);
-                                Err(Error::unavailable("subscriber did not acknowledge in time"))
-                            }
-                        }
-                    });
-                fut
-            }
-        };
+        let handler = pending.handler(tx.clone(), |ev| pb::SubscribeTopicEventsResponse {
+            subscribe_topic_events_response_type: Some(Out::EventMessage(convert::topic_event(ev))),
+        });
         let subscription = self
             .rt
             .subscribe(
@@ -615,18 +576,12 @@ impl RuntimeApi for RuntimeService {
             while let Some(Ok(msg)) = incoming.next().await {
                 if let Some(In::EventProcessed(p)) = msg.subscribe_topic_events_request_type {
                     let outcome = crate::app_channel::outcome(p.status.map_or(0, |s| s.status));
-                    let waiter = pending
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&p.id);
-                    if let Some(w) = waiter {
-                        let _ = w.send(outcome);
-                    }
+                    pending.ack(&p.id, outcome);
                 }
             }
             // Stream ended: stop delivery; unacknowledged events go back to the group.
             drop(subscription);
-            pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            pending.clear();
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

@@ -11,7 +11,7 @@ use tonic::{Code, Status};
 pub fn code(kind: ErrorKind) -> Code {
     match kind {
         ErrorKind::NotConfigured => Code::FailedPrecondition,
-        ErrorKind::InvalidArgument => Code::InvalidArgument,
+        ErrorKind::InvalidArgument | ErrorKind::StoreNotFound => Code::InvalidArgument,
         ErrorKind::NotFound => Code::NotFound,
         ErrorKind::EtagMismatch => Code::Aborted,
         ErrorKind::PermissionDenied => Code::PermissionDenied,

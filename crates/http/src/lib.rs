@@ -6,6 +6,14 @@
 //!   UP and 503 otherwise.
 //! - `GET /actuator/info`: `{"app": {"name", "version"}}`.
 
+pub mod app_channel;
+
+pub use app_channel::{HttpAppChannel, HttpAppChannelOptions};
+
+pub mod dapr;
+
+pub use dapr::{AppConnection, DaprHttpOptions, dapr_router};
+
 use std::sync::Arc;
 
 use axum::extract::State;

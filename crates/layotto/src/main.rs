@@ -2,7 +2,12 @@
 //!
 //! - `layotto start [-c FILE]` serves the Layotto gRPC API and the actuator as configured in a
 //!   Layotto JSON file (default: the embedded `configs/config_standalone.json`).
-//! - `layotto validate [-c FILE]` prints every problem of a config file at once.
+//! - `layotto start --resources-path DIR [--app-id ID] [--app-port P] [--app-protocol http|grpc]
+//!   [--dapr-grpc-port 50001] [--dapr-http-port 3500]` runs like Dapr's `daprd`: components from
+//!   Dapr `Component` YAML files, Dapr's gRPC and HTTP APIs, the app reached over HTTP or gRPC.
+//!   `DAPR_API_TOKEN` in the environment makes every API call (but `/v1.0/healthz`) require a
+//!   matching `dapr-api-token` header. Both forms combine: `-c` adds the Layotto config.
+//! - `layotto validate [-c FILE] [--resources-path DIR]` prints every problem at once.
 //!
 //! Exit codes: 0 clean stop; 64 invalid configuration (nothing was bound); 1 start-up failure.
 
@@ -32,17 +37,67 @@ struct Cli {
 enum Command {
     /// Start the sidecar.
     Start {
-        /// Layotto JSON config file; the embedded standalone config when omitted.
+        /// Layotto JSON config file; the embedded standalone config when omitted (and no Dapr
+        /// resources path is given).
         #[arg(short = 'c', long = "config")]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        dapr: DaprArgs,
     },
     /// Check a config file and print every problem.
     Validate {
-        /// Layotto JSON config file; the embedded standalone config when omitted.
+        /// Layotto JSON config file; the embedded standalone config when omitted (and no Dapr
+        /// resources path is given).
         #[arg(short = 'c', long = "config")]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        dapr: DaprArgs,
     },
 }
+
+/// `daprd`-style flags (same names as Dapr's sidecar).
+#[derive(clap::Args, Debug, Clone)]
+struct DaprArgs {
+    /// Directory of Dapr `Component` YAML files (repeatable; alias `--components-path`).
+    #[arg(long = "resources-path", alias = "components-path")]
+    resources_path: Vec<PathBuf>,
+    /// The app's id (overrides the Layotto config's `app_id`).
+    #[arg(long = "app-id")]
+    app_id: Option<String>,
+    /// Port the app listens on; enables the app channel (subscriptions, invocation).
+    #[arg(long = "app-port")]
+    app_port: Option<u16>,
+    /// How to reach the app: `http` (Dapr's default) or `grpc`.
+    #[arg(long = "app-protocol", default_value = "http", value_parser = ["http", "grpc"])]
+    app_protocol: String,
+    /// Host of the app.
+    #[arg(long = "app-channel-address", default_value = "127.0.0.1")]
+    app_channel_address: String,
+    /// Port of Dapr's HTTP API (default 3500 when Dapr mode is on).
+    #[arg(long = "dapr-http-port")]
+    dapr_http_port: Option<u16>,
+    /// Port of Dapr's gRPC API (default 50001 when Dapr mode is on); it also serves the
+    /// Layotto API.
+    #[arg(long = "dapr-grpc-port")]
+    dapr_grpc_port: Option<u16>,
+    /// Address the Dapr ports bind to.
+    #[arg(long = "dapr-listen-addresses", default_value = "127.0.0.1")]
+    dapr_listen_address: std::net::IpAddr,
+}
+
+impl DaprArgs {
+    /// Whether Dapr's APIs are served: any Dapr resource or port was given.
+    fn enabled(&self) -> bool {
+        !self.resources_path.is_empty()
+            || self.dapr_http_port.is_some()
+            || self.dapr_grpc_port.is_some()
+    }
+}
+
+/// Dapr's default HTTP API port.
+const DAPR_HTTP_PORT: u16 = 3500;
+/// Dapr's default gRPC API port.
+const DAPR_GRPC_PORT: u16 = 50001;
 
 fn print_problems(p: &Problems) {
     eprintln!("invalid configuration ({} problem(s)):", p.0.len());
@@ -53,7 +108,10 @@ fn print_problems(p: &Problems) {
 
 /// Loads and fully validates the config (structure, then types and metadata of every
 /// component), printing every problem at once.
-fn checked(path: Option<&PathBuf>) -> Result<(Config, layotto_components::Registries), ExitCode> {
+fn checked(
+    path: Option<&PathBuf>,
+    dapr: &DaprArgs,
+) -> Result<(Config, layotto_components::Registries), ExitCode> {
     let registries = match layotto_components::Registries::builtin() {
         Ok(r) => r,
         Err(e) => {
@@ -61,13 +119,25 @@ fn checked(path: Option<&PathBuf>) -> Result<(Config, layotto_components::Regist
             return Err(ExitCode::FAILURE);
         }
     };
-    let (config, mut problems) = match path {
-        Some(p) => layotto_config::load_partial(p),
-        None => layotto_config::parse_partial(
+    let (config, mut problems) = match (path, dapr.enabled()) {
+        (Some(p), _) => layotto_config::load_partial(p),
+        (None, false) => layotto_config::parse_partial(
             layotto_config::STANDALONE,
             layotto_config::STANDALONE_SOURCE,
         ),
+        (None, true) => (Some(dapr_base_config(dapr)), Vec::new()),
     };
+    let config = config.map(|mut c| {
+        if let Some(id) = &dapr.app_id {
+            c.app.app_id.clone_from(id);
+        }
+        for dir in &dapr.resources_path {
+            let (entries, found) = layotto_config::load_resources(dir, &c.app.app_id);
+            problems.extend(found);
+            problems.extend(c.merge_components(entries));
+        }
+        c
+    });
     if let Some(c) = &config
         && let Err(p) = layotto_runtime::validate(c, &registries)
     {
@@ -82,10 +152,25 @@ fn checked(path: Option<&PathBuf>) -> Result<(Config, layotto_components::Regist
     }
 }
 
+/// The config of a Dapr-only sidecar: no Layotto listener of its own (the Dapr gRPC port
+/// serves the Layotto API too), no actuator, components from the resources path.
+fn dapr_base_config(dapr: &DaprArgs) -> Config {
+    Config {
+        source: "<dapr resources>".to_owned(),
+        grpc: ListenAddr::Tcp(std::net::SocketAddr::new(
+            dapr.dapr_listen_address,
+            dapr.dapr_grpc_port.unwrap_or(DAPR_GRPC_PORT),
+        )),
+        actuator: None,
+        app: layotto_config::AppConfig::default(),
+        components: Vec::new(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { config } => match checked(config.as_ref()) {
+        Command::Validate { config, dapr } => match checked(config.as_ref(), &dapr) {
             Ok((c, _)) => {
                 println!(
                     "{}: OK ({} components, gRPC on {})",
@@ -97,8 +182,8 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Start { config } => {
-            let (config, registries) = match checked(config.as_ref()) {
+        Command::Start { config: path, dapr } => {
+            let (config, registries) = match checked(path.as_ref(), &dapr) {
                 Ok(v) => v,
                 Err(code) => return code,
             };
@@ -113,7 +198,25 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(start(config, registries)) {
+            let serving = dapr.enabled().then(|| DaprServing {
+                http: std::net::SocketAddr::new(
+                    dapr.dapr_listen_address,
+                    dapr.dapr_http_port.unwrap_or(DAPR_HTTP_PORT),
+                ),
+                // Without a Layotto config the Layotto listener is the Dapr gRPC port itself.
+                grpc: path.is_some().then(|| {
+                    std::net::SocketAddr::new(
+                        dapr.dapr_listen_address,
+                        dapr.dapr_grpc_port.unwrap_or(DAPR_GRPC_PORT),
+                    )
+                }),
+            });
+            let app = dapr.app_port.map(|port| layotto_runtime::AppConnection {
+                port,
+                protocol: dapr.app_protocol.clone(),
+                channel_address: dapr.app_channel_address.clone(),
+            });
+            match rt.block_on(start(config, registries, serving, app)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("layotto: {e}");
@@ -177,43 +280,22 @@ where
         .map_err(|e| format!("gRPC: {e}"))
 }
 
-async fn start(
-    config: Config,
-    registries: layotto_components::Registries,
+/// The Dapr listeners to open besides the Layotto config's own.
+struct DaprServing {
+    /// Dapr's HTTP API.
+    http: std::net::SocketAddr,
+    /// Dapr's gRPC API, when it is not already the config's gRPC listener.
+    grpc: Option<std::net::SocketAddr>,
+}
+
+/// Spawns `router` on `addr` (TCP or unix socket) into `tasks`.
+async fn spawn_grpc(
+    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
+    router: tonic::transport::server::Router,
+    addr: &ListenAddr,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    // Both TLS users (the http binding, later backends) share one crypto provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = Arc::new(Runtime::build(&config, &registries).map_err(|p| p.to_string())?);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }
-    };
-
-    // The actuator comes up first, so readiness shows INIT while components initialise.
-    let mut tasks = tokio::task::JoinSet::new();
-    if let Some(addr) = config.actuator {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("binding actuator on {addr}: {e}"))?;
-        tracing::info!(%addr, "actuator listening");
-        let app = layotto_http::actuator(runtime.clone());
-        let stop = stopped();
-        tasks.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-                .map_err(|e| format!("actuator: {e}"))
-        });
-    }
-
-    runtime.init().await?;
-
-    let router = layotto_grpc::router(runtime.clone());
-    let stop = stopped();
-    match &config.grpc {
+    match addr {
         ListenAddr::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -234,17 +316,119 @@ async fn start(
             tasks.spawn(serve_grpc(router, incoming, stop));
         }
     }
+    Ok(())
+}
+
+/// Binds `addr` and serves `app` on it into `tasks`.
+async fn spawn_http(
+    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
+    what: &'static str,
+    app: axum::Router,
+    addr: std::net::SocketAddr,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("binding {what} on {addr}: {e}"))?;
+    tracing::info!(%addr, "{what} listening");
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+            .map_err(|e| format!("{what}: {e}"))
+    });
+    Ok(())
+}
+
+async fn start(
+    mut config: Config,
+    registries: layotto_components::Registries,
+    dapr: Option<DaprServing>,
+    app: Option<layotto_runtime::AppConnection>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // Both TLS users (the http binding, later backends) share one crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    layotto_runtime::resolve_secret_refs(&mut config, &registries)
+        .await
+        .map_err(|p| p.to_string())?;
+    let runtime = Arc::new(Runtime::build(&config, &registries).map_err(|p| p.to_string())?);
+    let api_token = std::env::var("DAPR_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
+
+    // Health endpoints come up first, so they report "not ready" while components initialise.
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(addr) = config.actuator {
+        let app = layotto_http::actuator(runtime.clone());
+        spawn_http(&mut tasks, "actuator", app, addr, stopped()).await?;
+    }
+    if let Some(d) = &dapr {
+        let opts = layotto_http::DaprHttpOptions {
+            api_token: api_token.clone(),
+            max_body_bytes: layotto_http::dapr::DEFAULT_MAX_BODY_BYTES,
+            shutdown: shutdown.clone(),
+            app: app.clone(),
+            runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let api = layotto_http::dapr_router(runtime.clone(), opts);
+        spawn_http(&mut tasks, "Dapr HTTP API", api, d.http, stopped()).await?;
+    }
+
+    runtime.init().await?;
+
+    let token = layotto_grpc::dapr::ApiToken::new(api_token.as_deref());
+    let grpc_opts = layotto_grpc::dapr::DaprGrpcOptions {
+        shutdown: shutdown.clone(),
+        runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let router = layotto_grpc::router_with(runtime.clone(), grpc_opts.clone(), &token);
+    spawn_grpc(&mut tasks, router, &config.grpc, stopped()).await?;
+    if let Some(addr) = dapr.as_ref().and_then(|d| d.grpc) {
+        let router = layotto_grpc::router_with(runtime.clone(), grpc_opts, &token);
+        spawn_grpc(&mut tasks, router, &ListenAddr::Tcp(addr), stopped()).await?;
+    }
     runtime.mark_started();
 
-    if let Some(port) = config.app.grpc_callback_port {
-        let channel = layotto_grpc::GrpcAppChannel::new(&config.app.grpc_callback_host, port)
-            .map_err(|e| format!("app callback address: {e}"))?;
+    let channel: Option<Arc<dyn layotto_runtime::AppChannel>> = match &app {
+        Some(a) if a.protocol == "grpc" => Some(Arc::new(
+            layotto_grpc::dapr::DaprGrpcAppChannel::new(&a.channel_address, a.port)
+                .map_err(|e| format!("app address: {e}"))?,
+        )),
+        Some(a) => Some(Arc::new(
+            layotto_http::HttpAppChannel::new(
+                &a.channel_address,
+                a.port,
+                layotto_http::HttpAppChannelOptions::from_env(),
+            )
+            .map_err(|e| format!("app address: {e}"))?,
+        )),
+        None => match config.app.grpc_callback_port {
+            Some(port) => Some(Arc::new(
+                layotto_grpc::GrpcAppChannel::new(&config.app.grpc_callback_host, port)
+                    .map_err(|e| format!("app callback address: {e}"))?,
+            )),
+            None => None,
+        },
+    };
+    if let Some(a) = app {
+        runtime.set_app_connection(a);
+    }
+    if let Some(channel) = channel {
         let rt = runtime.clone();
-        tokio::spawn(async move { rt.start_app_subscriptions(Arc::new(channel)).await });
+        tokio::spawn(async move { rt.start_app_subscriptions(channel).await });
     }
 
     tokio::select! {
         () = shutdown_signal() => tracing::info!("shutting down"),
+        () = shutdown.notified() => tracing::info!("shutdown requested through the API"),
         Some(res) = tasks.join_next() => {
             let _ = stop_tx.send(true);
             runtime.stop_app_subscriptions();

@@ -1,9 +1,10 @@
 //! The app channel: how the runtime reaches the application (subscriptions, event delivery).
 //!
-//! The runtime defines the contract; the edge implements it over the wire (gRPC AppCallback
-//! today), so nothing here knows a transport.
+//! The runtime defines the contract; the edge implements it over the wire (Layotto's and Dapr's
+//! gRPC `AppCallback`, Dapr's HTTP app contract), so nothing here knows a transport.
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use layotto_core::Metadata;
 
 use crate::cloudevent::TopicEvent;
@@ -17,6 +18,9 @@ pub struct TopicSubscription {
     pub topic: String,
     /// Subscription metadata.
     pub metadata: Metadata,
+    /// Where the app wants the topic's events (Dapr: the HTTP path to POST to, or the gRPC
+    /// `path` field); empty for Layotto apps, meaning "the topic's default".
+    pub route: String,
 }
 
 /// The app's answer to one event (Layotto's `TopicEventResponseStatus`).
@@ -50,11 +54,53 @@ impl std::fmt::Display for ChannelError {
     }
 }
 
+/// A service invocation addressed to the app: Dapr's `InvokeRequest` with its `HTTPExtension`
+/// (see the Dapr docs page "Service invocation API reference").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvokeRequest {
+    /// The method: the path after `/method/`, without a leading `/` (e.g. `orders/1`).
+    pub method: String,
+    /// The HTTP verb in upper case (`GET`, `POST`, ...); apps reached over gRPC get it in
+    /// `http_extension`.
+    pub http_verb: String,
+    /// The raw query string without the leading `?` (may be empty).
+    pub query: String,
+    /// Media type of `data` (empty when unknown).
+    pub content_type: String,
+    /// The request body.
+    pub data: Bytes,
+    /// Headers (HTTP) or metadata (gRPC) to pass on, names in lower case. The sidecar's own
+    /// API token is never among them.
+    pub headers: Vec<(String, String)>,
+}
+
+/// The app's answer to an [`InvokeRequest`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvokeResponse {
+    /// HTTP status as the app returned it (200 for a successful gRPC call).
+    pub status: u16,
+    /// Media type of `data` (empty when unknown).
+    pub content_type: String,
+    /// The response body.
+    pub data: Bytes,
+    /// Response headers (HTTP) or trailing metadata (gRPC) worth passing back.
+    pub headers: Vec<(String, String)>,
+}
+
 /// A connection to the application.
 #[async_trait]
 pub trait AppChannel: Send + Sync {
     /// The app's topic subscriptions.
     async fn list_subscriptions(&self) -> Result<Vec<TopicSubscription>, ChannelError>;
-    /// Delivers one event and returns the app's answer.
-    async fn deliver(&self, event: &TopicEvent) -> Result<EventOutcome, ChannelError>;
+    /// Delivers one event of subscription `sub` and returns the app's answer.
+    async fn deliver(
+        &self,
+        sub: &TopicSubscription,
+        event: &TopicEvent,
+    ) -> Result<EventOutcome, ChannelError>;
+    /// Invokes a method of the app. Channels that cannot (Layotto's AppCallback has no
+    /// `OnInvoke`) answer [`ChannelError::Unimplemented`].
+    async fn invoke(&self, _req: &InvokeRequest) -> Result<InvokeResponse, ChannelError> {
+        Err(ChannelError::Unimplemented)
+    }
 }

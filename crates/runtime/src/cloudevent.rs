@@ -133,21 +133,27 @@ pub fn envelope(
         .map_err(|e| Error::internal(format!("encoding CloudEvent: {e}")))
 }
 
+/// A delivered message taken as an opaque payload (a raw-payload subscription, or data that is
+/// no CloudEvent): a fresh id, `application/octet-stream`, the bytes unchanged.
+pub fn raw_event(raw: &[u8], topic: &str, pubsub_name: &str, metadata: Metadata) -> TopicEvent {
+    TopicEvent {
+        id: uuid::Uuid::new_v4().to_string(),
+        spec_version: SPEC_VERSION.into(),
+        type_: DEFAULT_EVENT_TYPE.into(),
+        data_content_type: "application/octet-stream".into(),
+        data: Bytes::copy_from_slice(raw),
+        topic: topic.into(),
+        pubsub_name: pubsub_name.into(),
+        metadata,
+        ..Default::default()
+    }
+}
+
 /// Decodes a delivered message; a payload that is no CloudEvent JSON object is delivered raw
 /// with a fresh id.
 pub fn decode(raw: &[u8], topic: &str, pubsub_name: &str, metadata: Metadata) -> TopicEvent {
     let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(raw) else {
-        return TopicEvent {
-            id: uuid::Uuid::new_v4().to_string(),
-            spec_version: SPEC_VERSION.into(),
-            type_: DEFAULT_EVENT_TYPE.into(),
-            data_content_type: "application/octet-stream".into(),
-            data: Bytes::copy_from_slice(raw),
-            topic: topic.into(),
-            pubsub_name: pubsub_name.into(),
-            metadata,
-            ..Default::default()
-        };
+        return raw_event(raw, topic, pubsub_name, metadata);
     };
     let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let data_content_type = s("datacontenttype");

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use layotto_components::Registries;
-use layotto_config::{Config, Kind, Problems};
+use layotto_config::{ComponentEntry, Config, Kind, Origin, Problems};
 use layotto_core::binding::{BindingRequest, BindingResponse, OutputBinding};
 use layotto_core::configuration::{ConfigChanges, ConfigItem, ConfigQuery, ConfigStore};
 use layotto_core::file::{ByteStream, FileMeta, FileStore, ListPage, ListRequest};
@@ -30,7 +30,9 @@ use layotto_core::state::{
 };
 use layotto_core::{ComponentSpec, Error, Health, HealthStatus, Metadata, Result};
 
-pub use app_channel::{AppChannel, ChannelError, EventOutcome, TopicSubscription};
+pub use app_channel::{
+    AppChannel, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicSubscription,
+};
 pub use cloudevent::TopicEvent;
 use keys::KeyPrefix;
 use segments::SegmentCache;
@@ -123,6 +125,57 @@ pub struct Runtime {
     ready: AtomicU8,
     startup_error: Mutex<Option<String>>,
     app_subscriptions: Mutex<Vec<Subscription>>,
+    app_topics: Mutex<Vec<TopicSubscription>>,
+    app_channel: Mutex<Option<Arc<dyn AppChannel>>>,
+    app_connection: Mutex<Option<AppConnection>>,
+    registered: Vec<RegisteredComponent>,
+    attributes: Mutex<BTreeMap<String, String>>,
+}
+
+/// Publish/subscribe metadata key that turns CloudEvent wrapping off (Dapr's name).
+pub const RAW_PAYLOAD_KEY: &str = "rawPayload";
+
+/// How the sidecar reaches its app, as the metadata API reports it (Dapr's
+/// `appConnectionProperties`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConnection {
+    /// The app's port.
+    pub port: u16,
+    /// `grpc` or `http`.
+    pub protocol: String,
+    /// The app's host, e.g. `127.0.0.1`.
+    pub channel_address: String,
+}
+
+/// A configured component, as the metadata API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredComponent {
+    /// Component name.
+    pub name: String,
+    /// Its building block.
+    pub kind: Kind,
+    /// Component type within the block, e.g. `redis`, `in-memory`, `local.file`.
+    pub type_: String,
+}
+
+impl RegisteredComponent {
+    /// The type as a Dapr resource spells it: `<block>.<type>`, e.g. `state.redis`,
+    /// `pubsub.in-memory`, `secretstores.local.file`, `bindings.http` (blocks Dapr lacks keep
+    /// Layotto's section name: `sequencer.redis`, `file.local`, `hellos.helloworld`).
+    pub fn dapr_type(&self) -> String {
+        let block = match self.kind {
+            Kind::State => "state",
+            Kind::PubSub => "pubsub",
+            Kind::Lock => "lock",
+            Kind::Configuration => "configuration",
+            Kind::Secret => "secretstores",
+            Kind::Binding => "bindings",
+            Kind::Sequencer => "sequencer",
+            Kind::File => "file",
+            Kind::Hello => "hellos",
+        };
+        format!("{block}.{}", self.type_)
+    }
 }
 
 macro_rules! probe {
@@ -153,11 +206,94 @@ macro_rules! probe {
 /// Every problem found, each with file and JSON path.
 pub fn validate(config: &Config, registries: &Registries) -> std::result::Result<(), Problems> {
     let app_id = config.app.app_id.clone();
-    config.check_components(|kind, spec| {
-        create(registries, kind, spec, &app_id)
+    config.check_components(|entry| {
+        create(registries, entry, &app_id)
             .map(drop)
             .map_err(|e| e.message)
     })
+}
+
+/// Resolves Dapr `secretKeyRef` metadata of every component of `config`: each reference is
+/// read from the secret store its component names in `auth.secretStore` (built and
+/// initialised here, before the runtime) and written into the component's metadata.
+///
+/// # Errors
+/// Every reference that cannot be resolved, each naming the component, the metadata key and
+/// why: no `auth.secretStore`, an unknown or failing store, a missing secret or key.
+pub async fn resolve_secret_refs(
+    config: &mut Config,
+    registries: &Registries,
+) -> std::result::Result<(), Problems> {
+    let mut stores: HashMap<String, Arc<dyn SecretStore>> = HashMap::new();
+    let mut problems = Vec::new();
+    for i in 0..config.components.len() {
+        let entry = &config.components[i];
+        if entry.secret_refs.is_empty() {
+            continue;
+        }
+        let problem = |message: String| layotto_config::Problem {
+            file: entry.file.clone(),
+            path: entry.path.clone(),
+            message,
+        };
+        let Some(store_name) = entry.secret_store.clone() else {
+            problems.push(problem(format!(
+                "metadata '{}' uses secretKeyRef but the component names no secret store \
+                 (auth.secretStore)",
+                entry.secret_refs[0].metadata_key
+            )));
+            continue;
+        };
+        let store = if let Some(s) = stores.get(&store_name) {
+            s.clone()
+        } else {
+            let Some(spec) = config
+                .of_kind(Kind::Secret)
+                .find(|e| e.spec.name == store_name)
+                .map(|e| e.spec.clone())
+            else {
+                problems.push(problem(format!(
+                    "secret store '{store_name}' (auth.secretStore) is not configured"
+                )));
+                continue;
+            };
+            let built = match registries.secrets.create(&spec) {
+                Ok(s) => s,
+                Err(e) => {
+                    problems.push(problem(format!("secret store '{store_name}': {e}")));
+                    continue;
+                }
+            };
+            if let Err(e) = built.init().await {
+                problems.push(problem(format!("secret store '{store_name}': {e}")));
+                continue;
+            }
+            stores.insert(store_name.clone(), built.clone());
+            built
+        };
+        let mut resolved = Vec::new();
+        for r in &entry.secret_refs {
+            match store.get(&r.secret_name, &Metadata::new()).await {
+                Ok(secret) => match secret.get(&r.secret_key) {
+                    Some(v) => resolved.push((r.metadata_key.clone(), v.clone())),
+                    None => problems.push(problem(format!(
+                        "metadata '{}': secret '{}' of store '{store_name}' has no key '{}'",
+                        r.metadata_key, r.secret_name, r.secret_key
+                    ))),
+                },
+                Err(e) => problems.push(problem(format!(
+                    "metadata '{}': secret '{}' of store '{store_name}': {e}",
+                    r.metadata_key, r.secret_name
+                ))),
+            }
+        }
+        config.components[i].spec.metadata.extend(resolved);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Problems(problems))
+    }
 }
 
 enum Built {
@@ -172,16 +308,26 @@ enum Built {
     Binding(Arc<dyn OutputBinding>),
 }
 
-fn create(r: &Registries, kind: Kind, spec: &ComponentSpec, app_id: &str) -> Result<Built> {
-    Ok(match kind {
+/// Builds the component of `entry`, with the key layout of its origin: Layotto keeps state
+/// keys unprefixed and locks under `lock|||`; Dapr prefixes state keys with the app id and
+/// locks under `lock||` (see [`layotto_config::Origin`]).
+fn create(r: &Registries, entry: &ComponentEntry, app_id: &str) -> Result<Built> {
+    let spec = &entry.spec;
+    let dapr = entry.origin == Origin::Dapr;
+    Ok(match entry.kind {
         Kind::Hello => Built::Hello(r.hellos.create(spec)?),
         Kind::State => Built::State(Prefixed {
             inner: r.state.create(spec)?,
-            keys: KeyPrefix::resolve(spec, app_id, "none", "")?,
+            keys: KeyPrefix::resolve(spec, app_id, if dapr { "appid" } else { "none" }, "")?,
         }),
         Kind::Lock => Built::Lock(Prefixed {
             inner: r.lock.create(spec)?,
-            keys: KeyPrefix::resolve(spec, app_id, "appid", "lock|||")?,
+            keys: KeyPrefix::resolve(
+                spec,
+                app_id,
+                "appid",
+                if dapr { "lock||" } else { "lock|||" },
+            )?,
         }),
         Kind::Sequencer => {
             let keys = KeyPrefix::resolve(spec, app_id, "appid", "sequencer|||")?;
@@ -243,6 +389,11 @@ impl Runtime {
             ready: AtomicU8::new(READY_INIT),
             startup_error: Mutex::new(None),
             app_subscriptions: Mutex::new(Vec::new()),
+            app_topics: Mutex::new(Vec::new()),
+            app_channel: Mutex::new(None),
+            app_connection: Mutex::new(None),
+            registered: Vec::new(),
+            attributes: Mutex::new(BTreeMap::new()),
         };
         let (probes, inits) = (&mut rt.probes, &mut rt.inits);
         let mut problems = Vec::new();
@@ -250,11 +401,16 @@ impl Runtime {
             let spec = &entry.spec;
             let name = spec.name.clone();
             let label = format!("{}/{}", entry.kind.section(), name);
-            let built = match create(registries, entry.kind, spec, &app_id) {
+            rt.registered.push(RegisteredComponent {
+                name: name.clone(),
+                kind: entry.kind,
+                type_: spec.type_.clone(),
+            });
+            let built = match create(registries, entry, &app_id) {
                 Ok(built) => built,
                 Err(e) => {
                     problems.push(layotto_config::Problem {
-                        file: config.source.clone(),
+                        file: entry.file.clone(),
                         path: entry.path.clone(),
                         message: e.message,
                     });
@@ -653,7 +809,8 @@ impl Runtime {
 
     // ----- pub/sub -----
 
-    /// Publishes `data` to `topic`, wrapped in a CloudEvent unless it already is one.
+    /// Publishes `data` to `topic`, wrapped in a CloudEvent unless it already is one or
+    /// `metadata` has `rawPayload: "true"` (Dapr's raw messages: published as given).
     ///
     /// # Errors
     /// Unknown pub/sub, empty topic, a malformed CloudEvent, component failure.
@@ -669,7 +826,14 @@ impl Runtime {
         if topic.is_empty() {
             return Err(Error::empty_field("topic"));
         }
-        let data = cloudevent::envelope(&self.app_id, topic, pubsub, data, content_type)?;
+        let raw = metadata
+            .get(RAW_PAYLOAD_KEY)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let data = if raw {
+            bytes::Bytes::copy_from_slice(data)
+        } else {
+            cloudevent::envelope(&self.app_id, topic, pubsub, data, content_type)?
+        };
         p.publish(Message {
             topic: topic.to_owned(),
             data,
@@ -680,7 +844,8 @@ impl Runtime {
     }
 
     /// Subscribes `handler` to `topic` of `pubsub` in this app's consumer group (unless
-    /// `metadata` names another `consumerID`). The handler gets decoded CloudEvents and
+    /// `metadata` names another `consumerID`). The handler gets decoded CloudEvents (with
+    /// `rawPayload: "true"` in `metadata`: every message as an opaque payload) and
     /// returns `Ok` to acknowledge or `Err` to have the event redelivered.
     ///
     /// # Errors
@@ -705,8 +870,16 @@ impl Runtime {
                 .or_insert_with(|| self.app_id.clone());
         }
         let (t, name) = (topic.to_owned(), pubsub.to_owned());
-        let handler: Handler =
-            Arc::new(move |m: Message| handler(cloudevent::decode(&m.data, &t, &name, m.metadata)));
+        let raw = metadata
+            .get(RAW_PAYLOAD_KEY)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let handler: Handler = Arc::new(move |m: Message| {
+            handler(if raw {
+                cloudevent::raw_event(&m.data, &t, &name, m.metadata)
+            } else {
+                cloudevent::decode(&m.data, &t, &name, m.metadata)
+            })
+        });
         p.subscribe(
             SubscribeRequest {
                 topic: topic.to_owned(),
@@ -717,9 +890,95 @@ impl Runtime {
         .await
     }
 
+    /// Every configured component, in configuration order.
+    pub fn components(&self) -> &[RegisteredComponent] {
+        &self.registered
+    }
+
+    /// The attributes set through the metadata API (Dapr `SetMetadata`), sorted by key.
+    pub fn attributes(&self) -> BTreeMap<String, String> {
+        lock(&self.attributes).clone()
+    }
+
+    /// Sets attribute `key` to `value` (Dapr `SetMetadata`); later calls overwrite.
+    ///
+    /// # Errors
+    /// An empty key.
+    pub fn set_attribute(&self, key: &str, value: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::empty_field("key"));
+        }
+        lock(&self.attributes).insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    /// The topics the app subscribed to through its app channel.
+    pub fn app_subscriptions(&self) -> Vec<TopicSubscription> {
+        lock(&self.app_topics).clone()
+    }
+
+    /// Records how the app is reached (for the metadata API).
+    pub fn set_app_connection(&self, connection: AppConnection) {
+        *lock(&self.app_connection) = Some(connection);
+    }
+
+    /// How the app is reached, when an app channel is configured.
+    pub fn app_connection(&self) -> Option<AppConnection> {
+        lock(&self.app_connection).clone()
+    }
+
+    /// Makes `channel` the way to reach the app for service invocation (also done by
+    /// [`Runtime::start_app_subscriptions`]).
+    pub fn set_app_channel(&self, channel: Arc<dyn AppChannel>) {
+        *lock(&self.app_channel) = Some(channel);
+    }
+
+    /// Invokes `req.method` on app `app_id` through the app channel.
+    ///
+    /// Only this sidecar's own app is reachable (there is no name resolution across sidecars
+    /// yet).
+    ///
+    /// # Errors
+    /// Empty app id or method (`InvalidArgument`); another app id (`NotFound`); no app channel
+    /// configured or the app unreachable (`Unavailable`); the app cannot take invocations
+    /// (`Unsupported`).
+    pub async fn invoke_service(
+        &self,
+        app_id: &str,
+        req: &InvokeRequest,
+    ) -> Result<InvokeResponse> {
+        if app_id.is_empty() {
+            return Err(Error::empty_field("app id"));
+        }
+        if req.method.is_empty() {
+            return Err(Error::empty_field("method"));
+        }
+        if app_id != self.app_id {
+            return Err(Error::not_found(format!(
+                "app id '{app_id}' is not known: this sidecar reaches only its own app '{}'",
+                self.app_id
+            )));
+        }
+        let channel = lock(&self.app_channel).clone().ok_or_else(|| {
+            Error::unavailable(format!(
+                "app '{app_id}' has no app channel (start the sidecar with an app port)"
+            ))
+        })?;
+        channel.invoke(req).await.map_err(|e| match e {
+            ChannelError::Unimplemented => Error::new(
+                layotto_core::ErrorKind::Unsupported,
+                format!("app '{app_id}' does not accept service invocation"),
+            ),
+            ChannelError::Unavailable(m) => {
+                Error::unavailable(format!("invoking '{}' on app '{app_id}': {m}", req.method))
+            }
+        })
+    }
+
     /// Asks the app which topics it subscribes to (retrying while its callback server is
     /// down) and starts delivering to it. Runs until the subscriptions are set up.
     pub async fn start_app_subscriptions(self: &Arc<Self>, channel: Arc<dyn AppChannel>) {
+        self.set_app_channel(channel.clone());
         let mut attempt = 0u32;
         let subs = loop {
             match channel.list_subscriptions().await {
@@ -740,10 +999,11 @@ impl Runtime {
         };
         for s in subs {
             let ch = channel.clone();
+            let sub = Arc::new(s.clone());
             let handler = move |ev: TopicEvent| {
-                let ch = ch.clone();
+                let (ch, sub) = (ch.clone(), sub.clone());
                 let fut: futures::future::BoxFuture<'static, Result<()>> =
-                    Box::pin(async move { deliver_to_app(ch.as_ref(), &ev).await });
+                    Box::pin(async move { deliver_to_app(ch.as_ref(), &sub, &ev).await });
                 fut
             };
             match self
@@ -752,10 +1012,8 @@ impl Runtime {
             {
                 Ok(sub) => {
                     tracing::info!(pubsub = %s.pubsub_name, topic = %s.topic, "subscribed for app");
-                    self.app_subscriptions
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(sub);
+                    lock(&self.app_subscriptions).push(sub);
+                    lock(&self.app_topics).push(s);
                 }
                 Err(e) => {
                     tracing::error!(pubsub = %s.pubsub_name, topic = %s.topic, error = %e, "app subscription refused");
@@ -766,10 +1024,8 @@ impl Runtime {
 
     /// Stops delivering to the app.
     pub fn stop_app_subscriptions(&self) {
-        self.app_subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        lock(&self.app_subscriptions).clear();
+        lock(&self.app_topics).clear();
     }
 
     // ----- secrets -----
@@ -890,8 +1146,18 @@ impl Runtime {
 /// Delivers one event through the app channel, mapping the app's answer to ack/redeliver:
 /// SUCCESS and DROP acknowledge, RETRY and an unreachable app redeliver, an app that does not
 /// implement the callback drops.
-async fn deliver_to_app(ch: &dyn AppChannel, ev: &TopicEvent) -> Result<()> {
-    match ch.deliver(ev).await {
+/// Locks `m`, recovering from poisoning (the guarded data stays consistent: every critical
+/// section is a single push, clear or clone).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn deliver_to_app(
+    ch: &dyn AppChannel,
+    sub: &TopicSubscription,
+    ev: &TopicEvent,
+) -> Result<()> {
+    match ch.deliver(sub, ev).await {
         Ok(EventOutcome::Success) => Ok(()),
         Ok(EventOutcome::Drop) => {
             tracing::warn!(id = %ev.id, topic = %ev.topic, "app dropped event");

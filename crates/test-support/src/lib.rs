@@ -46,8 +46,68 @@ fn free_port() -> u16 {
 pub struct RedisServer {
     binary: PathBuf,
     port: u16,
+    tls: Option<TlsSetup>,
     dir: tempfile::TempDir,
     child: Option<Child>,
+}
+
+/// PEM material of a test certificate authority and what it issued, all valid for
+/// `localhost` / `127.0.0.1`.
+#[derive(Debug, Clone)]
+pub struct TestCerts {
+    /// The CA certificate (give it to clients as their only trust root).
+    pub ca_cert: String,
+    /// Server certificate issued by the CA.
+    pub server_cert: String,
+    /// Private key of `server_cert`.
+    pub server_key: String,
+    /// Client certificate issued by the CA (for mutual TLS).
+    pub client_cert: String,
+    /// Private key of `client_cert`.
+    pub client_key: String,
+}
+
+impl TestCerts {
+    /// Generates a fresh CA and a server and a client certificate signed by it.
+    ///
+    /// # Panics
+    /// When key generation fails (it does not with the ring backend).
+    pub fn generate() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("generate CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "layotto-rs test CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = |cn: &str| {
+            let key = KeyPair::generate().expect("generate leaf key");
+            let mut params =
+                CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                    .expect("leaf params");
+            params.distinguished_name.push(DnType::CommonName, cn);
+            let cert = params.signed_by(&key, &issuer).expect("sign leaf");
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf("redis-server");
+        let (client_cert, client_key) = leaf("layotto-client");
+        Self {
+            ca_cert: ca_cert.pem(),
+            server_cert,
+            server_key,
+            client_cert,
+            client_key,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TlsSetup {
+    port: u16,
+    certs: TestCerts,
+    require_client_cert: bool,
 }
 
 impl RedisServer {
@@ -57,14 +117,43 @@ impl RedisServer {
     /// When `redis-server` is not installed (names the Debian package `redis-server`), or the
     /// server does not answer within 20 s.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts a server that also accepts TLS on [`RedisServer::tls_port`], with certificates
+    /// from a fresh [`TestCerts`] (see [`RedisServer::certs`]); the plain port stays open for
+    /// set-up and checks. With `require_client_cert` the TLS port refuses clients without a
+    /// certificate issued by the test CA.
+    ///
+    /// # Panics
+    /// As [`RedisServer::start`]; also when the installed `redis-server` lacks TLS support.
+    pub fn start_tls(require_client_cert: bool) -> Self {
+        Self::start_with(Some(TlsSetup {
+            port: 0,
+            certs: TestCerts::generate(),
+            require_client_cert,
+        }))
+    }
+
+    fn start_with(tls: Option<TlsSetup>) -> Self {
         let binary = find_binary("redis-server", "redis-server");
         let dir = tempfile::Builder::new()
             .prefix("layotto-redis-")
             .tempdir()
             .expect("create a temp dir for redis-server");
+        if let Some(t) = &tls {
+            for (name, pem) in [
+                ("ca.pem", &t.certs.ca_cert),
+                ("server.pem", &t.certs.server_cert),
+                ("server.key", &t.certs.server_key),
+            ] {
+                std::fs::write(dir.path().join(name), pem).expect("write TLS files");
+            }
+        }
         let mut server = Self {
             binary,
             port: 0,
+            tls,
             dir,
             child: None,
         };
@@ -72,6 +161,9 @@ impl RedisServer {
         // A free port can be taken by someone else between probing and binding: retry.
         for _ in 0..5 {
             server.port = free_port();
+            if let Some(t) = &mut server.tls {
+                t.port = free_port();
+            }
             match server.spawn() {
                 Ok(()) => return server,
                 Err(e) => last_err = e,
@@ -88,6 +180,27 @@ impl RedisServer {
     /// The TCP port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `127.0.0.1:port` of the TLS port (servers from [`RedisServer::start_tls`] only).
+    ///
+    /// # Panics
+    /// On a server started without TLS.
+    pub fn tls_addr(&self) -> String {
+        let t = self.tls.as_ref().expect("server was started without TLS");
+        format!("127.0.0.1:{}", t.port)
+    }
+
+    /// The certificates of a TLS server.
+    ///
+    /// # Panics
+    /// On a server started without TLS.
+    pub fn certs(&self) -> &TestCerts {
+        &self
+            .tls
+            .as_ref()
+            .expect("server was started without TLS")
+            .certs
     }
 
     /// The data directory (append-only file lives here).
@@ -125,9 +238,23 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), String> {
         let port = self.port.to_string();
-        let mut child = Command::new(&self.binary)
-            .args(["--port", &port, "--bind", "127.0.0.1", "--dir"])
-            .arg(self.dir.path())
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(["--port", &port, "--bind", "127.0.0.1", "--dir"])
+            .arg(self.dir.path());
+        if let Some(t) = &self.tls {
+            let d = self.dir.path();
+            cmd.args(["--tls-port", &t.port.to_string(), "--tls-cert-file"])
+                .arg(d.join("server.pem"))
+                .arg("--tls-key-file")
+                .arg(d.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(d.join("ca.pem"))
+                .args([
+                    "--tls-auth-clients",
+                    if t.require_client_cert { "yes" } else { "no" },
+                ]);
+        }
+        let mut child = cmd
             .args([
                 "--save",
                 "",

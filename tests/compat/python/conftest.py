@@ -11,45 +11,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-PROTO = REPO / "proto"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import free_port, generate_layotto_stubs, layotto_binary, port_open, stop, wait_until  # noqa: E402
 
-
-def _generate_stubs() -> Path:
-    out = Path(tempfile.mkdtemp(prefix="layotto-py-"))
-    from grpc_tools import protoc  # noqa: PLC0415
-
-    files = [str(p.relative_to(PROTO)) for p in (PROTO / "spec/proto/runtime/v1").glob("*.proto")]
-    import grpc_tools  # noqa: PLC0415
-
-    wkt = str(Path(grpc_tools.__file__).parent / "_proto")
-    rc = protoc.main(
-        ["protoc", f"-I{PROTO}", f"-I{wkt}", f"--python_out={out}", f"--grpc_python_out={out}", *files]
-    )
-    if rc != 0:
-        raise RuntimeError(f"grpc_tools.protoc failed with {rc}")
-    for d in ["spec", "spec/proto", "spec/proto/runtime", "spec/proto/runtime/v1"]:
-        (out / d / "__init__.py").touch()
-    return out
-
-
-sys.path.insert(0, str(_generate_stubs()))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def layotto_binary() -> str:
-    env = os.environ.get("LAYOTTO_BIN")
-    if env:
-        return env
-    path = REPO / "target" / "debug" / "layotto"
-    if not path.exists():
-        raise RuntimeError(f"{path} not built: run `cargo build -p layotto` first or set LAYOTTO_BIN")
-    return str(path)
+sys.path.insert(0, str(generate_layotto_stubs()))
 
 
 def config(grpc_port: int, grpc_config: dict) -> dict:
@@ -76,27 +41,14 @@ class Sidecar:
         path = Path(self.dir.name) / "config.json"
         path.write_text(json.dumps(config(self.port, grpc_config)))
         self.proc = subprocess.Popen([layotto_binary(), "start", "-c", str(path)])
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"layotto exited with {self.proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("layotto did not start listening")
+        wait_until(self.proc, lambda: port_open(self.port), "the gRPC port")
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc)
         self.dir.cleanup()
 
 

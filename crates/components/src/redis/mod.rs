@@ -3,8 +3,9 @@
 //! `pubsub.redis`) and configuration.
 //!
 //! All of them share [`RedisConfig`], parsed from the metadata keys of the peers' Redis
-//! components (`redisHost`, `redisPassword`, `redisUsername`, `db`, `enableTLS`, `maxRetries`,
-//! `dialTimeout`, `readTimeout`), and [`RedisClient`], a
+//! components (`redisHost`, `redisPassword`, `redisUsername`, `db`, `enableTLS`, `clientCert`,
+//! `clientKey`, `caCert`, `insecureSkipVerify`, `maxRetries`, `dialTimeout`, `readTimeout`), and
+//! [`RedisClient`], a
 //! [`redis::aio::ConnectionManager`] created in `init` that reconnects by itself. Every call is
 //! bounded by `dialTimeout + readTimeout`; a backend that cannot be reached fails with
 //! [`layotto_core::ErrorKind::Unavailable`].
@@ -57,8 +58,20 @@ pub const PASSWORD_KEY: &str = "redisPassword";
 pub const USERNAME_KEY: &str = "redisUsername";
 /// Metadata key: database number.
 pub const DB_KEY: &str = "db";
-/// Metadata key: TLS (`true` is rejected: this build has no Redis TLS support).
+/// Metadata key: connect over TLS (`true`/`false`, default `false`; Dapr's name). The server
+/// certificate is verified against `caCert` when given, else the system roots.
 pub const ENABLE_TLS_KEY: &str = "enableTLS";
+/// Metadata key: client certificate chain for mutual TLS, PEM text or a path to a PEM file
+/// (Dapr's name; needs `clientKey`).
+pub const CLIENT_CERT_KEY: &str = "clientCert";
+/// Metadata key: private key of `clientCert`, PEM text or a path to a PEM file (Dapr's name).
+pub const CLIENT_KEY_KEY: &str = "clientKey";
+/// Metadata key: CA certificate(s) the server certificate must chain to, PEM text or a path to
+/// a PEM file; replaces the system roots.
+pub const CA_CERT_KEY: &str = "caCert";
+/// Metadata key: `true` accepts any server certificate (no verification at all). Dapr's Redis
+/// components always skip verification when TLS is on; here it must be asked for.
+pub const INSECURE_SKIP_VERIFY_KEY: &str = "insecureSkipVerify";
 /// Metadata key: reconnect attempts before a call fails.
 pub const MAX_RETRIES_KEY: &str = "maxRetries";
 /// Metadata key: connect timeout (duration or milliseconds).
@@ -67,12 +80,16 @@ pub const DIAL_TIMEOUT_KEY: &str = "dialTimeout";
 pub const READ_TIMEOUT_KEY: &str = "readTimeout";
 
 /// The connection keys every Redis component accepts.
-const COMMON_KEYS: [&str; 8] = [
+const COMMON_KEYS: [&str; 12] = [
     HOST_KEY,
     PASSWORD_KEY,
     USERNAME_KEY,
     DB_KEY,
     ENABLE_TLS_KEY,
+    CLIENT_CERT_KEY,
+    CLIENT_KEY_KEY,
+    CA_CERT_KEY,
+    INSECURE_SKIP_VERIFY_KEY,
     MAX_RETRIES_KEY,
     DIAL_TIMEOUT_KEY,
     READ_TIMEOUT_KEY,
@@ -97,6 +114,121 @@ pub struct RedisConfig {
     pub dial_timeout: Duration,
     /// Response timeout.
     pub read_timeout: Duration,
+    /// TLS settings; `None` for plain TCP.
+    pub tls: Option<RedisTls>,
+}
+
+/// TLS settings of a Redis connection (all PEM, already read and checked).
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    /// CA certificates replacing the system roots.
+    pub ca_cert: Option<Vec<u8>>,
+    /// Client certificate chain and private key for mutual TLS.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+    /// Accept any server certificate.
+    pub insecure_skip_verify: bool,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca_cert", &self.ca_cert.is_some())
+            .field("client", &self.client.as_ref().map(|_| "<redacted>"))
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .finish()
+    }
+}
+
+impl RedisTls {
+    /// Reads the TLS keys of `spec`; `None` unless `enableTLS` is true.
+    fn from_spec(spec: &ComponentSpec) -> Result<Option<Self>> {
+        let ctx = |e: Error| e.context(format_args!("component '{}'", spec.name));
+        let enabled = parse_bool(spec, ENABLE_TLS_KEY, false)?;
+        let tls_only = [
+            CLIENT_CERT_KEY,
+            CLIENT_KEY_KEY,
+            CA_CERT_KEY,
+            INSECURE_SKIP_VERIFY_KEY,
+        ];
+        if !enabled {
+            if let Some(k) = tls_only
+                .iter()
+                .find(|k| spec.get(k).is_some_and(|v| !v.is_empty()))
+            {
+                return Err(ctx(Error::invalid(format!(
+                    "metadata '{k}' needs '{ENABLE_TLS_KEY}: true'"
+                ))));
+            }
+            return Ok(None);
+        }
+        let ca_cert = pem(spec, CA_CERT_KEY, PemKind::Certs).map_err(ctx)?;
+        let cert = pem(spec, CLIENT_CERT_KEY, PemKind::Certs).map_err(ctx)?;
+        let key = pem(spec, CLIENT_KEY_KEY, PemKind::Key).map_err(ctx)?;
+        let client = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ctx(Error::invalid(format!(
+                    "metadata '{CLIENT_CERT_KEY}' needs '{CLIENT_KEY_KEY}'"
+                ))));
+            }
+            (None, Some(_)) => {
+                return Err(ctx(Error::invalid(format!(
+                    "metadata '{CLIENT_KEY_KEY}' needs '{CLIENT_CERT_KEY}'"
+                ))));
+            }
+        };
+        Ok(Some(Self {
+            ca_cert,
+            client,
+            insecure_skip_verify: parse_bool(spec, INSECURE_SKIP_VERIFY_KEY, false)?,
+        }))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum PemKind {
+    Certs,
+    Key,
+}
+
+/// The PEM of metadata `key`: its text when it holds a PEM block, else the file it names;
+/// checked to contain at least one certificate (or one private key).
+fn pem(spec: &ComponentSpec, key: &str, kind: PemKind) -> Result<Option<Vec<u8>>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(raw) = spec.get(key).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let bytes = if raw.contains("-----BEGIN") {
+        raw.as_bytes().to_vec()
+    } else {
+        std::fs::read(raw.trim()).map_err(|e| {
+            Error::invalid(format!(
+                "metadata '{key}': neither PEM text nor a readable file '{}': {e}",
+                raw.trim()
+            ))
+        })?
+    };
+    let ok = match kind {
+        PemKind::Certs => {
+            let certs: std::result::Result<Vec<_>, _> =
+                CertificateDer::pem_slice_iter(&bytes).collect();
+            // Every certificate is a DER SEQUENCE; catches pasted garbage early.
+            matches!(certs, Ok(c) if !c.is_empty() && c.iter().all(|d| d.first() == Some(&0x30)))
+        }
+        PemKind::Key => PrivateKeyDer::from_pem_slice(&bytes).is_ok(),
+    };
+    if !ok {
+        let what = match kind {
+            PemKind::Certs => "a PEM certificate",
+            PemKind::Key => "a PEM private key",
+        };
+        return Err(Error::invalid(format!(
+            "metadata '{key}' does not hold {what}"
+        )));
+    }
+    Ok(Some(bytes))
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -110,6 +242,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("max_retries", &self.max_retries)
             .field("dial_timeout", &self.dial_timeout)
             .field("read_timeout", &self.read_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -119,7 +252,8 @@ impl RedisConfig {
     ///
     /// # Errors
     /// Invalid argument naming the component and the offending key: unknown keys, missing or
-    /// malformed `redisHost`, non-integer `db`/`maxRetries`, bad durations, `enableTLS=true`.
+    /// malformed `redisHost`, non-integer `db`/`maxRetries`, bad durations, TLS keys without
+    /// `enableTLS=true`, certificate keys that hold no PEM certificate / key.
     pub fn from_spec(spec: &ComponentSpec, extra: &[&str]) -> Result<Self> {
         let mut known: Vec<&str> = COMMON_KEYS.to_vec();
         known.extend_from_slice(extra);
@@ -194,11 +328,7 @@ impl RedisConfig {
     /// Parses every connection key except the host.
     fn parse_shared(spec: &ComponentSpec, host: String, port: u16) -> Result<Self> {
         let ctx = |e: Error| e.context(format_args!("component '{}'", spec.name));
-        if parse_bool(spec, ENABLE_TLS_KEY, false)? {
-            return Err(ctx(Error::invalid(format!(
-                "metadata '{ENABLE_TLS_KEY}=true' is not supported in this build (no Redis TLS)"
-            ))));
-        }
+        let tls = RedisTls::from_spec(spec)?;
         let db = spec.parse::<i64>(DB_KEY)?.unwrap_or(0);
         if db < 0 {
             return Err(ctx(Error::invalid(format!(
@@ -232,6 +362,7 @@ impl RedisConfig {
             max_retries: spec.parse::<usize>(MAX_RETRIES_KEY)?.unwrap_or(3),
             dial_timeout: duration(DIAL_TIMEOUT_KEY, Duration::from_secs(5))?,
             read_timeout: duration(READ_TIMEOUT_KEY, Duration::from_secs(3))?,
+            tls,
         })
     }
 
@@ -324,11 +455,47 @@ impl RedisClient {
         if let Some(p) = &self.cfg.password {
             redis_info = redis_info.set_password(p);
         }
-        let info = ConnectionAddr::Tcp(self.cfg.host.clone(), self.cfg.port)
+        let Some(tls) = &self.cfg.tls else {
+            let info = ConnectionAddr::Tcp(self.cfg.host.clone(), self.cfg.port)
+                .into_connection_info()
+                .map_err(|e| self.map_err(&e))?
+                .set_redis_settings(redis_info);
+            return redis::Client::open(info).map_err(|e| self.map_err(&e));
+        };
+        // rustls needs a process-wide crypto provider; the binary installs ring at start-up,
+        // this covers library users (tests) that did not.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let host = if self.cfg.host.contains(':') {
+            format!("[{}]", self.cfg.host)
+        } else {
+            self.cfg.host.clone()
+        };
+        let fragment = if tls.insecure_skip_verify {
+            "#insecure"
+        } else {
+            ""
+        };
+        let info = format!("rediss://{host}:{}/{fragment}", self.cfg.port)
+            .as_str()
             .into_connection_info()
             .map_err(|e| self.map_err(&e))?
             .set_redis_settings(redis_info);
-        redis::Client::open(info).map_err(|e| self.map_err(&e))
+        if tls.ca_cert.is_none() && tls.client.is_none() {
+            return redis::Client::open(info).map_err(|e| self.map_err(&e));
+        }
+        let certs = redis::TlsCertificates {
+            client_tls: tls
+                .client
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                }),
+            root_cert: tls.ca_cert.clone(),
+        };
+        redis::Client::build_with_tls(info, certs).map_err(|e| self.map_err(&e))
     }
 
     /// A new dedicated RESP2 pub/sub connection (SUBSCRIBE/PUBLISH notifications), bounded by
@@ -428,7 +595,27 @@ mod tests {
                 HOST_KEY,
             ),
             (spec().with("bogus", "1"), "bogus"),
-            (spec().with(ENABLE_TLS_KEY, "true"), ENABLE_TLS_KEY),
+            (spec().with(ENABLE_TLS_KEY, "maybe"), ENABLE_TLS_KEY),
+            (spec().with(CA_CERT_KEY, "/x.pem"), CA_CERT_KEY),
+            (
+                spec()
+                    .with(ENABLE_TLS_KEY, "true")
+                    .with(CA_CERT_KEY, "nonsense"),
+                CA_CERT_KEY,
+            ),
+            (
+                spec().with(ENABLE_TLS_KEY, "true").with(
+                    CA_CERT_KEY,
+                    "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n",
+                ),
+                CA_CERT_KEY,
+            ),
+            (
+                spec()
+                    .with(ENABLE_TLS_KEY, "true")
+                    .with(INSECURE_SKIP_VERIFY_KEY, "sure"),
+                INSECURE_SKIP_VERIFY_KEY,
+            ),
             (spec().with(READ_TIMEOUT_KEY, "soon"), READ_TIMEOUT_KEY),
             (spec().with(MAX_RETRIES_KEY, "-1"), MAX_RETRIES_KEY),
         ] {
@@ -437,6 +624,11 @@ mod tests {
             assert!(e.message.contains(key), "{key}: {e}");
         }
         assert!(RedisConfig::from_spec(&spec().with(ENABLE_TLS_KEY, "false"), &[]).is_ok());
+        let tls = RedisConfig::from_spec(&spec().with(ENABLE_TLS_KEY, "true"), &[]).expect("tls");
+        assert!(
+            tls.tls
+                .is_some_and(|t| !t.insecure_skip_verify && t.ca_cert.is_none())
+        );
         let blank = RedisConfig::from_spec(&spec().with(PASSWORD_KEY, ""), &[]).expect("blank");
         assert!(blank.password.is_none(), "blank password means none");
         assert_eq!(

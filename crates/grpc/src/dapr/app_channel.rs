@@ -1,0 +1,159 @@
+//! The app channel to a Dapr gRPC app: the sidecar calls the app's
+//! `dapr.proto.runtime.v1.AppCallback` server (`ListTopicSubscriptions`, `OnTopicEvent`,
+//! `OnInvoke`).
+
+use async_trait::async_trait;
+use layotto_proto::dapr::proto::common::v1 as common;
+use layotto_proto::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
+use layotto_runtime::{
+    AppChannel, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicEvent,
+    TopicSubscription,
+};
+use tonic::Code;
+use tonic::metadata::{MetadataKey, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+
+/// Calls a Dapr app's `AppCallback` at `http://host:port`; connects lazily and reconnects, so
+/// an app that starts later is reached.
+#[derive(Clone)]
+pub struct DaprGrpcAppChannel {
+    client: AppCallbackClient<Channel>,
+}
+
+impl DaprGrpcAppChannel {
+    /// A channel to `host:port`; no connection is attempted yet.
+    ///
+    /// # Errors
+    /// The address is not a valid URI authority.
+    pub fn new(host: &str, port: u16) -> Result<Self, tonic::transport::Error> {
+        let ep = Endpoint::from_shared(format!("http://{host}:{port}"))?
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .tcp_nodelay(true);
+        Ok(Self {
+            client: AppCallbackClient::new(ep.connect_lazy())
+                .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
+        })
+    }
+}
+
+fn channel_error(s: &tonic::Status) -> ChannelError {
+    if s.code() == Code::Unimplemented {
+        ChannelError::Unimplemented
+    } else {
+        ChannelError::Unavailable(format!("{:?}: {}", s.code(), s.message()))
+    }
+}
+
+/// The route of a Dapr subscription: the first rule without a match expression, else the
+/// default (CEL rules are not evaluated).
+fn route(r: Option<&layotto_proto::dapr::proto::runtime::v1::TopicRoutes>) -> String {
+    let Some(r) = r else {
+        return String::new();
+    };
+    r.rules
+        .iter()
+        .find(|rule| rule.r#match.trim().is_empty())
+        .map(|rule| rule.path.clone())
+        .unwrap_or_else(|| r.default.clone())
+}
+
+/// HTTP-style status of a gRPC code, for [`InvokeResponse::status`].
+fn http_status(code: Code) -> u16 {
+    match code {
+        Code::Ok => 200,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
+        Code::Unauthenticated => 401,
+        Code::PermissionDenied => 403,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::ResourceExhausted => 429,
+        Code::Unimplemented => 501,
+        Code::Unavailable => 503,
+        Code::DeadlineExceeded => 504,
+        _ => 500,
+    }
+}
+
+#[async_trait]
+impl AppChannel for DaprGrpcAppChannel {
+    async fn list_subscriptions(&self) -> Result<Vec<TopicSubscription>, ChannelError> {
+        let resp = self
+            .client
+            .clone()
+            .list_topic_subscriptions(())
+            .await
+            .map_err(|s| channel_error(&s))?;
+        Ok(resp
+            .into_inner()
+            .subscriptions
+            .into_iter()
+            .map(|s| TopicSubscription {
+                route: route(s.routes.as_ref()),
+                pubsub_name: s.pubsub_name,
+                topic: s.topic,
+                metadata: s.metadata,
+            })
+            .collect())
+    }
+
+    async fn deliver(
+        &self,
+        sub: &TopicSubscription,
+        ev: &TopicEvent,
+    ) -> Result<EventOutcome, ChannelError> {
+        let mut req = super::api::topic_event(ev);
+        req.path.clone_from(&sub.route);
+        let resp = self
+            .client
+            .clone()
+            .on_topic_event(req)
+            .await
+            .map_err(|s| channel_error(&s))?;
+        Ok(super::api::outcome(resp.into_inner().status))
+    }
+
+    async fn invoke(&self, req: &InvokeRequest) -> Result<InvokeResponse, ChannelError> {
+        use common::http_extension::Verb;
+        let mut call = tonic::Request::new(common::InvokeRequest {
+            method: req.method.clone(),
+            data: Some(prost_types::Any {
+                type_url: String::new(),
+                value: req.data.to_vec(),
+            }),
+            content_type: req.content_type.clone(),
+            http_extension: Some(common::HttpExtension {
+                verb: Verb::from_str_name(&req.http_verb.to_ascii_uppercase())
+                    .unwrap_or(Verb::Post)
+                    .into(),
+                querystring: req.query.clone(),
+            }),
+        });
+        for (k, v) in &req.headers {
+            if let (Ok(k), Ok(v)) = (
+                k.parse::<MetadataKey<tonic::metadata::Ascii>>(),
+                v.parse::<MetadataValue<tonic::metadata::Ascii>>(),
+            ) {
+                call.metadata_mut().insert(k, v);
+            }
+        }
+        match self.client.clone().on_invoke(call).await {
+            Ok(resp) => {
+                let r = resp.into_inner();
+                Ok(InvokeResponse {
+                    status: 200,
+                    content_type: r.content_type,
+                    data: r.data.map(|a| a.value).unwrap_or_default().into(),
+                    headers: Vec::new(),
+                })
+            }
+            Err(s) if s.code() == Code::Unavailable => Err(channel_error(&s)),
+            // The app answered with an error: pass it back as the app's status.
+            Err(s) => Ok(InvokeResponse {
+                status: http_status(s.code()),
+                content_type: "text/plain".to_owned(),
+                data: s.message().as_bytes().to_vec().into(),
+                headers: Vec::new(),
+            }),
+        }
+    }
+}

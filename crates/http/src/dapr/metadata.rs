@@ -1,0 +1,180 @@
+//! Metadata (`dapr/dapr:pkg/api/http/metadata.go`, `pkg/api/universal/metadata.go`;
+//! docs.dapr.io "Metadata API reference").
+//!
+//! `GET /v1.0/metadata` answers Dapr's `metadataResponse` (empty fields left out as Go's
+//! `omitempty` does):
+//!
+//! ```json
+//! {"id": "app1", "runtimeVersion": "0.1.0",
+//!  "components": [{"name": "state_demo", "type": "state.in-memory", "version": "v1",
+//!                  "capabilities": ["ETAG", "TRANSACTIONAL", "TTL"]}],
+//!  "extended": {"daprRuntimeVersion": "0.1.0", "<attribute>": "<value>"},
+//!  "subscriptions": [{"pubsubname": "..", "topic": "..", "metadata": {..},
+//!                     "rules": [{"path": ".."}], "deadLetterTopic": "", "type": "PROGRAMMATIC"}],
+//!  "appConnectionProperties": {"port": 3000, "protocol": "http", "channelAddress": "127.0.0.1"},
+//!  "actorRuntime": {"runtimeStatus": "DISABLED", "hostReady": false}}
+//! ```
+//!
+//! `PUT /v1.0/metadata/{key}` stores the body (as text) as attribute `key`: 204.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use layotto_config::Kind;
+use layotto_runtime::RegisteredComponent;
+use serde::Serialize;
+
+use super::error::{Op, map_error};
+use super::{Body, Ctx, json_ok, no_content, read_body};
+
+/// `extended` key Dapr always fills with the runtime version (deprecated there, kept for
+/// compatibility).
+const RUNTIME_VERSION_KEY: &str = "daprRuntimeVersion";
+
+#[derive(Serialize)]
+struct MetadataOut {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    id: String,
+    #[serde(rename = "runtimeVersion", skip_serializing_if = "String::is_empty")]
+    runtime_version: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    components: Vec<ComponentOut>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    extended: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscriptions: Vec<SubscriptionOut>,
+    #[serde(rename = "appConnectionProperties")]
+    app_connection_properties: AppConnectionOut,
+    #[serde(rename = "actorRuntime")]
+    actor_runtime: ActorRuntimeOut,
+}
+
+#[derive(Serialize)]
+struct ComponentOut {
+    name: String,
+    #[serde(rename = "type")]
+    type_: String,
+    version: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    capabilities: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct SubscriptionOut {
+    pubsubname: String,
+    topic: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    metadata: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rules: Vec<RuleOut>,
+    #[serde(rename = "deadLetterTopic")]
+    dead_letter_topic: String,
+    #[serde(rename = "type")]
+    type_: &'static str,
+}
+
+#[derive(Serialize)]
+struct RuleOut {
+    path: String,
+}
+
+#[derive(Serialize, Default)]
+struct AppConnectionOut {
+    #[serde(skip_serializing_if = "is_zero")]
+    port: u16,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    protocol: String,
+    #[serde(rename = "channelAddress", skip_serializing_if = "String::is_empty")]
+    channel_address: String,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+#[derive(Serialize)]
+struct ActorRuntimeOut {
+    #[serde(rename = "runtimeStatus")]
+    runtime_status: &'static str,
+    #[serde(rename = "hostReady")]
+    host_ready: bool,
+}
+
+/// Capabilities in Dapr's feature names: every state store here does ETags, transactions and
+/// TTLs; every binding is an output binding.
+fn capabilities(c: &RegisteredComponent) -> Vec<&'static str> {
+    match c.kind {
+        Kind::State => vec!["ETAG", "TRANSACTIONAL", "TTL"],
+        Kind::Binding => vec!["OUTPUT_BINDING"],
+        _ => Vec::new(),
+    }
+}
+
+/// `GET /v1.0/metadata`.
+pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
+    let rt = &ctx.rt;
+    let mut extended = rt.attributes();
+    extended.insert(
+        RUNTIME_VERSION_KEY.to_owned(),
+        ctx.shared.runtime_version.clone(),
+    );
+    let out = MetadataOut {
+        id: rt.app_id().to_owned(),
+        runtime_version: ctx.shared.runtime_version.clone(),
+        components: rt
+            .components()
+            .iter()
+            .map(|c| ComponentOut {
+                name: c.name.clone(),
+                type_: c.dapr_type(),
+                version: "v1",
+                capabilities: capabilities(c),
+            })
+            .collect(),
+        extended,
+        subscriptions: rt
+            .app_subscriptions()
+            .into_iter()
+            .map(|s| SubscriptionOut {
+                pubsubname: s.pubsub_name,
+                topic: s.topic,
+                metadata: s.metadata.into_iter().collect(),
+                rules: if s.route.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![RuleOut { path: s.route }]
+                },
+                dead_letter_topic: String::new(),
+                type_: "PROGRAMMATIC",
+            })
+            .collect(),
+        app_connection_properties: ctx
+            .shared
+            .app
+            .as_ref()
+            .map(|a| AppConnectionOut {
+                port: a.port,
+                protocol: a.protocol.clone(),
+                channel_address: a.channel_address.clone(),
+            })
+            .unwrap_or_default(),
+        actor_runtime: ActorRuntimeOut {
+            runtime_status: "DISABLED",
+            host_ready: false,
+        },
+    };
+    json_ok(&out)
+}
+
+/// `PUT /v1.0/metadata/{key}`: the body is the value; 204.
+pub(crate) async fn put(State(ctx): State<Ctx>, Path(key): Path<String>, body: Body) -> Response {
+    let body = match read_body(body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    match ctx.rt.set_attribute(&key, &String::from_utf8_lossy(&body)) {
+        Ok(()) => no_content(),
+        Err(e) => map_error(&e, Op::Metadata).into_response(),
+    }
+}
