@@ -12,6 +12,9 @@
 //!
 //! Everything else MOSN knows (routers, tracing, metrics, other filters, unknown keys) is
 //! ignored without error.
+//!
+//! Dapr `Component` YAML resources (`--resources-path DIR`) are read by [`load_resources`] and
+//! added to a config with [`Config::merge_components`].
 
 mod dapr;
 mod layotto;
@@ -25,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use layotto_core::ComponentSpec;
 
-pub use dapr::{load_resources, parse_resources};
+pub use dapr::{API_VERSION, load_resources, parse_resources};
 
 /// The building block a component serves; one per component section of `grpc_config`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,6 +175,81 @@ pub enum Origin {
     /// Layotto's MOSN JSON (`grpc_config` sections).
     Layotto,
     /// A Dapr `Component` resource (YAML, `apiVersion: dapr.io/v1alpha1`).
+    ///
+    /// What Dapr itself does (`dapr/dapr`, `dapr/components-contrib`, master in 2025), so that
+    /// data written by `daprd` reads back the same:
+    ///
+    /// **State keys** (`dapr/dapr:pkg/components/state/state_config.go`,
+    /// `SaveStateConfiguration` / `GetModifiedStateKey`): metadata `keyPrefix` (the name matched
+    /// case-insensitively; the value **lower-cased**) picks the strategy; the separator is `||`:
+    /// - `appid` (default; also when absent or empty): `<appid>||<key>`, or `<key>` when the app
+    ///   id is empty;
+    /// - `name`: `<store name>||<key>`;
+    /// - `namespace`: `<$NAMESPACE>.<appid>||<key>`; `<appid>||<key>` when the `NAMESPACE`
+    ///   environment variable is empty; `<key>` when the app id is empty;
+    /// - `none`: `<key>`;
+    /// - any other value is a custom prefix: `<lower-cased value>||<key>`.
+    ///
+    /// A key or prefix containing `||` is refused (`input key/keyPrefix '<k>' can't contain
+    /// '||'`). Keys are un-prefixed (bulk get, query) with `SplitN(key, "||", 3)[1]`.
+    ///
+    /// **Lock keys** (`dapr/dapr:pkg/components/lock/lock_config.go`, `GetModifiedLockKey`):
+    /// always `lock||` first; `keyPrefix` as for state (case-insensitive name, lower-cased
+    /// value), without `namespace`:
+    /// - `appid` (default): `lock||<appid>||<resourceId>`, or `lock||<resourceId>` when the app
+    ///   id is empty;
+    /// - `name`: `lock||<store name>||<resourceId>`;
+    /// - `none`: `lock||<resourceId>`;
+    /// - custom: `lock||<lower-cased value>||<resourceId>`.
+    ///
+    /// **`configuration.redis`** (`dapr/components-contrib:configuration/redis/redis.go`,
+    /// `configuration/redis/internal/redis_value.go`, `common/component/redis/v9client.go`):
+    /// - the Redis key is the configuration item key itself (no prefix; database from metadata
+    ///   `redisDB`, default 0), a plain string read with `GET`; keys of another type
+    ///   (`WRONGTYPE`) and missing keys are skipped, and items with an empty value left out;
+    /// - the value is `<value>||<version>`: split on `||`, part 0 is the value, part 1 the
+    ///   version (`""` without `||`; further parts dropped);
+    /// - a get without keys reads every key (`KEYS *`);
+    /// - subscribe runs `CONFIG SET notify-keyspace-events Kg$xe` (releases before the shared
+    ///   Redis client: `KA`), then `SUBSCRIBE __keyspace@<db>__:<key>` for each requested key,
+    ///   or `PSUBSCRIBE __keyspace@<db>__:*` when none is given; on every notification it
+    ///   re-reads that key and sends `{key: item}` (an empty item when the key is gone), all
+    ///   keys of one request sharing one subscription id; the event name (`set`, `del`, ...)
+    ///   is not looked at.
+    ///
+    /// **`pubsub.redis`** (`dapr/components-contrib:pubsub/redis/redis.go`,
+    /// `common/component/redis/redis.go`; `dapr/dapr:pkg/runtime/processor/pubsub/pubsub.go`):
+    /// - the stream is the topic name, unprefixed: `XADD <topic> [MAXLEN ~ <maxLenApprox>] *
+    ///   data <payload> [metadata <request metadata as a JSON object>]`; the runtime publishes
+    ///   a CloudEvent JSON envelope as `data` unless `rawPayload` is set;
+    /// - the consumer group **and** the consumer name are both metadata `consumerID`, which
+    ///   the runtime sets to the app id when it is empty (after trimming); the group is made
+    ///   by `XGROUP CREATE <topic> <consumerID> 0 MKSTREAM` (`BUSYGROUP` ignored), so a new
+    ///   group starts at the beginning of the stream; reads are
+    ///   `XREADGROUP GROUP <consumerID> <consumerID> COUNT <queueDepth> BLOCK ... STREAMS
+    ///   <topic> >`;
+    /// - a message is `XACK`ed once its handler succeeds; messages pending longer than
+    ///   `processingTimeout` (default 60 s; a bare number is milliseconds) are taken back with
+    ///   `XPENDING` + `XCLAIM` every `redeliverInterval` (default 15 s); `queueDepth` defaults
+    ///   to 100, `concurrency` to 10.
+    ///
+    /// **Metadata templates** (`dapr/dapr:pkg/runtime/meta/meta.go`, `convertItemsToProps`):
+    /// before a component is initialised the runtime replaces `{uuid}` (a new UUID for each
+    /// occurrence), `{podName}` (an error when unknown), `{namespace}` (by
+    /// `<namespace>.<appid>`) and `{appID}` in every metadata value; [`load_resources`]
+    /// leaves them as written.
+    ///
+    /// **Secrets** (`dapr/dapr:pkg/runtime/processor/secret/secret.go`, `ProcessResource`):
+    /// each `secretKeyRef` is read from the store named by `auth.secretStore` (Kubernetes
+    /// mode: `kubernetes` when unset), the key defaulting to the secret's name; a non-empty
+    /// secret replaces the item's value. Dapr also fills `envRef` items from the environment;
+    /// [`load_resources`] reports `envRef` as unsupported.
+    ///
+    /// **Loading** (`dapr/dapr:pkg/internal/loader/disk/disk.go`): `daprd` reads `*.yaml` /
+    /// `*.yml` files of each resources directory (not recursively), splits documents on `---`,
+    /// looks only at `kind` (not `apiVersion`), rejects names that are not path segments, drops
+    /// resources of another namespace when `NAMESPACE` is set, and refuses a name used twice
+    /// **across all component kinds**; this loader only refuses a (kind, name) pair twice.
     Dapr,
 }
 
@@ -263,10 +341,12 @@ impl Config {
 /// One thing wrong with a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// The config source ([`Config::source`]).
+    /// The config source ([`Config::source`]), the Dapr resource file, or the resources
+    /// directory when it cannot be read.
     pub file: String,
-    /// Where: a JSON path such as `$.servers[0].listeners[0].address`, or `line:column` for
-    /// malformed JSON.
+    /// Where: a JSON path such as `$.servers[0].listeners[0].address`, a YAML path such as
+    /// `doc[1].spec.metadata[2].value` (document index in the file), `line:column` for
+    /// malformed JSON or YAML, or `$` for a whole file or directory.
     pub path: String,
     /// What is wrong.
     pub message: String,

@@ -1,7 +1,8 @@
 //! Several sidecars, one Redis, pub/sub: three sidecars with one subscriber app each, all in one
 //! consumer group. 10,000 published messages are each delivered to exactly one app; then one
 //! sidecar and its app are killed mid-stream and every message it had not acknowledged is
-//! redelivered to the others: none is lost.
+//! redelivered to the others: none is lost. Last, only an app is killed while its sidecar keeps
+//! running: the sidecar unsubscribes it, and its messages go to the remaining app.
 #![allow(missing_docs)]
 
 mod support;
@@ -60,7 +61,7 @@ fn config(redis: &str, app_port: u16) -> serde_json::Value {
     json!({
         "app": {"app_id": "orders-app", "grpc_callback_port": app_port},
         "pub_subs": {"orders_pubsub": {"type": "redis", "metadata": {
-            "redisHost": redis, "processingTimeout": "2s", "redeliverInterval": "500ms"}}},
+            "redisHost": redis, "processingTimeout": "8s", "redeliverInterval": "500ms"}}},
     })
 }
 
@@ -199,4 +200,45 @@ async fn consumer_group_across_sidecars_delivers_once_and_survives_a_killed_memb
     }
     pub_task.await.expect("publisher");
     wait_for(&seen, "b", 3_000, Duration::from_secs(60)).await;
+
+    // Phase 3: kill only app 1; sidecar 1 stays up. Its un-acked and future messages must
+    // reach app 2.
+    let publisher = clients[2].clone();
+    let pub_task = tokio::spawn(async move {
+        for i in 0..3_000 {
+            publisher
+                .publish_event(
+                    "orders_pubsub",
+                    "orders",
+                    format!("c{i}").into_bytes(),
+                    "text/plain",
+                )
+                .await
+                .expect("publish");
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen[1]
+        .lock()
+        .expect("lock")
+        .keys()
+        .filter(|k| k.starts_with('c'))
+        .count()
+        < 100
+    {
+        assert!(
+            Instant::now() < deadline,
+            "member 1 never got phase-3 messages"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if let Some(stop) = apps[1].stop.take() {
+        let _ = stop.send(());
+    }
+    pub_task.await.expect("publisher");
+    wait_for(&seen, "c", 3_000, Duration::from_secs(90)).await;
+    assert!(
+        sidecars[1].is_some(),
+        "sidecar 1 kept running while its app was gone"
+    );
 }

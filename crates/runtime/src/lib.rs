@@ -126,6 +126,7 @@ pub struct Runtime {
     startup_error: Mutex<Option<String>>,
     app_subscriptions: Mutex<Vec<Subscription>>,
     app_topics: Mutex<Vec<TopicSubscription>>,
+    app_stopped: std::sync::atomic::AtomicBool,
     app_channel: Mutex<Option<Arc<dyn AppChannel>>>,
     app_connection: Mutex<Option<AppConnection>>,
     registered: Vec<RegisteredComponent>,
@@ -390,6 +391,7 @@ impl Runtime {
             startup_error: Mutex::new(None),
             app_subscriptions: Mutex::new(Vec::new()),
             app_topics: Mutex::new(Vec::new()),
+            app_stopped: std::sync::atomic::AtomicBool::new(false),
             app_channel: Mutex::new(None),
             app_connection: Mutex::new(None),
             registered: Vec::new(),
@@ -976,18 +978,58 @@ impl Runtime {
     }
 
     /// Asks the app which topics it subscribes to (retrying while its callback server is
-    /// down) and starts delivering to it. Runs until the subscriptions are set up.
+    /// down), starts delivering to it, then watches it: when a delivery finds the app
+    /// unreachable and a probe (`list_subscriptions`) confirms it, every app subscription is
+    /// dropped, so the other members of its consumer groups take over the messages it had not
+    /// acknowledged (Dapr unsubscribes an unhealthy app the same way); once the app answers
+    /// again its subscriptions are renewed. Runs until [`Runtime::stop_app_subscriptions`].
     pub async fn start_app_subscriptions(self: &Arc<Self>, channel: Arc<dyn AppChannel>) {
         self.set_app_channel(channel.clone());
+        let app_down = Arc::new(tokio::sync::Notify::new());
+        loop {
+            let Some(subs) = self.await_app_subscriptions(channel.as_ref()).await else {
+                return;
+            };
+            if self.app_stopped.load(Ordering::SeqCst) {
+                return;
+            }
+            self.subscribe_app(&channel, subs, &app_down).await;
+            loop {
+                app_down.notified().await;
+                if self.app_stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                match channel.list_subscriptions().await {
+                    Err(ChannelError::Unavailable(e)) => {
+                        tracing::warn!(error = %e, "app unreachable: unsubscribing until it returns, so other members of its consumer groups take its messages");
+                        self.drop_app_subscriptions();
+                        break;
+                    }
+                    // Reachable: the failure was transient; deliveries retry by themselves.
+                    Ok(_) | Err(ChannelError::Unimplemented) => {}
+                }
+            }
+        }
+    }
+
+    /// The app's subscriptions, asked until it answers; `None` when it has no such callback or
+    /// the runtime is stopping.
+    async fn await_app_subscriptions(
+        &self,
+        channel: &dyn AppChannel,
+    ) -> Option<Vec<TopicSubscription>> {
         let mut attempt = 0u32;
-        let subs = loop {
+        loop {
+            if self.app_stopped.load(Ordering::SeqCst) {
+                return None;
+            }
             match channel.list_subscriptions().await {
-                Ok(s) => break s,
+                Ok(s) => return Some(s),
                 Err(ChannelError::Unimplemented) => {
                     tracing::info!(
                         "app does not implement ListTopicSubscriptions; no subscriptions"
                     );
-                    return;
+                    return None;
                 }
                 Err(e) => {
                     attempt += 1;
@@ -996,14 +1038,25 @@ impl Runtime {
                     tokio::time::sleep(delay).await;
                 }
             }
-        };
+        }
+    }
+
+    /// Subscribes every topic of `subs` for the app; a delivery that finds the app unreachable
+    /// notifies `app_down`.
+    async fn subscribe_app(
+        &self,
+        channel: &Arc<dyn AppChannel>,
+        subs: Vec<TopicSubscription>,
+        app_down: &Arc<tokio::sync::Notify>,
+    ) {
         for s in subs {
             let ch = channel.clone();
             let sub = Arc::new(s.clone());
+            let down = app_down.clone();
             let handler = move |ev: TopicEvent| {
-                let (ch, sub) = (ch.clone(), sub.clone());
+                let (ch, sub, down) = (ch.clone(), sub.clone(), down.clone());
                 let fut: futures::future::BoxFuture<'static, Result<()>> =
-                    Box::pin(async move { deliver_to_app(ch.as_ref(), &sub, &ev).await });
+                    Box::pin(async move { deliver_to_app(ch.as_ref(), &sub, &ev, &down).await });
                 fut
             };
             match self
@@ -1022,10 +1075,15 @@ impl Runtime {
         }
     }
 
-    /// Stops delivering to the app.
-    pub fn stop_app_subscriptions(&self) {
+    fn drop_app_subscriptions(&self) {
         lock(&self.app_subscriptions).clear();
         lock(&self.app_topics).clear();
+    }
+
+    /// Stops delivering to the app for good.
+    pub fn stop_app_subscriptions(&self) {
+        self.app_stopped.store(true, Ordering::SeqCst);
+        self.drop_app_subscriptions();
     }
 
     // ----- secrets -----
@@ -1156,6 +1214,7 @@ async fn deliver_to_app(
     ch: &dyn AppChannel,
     sub: &TopicSubscription,
     ev: &TopicEvent,
+    app_down: &tokio::sync::Notify,
 ) -> Result<()> {
     match ch.deliver(sub, ev).await {
         Ok(EventOutcome::Success) => Ok(()),
@@ -1171,9 +1230,12 @@ async fn deliver_to_app(
             tracing::warn!(id = %ev.id, topic = %ev.topic, "app does not implement OnTopicEvent; dropping event");
             Ok(())
         }
-        Err(e) => Err(Error::unavailable(format!(
-            "delivering event {} to app: {e}",
-            ev.id
-        ))),
+        Err(e) => {
+            app_down.notify_one();
+            Err(Error::unavailable(format!(
+                "delivering event {} to app: {e}",
+                ev.id
+            )))
+        }
     }
 }
