@@ -95,6 +95,36 @@ const COMMON_KEYS: [&str; 12] = [
     READ_TIMEOUT_KEY,
 ];
 
+/// Metadata keys of Dapr's Redis components (components-contrib
+/// `common/component/redis/metadata.go`) that tune its Go client and have no counterpart here;
+/// accepted and ignored, so Dapr's component files (e.g. `dapr init`'s `actorStateStore`) load
+/// unchanged.
+pub const DAPR_TOLERATED_KEYS: [&str; 12] = [
+    "actorStateStore",
+    "writeTimeout",
+    "poolSize",
+    "poolTimeout",
+    "maxConnAge",
+    "minIdleConns",
+    "idleCheckFrequency",
+    "idleTimeout",
+    "redisMinRetryInterval",
+    "redisMaxRetryInterval",
+    "maxRetryBackoff",
+    "queryIndexes",
+];
+
+/// Dapr's spellings of [`DB_KEY`] and [`MAX_RETRIES_KEY`].
+const DAPR_DB_KEY: &str = "redisDB";
+const DAPR_MAX_RETRIES_KEY: &str = "redisMaxRetries";
+
+/// Dapr switches that select deployments not supported here; only their default is accepted.
+const DAPR_UNSUPPORTED: [(&str, &str); 3] = [
+    ("redisType", "node"),
+    ("failover", "false"),
+    ("useEntraID", "false"),
+];
+
 /// Connection settings shared by the Redis components.
 #[derive(Clone)]
 pub struct RedisConfig {
@@ -257,6 +287,9 @@ impl RedisConfig {
     pub fn from_spec(spec: &ComponentSpec, extra: &[&str]) -> Result<Self> {
         let mut known: Vec<&str> = COMMON_KEYS.to_vec();
         known.extend_from_slice(extra);
+        known.extend_from_slice(&DAPR_TOLERATED_KEYS);
+        known.extend([DAPR_DB_KEY, DAPR_MAX_RETRIES_KEY]);
+        known.extend(DAPR_UNSUPPORTED.iter().map(|(k, _)| *k));
         reject_unknown(spec, &known)?;
         let raw_host = spec.get(HOST_KEY).ok_or_else(|| {
             spec_err(
@@ -300,6 +333,9 @@ impl RedisConfig {
             .collect();
         known.push(hosts_key);
         known.extend_from_slice(extra);
+        known.extend_from_slice(&DAPR_TOLERATED_KEYS);
+        known.extend([DAPR_DB_KEY, DAPR_MAX_RETRIES_KEY]);
+        known.extend(DAPR_UNSUPPORTED.iter().map(|(k, _)| *k));
         reject_unknown(spec, &known)?;
         let raw = spec.get(hosts_key).unwrap_or_default();
         if raw.trim().is_empty() {
@@ -328,6 +364,24 @@ impl RedisConfig {
     /// Parses every connection key except the host.
     fn parse_shared(spec: &ComponentSpec, host: String, port: u16) -> Result<Self> {
         let ctx = |e: Error| e.context(format_args!("component '{}'", spec.name));
+        for (key, only) in DAPR_UNSUPPORTED {
+            if let Some(v) = spec.get(key)
+                && !v.is_empty()
+                && !v.eq_ignore_ascii_case(only)
+            {
+                return Err(ctx(Error::invalid(format!(
+                    "metadata '{key}: {v}' is not supported (only '{only}')"
+                ))));
+            }
+        }
+        let spec = &aliased(
+            spec,
+            &[
+                (DAPR_DB_KEY, DB_KEY),
+                (DAPR_MAX_RETRIES_KEY, MAX_RETRIES_KEY),
+            ],
+        )
+        .map_err(ctx)?;
         let tls = RedisTls::from_spec(spec)?;
         let db = spec.parse::<i64>(DB_KEY)?.unwrap_or(0);
         if db < 0 {
@@ -370,6 +424,22 @@ impl RedisConfig {
     fn call_timeout(&self) -> Duration {
         self.dial_timeout + self.read_timeout
     }
+}
+
+/// `spec` with each Dapr spelling (`redisDB`) moved to ours (`db`); both given is an error.
+fn aliased(spec: &ComponentSpec, pairs: &[(&str, &str)]) -> Result<ComponentSpec> {
+    let mut out = spec.clone();
+    for (theirs, ours) in pairs {
+        if let Some(v) = out.metadata.remove(*theirs) {
+            if out.metadata.contains_key(*ours) {
+                return Err(Error::invalid(format!(
+                    "metadata '{theirs}' and '{ours}' mean the same; give one"
+                )));
+            }
+            out.metadata.insert((*ours).to_owned(), v);
+        }
+    }
+    Ok(out)
 }
 
 /// An invalid-argument error naming the component of `spec`.
@@ -624,6 +694,25 @@ mod tests {
             assert!(e.message.contains(key), "{key}: {e}");
         }
         assert!(RedisConfig::from_spec(&spec().with(ENABLE_TLS_KEY, "false"), &[]).is_ok());
+        // Dapr's own component files load: its client tuning keys are accepted, its spellings
+        // of db and maxRetries are understood, unsupported deployments are named.
+        let dapr = RedisConfig::from_spec(
+            &spec()
+                .with("actorStateStore", "true")
+                .with("poolSize", "20")
+                .with("redisDB", "3")
+                .with("redisMaxRetries", "5")
+                .with("redisType", "node"),
+            &[],
+        )
+        .expect("Dapr's keys");
+        assert_eq!((dapr.db, dapr.max_retries), (3, 5));
+        for (k, v) in [("redisType", "cluster"), ("failover", "true")] {
+            let e = RedisConfig::from_spec(&spec().with(k, v), &[]).expect_err(k);
+            assert!(e.message.contains(k), "{e}");
+        }
+        let both = RedisConfig::from_spec(&spec().with("redisDB", "1").with(DB_KEY, "1"), &[]);
+        assert!(both.is_err_and(|e| e.message.contains("redisDB")));
         let tls = RedisConfig::from_spec(&spec().with(ENABLE_TLS_KEY, "true"), &[]).expect("tls");
         assert!(
             tls.tls
