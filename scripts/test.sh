@@ -33,6 +33,8 @@ cargo test --workspace --locked
 echo "==> wire compatibility (Python grpcio client, official Dapr Python SDK)"
 cargo build -p layotto --locked
 python3 -m pytest -q tests/compat/python tests/compat/dapr
+echo "==> official Dapr JavaScript SDK"
+tests/compat/dapr-js/run.sh
 
 echo "==> benchmark smoke run"
 cargo run -q -p layotto-bench --locked -- --smoke

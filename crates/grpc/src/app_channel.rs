@@ -55,6 +55,7 @@ impl AppChannel for GrpcAppChannel {
                 topic: s.topic,
                 metadata: s.metadata,
                 route: String::new(),
+                bulk: false,
             })
             .collect())
     }

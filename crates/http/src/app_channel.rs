@@ -24,8 +24,9 @@
 //! with a CEL `match` expression are not evaluated (there is no CEL engine here): events they
 //! would have taken go to that route too. A subscription left without any route is skipped, as
 //! Dapr removes "topic ... has an empty routes". A route without a leading `/` gets one (Dapr
-//! joins base address, `/` and path). `deadLetterTopic` and `bulkSubscribe` are read by Dapr's
-//! runtime, not by the channel, and are ignored here.
+//! joins base address, `/` and path). `deadLetterTopic` is ignored. With
+//! `bulkSubscribe: {enabled: true}` events arrive in Dapr's bulk envelope (one entry each) and
+//! the app's `statuses` answer decides per entry; a missing status retries.
 //!
 //! Answers: 200 with a JSON array (or an empty body / `null`) lists them; 404 means no
 //! subscriptions (Dapr: "user app did not subscribe to any topic"); a 5xx answer, a
@@ -380,6 +381,54 @@ fn select_route(m: &Map<String, Value>, at: &str) -> Result<Option<String>, Stri
     }))
 }
 
+/// Dapr's bulk envelope (`BulkSubscribeMessage`) holding the one event `ce`: what an app that
+/// asked for `bulkSubscribe` reads at its route.
+fn bulk_envelope(sub: &TopicSubscription, ev: &TopicEvent, ce: Map<String, Value>) -> Value {
+    serde_json::json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "entries": [{
+            "entryId": ev.id,
+            "event": Value::Object(ce),
+            "contentType": CLOUDEVENT_CONTENT_TYPE,
+            "metadata": {},
+        }],
+        "metadata": {},
+        "pubsubname": sub.pubsub_name,
+        "topic": sub.topic,
+        "type": "com.dapr.event.sent.bulk",
+    })
+}
+
+/// The app's answer for entry `id` of a bulk delivery (`{"statuses": [{"entryId", "status"}]}`);
+/// an entry the app did not answer for is retried, never taken as processed.
+fn bulk_outcome(body: &[u8], id: &str) -> EventOutcome {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let statuses = parsed
+        .as_ref()
+        .and_then(|v| v.as_object())
+        .and_then(|m| field(m, "statuses"))
+        .and_then(Value::as_array);
+    let status = statuses.and_then(|all| {
+        all.iter().find_map(|s| {
+            let s = s.as_object()?;
+            let entry = field(s, "entryId").and_then(Value::as_str)?;
+            (entry == id).then(|| field(s, "status").and_then(Value::as_str).unwrap_or(""))
+        })
+    });
+    match status {
+        Some("SUCCESS") => EventOutcome::Success,
+        Some("DROP") => EventOutcome::Drop,
+        Some(other) => {
+            tracing::warn!(%id, status = %other, "bulk delivery: app asked to retry the entry");
+            EventOutcome::Retry
+        }
+        None => {
+            tracing::warn!(%id, "bulk delivery: app answered no status for the entry; retrying");
+            EventOutcome::Retry
+        }
+    }
+}
+
 /// Parses the `/dapr/subscribe` answer (see the module documentation).
 fn parse_subscriptions(body: &[u8]) -> Result<Vec<TopicSubscription>, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -415,11 +464,16 @@ fn parse_subscriptions(body: &[u8]) -> Result<Vec<TopicSubscription>, String> {
             tracing::warn!(%topic, "app subscription has no route; skipping it");
             continue;
         };
+        let bulk = matches!(
+            field(m, "bulkSubscribe"),
+            Some(Value::Object(b)) if matches!(field(b, "enabled"), Some(Value::Bool(true)))
+        );
         subs.push(TopicSubscription {
             pubsub_name: str_field(m, "pubsubname", &at)?,
             topic,
             metadata,
             route,
+            bulk,
         });
     }
     Ok(subs)
@@ -619,7 +673,12 @@ impl AppChannel for HttpAppChannel {
         } else {
             cloud_event(ev)
         };
-        let body = serde_json::to_vec(&Value::Object(ce))
+        let body = if sub.bulk {
+            bulk_envelope(sub, ev, ce)
+        } else {
+            Value::Object(ce)
+        };
+        let body = serde_json::to_vec(&body)
             .map_err(|e| ChannelError::Unavailable(format!("encoding CloudEvent: {e}")))?;
         let url = self.url(&sub.route, "")?;
         let mut headers = forward_headers(
@@ -641,6 +700,9 @@ impl AppChannel for HttpAppChannel {
         let status = resp.status();
         // Dapr: an unreadable 2xx body counts as no status (success).
         let body = resp.bytes().await.unwrap_or_default();
+        if sub.bulk && status.is_success() {
+            return Ok(bulk_outcome(&body, &ev.id));
+        }
         Ok(outcome(status, &body, &ev.id))
     }
 
@@ -673,6 +735,35 @@ impl AppChannel for HttpAppChannel {
             data,
             headers,
         })
+    }
+}
+
+#[cfg(test)]
+mod bulk_tests {
+    use super::{EventOutcome, bulk_outcome};
+
+    #[test]
+    fn bulk_answers_decide_per_entry_and_silence_retries() {
+        let ans = |s: &str| bulk_outcome(s.as_bytes(), "e1");
+        assert_eq!(
+            ans(r#"{"statuses":[{"entryId":"e1","status":"SUCCESS"}]}"#),
+            EventOutcome::Success
+        );
+        assert_eq!(
+            ans(r#"{"statuses":[{"entryId":"e1","status":"DROP"}]}"#),
+            EventOutcome::Drop
+        );
+        assert_eq!(
+            ans(r#"{"statuses":[{"entryId":"e1","status":"RETRY"}]}"#),
+            EventOutcome::Retry
+        );
+        // The JS SDK's answer when it found no entries: nothing was processed.
+        assert_eq!(ans(r#"{"statuses":[]}"#), EventOutcome::Retry);
+        assert_eq!(
+            ans(r#"{"statuses":[{"entryId":"other","status":"SUCCESS"}]}"#),
+            EventOutcome::Retry
+        );
+        assert_eq!(ans(""), EventOutcome::Retry);
     }
 }
 
@@ -861,6 +952,7 @@ mod tests {
             topic: "orders".into(),
             metadata: Metadata::new(),
             route: route.into(),
+            bulk: false,
         }
     }
 

@@ -21,6 +21,9 @@ pub struct TopicSubscription {
     /// Where the app wants the topic's events (Dapr: the HTTP path to POST to, or the gRPC
     /// `path` field); empty for Layotto apps, meaning "the topic's default".
     pub route: String,
+    /// Dapr `bulkSubscribe.enabled`: the app takes events in bulk envelopes (Dapr's
+    /// `BulkSubscribeMessage`) at its route.
+    pub bulk: bool,
 }
 
 /// The app's answer to one event (Layotto's `TopicEventResponseStatus`).

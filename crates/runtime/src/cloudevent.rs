@@ -149,11 +149,18 @@ pub fn raw_event(raw: &[u8], topic: &str, pubsub_name: &str, metadata: Metadata)
     }
 }
 
-/// Decodes a delivered message; a payload that is no CloudEvent JSON object is delivered raw
-/// with a fresh id.
+/// Decodes a delivered message; a payload that is no CloudEvent (no JSON object with a
+/// `specversion`) is delivered unchanged with a fresh id.
 pub fn decode(raw: &[u8], topic: &str, pubsub_name: &str, metadata: Metadata) -> TopicEvent {
-    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(raw) else {
-        return raw_event(raw, topic, pubsub_name, metadata);
+    let m = match serde_json::from_slice::<Value>(raw) {
+        Ok(Value::Object(m)) if m.contains_key("specversion") => m,
+        // JSON that is no CloudEvent (published with rawPayload): delivered unchanged.
+        Ok(_) => {
+            let mut ev = raw_event(raw, topic, pubsub_name, metadata);
+            ev.data_content_type = "application/json".into();
+            return ev;
+        }
+        Err(_) => return raw_event(raw, topic, pubsub_name, metadata),
     };
     let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let data_content_type = s("datacontenttype");
@@ -191,6 +198,21 @@ pub fn decode(raw: &[u8], topic: &str, pubsub_name: &str, metadata: Metadata) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_that_is_no_cloudevent_is_delivered_unchanged() {
+        let raw = br#"{"raw": true, "n": 3}"#;
+        let ev = decode(raw, "t", "ps", Metadata::new());
+        assert_eq!(ev.data.as_ref(), raw);
+        assert_eq!(ev.data_content_type, "application/json");
+        assert!(!ev.id.is_empty());
+        let ce = br#"{"specversion": "1.0", "id": "x", "data": {"n": 1}, "datacontenttype": "application/json"}"#;
+        let ev = decode(ce, "t", "ps", Metadata::new());
+        assert_eq!(
+            (ev.id.as_str(), ev.data.as_ref()),
+            ("x", br#"{"n":1}"#.as_slice())
+        );
+    }
 
     fn obj(b: &[u8]) -> Map<String, Value> {
         match serde_json::from_slice(b) {

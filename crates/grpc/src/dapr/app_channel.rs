@@ -89,6 +89,8 @@ impl AppChannel for DaprGrpcAppChannel {
             .into_iter()
             .map(|s| TopicSubscription {
                 route: route(s.routes.as_ref()),
+                // gRPC apps get single events through OnTopicEvent, which bulk apps serve too.
+                bulk: false,
                 pubsub_name: s.pubsub_name,
                 topic: s.topic,
                 metadata: s.metadata,

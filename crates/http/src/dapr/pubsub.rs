@@ -98,7 +98,14 @@ pub(crate) async fn publish(
 /// One entry of a bulk publish (`http.go` `bulkPublishMessageEntry`).
 #[derive(Debug, Deserialize)]
 struct BulkEntryIn {
-    #[serde(default, rename = "entryId")]
+    // Go's encoding/json matches names case-insensitively; the JS SDK sends `entryID`.
+    #[serde(
+        default,
+        rename = "entryId",
+        alias = "entryID",
+        alias = "EntryId",
+        alias = "EntryID"
+    )]
     entry_id: String,
     #[serde(default)]
     event: Value,
