@@ -299,7 +299,11 @@ impl RuntimeApi for RuntimeService {
 
     async fn save_state(&self, req: Request<pb::SaveStateRequest>) -> Result<Response<()>, Status> {
         let r = req.into_inner();
-        let items = r.states.into_iter().map(convert::set_request).collect();
+        let items = r
+            .states
+            .into_iter()
+            .map(convert::layotto_state::set_request)
+            .collect();
         self.rt.save_state(&r.store_name, items).await.status()?;
         Ok(Response::new(()))
     }
@@ -311,9 +315,9 @@ impl RuntimeApi for RuntimeService {
         let r = req.into_inner();
         let d = layotto_core::state::DeleteRequest {
             key: r.key,
-            etag: r.etag.map(|e| e.value).filter(|v| !v.is_empty()),
+            etag: convert::layotto_state::etag(r.etag),
             metadata: r.metadata,
-            options: convert::options(r.options),
+            options: convert::layotto_state::options(r.options),
         };
         self.rt
             .delete_state(&r.store_name, vec![d])
@@ -327,7 +331,11 @@ impl RuntimeApi for RuntimeService {
         req: Request<pb::DeleteBulkStateRequest>,
     ) -> Result<Response<()>, Status> {
         let r = req.into_inner();
-        let reqs = r.states.into_iter().map(convert::delete_request).collect();
+        let reqs = r
+            .states
+            .into_iter()
+            .map(convert::layotto_state::delete_request)
+            .collect();
         self.rt.delete_state(&r.store_name, reqs).await.status()?;
         Ok(Response::new(()))
     }
@@ -337,7 +345,7 @@ impl RuntimeApi for RuntimeService {
         req: Request<pb::ExecuteStateTransactionRequest>,
     ) -> Result<Response<()>, Status> {
         let r = req.into_inner();
-        let ops = convert::transaction(r.operations).status()?;
+        let ops = convert::layotto_state::transaction(r.operations).status()?;
         self.rt
             .transact_state(&r.store_name, ops, &r.metadata)
             .await

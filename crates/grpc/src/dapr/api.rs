@@ -10,9 +10,7 @@ use layotto_core::Error;
 use layotto_core::binding::BindingRequest;
 use layotto_core::configuration::{ConfigItem, ConfigQuery};
 use layotto_core::lock::LockStatus;
-use layotto_core::state::{
-    Concurrency, Consistency, DeleteRequest, SetRequest, StateOptions, TransactionOp,
-};
+use layotto_core::state::DeleteRequest;
 use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::runtime::v1 as pb;
 use layotto_proto::dapr::proto::runtime::v1::dapr_server::Dapr;
@@ -22,6 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::errors::{Block, err};
+use crate::convert::dapr_state::{delete_request, etag, options, set_request, transaction};
 use crate::stream_sub::Pending;
 
 type Stream2<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -200,68 +199,6 @@ fn config_items(items: Vec<ConfigItem>) -> HashMap<String, common::Configuration
                     metadata: i.metadata,
                 },
             )
-        })
-        .collect()
-}
-
-fn options(o: Option<common::StateOptions>) -> StateOptions {
-    let Some(o) = o else {
-        return StateOptions::default();
-    };
-    use common::state_options::{StateConcurrency as C, StateConsistency as S};
-    StateOptions {
-        concurrency: match C::try_from(o.concurrency) {
-            Ok(C::ConcurrencyFirstWrite) => Concurrency::FirstWrite,
-            Ok(C::ConcurrencyLastWrite) => Concurrency::LastWrite,
-            _ => Concurrency::Unspecified,
-        },
-        consistency: match S::try_from(o.consistency) {
-            Ok(S::ConsistencyEventual) => Consistency::Eventual,
-            Ok(S::ConsistencyStrong) => Consistency::Strong,
-            _ => Consistency::Unspecified,
-        },
-    }
-}
-
-fn etag(e: Option<common::Etag>) -> Option<String> {
-    e.map(|e| e.value).filter(|v| !v.is_empty())
-}
-
-fn set_request(it: common::StateItem) -> SetRequest {
-    SetRequest {
-        key: it.key,
-        value: it.value.into(),
-        etag: etag(it.etag),
-        metadata: it.metadata,
-        options: options(it.options),
-    }
-}
-
-fn delete_request(it: common::StateItem) -> DeleteRequest {
-    DeleteRequest {
-        key: it.key,
-        etag: etag(it.etag),
-        metadata: it.metadata,
-        options: options(it.options),
-    }
-}
-
-fn transaction(
-    ops: Vec<pb::TransactionalStateOperation>,
-) -> layotto_core::Result<Vec<TransactionOp>> {
-    ops.into_iter()
-        .enumerate()
-        .map(|(i, op)| {
-            let item = op
-                .request
-                .ok_or_else(|| Error::invalid(format!("operations[{i}].request is empty")))?;
-            match op.operation_type.to_ascii_lowercase().as_str() {
-                "upsert" => Ok(TransactionOp::Upsert(set_request(item))),
-                "delete" => Ok(TransactionOp::Delete(delete_request(item))),
-                other => Err(Error::invalid(format!(
-                    "operations[{i}].operationType '{other}' is not supported (upsert, delete)"
-                ))),
-            }
         })
         .collect()
 }
