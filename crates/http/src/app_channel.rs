@@ -78,10 +78,11 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use layotto_core::{Error, Metadata};
+use layotto_runtime::cloudevent::is_raw_payload;
 use layotto_runtime::cloudevent::{CLOUDEVENT_CONTENT_TYPE, DEFAULT_EVENT_TYPE, SPEC_VERSION};
 use layotto_runtime::{
-    AppChannel, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, RAW_PAYLOAD_KEY,
-    TopicEvent, TopicSubscription,
+    AppChannel, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicEvent,
+    TopicSubscription,
 };
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
@@ -477,12 +478,6 @@ fn parse_subscriptions(body: &[u8]) -> Result<Vec<TopicSubscription>, String> {
         });
     }
     Ok(subs)
-}
-
-/// Go's `strconv.ParseBool` true values, as Dapr's `IsRawPayload` reads the flag.
-fn is_raw_payload(md: &Metadata) -> bool {
-    md.get(RAW_PAYLOAD_KEY)
-        .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"))
 }
 
 fn is_json(content_type: &str) -> bool {
@@ -1163,7 +1158,7 @@ mod tests {
         let mut raw_sub = sub("/success");
         raw_sub
             .metadata
-            .insert(RAW_PAYLOAD_KEY.into(), "true".into());
+            .insert(layotto_runtime::RAW_PAYLOAD_KEY.into(), "true".into());
         let raw = event("application/octet-stream", b"raw bytes");
         ch.deliver(&raw_sub, &raw).await.expect("raw");
         let ce = body(4);
@@ -1345,7 +1340,7 @@ mod tests {
             ("yes", false),
             ("false", false),
         ] {
-            let md = Metadata::from([(RAW_PAYLOAD_KEY.to_owned(), v.to_owned())]);
+            let md = Metadata::from([(layotto_runtime::RAW_PAYLOAD_KEY.to_owned(), v.to_owned())]);
             assert_eq!(is_raw_payload(&md), raw, "{v}");
         }
     }

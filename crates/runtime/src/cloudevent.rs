@@ -133,6 +133,25 @@ pub fn envelope(
         .map_err(|e| Error::internal(format!("encoding CloudEvent: {e}")))
 }
 
+/// Go's `strconv.ParseBool`, which Dapr uses for boolean metadata such as `rawPayload`:
+/// `1 t T TRUE true True` / `0 f F FALSE false False`, anything else `None`.
+pub fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether publish or subscription `metadata` turns CloudEvent wrapping off
+/// (`rawPayload`, read as components-contrib `metadata.IsRawPayload` does).
+pub fn is_raw_payload(metadata: &Metadata) -> bool {
+    metadata
+        .get(crate::RAW_PAYLOAD_KEY)
+        .and_then(|v| parse_go_bool(v))
+        .unwrap_or(false)
+}
+
 /// A delivered message taken as an opaque payload (a raw-payload subscription, or data that is
 /// no CloudEvent): a fresh id, `application/octet-stream`, the bytes unchanged.
 pub fn raw_event(raw: &[u8], topic: &str, pubsub_name: &str, metadata: Metadata) -> TopicEvent {

@@ -828,10 +828,7 @@ impl Runtime {
         if topic.is_empty() {
             return Err(Error::empty_field("topic"));
         }
-        let raw = metadata
-            .get(RAW_PAYLOAD_KEY)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        let data = if raw {
+        let data = if cloudevent::is_raw_payload(&metadata) {
             bytes::Bytes::copy_from_slice(data)
         } else {
             cloudevent::envelope(&self.app_id, topic, pubsub, data, content_type)?
@@ -872,9 +869,7 @@ impl Runtime {
                 .or_insert_with(|| self.app_id.clone());
         }
         let (t, name) = (topic.to_owned(), pubsub.to_owned());
-        let raw = metadata
-            .get(RAW_PAYLOAD_KEY)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let raw = cloudevent::is_raw_payload(&metadata);
         let handler: Handler = Arc::new(move |m: Message| {
             handler(if raw {
                 cloudevent::raw_event(&m.data, &t, &name, m.metadata)

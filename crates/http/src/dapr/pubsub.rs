@@ -17,6 +17,7 @@ use base64::Engine as _;
 use layotto_config::Kind;
 use layotto_core::Metadata;
 use layotto_runtime::RAW_PAYLOAD_KEY;
+use layotto_runtime::cloudevent::parse_go_bool;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -25,15 +26,6 @@ use super::{
     Body, Ctx, Params, add_metadata_headers, json_response, no_content, query_metadata, read_body,
     read_params, require,
 };
-
-/// Go's `strconv.ParseBool`.
-fn parse_go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
 
 /// Checks `rawPayload` as components-contrib `metadata.IsRawPayload` does and rewrites it to
 /// `true`/`false`, the spelling the runtime reads. Error: 400 `ERR_PUBSUB_REQUEST_METADATA`.
