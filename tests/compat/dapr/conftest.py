@@ -21,54 +21,9 @@ sys.path.insert(0, str(generate_layotto_stubs()))
 # dapr-ext-grpc installed beside dapr >= 1.19 warns at import; the code is the same.
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-COMPONENTS = """
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: statestore
-spec:
-  type: state.in-memory
-  version: v1
----
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: pubsub
-spec:
-  type: pubsub.in-memory
-  version: v1
----
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: lockstore
-spec:
-  type: lock.in-memory
-  version: v1
----
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: configstore
-spec:
-  type: configuration.in-memory
-  version: v1
----
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: secretstore
-spec:
-  type: secretstores.local.file
-  version: v1
-  metadata:
-  - name: secretsFile
-    value: {secrets}
-  - name: nestedSeparator
-    value: ":"
-"""
-
-SECRETS = {"db-password": "s3cret", "nested": {"user": "alice", "port": 5432}}
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dapr"
+COMPONENTS = (FIXTURES / "components.yaml").read_text()
+SECRETS_FILE = FIXTURES / "secrets.json"
 
 
 class DaprSidecar:
@@ -77,10 +32,9 @@ class DaprSidecar:
     def __init__(self, app_port: int, app_protocol: str, token: str | None = None):
         self.dir = tempfile.TemporaryDirectory()
         d = Path(self.dir.name)
-        (d / "secrets.json").write_text(json.dumps(SECRETS))
         res = d / "resources"
         res.mkdir()
-        (res / "components.yaml").write_text(COMPONENTS.replace("{secrets}", str(d / "secrets.json")))
+        (res / "components.yaml").write_text(COMPONENTS.replace("{secrets}", str(SECRETS_FILE)))
         self.grpc_port, self.http_port = free_port(), free_port()
         self.app_id = "pyapp"
         env = dict(__import__("os").environ)

@@ -2,7 +2,7 @@
 // `--app-id`, `--app-port`, `--app-protocol`, `--dapr-grpc-port`, `--dapr-http-port`), on free
 // ports, for the official Dapr JavaScript SDK to talk to. Mirrors tests/compat/dapr/conftest.py.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -22,54 +22,10 @@ export const PROTOCOLS = [
 // Keep the SDK's own logging to errors only.
 export const QUIET = { level: LogLevel.Error };
 
-export const SECRETS = { "db-password": "s3cret", nested: { user: "alice", port: 5432 } };
-
-const COMPONENTS = `
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: statestore
-spec:
-  type: state.in-memory
-  version: v1
----
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: pubsub
-spec:
-  type: pubsub.in-memory
-  version: v1
----
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: lockstore
-spec:
-  type: lock.in-memory
-  version: v1
----
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: configstore
-spec:
-  type: configuration.in-memory
-  version: v1
----
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: secretstore
-spec:
-  type: secretstores.local.file
-  version: v1
-  metadata:
-  - name: secretsFile
-    value: "{secrets}"
-  - name: nestedSeparator
-    value: ":"
-`;
+// The component set and secrets shared with the Python SDK tests.
+const FIXTURES = join(REPO, "tests", "compat", "fixtures", "dapr");
+const COMPONENTS = readFileSync(join(FIXTURES, "components.yaml"), "utf8");
+const SECRETS_FILE = join(FIXTURES, "secrets.json");
 
 export function layottoBinary() {
   if (process.env.LAYOTTO_BIN) return process.env.LAYOTTO_BIN;
@@ -128,11 +84,9 @@ export class Sidecar {
   static async start({ appPort, appProtocol = "http", token, grpcPort, httpPort } = {}) {
     const sc = new Sidecar();
     sc.dir = mkdtempSync(join(tmpdir(), "layotto-dapr-js-"));
-    const secrets = join(sc.dir, "secrets.json");
-    writeFileSync(secrets, JSON.stringify(SECRETS));
     const res = join(sc.dir, "resources");
     mkdirSync(res);
-    writeFileSync(join(res, "components.yaml"), COMPONENTS.replace("{secrets}", secrets));
+    writeFileSync(join(res, "components.yaml"), COMPONENTS.replaceAll("{secrets}", SECRETS_FILE));
     sc.appPort = appPort ?? (await freePort());
     sc.grpcPort = grpcPort ?? (await freePort());
     sc.httpPort = httpPort ?? (await freePort());
