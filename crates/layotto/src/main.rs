@@ -18,6 +18,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use layotto_config::{Config, ListenAddr, Problems};
 use layotto_runtime::Runtime;
+use tokio_stream::StreamExt as _;
 
 /// Exit code for an invalid configuration (EX_USAGE... sysexits' EX_USAGE is 64).
 const EXIT_CONFIG: u8 = 64;
@@ -301,7 +302,13 @@ async fn spawn_grpc(
                 .await
                 .map_err(|e| format!("binding gRPC on {addr}: {e}"))?;
             tracing::info!(addr = %listener.local_addr()?, "gRPC listening");
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            // `Server::tcp_nodelay` only reaches the sockets tonic accepts itself; these are ours.
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+                s.and_then(|s| {
+                    s.set_nodelay(true)?;
+                    Ok(s)
+                })
+            });
             tasks.spawn(serve_grpc(router, incoming, stop));
         }
         ListenAddr::Unix(path) => {
@@ -331,6 +338,11 @@ async fn spawn_http(
         .await
         .map_err(|e| format!("binding {what} on {addr}: {e}"))?;
     tracing::info!(%addr, "{what} listening");
+    let listener = axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| {
+        if let Err(e) = s.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
+    });
     tasks.spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(stop)

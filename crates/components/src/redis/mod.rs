@@ -529,7 +529,8 @@ impl RedisClient {
             let info = ConnectionAddr::Tcp(self.cfg.host.clone(), self.cfg.port)
                 .into_connection_info()
                 .map_err(|e| self.map_err(&e))?
-                .set_redis_settings(redis_info);
+                .set_redis_settings(redis_info)
+                .set_tcp_settings(tcp_settings());
             return redis::Client::open(info).map_err(|e| self.map_err(&e));
         };
         // rustls needs a process-wide crypto provider; the binary installs ring at start-up,
@@ -551,7 +552,8 @@ impl RedisClient {
             .as_str()
             .into_connection_info()
             .map_err(|e| self.map_err(&e))?
-            .set_redis_settings(redis_info);
+            .set_redis_settings(redis_info)
+            .set_tcp_settings(tcp_settings());
         if tls.ca_cert.is_none() && tls.client.is_none() {
             return redis::Client::open(info).map_err(|e| self.map_err(&e));
         }
@@ -631,6 +633,13 @@ impl RedisClient {
             Error::internal(msg)
         })
     }
+}
+
+/// TCP settings of every Redis connection: `TCP_NODELAY` on, as Go (and so Dapr's Redis
+/// client) sets by default. Commands are small and answered at once, so Nagle's algorithm
+/// only holds back a command written while an earlier one is unacknowledged.
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
 }
 
 #[cfg(test)]
