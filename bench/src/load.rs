@@ -29,7 +29,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn new() -> Self {
+    /// Nothing measured yet.
+    pub fn new() -> Self {
         Self {
             hist: Histogram::new_with_bounds(1, 60_000_000, 3)
                 .expect("1 us .. 60 s at 3 significant figures is a valid histogram"),
@@ -40,8 +41,17 @@ impl Stats {
             service: None,
         }
     }
-    fn merge(&mut self, other: &Stats) {
+    /// Adds `other`'s counts, histograms and elapsed time to these.
+    pub fn merge(&mut self, other: &Stats) {
         let _ = self.hist.add(&other.hist);
+        self.elapsed += other.elapsed;
+        match (&mut self.service, &other.service) {
+            (Some(mine), Some(theirs)) => {
+                let _ = mine.add(theirs);
+            }
+            (None, Some(theirs)) => self.service = Some(theirs.clone()),
+            _ => {}
+        }
         self.ok += other.ok;
         self.errors += other.errors;
         if self.first_error.is_none() {

@@ -4,6 +4,7 @@
 //! ```text
 //! layotto-bench [--bin PATH] [--concurrency N] [--conns N] [--value-size BYTES]
 //!               [--seconds S] [--rate R] [--report FILE] [--smoke]
+//!               [--fixed-only [--compare PATH] [--hot-cpus]] [--fixed-seconds S]
 //! ```
 //! - Scenarios through the sidecar's gRPC API: SayHello, GetState/SaveState on in-memory and
 //!   Redis, PublishEvent on Redis, TryLock+Unlock on Redis, GetNextId WEAK and STRONG on Redis.
@@ -13,6 +14,9 @@
 //!   fixed rate; sidecar CPU and RSS from `/proc`; start-up time and binary size.
 //! - `--smoke`: a few hundred requests per scenario, exits non-zero on any error; no figures are
 //!   judged (timing belongs in this report, not in tests).
+//! - `--fixed-only`: only the fixed-rate runs and the servers' CPU during them, for profiling
+//!   (no report is written); `--compare PATH` adds a second sidecar build to them (A/B), and
+//!   `--hot-cpus` runs them beside idle-priority spinners (see `HotCpus`).
 
 mod load;
 mod scenarios;
@@ -32,6 +36,14 @@ pub struct Args {
     rate: u64,
     report: Option<PathBuf>,
     smoke: bool,
+    /// `--fixed-only`: only the fixed-rate GetState comparison (for profiling); no report.
+    fixed_only: bool,
+    /// `--hot-cpus`: with `--fixed-only`, keep every CPU busy with idle-priority spinners.
+    hot_cpus: bool,
+    /// `--compare PATH`: a second sidecar build measured beside the first in the fixed-rate phase.
+    compare: Option<PathBuf>,
+    /// Seconds of each fixed-rate scenario (in 1 s blocks, interleaved).
+    fixed_seconds: u64,
     echo_server: Option<u16>,
 }
 
@@ -45,6 +57,10 @@ fn parse_args() -> Result<Args, String> {
         rate: 1000,
         report: None,
         smoke: false,
+        fixed_only: false,
+        compare: None,
+        hot_cpus: false,
+        fixed_seconds: 10,
         echo_server: None,
     };
     let mut explicit_bin = false;
@@ -67,6 +83,10 @@ fn parse_args() -> Result<Args, String> {
             "--rate" => a.rate = num(it.next(), "--rate")?.max(1),
             "--report" => a.report = Some(it.next().ok_or("--report needs a path")?.into()),
             "--smoke" => a.smoke = true,
+            "--fixed-only" => a.fixed_only = true,
+            "--hot-cpus" => a.hot_cpus = true,
+            "--compare" => a.compare = Some(it.next().ok_or("--compare needs a path")?.into()),
+            "--fixed-seconds" => a.fixed_seconds = num(it.next(), "--fixed-seconds")?.max(1),
             "--echo-server" => {
                 a.echo_server = Some(
                     u16::try_from(num(it.next(), "--echo-server")?).map_err(|e| e.to_string())?,
@@ -89,6 +109,9 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--spin") {
+        scenarios::spin();
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
