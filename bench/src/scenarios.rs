@@ -492,6 +492,49 @@ struct FixedRate {
     rss: f64,
 }
 
+impl FixedRate {
+    /// The runs with their names and, where measured, the CPU seconds of their server.
+    fn runs(&self) -> Vec<(&'static str, &Stats, Option<f64>)> {
+        let mut out = vec![
+            (
+                "GetState redis via sidecar",
+                &self.via,
+                Some(self.sidecar_cpu),
+            ),
+            ("GetState in-memory via sidecar", &self.mem, None),
+            ("direct redis GET (baseline)", &self.direct, None),
+            ("tonic echo (gRPC floor)", &self.echo, Some(self.echo_cpu)),
+        ];
+        if let Some(c) = &self.compare {
+            out.push(("GetState redis via --compare", c, Some(self.compare_cpu)));
+        }
+        out
+    }
+
+    /// Service times (markdown): each run's quantiles, its p50 over direct GET, its server's
+    /// CPU in mCPU where measured, and its errors.
+    fn service_table(&self) -> String {
+        let mut t = String::from(
+            "| service time (from actual send) | p50 ms | p90 ms | p99 ms | p99.9 ms | p50 over direct GET | server CPU (mCPU) | errors |\n|---|---|---|---|---|---|---|---|\n",
+        );
+        for (name, st, cpu) in self.runs() {
+            let mcpu = cpu.map_or(String::new(), |c| {
+                format!("{:.0}", c / st.elapsed.as_secs_f64().max(1e-9) * 1000.0)
+            });
+            t.push_str(&format!(
+                "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:+.3} | {mcpu} | {} |\n",
+                st.service_ms(0.5),
+                st.service_ms(0.9),
+                st.service_ms(0.99),
+                st.service_ms(0.999),
+                st.service_ms(0.5) - self.direct.service_ms(0.5),
+                st.errors,
+            ));
+        }
+        t
+    }
+}
+
 /// Seconds per block of the interleaved fixed-rate phase.
 const BLOCK_SECS: u64 = 1;
 
@@ -666,33 +709,7 @@ async fn fixed_only(args: &Args) -> Result<(), String> {
     } else {
         None
     };
-    let f = fixed_rate(&env, args)?;
-    let mcpu = |cpu: f64, s: &Stats| cpu / s.elapsed.as_secs_f64().max(1e-9) * 1000.0;
-    let mut rows = vec![
-        (
-            "GetState via sidecar",
-            &f.via,
-            Some(mcpu(f.sidecar_cpu, &f.via)),
-        ),
-        ("GetState in-memory", &f.mem, None),
-        ("direct redis GET", &f.direct, None),
-        ("tonic echo", &f.echo, Some(mcpu(f.echo_cpu, &f.echo))),
-    ];
-    if let Some(c) = &f.compare {
-        rows.push(("GetState via --compare", c, Some(mcpu(f.compare_cpu, c))));
-    }
-    for (name, s, cpu) in rows {
-        println!(
-            "{name:<24} service p50 {:.3} p90 {:.3} p99 {:.3} ms, added p50 {:.3} p99 {:.3}, errors {}, server {} mCPU",
-            s.service_ms(0.5),
-            s.service_ms(0.9),
-            s.service_ms(0.99),
-            s.service_ms(0.5) - f.direct.service_ms(0.5),
-            s.service_ms(0.99) - f.direct.service_ms(0.99),
-            s.errors,
-            cpu.map_or("-".to_owned(), |c| format!("{c:.0}")),
-        );
-    }
+    println!("{}", fixed_rate(&env, args)?.service_table());
     Ok(())
 }
 
@@ -763,50 +780,11 @@ pub async fn full(args: &Args) -> Result<(), String> {
             _ => f64::NAN,
         }
     };
-    let fixed_rows = [
-        ("GetState redis via sidecar", via),
-        ("GetState in-memory via sidecar", &f.mem),
-        ("direct redis GET (baseline)", direct),
-        ("tonic echo (gRPC floor)", &f.echo),
-    ];
     let mut fixed = String::from(HEADER);
-    let mut service_rows = String::from(
-        "| service time (from actual send) | p50 ms | p90 ms | p99 ms | p99.9 ms | p50 over direct GET |\n|---|---|---|---|---|---|\n",
-    );
-    for (name, st) in fixed_rows {
+    for (name, st, _) in f.runs() {
         fixed.push_str(&row(name, st));
-        service_rows.push_str(&format!(
-            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:+.3} |\n",
-            st.service_ms(0.5),
-            st.service_ms(0.9),
-            st.service_ms(0.99),
-            st.service_ms(0.999),
-            st.service_ms(0.5) - direct.service_ms(0.5),
-        ));
     }
-    let mut hot_rows = String::from(
-        "| service time (from actual send) | p50 ms | p90 ms | p99 ms | p99.9 ms | p50 over direct GET | server CPU (mCPU) |\n|---|---|---|---|---|---|---|\n",
-    );
-    for (name, st, cpu) in [
-        (
-            "GetState redis via sidecar",
-            &hot.via,
-            Some(hot.sidecar_cpu),
-        ),
-        ("GetState in-memory via sidecar", &hot.mem, None),
-        ("direct redis GET (baseline)", &hot.direct, None),
-        ("tonic echo (gRPC floor)", &hot.echo, Some(hot.echo_cpu)),
-    ] {
-        hot_rows.push_str(&format!(
-            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:+.3} | {} |\n",
-            st.service_ms(0.5),
-            st.service_ms(0.9),
-            st.service_ms(0.99),
-            st.service_ms(0.999),
-            st.service_ms(0.5) - hot.direct.service_ms(0.5),
-            cpu.map_or(String::new(), |c| format!("{:.0}", per_sec(c, st) * 1000.0)),
-        ));
-    }
+    let (service_rows, hot_rows) = (f.service_table(), hot.service_table());
     let added_p50 = via.service_ms(0.5) - direct.service_ms(0.5);
     let added_p99 = via.service_ms(0.99) - direct.service_ms(0.99);
     let grpc_path = f.mem.service_ms(0.5) - f.echo.service_ms(0.5);
