@@ -518,9 +518,7 @@ impl FixedRate {
             "| service time (from actual send) | p50 ms | p90 ms | p99 ms | p99.9 ms | p50 over direct GET | server CPU (mCPU) | errors |\n|---|---|---|---|---|---|---|---|\n",
         );
         for (name, st, cpu) in self.runs() {
-            let mcpu = cpu.map_or(String::new(), |c| {
-                format!("{:.0}", c / st.elapsed.as_secs_f64().max(1e-9) * 1000.0)
-            });
+            let mcpu = cpu.map_or(String::new(), |c| format!("{:.0}", mcpu(c, st)));
             t.push_str(&format!(
                 "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:+.3} | {mcpu} | {} |\n",
                 st.service_ms(0.5),
@@ -535,12 +533,18 @@ impl FixedRate {
     }
 }
 
+/// Milli-CPU: `cpu_seconds` spent over the wall time of the run `st`.
+fn mcpu(cpu_seconds: f64, st: &Stats) -> f64 {
+    cpu_seconds / st.elapsed.as_secs_f64().max(1e-9) * 1000.0
+}
+
 /// Seconds per block of the interleaved fixed-rate phase.
 const BLOCK_SECS: u64 = 1;
 
 /// The fixed-rate phase: GetState on Redis and on the in-memory store through the sidecar, GET
-/// straight to Redis and the tonic echo, each open-loop at `args.rate`, interleaved in 1 s blocks for `args.fixed_seconds`
-/// blocks each, so that a noisy neighbour slows all of them alike. The load generator runs on
+/// straight to Redis and the tonic echo (and `--compare`), each open-loop at `args.rate`,
+/// interleaved in 1 s blocks for `args.fixed_seconds` blocks each, so that a noisy neighbour
+/// slows all of them alike. The load generator runs on
 /// its own single-threaded tokio runtime here, with its own connections: at a fixed rate one
 /// thread is plenty, and hand-offs between the generator's threads would otherwise count as
 /// latency of whatever is measured.
@@ -763,9 +767,8 @@ pub async fn full(args: &Args) -> Result<(), String> {
         fixed_rate(&env, args)?
     };
     let (via, direct) = (&f.via, &f.direct);
-    let per_sec = |cpu: f64, s: &Stats| cpu / s.elapsed.as_secs_f64().max(1e-9);
-    let mcpu_at_rate = per_sec(f.sidecar_cpu, via) * 1000.0;
-    let echo_mcpu = per_sec(f.echo_cpu, &f.echo) * 1000.0;
+    let mcpu_at_rate = mcpu(f.sidecar_cpu, via);
+    let echo_mcpu = mcpu(f.echo_cpu, &f.echo);
     let cpu_per_10k_at_rate = f.sidecar_cpu / (via.ok.max(1) as f64) * 10_000.0;
     let rss_at_rate = f.rss;
     let run_secs = args.fixed_seconds;

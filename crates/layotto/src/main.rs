@@ -304,10 +304,10 @@ async fn spawn_grpc(
             tracing::info!(addr = %listener.local_addr()?, "gRPC listening");
             // `Server::tcp_nodelay` only reaches the sockets tonic accepts itself; these are ours.
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
-                s.and_then(|s| {
-                    s.set_nodelay(true)?;
-                    Ok(s)
-                })
+                if let Ok(s) = &s {
+                    set_nodelay(s);
+                }
+                s
             });
             tasks.spawn(serve_grpc(router, incoming, stop));
         }
@@ -326,6 +326,14 @@ async fn spawn_grpc(
     Ok(())
 }
 
+/// Turns Nagle's algorithm off on an accepted connection, as Go (and so Dapr) does: answers are
+/// small and written at once. A failure only costs latency, so the connection is kept.
+fn set_nodelay(s: &tokio::net::TcpStream) {
+    if let Err(e) = s.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
+}
+
 /// Binds `addr` and serves `app` on it into `tasks`.
 async fn spawn_http(
     tasks: &mut tokio::task::JoinSet<Result<(), String>>,
@@ -338,11 +346,8 @@ async fn spawn_http(
         .await
         .map_err(|e| format!("binding {what} on {addr}: {e}"))?;
     tracing::info!(%addr, "{what} listening");
-    let listener = axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| {
-        if let Err(e) = s.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-    });
+    let listener =
+        axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| set_nodelay(s));
     tasks.spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(stop)
