@@ -2,18 +2,24 @@
 //!
 //! Semantics follow the Dapr state API (docs.dapr.io "State management overview"), which
 //! Layotto's state API copies:
-//! - an ETag given on a write or delete must match the stored one, else [`ErrorKind::EtagMismatch`];
-//!   with [`Concurrency::LastWrite`] the ETag is ignored;
+//! - an ETag given on a write or delete must match the stored one, else
+//!   [`ErrorKind::EtagMismatch`], whatever the concurrency option ("the write operation succeeds
+//!   only when the provided ETag matches", docs.dapr.io "State management overview"; Dapr's
+//!   in-memory store does so). Last-write means "no check" only for a request without an ETag;
 //! - with [`Concurrency::FirstWrite`] and no ETag, the write only succeeds if the key is absent;
 //! - metadata `ttlInSeconds` (integer seconds, `-1` = never) sets an expiry on a write;
 //! - a missing key reads as `None`, not an error.
 //!
 //! [`ErrorKind::EtagMismatch`]: crate::ErrorKind::EtagMismatch
 
+use std::sync::Arc;
+
+use crate::block::Kind;
+use crate::component::{Component, Contract};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::component::{Health, Metadata};
+use crate::component::Metadata;
 use crate::error::{Error, Result};
 
 /// Metadata key holding a time-to-live in seconds on a write.
@@ -27,7 +33,8 @@ pub enum Concurrency {
     Unspecified,
     /// The first write wins: ETag checked, and without ETag only inserts succeed.
     FirstWrite,
-    /// The last write wins: ETags are ignored.
+    /// The last write wins: a request without ETag overwrites; one with an ETag is still
+    /// checked.
     LastWrite,
 }
 
@@ -123,11 +130,9 @@ impl DeleteRequest {
     }
 }
 
-fn check_etag(etag: Option<&str>, c: Concurrency) -> Option<&str> {
-    match c {
-        Concurrency::LastWrite => None,
-        _ => etag.filter(|e| !e.is_empty()),
-    }
+/// The ETag a request carries is checked under every concurrency option (see the module docs).
+fn check_etag(etag: Option<&str>, _: Concurrency) -> Option<&str> {
+    etag.filter(|e| !e.is_empty())
 }
 
 /// Parses `ttlInSeconds` from request metadata: `Ok(None)` when absent or `-1` (no expiry).
@@ -155,11 +160,7 @@ pub fn parse_ttl(metadata: &Metadata) -> Result<Option<std::time::Duration>> {
 
 /// A state store component.
 #[async_trait]
-pub trait StateStore: Send + Sync {
-    /// Connects or prepares the backend. Called once before serving.
-    async fn init(&self) -> Result<()> {
-        Ok(())
-    }
+pub trait StateStore: Component {
     /// Reads `key`; `Ok(None)` if absent or expired.
     async fn get(&self, key: &str, metadata: &Metadata) -> Result<Option<StateItem>>;
     /// Reads many keys; a failure of one key is reported in its item.
@@ -195,9 +196,12 @@ pub trait StateStore: Send + Sync {
     /// Applies `ops` in order, all or nothing. Stores without transactions return
     /// [`crate::ErrorKind::Unsupported`].
     async fn transact(&self, ops: Vec<TransactionOp>, metadata: &Metadata) -> Result<()>;
-    /// A real round trip to the backend.
-    async fn health(&self) -> Health {
-        Health::up()
+}
+
+impl Contract for dyn StateStore {
+    const KIND: Kind = Kind::State;
+    fn upcast(this: Arc<Self>) -> Arc<dyn Component> {
+        this
     }
 }
 
@@ -223,13 +227,15 @@ mod tests {
     }
 
     #[test]
-    fn last_write_ignores_etag() {
+    fn an_etag_is_checked_under_every_concurrency() {
         let mut r = SetRequest {
             etag: Some("3".into()),
             ..Default::default()
         };
         assert_eq!(r.etag_to_check(), Some("3"));
         r.options.concurrency = Concurrency::LastWrite;
-        assert_eq!(r.etag_to_check(), None);
+        assert_eq!(r.etag_to_check(), Some("3"));
+        r.etag = Some(String::new());
+        assert_eq!(r.etag_to_check(), None, "an empty ETag is no ETag");
     }
 }
