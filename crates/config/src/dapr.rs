@@ -42,18 +42,6 @@ pub const API_VERSION: &str = "dapr.io/v1alpha1";
 /// The `kind` of the documents loaded; every other kind is skipped.
 const COMPONENT: &str = "Component";
 
-/// Block prefixes of `spec.type` and the kind each selects. `sequencer` and `file` are
-/// Layotto's blocks, not Dapr's, but are accepted the same way.
-const BLOCKS: [(&str, Kind); 8] = [
-    ("state", Kind::State),
-    ("pubsub", Kind::PubSub),
-    ("lock", Kind::Lock),
-    ("configuration", Kind::Configuration),
-    ("secretstores", Kind::Secret),
-    ("bindings", Kind::Binding),
-    ("sequencer", Kind::Sequencer),
-    ("file", Kind::File),
-];
 
 /// Reads every `*.yaml` / `*.yml` file of `dir` (extension in any case; sorted by file name;
 /// not recursive) and returns the components `app_id` may load, in file and document order,
@@ -163,10 +151,7 @@ impl Resources {
             .find(|e| e.kind == entry.kind && e.spec.name == entry.spec.name);
         match first {
             Some(first) => {
-                let block = BLOCKS
-                    .iter()
-                    .find(|(_, k)| *k == entry.kind)
-                    .map_or("", |(b, _)| *b);
+                let block = entry.kind.info().dapr_prefix;
                 self.problems.push(Problem {
                     file: entry.file.clone(),
                     path: entry.path.clone(),
@@ -439,10 +424,13 @@ impl Walker<'_> {
                 return None;
             }
         };
+        // The block table's Dapr prefixes (`sequencer` and `file` are Layotto's blocks, accepted
+        // the same way).
         let blocks = || {
-            BLOCKS
+            layotto_core::BLOCKS
                 .iter()
-                .map(|(b, _)| *b)
+                .filter(|b| b.in_dapr_resources)
+                .map(|b| b.dapr_prefix)
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -457,7 +445,7 @@ impl Walker<'_> {
             );
             return None;
         };
-        let Some(kind) = BLOCKS.iter().find(|(b, _)| *b == block).map(|(_, k)| *k) else {
+        let Some(kind) = Kind::from_dapr_prefix(block) else {
             self.problem(
                 &path,
                 format!(

@@ -25,6 +25,48 @@ use crate::error::{Error, Result};
 /// Metadata key holding a time-to-live in seconds on a write.
 pub const TTL_METADATA_KEY: &str = "ttlInSeconds";
 
+/// Metadata key on a read reply carrying the expiry time of the item (RFC 3339, UTC; see
+/// [`rfc3339`]).
+pub const TTL_EXPIRE_TIME_KEY: &str = "ttlExpireTime";
+
+/// Formats `t` as RFC 3339 in UTC with second precision, e.g. `2024-05-01T12:00:00Z` (the form
+/// of [`TTL_EXPIRE_TIME_KEY`]). Times before 1970 are clamped to the epoch.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    // d is in 1..=31 and m in 1..=12 by construction.
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
+}
+
 /// Concurrency mode of a write or delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Concurrency {
@@ -224,6 +266,16 @@ mod tests {
         assert!(parse_ttl(&m).is_err_and(|e| e.message.contains("ttlInSeconds")));
         m.insert(TTL_METADATA_KEY.into(), "-5".into());
         assert!(parse_ttl(&m).is_err());
+    }
+
+    #[test]
+    fn formats_rfc3339() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661); // 2000-02-29 01:01:01
+        assert_eq!(rfc3339(t), "2000-02-29T01:01:01Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_735_689_599); // 2024-12-31 23:59:59
+        assert_eq!(rfc3339(t), "2024-12-31T23:59:59Z");
     }
 
     #[test]
