@@ -42,7 +42,6 @@ pub const API_VERSION: &str = "dapr.io/v1alpha1";
 /// The `kind` of the documents loaded; every other kind is skipped.
 const COMPONENT: &str = "Component";
 
-
 /// Reads every `*.yaml` / `*.yml` file of `dir` (extension in any case; sorted by file name;
 /// not recursive) and returns the components `app_id` may load, in file and document order,
 /// plus every problem found. Each entry has [`Origin::Dapr`], its file's path as
@@ -426,14 +425,7 @@ impl Walker<'_> {
         };
         // The block table's Dapr prefixes (`sequencer` and `file` are Layotto's blocks, accepted
         // the same way).
-        let blocks = || {
-            layotto_core::BLOCKS
-                .iter()
-                .filter(|b| b.in_dapr_resources)
-                .map(|b| b.dapr_prefix)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let blocks = || Kind::dapr_prefixes().join(", ");
         let Some((block, rest)) = full.split_once('.') else {
             self.problem(
                 &path,

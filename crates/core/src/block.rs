@@ -42,8 +42,10 @@ pub struct BlockInfo {
     /// (docs.dapr.io "Component specs"). Blocks Dapr lacks use Layotto's name (`sequencer`,
     /// `file`, `hellos`), which is also how the metadata API reports their types.
     pub dapr_prefix: &'static str,
-    /// Whether a Dapr `Component` resource may declare a component of this block.
-    pub in_dapr_resources: bool,
+    /// Where the block stands among the types a Dapr `Component` resource may declare (the
+    /// order Dapr's docs list them, Layotto's own blocks last; used to list them in messages);
+    /// `None` when a resource may not declare it.
+    pub dapr_rank: Option<u8>,
     /// The block's name in messages and health labels' error texts, e.g. `pubsub`.
     pub api: &'static str,
     /// Capabilities every component of the block has, in Dapr's vocabulary, reported by the
@@ -54,14 +56,14 @@ pub struct BlockInfo {
 
 /// Every block, in the order components are sorted in a loaded configuration.
 pub const BLOCKS: [BlockInfo; 9] = [
-    row(Kind::Hello, "hellos", "hellos", false, "hello", &[]),
-    row(Kind::State, "state", "state", true, "state", &[]),
-    row(Kind::Lock, "lock", "lock", true, "lock", &[]),
+    row(Kind::Hello, "hellos", "hellos", None, "hello", &[]),
+    row(Kind::State, "state", "state", Some(0), "state", &[]),
+    row(Kind::Lock, "lock", "lock", Some(2), "lock", &[]),
     row(
         Kind::Sequencer,
         "sequencer",
         "sequencer",
-        true,
+        Some(6),
         "sequencer",
         &[],
     ),
@@ -69,25 +71,25 @@ pub const BLOCKS: [BlockInfo; 9] = [
         Kind::Configuration,
         "config_store",
         "configuration",
-        true,
+        Some(3),
         "configuration",
         &[],
     ),
-    row(Kind::PubSub, "pub_subs", "pubsub", true, "pubsub", &[]),
+    row(Kind::PubSub, "pub_subs", "pubsub", Some(1), "pubsub", &[]),
     row(
         Kind::Secret,
         "secret_store",
         "secretstores",
-        true,
+        Some(4),
         "secret",
         &[],
     ),
-    row(Kind::File, "file", "file", true, "file", &[]),
+    row(Kind::File, "file", "file", Some(7), "file", &[]),
     row(
         Kind::Binding,
         "bindings",
         "bindings",
-        true,
+        Some(5),
         "binding",
         &["OUTPUT_BINDING"],
     ),
@@ -97,7 +99,7 @@ const fn row(
     kind: Kind,
     section: &'static str,
     dapr_prefix: &'static str,
-    in_dapr_resources: bool,
+    dapr_rank: Option<u8>,
     api: &'static str,
     implied_capabilities: &'static [&'static str],
 ) -> BlockInfo {
@@ -105,7 +107,7 @@ const fn row(
         kind,
         section,
         dapr_prefix,
-        in_dapr_resources,
+        dapr_rank,
         api,
         implied_capabilities,
     }
@@ -148,8 +150,19 @@ impl Kind {
     pub fn from_dapr_prefix(prefix: &str) -> Option<Kind> {
         BLOCKS
             .iter()
-            .find(|b| b.in_dapr_resources && b.dapr_prefix == prefix)
+            .find(|b| b.dapr_rank.is_some() && b.dapr_prefix == prefix)
             .map(|b| b.kind)
+    }
+
+    /// The Dapr type prefixes a resource may use, in Dapr's order (`state`, `pubsub`, `lock`,
+    /// `configuration`, `secretstores`, `bindings`, then Layotto's `sequencer`, `file`).
+    pub fn dapr_prefixes() -> Vec<&'static str> {
+        let mut ranked: Vec<(u8, &'static str)> = BLOCKS
+            .iter()
+            .filter_map(|b| b.dapr_rank.map(|r| (r, b.dapr_prefix)))
+            .collect();
+        ranked.sort_unstable();
+        ranked.into_iter().map(|(_, p)| p).collect()
     }
 
     /// A component type as a Dapr resource spells it: `<prefix>.<type>`, e.g. `state.redis`.
@@ -178,6 +191,19 @@ mod tests {
         }
         assert_eq!(Kind::from_dapr_prefix("secretstores"), Some(Kind::Secret));
         assert_eq!(Kind::from_dapr_prefix("hellos"), None);
+        assert_eq!(
+            Kind::dapr_prefixes(),
+            [
+                "state",
+                "pubsub",
+                "lock",
+                "configuration",
+                "secretstores",
+                "bindings",
+                "sequencer",
+                "file"
+            ]
+        );
         assert_eq!(Kind::PubSub.dapr_type("redis"), "pubsub.redis");
         assert_eq!(Kind::Configuration.to_string(), "config_store");
     }

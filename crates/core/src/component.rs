@@ -321,10 +321,15 @@ pub struct Registries {
     creators: BTreeMap<Kind, Erased>,
 }
 
+/// Builds a spec as a component of one block, whatever its contract.
+type CreateAny = Box<dyn Fn(&Registries, &ComponentSpec) -> Result<Built> + Send + Sync>;
+/// Lists the type strings of one block.
+type TypesOf = Box<dyn Fn(&Registries) -> Vec<String> + Send + Sync>;
+
 /// The contract-independent view of one block's registry.
 struct Erased {
-    create: Box<dyn Fn(&Registries, &ComponentSpec) -> Result<Built> + Send + Sync>,
-    types: Box<dyn Fn(&Registries) -> Vec<String> + Send + Sync>,
+    create: CreateAny,
+    types: TypesOf,
 }
 
 impl Registries {

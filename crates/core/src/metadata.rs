@@ -246,7 +246,14 @@ impl<'de, 'a, I: Iterator<Item = (&'static str, &'a str)>> de::MapAccess<'de> fo
             .value
             .take()
             .ok_or_else(|| DeError("metadata value without key".to_owned()))?;
-        seed.deserialize(Value { key, value })
+        seed.deserialize(Value { key, value }).map_err(|e| {
+            // Errors of the value's own type (durations, sizes) do not know the key.
+            if e.0.contains(&format!("'{key}'")) {
+                e
+            } else {
+                DeError(format!("metadata '{key}': {}", e.0))
+            }
+        })
     }
 }
 
@@ -378,7 +385,7 @@ impl<'de> de::Deserialize<'de> for GoDuration {
         let s = String::deserialize(d)?;
         parse_duration(&s, Duration::from_secs)
             .map(GoDuration)
-            .map_err(|()| {
+            .ok_or_else(|| {
                 de::Error::custom(format!(
                     "expected seconds or a duration like '5s', '500ms', '2m', got '{s}'"
                 ))
@@ -391,7 +398,7 @@ impl<'de> de::Deserialize<'de> for MillisDuration {
         let s = String::deserialize(d)?;
         parse_duration(&s, Duration::from_millis)
             .map(MillisDuration)
-            .map_err(|()| {
+            .ok_or_else(|| {
                 de::Error::custom(format!(
                     "expected milliseconds or a duration like '5s', '500ms', '2m', got '{s}'"
                 ))
@@ -411,28 +418,24 @@ impl<'de> de::Deserialize<'de> for ByteSize {
 }
 
 /// Parses a Go duration string (units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`; fractions allowed;
-/// no sign) or a bare integer converted with `bare`.
-///
-/// # Errors
-/// `Err(())` for anything else or an overflow.
-pub fn parse_duration(raw: &str, bare: fn(u64) -> Duration) -> Result<Duration, ()> {
+/// no sign) or a bare integer converted with `bare`; `None` for anything else or an
+/// overflow.
+pub fn parse_duration(raw: &str, bare: fn(u64) -> Duration) -> Option<Duration> {
     let s = raw.trim();
     if s.is_empty() {
-        return Err(());
+        return None;
     }
     if let Ok(n) = s.parse::<u64>() {
-        return Ok(bare(n));
+        return Some(bare(n));
     }
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or(())?;
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         if num_len == 0 {
-            return Err(());
+            return None;
         }
-        let value: f64 = rest[..num_len].parse().map_err(|_| ())?;
+        let value: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -444,17 +447,17 @@ pub fn parse_duration(raw: &str, bare: fn(u64) -> Duration) -> Result<Duration, 
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            _ => return Err(()),
+            _ => return None,
         };
         rest = &rest[unit_len..];
         total += value * nanos_per_unit;
     }
     if !total.is_finite() || total > u64::MAX as f64 {
-        return Err(());
+        return None;
     }
     // Bounded above and non-negative: the cast is exact enough for nanoseconds.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok(Duration::from_nanos(total as u64))
+    Some(Duration::from_nanos(total as u64))
 }
 
 /// Parses a Kubernetes quantity in bytes: an integer with an optional binary (`Ki`, `Mi`, `Gi`,
@@ -593,7 +596,10 @@ mod tests {
         let e = decode::<Meta>(&spec(&[("enableTLS", "maybe")])).expect_err("not a bool");
         assert!(e.message.contains("enable"), "{e}");
         let e = decode::<Meta>(&spec(&[("ttl", "5 parsecs")])).expect_err("not a duration");
-        assert!(e.message.contains("5 parsecs"), "{e}");
+        assert!(
+            e.message.contains("5 parsecs") && e.message.contains("'ttl'"),
+            "{e}"
+        );
         let e = decode::<Required>(&spec(&[])).expect_err("url is required");
         assert!(e.message.contains("url"), "{e}");
     }
@@ -619,15 +625,30 @@ mod tests {
     }
 
     #[test]
+    fn parses_go_durations_and_bare_milliseconds() {
+        let p = |s| parse_duration(s, Duration::from_millis);
+        assert_eq!(p("250"), Some(Duration::from_millis(250)));
+        assert_eq!(p("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(p("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(p("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(p("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(p("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(p("1h"), Some(Duration::from_secs(3600)));
+        for bad in ["", "s", "5x", "-1s", "1.2.3s", "5 s"] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn sizes_durations_and_placeholders() {
         assert_eq!(parse_byte_size("512k"), Some(512_000));
         assert_eq!(parse_byte_size("2Gi"), Some(2 << 30));
         assert_eq!(parse_byte_size("4mb"), None);
         assert_eq!(
             parse_duration("1.5s", Duration::from_secs),
-            Ok(Duration::from_millis(1500))
+            Some(Duration::from_millis(1500))
         );
-        assert!(parse_duration("-1s", Duration::from_secs).is_err());
+        assert!(parse_duration("-1s", Duration::from_secs).is_none());
         let mut n = 0;
         let mut uuid = || {
             n += 1;

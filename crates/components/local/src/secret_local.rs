@@ -5,12 +5,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+use layotto_core::metadata::decode;
 use layotto_core::secret::{Secret, SecretStore};
-use layotto_core::{ComponentSpec, Error, Metadata, Result};
+use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Metadata, Result};
 use serde_json::Value;
 use tokio::sync::OnceCell;
-
-use crate::util::{parse_bool, reject_unknown};
 
 /// Type string of [`LocalFileSecretStore`].
 pub const FILE_TYPE: &str = "local.file";
@@ -24,6 +23,30 @@ pub const NESTED_SEPARATOR_KEY: &str = "nestedSeparator";
 pub const MULTI_VALUED_KEY: &str = "multiValued";
 /// Metadata key of the environment variable prefix of `local.env` (optional).
 pub const PREFIX_KEY: &str = "prefix";
+
+/// Metadata of [`LocalFileSecretStore`] (Dapr's `secretstores.local.file` keys).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LocalFileSecretMetadata {
+    /// `secretsFile`: path of the JSON file (required).
+    pub secrets_file: Option<String>,
+    /// `nestedSeparator`: joins nested JSON keys (default `":"`).
+    pub nested_separator: Option<String>,
+    /// `multiValued`: each top-level key is one secret with several values (default false).
+    pub multi_valued: bool,
+}
+
+impl ComponentMetadata for LocalFileSecretMetadata {}
+
+/// Metadata of [`LocalEnvSecretStore`] (Dapr's `secretstores.local.env` keys).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct LocalEnvSecretMetadata {
+    /// `prefix`: only variables starting with it are visible, without it in secret names.
+    pub prefix: Option<String>,
+}
+
+impl ComponentMetadata for LocalEnvSecretMetadata {}
 
 /// Secrets read once from a JSON file (type `local.file`). For development.
 ///
@@ -41,35 +64,24 @@ pub struct LocalFileSecretStore {
 }
 
 impl LocalFileSecretStore {
-    /// Factory: metadata `secretsFile` (required), `nestedSeparator`, `multiValued`,
-    /// `keyPrefix`. Does not read the file (that happens in `init`).
+    /// Factory: [`LocalFileSecretMetadata`]. Does not read the file (that happens in `init`).
     ///
     /// # Errors
-    /// Invalid argument when `secretsFile` is missing, `multiValued` is not a boolean, or an
-    /// unknown metadata key is given.
+    /// Invalid argument when `secretsFile` is missing or `multiValued` is not a boolean.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        reject_unknown(
-            spec,
-            &[SECRETS_FILE_KEY, NESTED_SEPARATOR_KEY, MULTI_VALUED_KEY],
-        )?;
-        let path = spec.get(SECRETS_FILE_KEY).ok_or_else(|| {
+        let meta: LocalFileSecretMetadata = decode(spec)?;
+        let path = meta.secrets_file.ok_or_else(|| {
             Error::invalid(format!(
                 "component '{}' (type '{FILE_TYPE}'): metadata '{SECRETS_FILE_KEY}' (path of a \
                  JSON file) is required",
                 spec.name
             ))
         })?;
-        let separator = spec
-            .metadata
-            .get(NESTED_SEPARATOR_KEY)
-            .filter(|s| !s.is_empty())
-            .cloned()
-            .unwrap_or_else(|| ":".to_owned());
         Ok(Self {
             name: spec.name.clone(),
             path: PathBuf::from(path),
-            separator,
-            multi_valued: parse_bool(spec, MULTI_VALUED_KEY, false)?,
+            separator: meta.nested_separator.unwrap_or_else(|| ":".to_owned()),
+            multi_valued: meta.multi_valued,
             secrets: OnceCell::new(),
         })
     }
@@ -158,13 +170,16 @@ fn flatten(prefix: &str, v: &Value, sep: &str, out: &mut HashMap<String, String>
 }
 
 #[async_trait]
-impl SecretStore for LocalFileSecretStore {
+impl Component for LocalFileSecretStore {
     /// Reads and parses the file. Errors: invalid argument naming the file when it is missing,
     /// unreadable, not JSON or not a JSON object.
     async fn init(&self) -> Result<()> {
         self.secrets().await.map(|_| ())
     }
+}
 
+#[async_trait]
+impl SecretStore for LocalFileSecretStore {
     /// The secret `key`. Errors: not found naming the key and the store; the init errors if
     /// the file was not loaded yet.
     async fn get(&self, key: &str, _metadata: &Metadata) -> Result<Secret> {
@@ -193,18 +208,20 @@ pub struct LocalEnvSecretStore {
 }
 
 impl LocalEnvSecretStore {
-    /// Factory: metadata `prefix` (optional) and `keyPrefix`.
+    /// Factory: [`LocalEnvSecretMetadata`] (`prefix`, optional).
     ///
     /// # Errors
-    /// Invalid argument naming an unknown metadata key.
+    /// None today; the signature matches every factory.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        reject_unknown(spec, &[PREFIX_KEY])?;
+        let meta: LocalEnvSecretMetadata = decode(spec)?;
         Ok(Self {
             name: spec.name.clone(),
-            prefix: spec.get(PREFIX_KEY).unwrap_or_default().to_owned(),
+            prefix: meta.prefix.unwrap_or_default(),
         })
     }
 }
+
+impl Component for LocalEnvSecretStore {}
 
 #[async_trait]
 impl SecretStore for LocalEnvSecretStore {

@@ -1,7 +1,7 @@
 //! Redlock over N independent Redis hosts (Layotto's `redis_cluster` lock, types
 //! `redis_cluster` and `lock.redis_cluster`).
 //!
-//! Every operation runs the single-node command of [`super::RedisLock`] (`SET NX PX`, the
+//! Every operation runs the single-node command of [`crate::RedisLock`] (`SET NX PX`, the
 //! owner-checked unlock and keep-alive scripts) on all hosts concurrently, each call bounded
 //! by `dialTimeout + readTimeout`, and decides by majority (`quorum = N/2 + 1`):
 //!
@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::future::join_all;
 use layotto_core::lock::{LockStatus, LockStore};
-use layotto_core::{ComponentSpec, Error, Health, HealthStatus, Result};
+use layotto_core::{Component, ComponentSpec, Error, Health, HealthStatus, Result};
 
-use super::lock::{KEEP_ALIVE, UNLOCK, owner_script, set_nx, validate};
-use super::{RedisClient, RedisConfig};
+use crate::client::RedisClient;
+use crate::config::{RedisConfig, decode_redis, redis_metadata};
+use crate::lock::{KEEP_ALIVE, UNLOCK, owner_script, set_nx, validate};
 
 /// Type string of the Redlock lock store (Layotto's name).
 pub const CLUSTER_TYPE: &str = "redis_cluster";
@@ -30,6 +31,15 @@ pub const CLUSTER_TYPE: &str = "redis_cluster";
 pub const LOCK_CLUSTER_TYPE: &str = "lock.redis_cluster";
 /// Metadata key: comma-separated `host:port` list of the independent Redis hosts (required).
 pub const HOSTS_KEY: &str = "redisHosts";
+
+redis_metadata! {
+    /// Metadata of [`RedisClusterLock`]: `redisHosts` plus the connection keys (except
+    /// `redisHost`, refused), applied to every host.
+    pub struct RedisClusterLockMetadata {
+        /// `redisHosts`: comma-separated `host:port` list of the independent hosts (required).
+        pub redis_hosts: Option<String>,
+    }
+}
 
 /// Hosts that must agree: a strict majority of `n`.
 fn quorum(n: usize) -> usize {
@@ -108,13 +118,18 @@ pub struct RedisClusterLock {
 }
 
 impl RedisClusterLock {
-    /// Factory: `redisHosts` plus the common Redis keys (except `redisHost`) and `keyPrefix`,
-    /// applied to every host. Does no I/O.
+    /// Factory: [`RedisClusterLockMetadata`]. Does no I/O.
     ///
     /// # Errors
     /// Invalid argument naming the offending metadata key.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        let cfgs = RedisConfig::from_spec_hosts(spec, HOSTS_KEY, &[])?;
+        let meta: RedisClusterLockMetadata = decode_redis(spec)?;
+        let cfgs = RedisConfig::from_meta_hosts(
+            spec,
+            &meta.connection(),
+            HOSTS_KEY,
+            meta.redis_hosts.as_deref(),
+        )?;
         let label = format!("lock store '{}'", spec.name);
         let hosts = cfgs
             .iter()
@@ -153,7 +168,7 @@ impl RedisClusterLock {
 }
 
 #[async_trait]
-impl LockStore for RedisClusterLock {
+impl Component for RedisClusterLock {
     /// Connects to every host; succeeds when a majority is reachable (the others are
     /// connected again on each call).
     async fn init(&self) -> Result<()> {
@@ -165,6 +180,44 @@ impl LockStore for RedisClusterLock {
         Ok(())
     }
 
+    /// UP iff a majority of the hosts answers PING.
+    async fn health(&self) -> Health {
+        let results: Vec<Result<()>> = self
+            .on_all(|c| async move {
+                let h = c.health().await;
+                if h.status == HealthStatus::Up {
+                    Ok(())
+                } else {
+                    let reason = h.details.get("reason").map_or("down", String::as_str);
+                    Err(Error::unavailable(reason))
+                }
+            })
+            .await;
+        let failed = failures(&results, &self.hosts);
+        if failed.len() >= quorum(self.clients.len()) {
+            Health::down(format!(
+                "{}: {} of {} redis hosts failing: {}",
+                self.label,
+                failed.len(),
+                self.clients.len(),
+                failed.join("; ")
+            ))
+        } else {
+            Health::up()
+        }
+    }
+
+    /// Drops every host's connection.
+    async fn close(&self) -> Result<()> {
+        for c in &self.clients {
+            c.close();
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LockStore for RedisClusterLock {
     async fn try_lock(&self, resource: &str, owner: &str, lease: Duration) -> Result<bool> {
         let ms = validate(&self.clients[0], resource, owner, Some(lease))?;
         let started = Instant::now();
@@ -205,32 +258,6 @@ impl LockStore for RedisClusterLock {
             .on_all(|c| owner_script(c, &KEEP_ALIVE, "keep_alive", resource, owner, ms))
             .await;
         majority_status(&results, "keep_alive", &self.hosts).map_err(|e| self.err(e))
-    }
-
-    async fn health(&self) -> Health {
-        let results: Vec<Result<()>> = self
-            .on_all(|c| async move {
-                let h = c.health().await;
-                if h.status == HealthStatus::Up {
-                    Ok(())
-                } else {
-                    let reason = h.details.get("reason").map_or("down", String::as_str);
-                    Err(Error::unavailable(reason))
-                }
-            })
-            .await;
-        let failed = failures(&results, &self.hosts);
-        if failed.len() >= quorum(self.clients.len()) {
-            Health::down(format!(
-                "{}: {} of {} redis hosts failing: {}",
-                self.label,
-                failed.len(),
-                self.clients.len(),
-                failed.join("; ")
-            ))
-        } else {
-            Health::up()
-        }
     }
 }
 

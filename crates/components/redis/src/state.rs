@@ -7,18 +7,25 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use layotto_core::state::{
-    BulkGetItem, Concurrency, DeleteRequest, SetRequest, StateItem, StateStore, TransactionOp,
-    parse_ttl,
+    BulkGetItem, Concurrency, DeleteRequest, SetRequest, StateItem, StateStore,
+    TTL_EXPIRE_TIME_KEY, TransactionOp, parse_ttl, rfc3339,
 };
-use layotto_core::{ComponentSpec, Error, ErrorKind, Health, Metadata, Result};
+use layotto_core::{Component, ComponentSpec, Error, ErrorKind, Feature, Health, Metadata, Result};
 use redis::{Script, Value};
 
-use super::{RedisClient, RedisConfig};
-use crate::memory::TTL_EXPIRE_TIME_KEY;
-use crate::util::rfc3339;
+use crate::client::RedisClient;
+use crate::config::{RedisConfig, decode_redis, redis_metadata};
 
 /// Component metadata key: the largest value accepted in bytes (`0`, the default, = no limit).
 pub const MAX_VALUE_BYTES_KEY: &str = "maxValueBytes";
+
+redis_metadata! {
+    /// Metadata of [`RedisStateStore`]: the connection keys plus `maxValueBytes`.
+    pub struct RedisStateMetadata {
+        /// `maxValueBytes`: the largest value accepted in bytes (`0`, the default, = no limit).
+        pub max_value_bytes: Option<usize>,
+    }
+}
 
 /// Number of ARGV entries per operation in [`APPLY`].
 const ARGS_PER_OP: usize = 5;
@@ -86,13 +93,14 @@ struct PlannedOp {
 }
 
 impl RedisStateStore {
-    /// Factory: the common Redis keys plus `maxValueBytes` and `keyPrefix`. Does no I/O.
+    /// Factory: [`RedisStateMetadata`]. Does no I/O.
     ///
     /// # Errors
     /// Invalid argument naming the offending metadata key.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        let cfg = RedisConfig::from_spec(spec, &[MAX_VALUE_BYTES_KEY])?;
-        let max_value_bytes = spec.parse::<usize>(MAX_VALUE_BYTES_KEY)?.unwrap_or(0);
+        let meta: RedisStateMetadata = decode_redis(spec)?;
+        let cfg = RedisConfig::from_meta(spec, &meta.connection())?;
+        let max_value_bytes = meta.max_value_bytes.unwrap_or(0);
         Ok(Self {
             client: RedisClient::new(format!("state store '{}'", spec.name), cfg),
             max_value_bytes,
@@ -244,12 +252,30 @@ fn to_item(key: &str, fields: Value, pttl: Value) -> Result<Option<StateItem>, S
 }
 
 #[async_trait]
-impl StateStore for RedisStateStore {
+impl Component for RedisStateStore {
     /// Connects. Errors: unavailable when Redis cannot be reached within the timeouts.
     async fn init(&self) -> Result<()> {
         self.client.connect().await
     }
 
+    async fn health(&self) -> Health {
+        self.client.health().await
+    }
+
+    /// Drops the connection.
+    async fn close(&self) -> Result<()> {
+        self.client.close();
+        Ok(())
+    }
+
+    /// ETags, transactions and `ttlInSeconds`.
+    fn features(&self) -> &'static [Feature] {
+        &[Feature::Etag, Feature::Transactional, Feature::Ttl]
+    }
+}
+
+#[async_trait]
+impl StateStore for RedisStateStore {
     async fn get(&self, key: &str, _metadata: &Metadata) -> Result<Option<StateItem>> {
         let mut items = self.read(std::slice::from_ref(&key.to_owned())).await?;
         match items.pop() {
@@ -290,10 +316,6 @@ impl StateStore for RedisStateStore {
             })
             .collect::<Result<Vec<_>>>()?;
         self.apply(planned).await
-    }
-
-    async fn health(&self) -> Health {
-        self.client.health().await
     }
 }
 

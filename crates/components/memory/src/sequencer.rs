@@ -4,10 +4,21 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use layotto_core::sequencer::{BIGGER_THAN_KEY, Segment, Sequencer, parse_bigger_than};
-use layotto_core::{ComponentSpec, Error, Result};
+use layotto_core::metadata::decode;
+use layotto_core::sequencer::{Segment, Sequencer, parse_bigger_than};
+use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Result};
 
-use crate::util::{lock, reject_unknown};
+use crate::lock;
+
+/// Metadata of [`MemorySequencer`].
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MemorySequencerMetadata {
+    /// `biggerThan`: a JSON object key -> integer; every id of a key is greater than its value.
+    pub bigger_than: Option<String>,
+}
+
+impl ComponentMetadata for MemorySequencerMetadata {}
 
 /// Sequencer kept in process memory (type `in-memory`). Ids start at 1 (or just above the key's
 /// `biggerThan` floor) and never repeat while the process lives.
@@ -28,14 +39,13 @@ impl MemorySequencer {
         }
     }
 
-    /// Factory: metadata `biggerThan` (JSON object key -> integer) and `keyPrefix`.
+    /// Factory: [`MemorySequencerMetadata`] (`biggerThan`, a JSON object key -> integer).
     ///
     /// # Errors
-    /// Invalid argument naming `biggerThan` when it is not such an object, or naming an unknown
-    /// metadata key.
+    /// Invalid argument naming `biggerThan` when it is not such an object.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        reject_unknown(spec, &[BIGGER_THAN_KEY])?;
-        let floors = parse_bigger_than(spec.get(BIGGER_THAN_KEY))
+        let meta: MemorySequencerMetadata = decode(spec)?;
+        let floors = parse_bigger_than(meta.bigger_than.as_deref())
             .map_err(|e| e.context(format_args!("sequencer '{}'", spec.name)))?;
         Ok(Self::new(spec.name.clone(), floors))
     }
@@ -64,6 +74,8 @@ impl MemorySequencer {
     }
 }
 
+impl Component for MemorySequencer {}
+
 #[async_trait]
 impl Sequencer for MemorySequencer {
     /// The next id of `key`. Errors: invalid argument for an empty key, internal when the ids
@@ -90,6 +102,8 @@ impl Sequencer for MemorySequencer {
 mod tests {
     use std::collections::HashSet;
     use std::sync::Arc;
+
+    use layotto_core::sequencer::BIGGER_THAN_KEY;
 
     use super::*;
 

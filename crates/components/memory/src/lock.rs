@@ -6,9 +6,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use layotto_core::lock::{LockStatus, LockStore};
-use layotto_core::{ComponentSpec, Error, Result};
+use layotto_core::metadata::decode;
+use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Result};
 
-use crate::util::{lock, reject_unknown};
+use crate::lock;
+
+/// Metadata of [`MemoryLock`]: no keys of its own (`keyPrefix` is the runtime's).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct MemoryLockMetadata {}
+
+impl ComponentMetadata for MemoryLockMetadata {}
 
 #[derive(Debug)]
 struct Held {
@@ -41,12 +48,12 @@ impl MemoryLock {
         }
     }
 
-    /// Factory: accepts only metadata `keyPrefix`.
+    /// Factory: [`MemoryLockMetadata`] (no keys of its own).
     ///
     /// # Errors
-    /// Invalid argument naming any unknown metadata key.
+    /// None today; the signature matches every factory.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        reject_unknown(spec, &[])?;
+        let MemoryLockMetadata {} = decode(spec)?;
         Ok(Self::new(spec.name.clone()))
     }
 
@@ -91,6 +98,8 @@ impl MemoryLock {
         }
     }
 }
+
+impl Component for MemoryLock {}
 
 #[async_trait]
 impl LockStore for MemoryLock {

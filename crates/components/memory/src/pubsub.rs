@@ -4,14 +4,22 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use layotto_core::metadata::decode;
 use layotto_core::pubsub::{
     CONSUMER_ID_KEY, Handler, Message, PubSub, SubscribeRequest, Subscription, retry_delay,
 };
-use layotto_core::{ComponentSpec, Error, Result};
+use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Result};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::util::{lock, reject_unknown};
+use crate::lock;
+
+/// Metadata of [`MemoryPubSub`]: no keys of its own (`consumerID` and `concurrency` are
+/// subscription metadata).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct MemoryPubSubMetadata {}
+
+impl ComponentMetadata for MemoryPubSubMetadata {}
 
 /// Subscription metadata key: number of messages one subscription handles at once.
 pub const CONCURRENCY_KEY: &str = "concurrency";
@@ -79,6 +87,8 @@ type Topics = HashMap<String, HashMap<String, Arc<Group>>>;
 pub struct MemoryPubSub {
     name: String,
     topics: Mutex<Topics>,
+    /// Parent of every subscription's token; cancelled by `close`.
+    closed: CancellationToken,
 }
 
 impl MemoryPubSub {
@@ -87,15 +97,16 @@ impl MemoryPubSub {
         Self {
             name: name.into(),
             topics: Mutex::new(HashMap::new()),
+            closed: CancellationToken::new(),
         }
     }
 
-    /// Factory: accepts only metadata `keyPrefix`.
+    /// Factory: [`MemoryPubSubMetadata`] (no keys of its own).
     ///
     /// # Errors
-    /// Invalid argument naming any unknown metadata key.
+    /// None today; the signature matches every factory.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        reject_unknown(spec, &[])?;
+        let MemoryPubSubMetadata {} = decode(spec)?;
         Ok(Self::new(spec.name.clone()))
     }
 
@@ -111,6 +122,15 @@ impl MemoryPubSub {
                 self.name
             ))),
         }
+    }
+}
+
+#[async_trait]
+impl Component for MemoryPubSub {
+    /// Stops every subscription's workers; later subscriptions fail.
+    async fn close(&self) -> Result<()> {
+        self.closed.cancel();
+        Ok(())
     }
 }
 
@@ -144,6 +164,12 @@ impl PubSub for MemoryPubSub {
         if req.topic.is_empty() {
             return Err(Error::empty_field("topic").context(format_args!("pubsub '{}'", self.name)));
         }
+        if self.closed.is_cancelled() {
+            return Err(Error::unavailable(format!(
+                "pubsub '{}' is closed",
+                self.name
+            )));
+        }
         let workers = self.concurrency(&req)?;
         let group_name = req
             .metadata
@@ -162,7 +188,7 @@ impl PubSub for MemoryPubSub {
                     .or_default(),
             )
         };
-        let cancel = CancellationToken::new();
+        let cancel = self.closed.child_token();
         for _ in 0..workers {
             tokio::spawn(worker(
                 Arc::clone(&group),
@@ -404,5 +430,23 @@ mod tests {
         assert!(e.message.contains(CONCURRENCY_KEY), "{e}");
         // Publishing where no one listens is fine.
         ps.publish(msg("nobody", "x")).await.expect("dropped");
+    }
+
+    #[tokio::test]
+    async fn close_stops_subscriptions() {
+        let ps = MemoryPubSub::new("p");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let _s = ps
+            .subscribe(sub_req("t", "g", 1), recorder("a", tx.clone()))
+            .await
+            .expect("sub");
+        ps.close().await.expect("close");
+        ps.publish(msg("t", "x")).await.expect("publish");
+        assert_quiet(&mut rx).await;
+        let e = ps
+            .subscribe(sub_req("t", "g", 1), recorder("b", tx))
+            .await
+            .expect_err("closed");
+        assert_eq!(e.kind, layotto_core::ErrorKind::Unavailable);
     }
 }

@@ -5,13 +5,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use layotto_core::lock::{LockStatus, LockStore};
-use layotto_core::{ComponentSpec, Error, Health, Result};
+use layotto_core::{Component, ComponentSpec, Error, Health, Result};
 use redis::Script;
 
-use super::{RedisClient, RedisConfig};
+use crate::client::RedisClient;
+use crate::config::{ConnectionMetadata, RedisConfig, decode_redis};
+
+/// Metadata of [`RedisLock`]: the connection keys alone.
+pub type RedisLockMetadata = ConnectionMetadata;
 
 /// Deletes KEYS[1] if it holds ARGV[1]: 1 done, 0 absent, 2 held by another owner.
-pub(super) static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
+pub(crate) static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local v = redis.call('GET', KEYS[1])
@@ -24,7 +28,7 @@ return 1
 });
 
 /// Sets the lease of KEYS[1] to ARGV[2] ms if it holds ARGV[1]: 1 done, 0 absent, 2 other.
-pub(super) static KEEP_ALIVE: LazyLock<Script> = LazyLock::new(|| {
+pub(crate) static KEEP_ALIVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local v = redis.call('GET', KEYS[1])
@@ -44,12 +48,13 @@ pub struct RedisLock {
 }
 
 impl RedisLock {
-    /// Factory: the common Redis keys plus `keyPrefix`. Does no I/O.
+    /// Factory: [`RedisLockMetadata`]. Does no I/O.
     ///
     /// # Errors
     /// Invalid argument naming the offending metadata key.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        let cfg = RedisConfig::from_spec(spec, &[])?;
+        let meta: RedisLockMetadata = decode_redis(spec)?;
+        let cfg = RedisConfig::from_meta(spec, &meta)?;
         Ok(Self {
             client: RedisClient::new(format!("lock store '{}'", spec.name), cfg),
         })
@@ -57,7 +62,7 @@ impl RedisLock {
 }
 
 /// Checks the request fields; returns the lease in milliseconds (at least 1; 0 without lease).
-pub(super) fn validate(
+pub(crate) fn validate(
     client: &RedisClient,
     resource: &str,
     owner: &str,
@@ -81,7 +86,7 @@ pub(super) fn validate(
 }
 
 /// `SET resource owner NX PX lease_ms`: whether the lock was taken.
-pub(super) async fn set_nx(
+pub(crate) async fn set_nx(
     client: &RedisClient,
     resource: &str,
     owner: &str,
@@ -104,7 +109,7 @@ pub(super) async fn set_nx(
 }
 
 /// Runs an owner-checked script ([`UNLOCK`] or [`KEEP_ALIVE`]) and maps its code.
-pub(super) async fn owner_script(
+pub(crate) async fn owner_script(
     client: &RedisClient,
     script: &'static Script,
     what: &str,
@@ -126,11 +131,25 @@ pub(super) async fn owner_script(
 }
 
 #[async_trait]
-impl LockStore for RedisLock {
+impl Component for RedisLock {
+    /// Connects. Errors: unavailable when Redis cannot be reached within the timeouts.
     async fn init(&self) -> Result<()> {
         self.client.connect().await
     }
 
+    async fn health(&self) -> Health {
+        self.client.health().await
+    }
+
+    /// Drops the connection.
+    async fn close(&self) -> Result<()> {
+        self.client.close();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LockStore for RedisLock {
     async fn try_lock(&self, resource: &str, owner: &str, lease: Duration) -> Result<bool> {
         let ms = validate(&self.client, resource, owner, Some(lease))?;
         set_nx(&self.client, resource, owner, ms).await
@@ -144,9 +163,5 @@ impl LockStore for RedisLock {
     async fn keep_alive(&self, resource: &str, owner: &str, lease: Duration) -> Result<LockStatus> {
         let ms = validate(&self.client, resource, owner, Some(lease))?;
         owner_script(&self.client, &KEEP_ALIVE, "keep_alive", resource, owner, ms).await
-    }
-
-    async fn health(&self) -> Health {
-        self.client.health().await
     }
 }

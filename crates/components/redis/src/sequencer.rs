@@ -5,11 +5,21 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use layotto_core::sequencer::{BIGGER_THAN_KEY, Segment, Sequencer, parse_bigger_than};
-use layotto_core::{ComponentSpec, Error, Health, Result};
+use layotto_core::sequencer::{Segment, Sequencer, parse_bigger_than};
+use layotto_core::{Component, ComponentSpec, Error, Health, Result};
 use redis::Script;
 
-use super::{RedisClient, RedisConfig};
+use crate::client::RedisClient;
+use crate::config::{RedisConfig, decode_redis, redis_metadata};
+
+redis_metadata! {
+    /// Metadata of [`RedisSequencer`]: the connection keys plus `biggerThan`.
+    pub struct RedisSequencerMetadata {
+        /// `biggerThan`: a JSON object key -> integer; every id of a key is greater than its
+        /// value (applied in `init`).
+        pub bigger_than: Option<String>,
+    }
+}
 
 /// Raises KEYS[1] to ARGV[1] if it is lower (or absent).
 static FLOOR: LazyLock<Script> = LazyLock::new(|| {
@@ -32,13 +42,14 @@ pub struct RedisSequencer {
 }
 
 impl RedisSequencer {
-    /// Factory: the common Redis keys plus `biggerThan` and `keyPrefix`. Does no I/O.
+    /// Factory: [`RedisSequencerMetadata`]. Does no I/O.
     ///
     /// # Errors
     /// Invalid argument naming the offending metadata key.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        let cfg = RedisConfig::from_spec(spec, &[BIGGER_THAN_KEY])?;
-        let floors = parse_bigger_than(spec.get(BIGGER_THAN_KEY))
+        let meta: RedisSequencerMetadata = decode_redis(spec)?;
+        let cfg = RedisConfig::from_meta(spec, &meta.connection())?;
+        let floors = parse_bigger_than(meta.bigger_than.as_deref())
             .map_err(|e| e.context(format_args!("sequencer '{}'", spec.name)))?;
         Ok(Self {
             client: RedisClient::new(format!("sequencer '{}'", spec.name), cfg),
@@ -64,7 +75,7 @@ impl RedisSequencer {
 }
 
 #[async_trait]
-impl Sequencer for RedisSequencer {
+impl Component for RedisSequencer {
     /// Connects, then raises every key with a `biggerThan` floor to at least that floor.
     async fn init(&self) -> Result<()> {
         self.client.connect().await?;
@@ -81,6 +92,19 @@ impl Sequencer for RedisSequencer {
         Ok(())
     }
 
+    async fn health(&self) -> Health {
+        self.client.health().await
+    }
+
+    /// Drops the connection.
+    async fn close(&self) -> Result<()> {
+        self.client.close();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sequencer for RedisSequencer {
     async fn get_next_id(&self, key: &str) -> Result<i64> {
         self.incr(key, 1).await
     }
@@ -96,9 +120,5 @@ impl Sequencer for RedisSequencer {
             from: to - i64::from(size) + 1,
             to,
         }))
-    }
-
-    async fn health(&self) -> Health {
-        self.client.health().await
     }
 }

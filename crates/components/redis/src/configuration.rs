@@ -17,13 +17,30 @@ use layotto_core::configuration::{
     ConfigChanges, ConfigItem, ConfigQuery, ConfigStore, or_default,
 };
 use layotto_core::pubsub::retry_delay;
-use layotto_core::{ComponentSpec, Error, Health, Metadata, Result};
+use layotto_core::{Component, ComponentSpec, Error, Health, Metadata, Result};
 use redis::Script;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use super::{RedisClient, RedisConfig};
-use crate::memory::{DEFAULT_GROUP_KEY, DEFAULT_LABEL_KEY};
+use crate::client::RedisClient;
+use crate::config::{RedisConfig, decode_redis, redis_metadata};
+
+/// Component metadata key of the group used when a request leaves it blank.
+pub const DEFAULT_GROUP_KEY: &str = "defaultGroup";
+/// Component metadata key of the label used when a request leaves it blank.
+pub const DEFAULT_LABEL_KEY: &str = "defaultLabel";
+
+redis_metadata! {
+    /// Metadata of [`RedisConfigStore`]: the connection keys plus `defaultGroup` and
+    /// `defaultLabel`.
+    pub struct RedisConfigMetadata {
+        /// `defaultGroup`: the group of requests that leave it blank (default `"default"`).
+        pub default_group: Option<String>,
+        /// `defaultLabel`: the label of requests that leave it blank (default `"default"`).
+        pub default_label: Option<String>,
+    }
+}
 
 /// Capacity (batches) of each subscription's channel.
 const SUBSCRIPTION_CAPACITY: usize = 64;
@@ -96,18 +113,20 @@ pub struct RedisConfigStore {
     client: Arc<RedisClient>,
     default_group: String,
     default_label: String,
+    /// Parent of every subscription's token; cancelled by `close`.
+    closed: CancellationToken,
 }
 
 impl RedisConfigStore {
-    /// Factory: the common Redis keys plus `defaultGroup`, `defaultLabel`. Does no I/O.
+    /// Factory: [`RedisConfigMetadata`]. Does no I/O.
     ///
     /// # Errors
     /// Invalid argument naming the offending metadata key.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        let cfg = RedisConfig::from_spec(spec, &[DEFAULT_GROUP_KEY, DEFAULT_LABEL_KEY])?;
-        let default = |key: &str| {
-            spec.get(key)
-                .map(str::trim)
+        let meta: RedisConfigMetadata = decode_redis(spec)?;
+        let cfg = RedisConfig::from_meta(spec, &meta.connection())?;
+        let default = |v: Option<&str>| {
+            v.map(str::trim)
                 .filter(|s| !s.is_empty())
                 .unwrap_or("default")
                 .to_owned()
@@ -117,8 +136,9 @@ impl RedisConfigStore {
                 format!("configuration store '{}'", spec.name),
                 cfg,
             )),
-            default_group: default(DEFAULT_GROUP_KEY),
-            default_label: default(DEFAULT_LABEL_KEY),
+            default_group: default(meta.default_group.as_deref()),
+            default_label: default(meta.default_label.as_deref()),
+            closed: CancellationToken::new(),
         })
     }
 
@@ -156,11 +176,26 @@ impl RedisConfigStore {
 }
 
 #[async_trait]
-impl ConfigStore for RedisConfigStore {
+impl Component for RedisConfigStore {
+    /// Connects. Errors: unavailable when Redis cannot be reached within the timeouts.
     async fn init(&self) -> Result<()> {
         self.client.connect().await
     }
 
+    async fn health(&self) -> Health {
+        self.client.health().await
+    }
+
+    /// Ends every subscription and drops the connection.
+    async fn close(&self) -> Result<()> {
+        self.closed.cancel();
+        self.client.close();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ConfigStore for RedisConfigStore {
     /// The items of the query's scope named by `keys` (all when empty), sorted by key; absent
     /// keys are left out. Errors: unavailable; internal for a stored value that is not ours.
     async fn get(&self, query: &ConfigQuery) -> Result<Vec<ConfigItem>> {
@@ -285,13 +320,10 @@ impl ConfigStore for RedisConfigStore {
             scope,
             keys: query.keys.clone(),
             tx,
+            cancel: self.closed.child_token(),
         };
         tokio::spawn(watcher.run(conn));
         Ok(rx)
-    }
-
-    async fn health(&self) -> Health {
-        self.client.health().await
     }
 }
 
@@ -313,6 +345,8 @@ struct Watcher {
     /// Empty = every key of the scope.
     keys: Vec<String>,
     tx: mpsc::Sender<Vec<ConfigItem>>,
+    /// Cancelled when the store is closed.
+    cancel: CancellationToken,
 }
 
 impl Watcher {
@@ -327,6 +361,7 @@ impl Watcher {
                     // Reconnect with backoff; changes made meanwhile are not replayed.
                     tokio::select! {
                         () = self.tx.closed() => return,
+                        () = self.cancel.cancelled() => return,
                         () = tokio::time::sleep(retry_delay(failures.max(1))) => {}
                     }
                     match subscribed(&self.client, &channel).await {
@@ -346,6 +381,7 @@ impl Watcher {
             loop {
                 let msg = tokio::select! {
                     () = self.tx.closed() => return,
+                    () = self.cancel.cancelled() => return,
                     m = messages.next() => m,
                 };
                 let Some(msg) = msg else {
@@ -395,12 +431,12 @@ mod tests {
         .expect("valid");
         let scope = s.scope("app", "", " ");
         assert_eq!(scope.key(), "config|||app|g|default");
-        let e = RedisConfigStore::from_spec(
-            &ComponentSpec::new("c", "redis")
-                .with("redisHost", "127.0.0.1:6379")
-                .with("bogus", "1"),
-        )
-        .expect_err("unknown key");
-        assert!(e.message.contains("bogus"), "{e}");
+        // An unknown key is no error, only a warning naming it.
+        let spec = ComponentSpec::new("c", "redis")
+            .with("redisHost", "127.0.0.1:6379")
+            .with("bogus", "1");
+        RedisConfigStore::from_spec(&spec).expect("unknown keys are ignored");
+        let w = layotto_core::MetadataKeys::of::<RedisConfigMetadata>().warnings(&spec.metadata);
+        assert!(w.len() == 1 && w[0].contains("'bogus'"), "{w:?}");
     }
 }

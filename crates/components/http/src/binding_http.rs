@@ -6,11 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use layotto_core::binding::{BindingRequest, BindingResponse, OutputBinding};
-use layotto_core::{ComponentSpec, Error, Metadata, Result};
+use layotto_core::metadata::{MillisDuration, decode};
+use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Metadata, Result};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
-
-use crate::util::{parse_bool, parse_duration, reject_unknown};
 
 /// Type string of [`HttpBinding`].
 pub const TYPE: &str = "http";
@@ -43,6 +42,28 @@ const DEFAULT_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 /// Bytes of the response body quoted in an error.
 const ERROR_BODY_SNIPPET: usize = 512;
 
+/// Metadata of [`HttpBinding`] (Dapr's `bindings.http` keys it implements).
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HttpBindingMetadata {
+    /// `url`: the base URL, `http` or `https` (required).
+    pub url: Option<String>,
+    /// `responseTimeout`: whole-request timeout, milliseconds or a duration such as `"5s"`
+    /// (default 30 s; must be positive).
+    pub response_timeout: Option<MillisDuration>,
+    /// `errorIfNot2XX`: whether a status outside 2xx is an error (default true).
+    #[serde(rename = "errorIfNot2XX")]
+    pub error_if_not_2xx: Option<bool>,
+    /// `securityToken`: a token sent on every request (needs `securityTokenHeader`).
+    pub security_token: Option<String>,
+    /// `securityTokenHeader`: the header carrying `securityToken`.
+    pub security_token_header: Option<String>,
+    /// `direction`: only `output` is supported.
+    pub direction: Option<String>,
+}
+
+impl ComponentMetadata for HttpBindingMetadata {}
+
 /// Invokes an HTTP endpoint (type `http`).
 ///
 /// Request metadata `path` is appended to the base URL; every request metadata key starting
@@ -60,30 +81,18 @@ pub struct HttpBinding {
 }
 
 impl HttpBinding {
-    /// Factory: metadata `url` (required), `responseTimeout`, `errorIfNot2XX`,
-    /// `securityToken` + `securityTokenHeader`, `direction` (`output`), `keyPrefix`.
-    /// Builds no client (that happens in `init`).
+    /// Factory: [`HttpBindingMetadata`]. Builds no client (that happens in `init`).
     ///
     /// # Errors
     /// Invalid argument naming the key: missing or non-http(s) `url`, bad timeout or boolean,
-    /// a token without its header (or the reverse), a bad header name, another direction, or
-    /// an unknown key.
+    /// a token without its header (or the reverse), a bad header name, another direction.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        reject_unknown(
-            spec,
-            &[
-                URL_KEY,
-                RESPONSE_TIMEOUT_KEY,
-                ERROR_IF_NOT_2XX_KEY,
-                SECURITY_TOKEN_KEY,
-                SECURITY_TOKEN_HEADER_KEY,
-                DIRECTION_KEY,
-            ],
-        )?;
+        let meta: HttpBindingMetadata = decode(spec)?;
         let ctx =
             |m: String| Error::invalid(format!("component '{}' (type '{TYPE}'): {m}", spec.name));
-        let raw = spec
-            .get(URL_KEY)
+        let raw = meta
+            .url
+            .as_deref()
             .ok_or_else(|| ctx(format!("metadata '{URL_KEY}' is required")))?;
         let url = Url::parse(raw.trim())
             .map_err(|e| ctx(format!("metadata '{URL_KEY}' is not a URL ('{raw}'): {e}")))?;
@@ -92,16 +101,13 @@ impl HttpBinding {
                 "metadata '{URL_KEY}' must be an http or https URL with a host, got '{raw}'"
             )));
         }
-        let timeout = match spec.get(RESPONSE_TIMEOUT_KEY) {
-            None => DEFAULT_TIMEOUT,
-            Some(v) => parse_duration(RESPONSE_TIMEOUT_KEY, v).map_err(|e| ctx(e.message))?,
-        };
+        let timeout = meta.response_timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
         if timeout.is_zero() {
             return Err(ctx(format!(
                 "metadata '{RESPONSE_TIMEOUT_KEY}' must be positive"
             )));
         }
-        if let Some(d) = spec.get(DIRECTION_KEY)
+        if let Some(d) = meta.direction.as_deref()
             && d.trim() != "output"
         {
             return Err(ctx(format!(
@@ -109,8 +115,8 @@ impl HttpBinding {
             )));
         }
         let token = match (
-            spec.get(SECURITY_TOKEN_HEADER_KEY),
-            spec.get(SECURITY_TOKEN_KEY),
+            meta.security_token_header.as_deref(),
+            meta.security_token.as_deref(),
         ) {
             (None, None) => None,
             (Some(h), Some(t)) => {
@@ -138,7 +144,7 @@ impl HttpBinding {
             name: spec.name.clone(),
             url,
             timeout,
-            error_if_not_2xx: parse_bool(spec, ERROR_IF_NOT_2XX_KEY, true)?,
+            error_if_not_2xx: meta.error_if_not_2xx.unwrap_or(true),
             token,
             client: OnceLock::new(),
         })
@@ -233,12 +239,15 @@ fn canonical_header(name: &str) -> String {
 }
 
 #[async_trait]
-impl OutputBinding for HttpBinding {
+impl Component for HttpBinding {
     /// Builds the HTTP client. Errors: internal when the client cannot be built.
     async fn init(&self) -> Result<()> {
         self.client().map(|_| ())
     }
+}
 
+#[async_trait]
+impl OutputBinding for HttpBinding {
     /// [`OPERATIONS`].
     fn operations(&self) -> Vec<String> {
         OPERATIONS.iter().map(|s| (*s).to_owned()).collect()
@@ -561,7 +570,6 @@ mod tests {
                 &[(URL_KEY, "http://x"), (DIRECTION_KEY, "input")][..],
                 DIRECTION_KEY,
             ),
-            (&[(URL_KEY, "http://x"), ("bogus", "1")][..], "bogus"),
         ] {
             let e = spec(pairs).expect_err(key);
             assert!(e.message.contains(key), "{key}: {e}");
@@ -573,6 +581,15 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(ok.timeout, Duration::from_millis(1500));
+        // An unknown key is no error, only a warning naming it.
+        let bogus = [(URL_KEY, "http://x"), ("bogus", "1")];
+        spec(&bogus).expect("unknown keys are ignored");
+        let md: Metadata = bogus
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let w = layotto_core::MetadataKeys::of::<HttpBindingMetadata>().warnings(&md);
+        assert!(w.len() == 1 && w[0].contains("'bogus'"), "{w:?}");
         assert_eq!(canonical_header("x-request-id"), "X-Request-Id");
     }
 }

@@ -3,9 +3,8 @@
 use std::sync::RwLock;
 
 use layotto_core::hello::Hello;
-use layotto_core::{ComponentSpec, Error, Metadata, Result};
-
-use crate::util::reject_unknown;
+use layotto_core::metadata::decode;
+use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Metadata, Result};
 
 /// Type string of [`HelloWorld`].
 pub const TYPE: &str = "helloworld";
@@ -13,6 +12,16 @@ pub const TYPE: &str = "helloworld";
 pub const HELLO_KEY: &str = "hello";
 /// Greeting used when metadata `hello` is absent.
 pub const DEFAULT_GREETING: &str = "greeting";
+
+/// Metadata of [`HelloWorld`].
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct HelloMetadata {
+    /// `hello`: the greeting (default [`DEFAULT_GREETING`]).
+    pub hello: Option<String>,
+}
+
+impl ComponentMetadata for HelloMetadata {}
 
 /// Says the configured greeting; the greeting can be replaced at run time.
 #[derive(Debug)]
@@ -30,18 +39,20 @@ impl HelloWorld {
         }
     }
 
-    /// Factory: metadata `hello` (the greeting, default `"greeting"`) and `keyPrefix`.
+    /// Factory: [`HelloMetadata`] (`hello`, the greeting, default `"greeting"`).
     ///
     /// # Errors
-    /// Invalid argument naming an unknown metadata key.
+    /// None today; the signature matches every factory.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        reject_unknown(spec, &[HELLO_KEY])?;
+        let meta: HelloMetadata = decode(spec)?;
         Ok(Self::new(
             spec.name.clone(),
-            spec.get(HELLO_KEY).unwrap_or(DEFAULT_GREETING),
+            meta.hello.as_deref().unwrap_or(DEFAULT_GREETING),
         ))
     }
 }
+
+impl Component for HelloWorld {}
 
 #[async_trait::async_trait]
 impl Hello for HelloWorld {
@@ -107,8 +118,10 @@ mod tests {
         let e = h.apply_config(&m).expect_err("unknown key");
         assert!(e.message.contains("bogus"), "{e}");
         assert_eq!(h.say_hello("").await.expect("hello"), "hey");
-        let e = HelloWorld::from_spec(&ComponentSpec::new("h", TYPE).with("x", "1"))
-            .expect_err("unknown");
-        assert!(e.message.contains("key(s) x"), "{e}");
+        // An unknown component key is ignored, with a warning.
+        let spec = ComponentSpec::new("h", TYPE).with("x", "1");
+        HelloWorld::from_spec(&spec).expect("unknown keys are ignored");
+        let w = layotto_core::MetadataKeys::of::<HelloMetadata>().warnings(&spec.metadata);
+        assert!(w.len() == 1 && w[0].contains("'x'"), "{w:?}");
     }
 }

@@ -23,17 +23,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use layotto_core::metadata::MillisDuration;
 use layotto_core::pubsub::{
     CONSUMER_ID_KEY, Handler, Message, PubSub, SubscribeRequest, Subscription, retry_delay,
 };
-use layotto_core::{ComponentSpec, Error, Health, Metadata, Result};
+use layotto_core::{Component, ComponentSpec, Error, Health, Metadata, Result};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{RedisResult, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::{RedisClient, RedisConfig};
-use crate::util::{lock, parse_duration};
+use crate::client::RedisClient;
+use crate::config::{RedisConfig, decode_redis, redis_metadata, spec_err};
+use crate::lock;
 
 /// Metadata key: idle time after which a pending entry is reclaimed (default 60 s).
 pub const PROCESSING_TIMEOUT_KEY: &str = "processingTimeout";
@@ -54,6 +56,28 @@ const MAX_CONCURRENCY: usize = 1024;
 /// Attempts to acknowledge a handled entry before leaving it to the reclaim.
 const ACK_ATTEMPTS: u32 = 8;
 
+redis_metadata! {
+    /// Metadata of [`RedisPubSub`]: the connection keys plus Dapr's `pubsub.redis` delivery
+    /// settings (durations are milliseconds or Go durations, as Dapr's Redis settings).
+    pub struct RedisPubSubMetadata {
+        /// `consumerID`: the consumer group of subscriptions that name none (default
+        /// `"default"`).
+        #[serde(rename = "consumerID")]
+        pub consumer_id: Option<String>,
+        /// `processingTimeout`: idle time after which a pending entry is reclaimed (default
+        /// 60 s; must be positive).
+        pub processing_timeout: Option<MillisDuration>,
+        /// `redeliverInterval`: how often the reclaim runs (default 15 s; `0` disables it).
+        pub redeliver_interval: Option<MillisDuration>,
+        /// `queueDepth`: entries read per `XREADGROUP` / `XAUTOCLAIM` (default 100; positive).
+        pub queue_depth: Option<usize>,
+        /// `concurrency`: handler calls in flight per subscription (default 10; 1 to 1024).
+        pub concurrency: Option<usize>,
+        /// `maxLenApprox`: `XADD MAXLEN ~ n` trimming (default 0 = no trimming).
+        pub max_len_approx: Option<u64>,
+    }
+}
+
 /// Settings beyond the connection.
 #[derive(Debug, Clone)]
 struct Settings {
@@ -73,53 +97,50 @@ struct Settings {
 pub struct RedisPubSub {
     client: Arc<RedisClient>,
     settings: Settings,
+    /// Parent of every subscription's token; cancelled by `close`.
+    closed: CancellationToken,
 }
 
 impl RedisPubSub {
-    /// Factory: the common Redis keys plus `consumerID`, `processingTimeout`,
-    /// `redeliverInterval`, `queueDepth`, `concurrency`, `maxLenApprox`. Does no I/O.
+    /// Factory: [`RedisPubSubMetadata`]. Does no I/O.
     ///
     /// # Errors
     /// Invalid argument naming the offending metadata key.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        let cfg = RedisConfig::from_spec(
-            spec,
-            &[
-                CONSUMER_ID_KEY,
-                PROCESSING_TIMEOUT_KEY,
-                REDELIVER_INTERVAL_KEY,
-                QUEUE_DEPTH_KEY,
-                CONCURRENCY_KEY,
-                MAX_LEN_APPROX_KEY,
-            ],
-        )?;
-        let ctx = |e: Error| e.context(format_args!("component '{}'", spec.name));
-        let duration = |key: &str, default: Duration| -> Result<Duration> {
-            spec.get(key)
-                .map_or(Ok(default), |raw| parse_duration(key, raw).map_err(ctx))
-        };
-        let processing_timeout = duration(PROCESSING_TIMEOUT_KEY, Duration::from_secs(60))?;
+        let meta: RedisPubSubMetadata = decode_redis(spec)?;
+        let cfg = RedisConfig::from_meta(spec, &meta.connection())?;
+        let processing_timeout = meta
+            .processing_timeout
+            .map_or(Duration::from_secs(60), |d| d.0);
         if processing_timeout.is_zero() {
-            return Err(ctx(Error::invalid(format!(
-                "metadata '{PROCESSING_TIMEOUT_KEY}' must be greater than 0"
-            ))));
+            return Err(spec_err(
+                spec,
+                format!("metadata '{PROCESSING_TIMEOUT_KEY}' must be greater than 0"),
+            ));
         }
-        let redeliver_interval = duration(REDELIVER_INTERVAL_KEY, Duration::from_secs(15))?;
-        let queue_depth = spec.parse::<usize>(QUEUE_DEPTH_KEY)?.unwrap_or(100);
+        let redeliver_interval = meta
+            .redeliver_interval
+            .map_or(Duration::from_secs(15), |d| d.0);
+        let queue_depth = meta.queue_depth.unwrap_or(100);
         if queue_depth == 0 {
-            return Err(ctx(Error::invalid(format!(
-                "metadata '{QUEUE_DEPTH_KEY}' must be greater than 0"
-            ))));
+            return Err(spec_err(
+                spec,
+                format!("metadata '{QUEUE_DEPTH_KEY}' must be greater than 0"),
+            ));
         }
-        let concurrency = spec.parse::<usize>(CONCURRENCY_KEY)?.unwrap_or(10);
+        let concurrency = meta.concurrency.unwrap_or(10);
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
-            return Err(ctx(Error::invalid(format!(
-                "metadata '{CONCURRENCY_KEY}' must be from 1 to {MAX_CONCURRENCY}, got {concurrency}"
-            ))));
+            return Err(spec_err(
+                spec,
+                format!(
+                    "metadata '{CONCURRENCY_KEY}' must be from 1 to {MAX_CONCURRENCY}, got {concurrency}"
+                ),
+            ));
         }
         let settings = Settings {
-            consumer_id: spec
-                .get(CONSUMER_ID_KEY)
+            consumer_id: meta
+                .consumer_id
+                .as_deref()
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
@@ -127,11 +148,12 @@ impl RedisPubSub {
             redeliver_interval,
             queue_depth,
             concurrency,
-            max_len_approx: spec.parse::<u64>(MAX_LEN_APPROX_KEY)?.unwrap_or(0),
+            max_len_approx: meta.max_len_approx.unwrap_or(0),
         };
         Ok(Self {
             client: Arc::new(RedisClient::new(format!("pubsub '{}'", spec.name), cfg)),
             settings,
+            closed: CancellationToken::new(),
         })
     }
 
@@ -168,11 +190,27 @@ async fn ensure_group(client: &RedisClient, topic: &str, group: &str) -> Result<
 }
 
 #[async_trait]
-impl PubSub for RedisPubSub {
+impl Component for RedisPubSub {
+    /// Connects. Errors: unavailable when Redis cannot be reached within the timeouts.
     async fn init(&self) -> Result<()> {
         self.client.connect().await
     }
 
+    async fn health(&self) -> Health {
+        self.client.health().await
+    }
+
+    /// Stops every subscription's tasks (what they had not acknowledged stays pending for the
+    /// group) and drops the connection.
+    async fn close(&self) -> Result<()> {
+        self.closed.cancel();
+        self.client.close();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PubSub for RedisPubSub {
     /// `XADD topic [MAXLEN ~ n] * data <bytes> [metadata <json>]`; returns once Redis stored
     /// the entry. Errors: invalid argument for an empty topic; unavailable when Redis cannot be
     /// reached within `dialTimeout + readTimeout`.
@@ -224,17 +262,13 @@ impl PubSub for RedisPubSub {
             handler,
             permits: Arc::new(Semaphore::new(self.settings.concurrency)),
             in_flight: Mutex::new(HashSet::new()),
-            cancel: CancellationToken::new(),
+            cancel: self.closed.child_token(),
         });
         tracing::debug!(topic = %sub.topic, group = %sub.group, consumer = %sub.consumer, "redis subscription started");
         tokio::spawn(Arc::clone(&sub).read_loop());
         tokio::spawn(Arc::clone(&sub).reclaim_loop());
         let cancel = sub.cancel.clone();
         Ok(Subscription::new(move || cancel.cancel()))
-    }
-
-    async fn health(&self) -> Health {
-        self.client.health().await
     }
 }
 

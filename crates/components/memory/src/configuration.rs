@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use layotto_core::configuration::{
     ConfigChanges, ConfigItem, ConfigQuery, ConfigStore, or_default,
 };
-use layotto_core::{ComponentSpec, Error, Metadata, Result};
+use layotto_core::metadata::decode;
+use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Metadata, Result};
 use tokio::sync::mpsc;
 
-use crate::util::{lock, reject_unknown};
+use crate::lock;
 
 /// Component metadata key of the group used when a request leaves it blank.
 pub const DEFAULT_GROUP_KEY: &str = "defaultGroup";
@@ -18,6 +19,18 @@ pub const DEFAULT_GROUP_KEY: &str = "defaultGroup";
 pub const DEFAULT_LABEL_KEY: &str = "defaultLabel";
 /// Capacity (batches) of each subscription's channel.
 const SUBSCRIPTION_CAPACITY: usize = 64;
+
+/// Metadata of [`MemoryConfigStore`].
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MemoryConfigMetadata {
+    /// `defaultGroup`: the group of requests that leave it blank (default `"default"`).
+    pub default_group: Option<String>,
+    /// `defaultLabel`: the label of requests that leave it blank (default `"default"`).
+    pub default_label: Option<String>,
+}
+
+impl ComponentMetadata for MemoryConfigMetadata {}
 
 /// (app id, group, label).
 type Scope = (String, String, String);
@@ -89,16 +102,16 @@ impl MemoryConfigStore {
         }
     }
 
-    /// Factory: metadata `defaultGroup`, `defaultLabel` (optional) and `keyPrefix`.
+    /// Factory: [`MemoryConfigMetadata`] (`defaultGroup`, `defaultLabel`, both optional).
     ///
     /// # Errors
-    /// Invalid argument naming an unknown metadata key.
+    /// None today; the signature matches every factory.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        reject_unknown(spec, &[DEFAULT_GROUP_KEY, DEFAULT_LABEL_KEY])?;
+        let meta: MemoryConfigMetadata = decode(spec)?;
         Ok(Self::new(
             spec.name.clone(),
-            spec.get(DEFAULT_GROUP_KEY).unwrap_or("default").trim(),
-            spec.get(DEFAULT_LABEL_KEY).unwrap_or("default").trim(),
+            meta.default_group.as_deref().unwrap_or("default").trim(),
+            meta.default_label.as_deref().unwrap_or("default").trim(),
         ))
     }
 
@@ -112,6 +125,15 @@ impl MemoryConfigStore {
 
     fn query_scope(&self, q: &ConfigQuery) -> Scope {
         self.scope(&q.app_id, &q.group, &q.label)
+    }
+}
+
+#[async_trait]
+impl Component for MemoryConfigStore {
+    /// Ends every subscription: its channel closes once the changes already sent are read.
+    async fn close(&self) -> Result<()> {
+        lock(&self.inner).subscribers.clear();
+        Ok(())
     }
 }
 
@@ -347,5 +369,10 @@ mod tests {
             assert_eq!(next(&mut all).await[0].content, i.to_string());
         }
         assert!(lock(&s.inner).subscribers.len() <= 2);
+
+        // Closing the store ends the subscriptions.
+        s.close().await.expect("close");
+        let end = tokio::time::timeout(Duration::from_secs(5), all.recv()).await;
+        assert_eq!(end.expect("ends within 5 s"), None);
     }
 }

@@ -1,17 +1,17 @@
 //! The `local` file store: files under one root directory of the local file system.
 
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component as PathPart, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use layotto_core::file::{ByteStream, FileInfo, FileMeta, FileStore, ListPage, ListRequest};
-use layotto_core::{ComponentSpec, Error, Health, Metadata, Result};
+use layotto_core::metadata::decode;
+use layotto_core::state::rfc3339;
+use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Health, Metadata, Result};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
-
-use crate::util::{reject_unknown, rfc3339};
 
 /// Type string of [`LocalFileStore`].
 pub const TYPE: &str = "local";
@@ -27,6 +27,16 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 const TMP_MARKER: &str = ".layotto-tmp-";
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Metadata of [`LocalFileStore`].
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct LocalFileMetadata {
+    /// `root`: the directory holding the files (required; created by `init` if missing).
+    pub root: Option<String>,
+}
+
+impl ComponentMetadata for LocalFileMetadata {}
 
 /// Files stored under a root directory (type `local`).
 ///
@@ -54,7 +64,7 @@ impl Drop for TmpGuard {
 
 impl LocalFileStore {
     /// A store named `name` rooted at `root` (relative paths are relative to the working
-    /// directory). No I/O happens until [`FileStore::init`] or the first call.
+    /// directory). No I/O happens until [`Component::init`] or the first call.
     pub fn new(name: impl Into<String>, root: impl Into<PathBuf>) -> Self {
         Self {
             name: name.into(),
@@ -63,13 +73,13 @@ impl LocalFileStore {
         }
     }
 
-    /// Factory: metadata `root` (required) and `keyPrefix`.
+    /// Factory: [`LocalFileMetadata`] (`root`, required).
     ///
     /// # Errors
-    /// Invalid argument when `root` is missing or an unknown metadata key is given.
+    /// Invalid argument when `root` is missing.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        reject_unknown(spec, &[ROOT_KEY])?;
-        let root = spec.get(ROOT_KEY).ok_or_else(|| {
+        let meta: LocalFileMetadata = decode(spec)?;
+        let root = meta.root.ok_or_else(|| {
             Error::invalid(format!(
                 "component '{}' (type '{TYPE}'): metadata '{ROOT_KEY}' (a directory) is required",
                 spec.name
@@ -115,15 +125,15 @@ impl LocalFileStore {
         let mut rel = PathBuf::new();
         for c in path.components() {
             match c {
-                Component::Normal(part) => rel.push(part),
-                Component::CurDir => {}
-                Component::ParentDir => {
+                PathPart::Normal(part) => rel.push(part),
+                PathPart::CurDir => {}
+                PathPart::ParentDir => {
                     return Err(Error::invalid(format!(
                         "{}: file name '{name}' must not contain '..'",
                         self.ctx()
                     )));
                 }
-                Component::RootDir | Component::Prefix(_) => {
+                PathPart::RootDir | PathPart::Prefix(_) => {
                     return Err(Error::invalid(format!(
                         "{}: file name '{name}' must be relative to the store root",
                         self.ctx()
@@ -274,13 +284,28 @@ fn walk(root: &Path, dir: &Path) -> io::Result<Vec<String>> {
 }
 
 #[async_trait]
-impl FileStore for LocalFileStore {
+impl Component for LocalFileStore {
     /// Creates the root directory if missing. Errors: the root cannot be created or is no
     /// directory.
     async fn init(&self) -> Result<()> {
         self.root().await.map(|_| ())
     }
 
+    /// `UP` while the root is a readable directory.
+    async fn health(&self) -> Health {
+        match self.root().await {
+            Err(e) => Health::down(e.message),
+            Ok(root) => match tokio::fs::metadata(root).await {
+                Ok(m) if m.is_dir() => Health::up(),
+                Ok(_) => Health::down(format!("root '{}' is not a directory", root.display())),
+                Err(e) => Health::down(format!("root '{}': {e}", root.display())),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl FileStore for LocalFileStore {
     /// Writes `name` atomically, creating parent directories inside the root. Errors: invalid
     /// argument for a bad name, permission denied outside the root, the stream's own error (no
     /// file is left then), internal for I/O failures.
@@ -440,18 +465,6 @@ impl FileStore for LocalFileStore {
             last_modified: meta.modified().map(rfc3339).unwrap_or_default(),
             metadata: Default::default(),
         })
-    }
-
-    /// `UP` while the root is a readable directory.
-    async fn health(&self) -> Health {
-        match self.root().await {
-            Err(e) => Health::down(e.message),
-            Ok(root) => match tokio::fs::metadata(root).await {
-                Ok(m) if m.is_dir() => Health::up(),
-                Ok(_) => Health::down(format!("root '{}' is not a directory", root.display())),
-                Err(e) => Health::down(format!("root '{}': {e}", root.display())),
-            },
-        }
     }
 }
 

@@ -6,15 +6,20 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use layotto_core::metadata::decode;
 use layotto_core::state::{
-    Concurrency, DeleteRequest, SetRequest, StateItem, StateStore, TransactionOp, parse_ttl,
+    Concurrency, DeleteRequest, SetRequest, StateItem, StateStore, TTL_EXPIRE_TIME_KEY,
+    TransactionOp, parse_ttl, rfc3339,
 };
-use layotto_core::{ComponentSpec, Error, Metadata, Result};
+use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Feature, Metadata, Result};
 
-use crate::util::{lock, reject_unknown, rfc3339};
+use crate::lock;
 
-/// Metadata key on a read reply carrying the expiry time (RFC 3339, UTC).
-pub const TTL_EXPIRE_TIME_KEY: &str = "ttlExpireTime";
+/// Metadata of [`MemoryStateStore`]: no keys of its own (`keyPrefix` is the runtime's).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct MemoryStateMetadata {}
+
+impl ComponentMetadata for MemoryStateMetadata {}
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -86,12 +91,13 @@ impl MemoryStateStore {
         }
     }
 
-    /// Factory: accepts only metadata `keyPrefix`.
+    /// Factory: [`MemoryStateMetadata`] (no keys of its own; unknown keys are ignored, the
+    /// registry warns about them).
     ///
     /// # Errors
-    /// Invalid argument naming any unknown metadata key.
+    /// None today; the signature matches every factory.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
-        reject_unknown(spec, &[])?;
+        let MemoryStateMetadata {} = decode(spec)?;
         Ok(Self::new(spec.name.clone()))
     }
 
@@ -159,6 +165,14 @@ impl MemoryStateStore {
             return Err(self.err(Error::etag_mismatch(&req.key)));
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Component for MemoryStateStore {
+    /// ETags, transactions and `ttlInSeconds`.
+    fn features(&self) -> &'static [Feature] {
+        &[Feature::Etag, Feature::Transactional, Feature::Ttl]
     }
 }
 
@@ -311,10 +325,15 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::EtagMismatch);
         assert!(err.message.contains("'k'"), "{err}");
 
-        // Last-write ignores the etag.
-        s.set(with_etag(set("k", "v4"), &e1, Concurrency::LastWrite))
+        // Last-write checks an etag it is given too (only a request without one overwrites).
+        let err = s
+            .set(with_etag(set("k", "v4"), &e1, Concurrency::LastWrite))
             .await
-            .expect("last write");
+            .expect_err("stale etag under last-write");
+        assert_eq!(err.kind, ErrorKind::EtagMismatch);
+        let mut lw = set("k", "v4");
+        lw.options.concurrency = Concurrency::LastWrite;
+        s.set(lw).await.expect("last write without etag");
         assert_eq!(value(&s, "k").await.expect("present").0, "v4");
 
         // First-write without etag: insert only.
@@ -442,10 +461,13 @@ mod tests {
     }
 
     #[test]
-    fn factory_accepts_key_prefix_only() {
+    fn unknown_keys_are_warnings_not_errors() {
         let spec = ComponentSpec::new("s", "in-memory").with("keyPrefix", "appid");
         assert!(MemoryStateStore::from_spec(&spec).is_ok());
-        let err = MemoryStateStore::from_spec(&spec.with("bogus", "1")).expect_err("unknown");
-        assert!(err.message.contains("bogus"), "{err}");
+        let spec = spec.with("bogus", "1");
+        MemoryStateStore::from_spec(&spec).expect("unknown keys are ignored");
+        let w = layotto_core::MetadataKeys::of::<MemoryStateMetadata>().warnings(&spec.metadata);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("bogus"), "{w:?}");
     }
 }
