@@ -83,7 +83,7 @@ pub struct RegisteredComponent {
     pub name: String,
     /// Its building block.
     pub kind: Kind,
-    /// Component type within the block, e.g. `redis`, `in-memory`, `local.file`.
+    /// Component type within the block, e.g. `in-memory`, `local.file`.
     pub type_: String,
     /// Its capabilities in Dapr's vocabulary, sorted: the component's own
     /// [`layotto_core::Feature`]s plus those its block implies (`OUTPUT_BINDING` for bindings).
@@ -91,9 +91,9 @@ pub struct RegisteredComponent {
 }
 
 impl RegisteredComponent {
-    /// The type as a Dapr resource spells it: `<block>.<type>`, e.g. `state.redis`,
+    /// The type as a Dapr resource spells it: `<block>.<type>`, e.g. `state.in-memory`,
     /// `pubsub.in-memory`, `secretstores.local.file`, `bindings.http` (blocks Dapr lacks keep
-    /// Layotto's section name: `sequencer.redis`, `file.local`, `hellos.helloworld`).
+    /// Layotto's section name: `sequencer.in-memory`, `file.local`, `hellos.helloworld`).
     pub fn dapr_type(&self) -> String {
         self.kind.dapr_type(&self.type_)
     }
