@@ -42,19 +42,6 @@ pub const API_VERSION: &str = "dapr.io/v1alpha1";
 /// The `kind` of the documents loaded; every other kind is skipped.
 const COMPONENT: &str = "Component";
 
-/// Block prefixes of `spec.type` and the kind each selects. `sequencer` and `file` are
-/// Layotto's blocks, not Dapr's, but are accepted the same way.
-const BLOCKS: [(&str, Kind); 8] = [
-    ("state", Kind::State),
-    ("pubsub", Kind::PubSub),
-    ("lock", Kind::Lock),
-    ("configuration", Kind::Configuration),
-    ("secretstores", Kind::Secret),
-    ("bindings", Kind::Binding),
-    ("sequencer", Kind::Sequencer),
-    ("file", Kind::File),
-];
-
 /// Reads every `*.yaml` / `*.yml` file of `dir` (extension in any case; sorted by file name;
 /// not recursive) and returns the components `app_id` may load, in file and document order,
 /// plus every problem found. Each entry has [`Origin::Dapr`], its file's path as
@@ -163,10 +150,7 @@ impl Resources {
             .find(|e| e.kind == entry.kind && e.spec.name == entry.spec.name);
         match first {
             Some(first) => {
-                let block = BLOCKS
-                    .iter()
-                    .find(|(_, k)| *k == entry.kind)
-                    .map_or("", |(b, _)| *b);
+                let block = entry.kind.info().dapr_prefix;
                 self.problems.push(Problem {
                     file: entry.file.clone(),
                     path: entry.path.clone(),
@@ -439,13 +423,9 @@ impl Walker<'_> {
                 return None;
             }
         };
-        let blocks = || {
-            BLOCKS
-                .iter()
-                .map(|(b, _)| *b)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        // The block table's Dapr prefixes (`sequencer` and `file` are Layotto's blocks, accepted
+        // the same way).
+        let blocks = || Kind::dapr_prefixes().join(", ");
         let Some((block, rest)) = full.split_once('.') else {
             self.problem(
                 &path,
@@ -457,7 +437,7 @@ impl Walker<'_> {
             );
             return None;
         };
-        let Some(kind) = BLOCKS.iter().find(|(b, _)| *b == block).map(|(_, k)| *k) else {
+        let Some(kind) = Kind::from_dapr_prefix(block) else {
             self.problem(
                 &path,
                 format!(

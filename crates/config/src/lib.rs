@@ -30,70 +30,8 @@ use layotto_core::ComponentSpec;
 
 pub use dapr::{API_VERSION, load_resources, parse_resources};
 
-/// The building block a component serves; one per component section of `grpc_config`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// `hellos`: the hello-world demo service.
-    Hello,
-    /// `state`: key/value state stores.
-    State,
-    /// `lock`: distributed locks.
-    Lock,
-    /// `sequencer`: distributed unique, increasing ids.
-    Sequencer,
-    /// `config_store`: configuration stores.
-    Configuration,
-    /// `pub_subs`: publish/subscribe brokers.
-    PubSub,
-    /// `secret_store`: secret stores.
-    Secret,
-    /// `file`: file / object storage.
-    File,
-    /// `bindings`: output bindings.
-    Binding,
-}
-
-impl Kind {
-    /// Every kind, in the order components are sorted in [`Config::components`].
-    pub const ALL: [Kind; 9] = [
-        Kind::Hello,
-        Kind::State,
-        Kind::Lock,
-        Kind::Sequencer,
-        Kind::Configuration,
-        Kind::PubSub,
-        Kind::Secret,
-        Kind::File,
-        Kind::Binding,
-    ];
-
-    /// The `grpc_config` section holding components of this kind, e.g. `"pub_subs"`.
-    pub fn section(self) -> &'static str {
-        match self {
-            Kind::Hello => "hellos",
-            Kind::State => "state",
-            Kind::Lock => "lock",
-            Kind::Sequencer => "sequencer",
-            Kind::Configuration => "config_store",
-            Kind::PubSub => "pub_subs",
-            Kind::Secret => "secret_store",
-            Kind::File => "file",
-            Kind::Binding => "bindings",
-        }
-    }
-
-    /// The kind whose section is named `section`, if any.
-    pub fn from_section(section: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.section() == section)
-    }
-}
-
-impl fmt::Display for Kind {
-    /// Writes the section name, e.g. `config_store`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.section())
-    }
-}
+/// The building block a component serves (the block table lives in `layotto-core`).
+pub use layotto_core::Kind;
 
 /// Where the gRPC server listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -6,25 +6,52 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use layotto_core::Metadata;
 use layotto_core::configuration::{ConfigChanges, ConfigItem, ConfigQuery, ConfigStore};
+use layotto_core::{Feature, Metadata};
 
+use crate::run::SuiteRun;
 use crate::{unique, within};
 
 /// How long a subscriber may take to see a change.
 const CHANGE_WAIT: Duration = Duration::from_secs(5);
 
+/// The features this suite has cases for: none (Dapr defines no configuration features); a
+/// component claiming any feature fails the suite.
+pub const FEATURES: &[Feature] = &[];
+
 /// Runs every case of this suite, each against a fresh component from `factory`.
+///
+/// # Panics
+/// When a case fails (its message, then the run's summary), or when the component claims a
+/// feature ([`FEATURES`] is empty).
 pub async fn run_all<F, Fut>(factory: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn ConfigStore>>,
 {
-    set_get(&*factory().await).await;
-    get_all(&*factory().await).await;
-    delete(&*factory().await).await;
-    subscribe_change_and_delete(&*factory().await).await;
-    subscribe_other_key(&*factory().await).await;
+    let mut run = SuiteRun::start("configuration", factory().await.features(), FEATURES);
+    let f = &factory;
+    run.case("configuration::set_get", async {
+        set_get(&*f().await).await;
+    })
+    .await;
+    run.case("configuration::get_all", async {
+        get_all(&*f().await).await;
+    })
+    .await;
+    run.case("configuration::delete", async {
+        delete(&*f().await).await;
+    })
+    .await;
+    run.case("configuration::subscribe_change_and_delete", async {
+        subscribe_change_and_delete(&*f().await).await;
+    })
+    .await;
+    run.case("configuration::subscribe_other_key", async {
+        subscribe_other_key(&*f().await).await;
+    })
+    .await;
+    run.finish();
 }
 
 /// A unique app id, group and label for one case.

@@ -1,23 +1,35 @@
 //! Conformance suites of layotto-rs.
 //!
 //! One generic async suite per contract of `layotto-core` (state, lock, sequencer,
-//! configuration, pub/sub). Each suite takes a component factory, so the in-memory components
-//! and every real backend run the same cases: a backend is correct when it passes its suite.
+//! configuration, pub/sub, secrets, files, output bindings). Each suite takes a component
+//! factory, so the in-memory components and every real backend run the same cases: a backend is
+//! correct when it passes its suite. Suites of contracts whose cases need data prepared outside
+//! the component (secrets, bindings) also take the fixture the test prepared.
+//!
+//! Suites are feature-driven ([`run::SuiteRun`]): besides its base cases, a suite runs the
+//! cases of every [`Feature`](layotto_core::Feature) the component claims, names each case it
+//! skips because a feature is not claimed, and fails when the component claims a feature the
+//! suite has no cases for, so a claim never goes unproven.
 //!
 //! Every case is also a public function of its own, so a backend test can run a single case.
 //! Cases panic with a message naming the case and the broken expectation (they are test
 //! helpers). Each case uses unique keys, topics and groups ([`unique`]), so suites can run
 //! against a shared, long-lived backend and concurrently with each other.
 //!
-//! Factories must return a ready component: `init` already called.
+//! Factories must return a ready component: `init` already called. A suite builds one more
+//! component than it has cases, to read the features it claims.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod binding;
 pub mod configuration;
+pub mod file;
 pub mod lock;
 pub mod pubsub;
+pub mod run;
+pub mod secret;
 pub mod sequencer;
 pub mod state;
 

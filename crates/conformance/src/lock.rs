@@ -5,24 +5,61 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use layotto_core::Feature;
 use layotto_core::lock::{LockStatus, LockStore};
 
+use crate::run::SuiteRun;
 use crate::unique;
 
+/// The features this suite has cases for: none (Dapr defines no lock features); a
+/// component claiming any feature fails the suite.
+pub const FEATURES: &[Feature] = &[];
+
 /// Runs every case of this suite, each against a fresh component from `factory`.
+///
+/// # Panics
+/// When a case fails (its message, then the run's summary), or when the component claims a
+/// feature ([`FEATURES`] is empty).
 pub async fn run_all<F, Fut>(factory: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn LockStore>>,
 {
-    exclusive(&*factory().await).await;
-    not_reentrant(&*factory().await).await;
-    unlock_by_other_owner(&*factory().await).await;
-    unlock_missing(&*factory().await).await;
-    keep_alive_by_other_owner(&*factory().await).await;
-    concurrent_try_lock(&*factory().await).await;
-    expiry(&*factory().await).await;
-    keep_alive_extends(&*factory().await).await;
+    let mut run = SuiteRun::start("lock", factory().await.features(), FEATURES);
+    let f = &factory;
+    run.case("lock::exclusive", async {
+        exclusive(&*f().await).await;
+    })
+    .await;
+    run.case("lock::not_reentrant", async {
+        not_reentrant(&*f().await).await;
+    })
+    .await;
+    run.case("lock::unlock_by_other_owner", async {
+        unlock_by_other_owner(&*f().await).await;
+    })
+    .await;
+    run.case("lock::unlock_missing", async {
+        unlock_missing(&*f().await).await;
+    })
+    .await;
+    run.case("lock::keep_alive_by_other_owner", async {
+        keep_alive_by_other_owner(&*f().await).await;
+    })
+    .await;
+    run.case("lock::concurrent_try_lock", async {
+        concurrent_try_lock(&*f().await).await;
+    })
+    .await;
+    run.case("lock::expiry", async {
+        expiry(&*f().await).await;
+    })
+    .await;
+    run.case("lock::keep_alive_extends", async {
+        keep_alive_extends(&*f().await).await;
+    })
+    .await;
+    run.finish();
 }
 
 const LEASE: Duration = Duration::from_secs(10);

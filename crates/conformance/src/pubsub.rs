@@ -13,25 +13,52 @@ use futures::FutureExt;
 use layotto_core::pubsub::{
     CONSUMER_ID_KEY, Handler, Message, PubSub, SubscribeRequest, Subscription,
 };
-use layotto_core::{Error, Metadata};
+use layotto_core::{Error, Feature, Metadata};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use crate::run::SuiteRun;
 use crate::{unique, within};
 
 /// How long a delivery (or a batch of them) may take.
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The features this suite has cases for: none yet (no cases for `MESSAGE_TTL`,
+/// `SUBSCRIBE_WILDCARDS` or `BULK_PUBSUB`); a component claiming any feature fails the suite.
+pub const FEATURES: &[Feature] = &[];
+
 /// Runs every case of this suite, each against a fresh component from `factory`.
+///
+/// # Panics
+/// When a case fails (its message, then the run's summary), or when the component claims a
+/// feature ([`FEATURES`] is empty).
 pub async fn run_all<F, Fut>(factory: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn PubSub>>,
 {
-    publish_receive(&*factory().await).await;
-    redelivery_after_error(&*factory().await).await;
-    competing_consumers(&*factory().await).await;
-    fan_out(&*factory().await).await;
-    unacked_goes_to_other_member(&*factory().await).await;
+    let mut run = SuiteRun::start("pubsub", factory().await.features(), FEATURES);
+    let f = &factory;
+    run.case("pubsub::publish_receive", async {
+        publish_receive(&*f().await).await;
+    })
+    .await;
+    run.case("pubsub::redelivery_after_error", async {
+        redelivery_after_error(&*f().await).await;
+    })
+    .await;
+    run.case("pubsub::competing_consumers", async {
+        competing_consumers(&*f().await).await;
+    })
+    .await;
+    run.case("pubsub::fan_out", async {
+        fan_out(&*f().await).await;
+    })
+    .await;
+    run.case("pubsub::unacked_goes_to_other_member", async {
+        unacked_goes_to_other_member(&*f().await).await;
+    })
+    .await;
+    run.finish();
 }
 
 fn msg(topic: &str, data: impl Into<Bytes>) -> Message {

@@ -6,20 +6,42 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
+use layotto_core::Feature;
 use layotto_core::sequencer::{Segment, Sequencer};
 
+use crate::run::SuiteRun;
 use crate::unique;
+
+/// The features this suite has cases for: none (Dapr defines no sequencer features); a
+/// component claiming any feature fails the suite.
+pub const FEATURES: &[Feature] = &[];
 
 /// Runs every case of this suite except [`bigger_than`], each against a fresh component from
 /// `factory`.
+///
+/// # Panics
+/// When a case fails (its message, then the run's summary), or when the component claims a
+/// feature ([`FEATURES`] is empty).
 pub async fn run_all<F, Fut>(factory: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn Sequencer>>,
 {
-    increasing_per_key(&*factory().await).await;
-    concurrent_unique(&*factory().await).await;
-    segments(&*factory().await).await;
+    let mut run = SuiteRun::start("sequencer", factory().await.features(), FEATURES);
+    let f = &factory;
+    run.case("sequencer::increasing_per_key", async {
+        increasing_per_key(&*f().await).await;
+    })
+    .await;
+    run.case("sequencer::concurrent_unique", async {
+        concurrent_unique(&*f().await).await;
+    })
+    .await;
+    run.case("sequencer::segments", async {
+        segments(&*f().await).await;
+    })
+    .await;
+    run.finish();
 }
 
 async fn next(seq: &dyn Sequencer, key: &str, case: &str) -> i64 {

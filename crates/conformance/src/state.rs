@@ -1,42 +1,154 @@
-//! Suite of the [`StateStore`] contract: CRUD, bulk operations, ETags, TTL, transactions and
-//! awkward values and keys.
+//! Suite of the [`StateStore`] contract.
 //!
-//! Transaction cases accept [`ErrorKind::Unsupported`] from `transact` (the contract allows a
-//! store without transactions) and then check nothing.
+//! Base cases, run for every store: [`crud`], [`missing_key_is_none`], [`bulk`],
+//! [`first_write`] and [`last_write_without_etag`] (concurrency options without ETags),
+//! [`large_value`], [`binary_values`], [`unicode_keys`]; and, for a store that does not claim
+//! `TRANSACTIONAL`, [`transaction_unsupported`].
+//!
+//! Feature cases ([`FEATURES`]), run when the store claims the feature, skipped (and named on
+//! standard output) otherwise:
+//! - `ETAG`: [`etag_first_write`], [`etag_last_write`], [`stale_etag_on_update`],
+//!   [`stale_etag_on_delete`], [`etag_on_missing_key`]. An ETag a request carries is checked
+//!   under every concurrency option, last-write included ("the write operation succeeds only
+//!   when the provided ETag matches", docs.dapr.io "State management overview");
+//! - `TRANSACTIONAL`: [`transaction_in_order`], [`transaction_last_write_without_etag`]; with
+//!   `ETAG` as well, [`transaction_atomic`] and [`transaction_last_write_wrong_etag`];
+//! - `TTL`: [`ttl_invalid`], [`ttl_never`], [`ttl_expiry`].
+//!
+//! The other state features (`QUERY_API`, `DELETE_WITH_PREFIX`, `PARTITION_KEY`) have no cases
+//! (the contract has no operations for them yet): a store claiming one fails the suite.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use layotto_core::state::{
-    Concurrency, DeleteRequest, SetRequest, StateItem, StateOptions, StateStore, TTL_METADATA_KEY,
-    TransactionOp,
+    Concurrency, DeleteRequest, SetRequest, StateItem, StateOptions, StateStore,
 };
-use layotto_core::{ErrorKind, Metadata, Result};
+use layotto_core::{ErrorKind, Feature, Metadata, Result};
 
+use crate::run::SuiteRun;
 use crate::unique;
 
-/// Runs every case of this suite, each against a fresh component from `factory`.
+mod etag;
+mod transaction;
+mod ttl;
+
+pub use etag::{
+    etag_first_write, etag_last_write, etag_on_missing_key, stale_etag_on_delete,
+    stale_etag_on_update,
+};
+pub use transaction::{
+    transaction_atomic, transaction_in_order, transaction_last_write_without_etag,
+    transaction_last_write_wrong_etag, transaction_unsupported,
+};
+pub use ttl::{ttl_expiry, ttl_invalid, ttl_never};
+
+/// The features this suite has cases for (the module docs list the cases of each).
+pub const FEATURES: &[Feature] = &[Feature::Etag, Feature::Transactional, Feature::Ttl];
+
+/// Runs the base cases and the cases of every feature the store claims, each against a fresh
+/// component from `factory`; prints each skipped case.
+///
+/// # Panics
+/// When a case fails (its message, then the claims and the passed and skipped cases), or when
+/// the store claims a feature this suite has no cases for.
 pub async fn run_all<F, Fut>(factory: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn StateStore>>,
 {
-    crud(&*factory().await).await;
-    missing_key_is_none(&*factory().await).await;
-    bulk(&*factory().await).await;
-    etag_first_write(&*factory().await).await;
-    etag_last_write(&*factory().await).await;
-    stale_etag_on_update(&*factory().await).await;
-    stale_etag_on_delete(&*factory().await).await;
-    ttl_invalid(&*factory().await).await;
-    transaction_in_order(&*factory().await).await;
-    transaction_atomic(&*factory().await).await;
-    large_value(&*factory().await).await;
-    binary_values(&*factory().await).await;
-    unicode_keys(&*factory().await).await;
-    ttl_expiry(&*factory().await).await;
+    use Feature::{Etag, Transactional as Tx, Ttl};
+    let mut run = SuiteRun::start("state", factory().await.features(), FEATURES);
+    let f = &factory;
+    run.case("state::crud", async { crud(&*f().await).await })
+        .await;
+    run.case("state::missing_key_is_none", async {
+        missing_key_is_none(&*f().await).await;
+    })
+    .await;
+    run.case("state::bulk", async { bulk(&*f().await).await })
+        .await;
+    run.case("state::first_write", async {
+        first_write(&*f().await).await;
+    })
+    .await;
+    run.case("state::last_write_without_etag", async {
+        last_write_without_etag(&*f().await).await;
+    })
+    .await;
+    run.case("state::large_value", async {
+        large_value(&*f().await).await;
+    })
+    .await;
+    run.case("state::binary_values", async {
+        binary_values(&*f().await).await;
+    })
+    .await;
+    run.case("state::unicode_keys", async {
+        unicode_keys(&*f().await).await;
+    })
+    .await;
+    run.unclaimed_case(Tx, "state::transaction_unsupported", async {
+        transaction_unsupported(&*f().await).await;
+    })
+    .await;
+
+    run.feature_case(&[Etag], "state::etag_first_write", async {
+        etag_first_write(&*f().await).await;
+    })
+    .await;
+    run.feature_case(&[Etag], "state::etag_last_write", async {
+        etag_last_write(&*f().await).await;
+    })
+    .await;
+    run.feature_case(&[Etag], "state::stale_etag_on_update", async {
+        stale_etag_on_update(&*f().await).await;
+    })
+    .await;
+    run.feature_case(&[Etag], "state::stale_etag_on_delete", async {
+        stale_etag_on_delete(&*f().await).await;
+    })
+    .await;
+    run.feature_case(&[Etag], "state::etag_on_missing_key", async {
+        etag_on_missing_key(&*f().await).await;
+    })
+    .await;
+
+    run.feature_case(&[Tx], "state::transaction_in_order", async {
+        transaction_in_order(&*f().await).await;
+    })
+    .await;
+    run.feature_case(&[Tx], "state::transaction_last_write_without_etag", async {
+        transaction_last_write_without_etag(&*f().await).await;
+    })
+    .await;
+    run.feature_case(&[Tx, Etag], "state::transaction_atomic", async {
+        transaction_atomic(&*f().await).await;
+    })
+    .await;
+    run.feature_case(
+        &[Tx, Etag],
+        "state::transaction_last_write_wrong_etag",
+        async {
+            transaction_last_write_wrong_etag(&*f().await).await;
+        },
+    )
+    .await;
+
+    run.feature_case(&[Ttl], "state::ttl_invalid", async {
+        ttl_invalid(&*f().await).await;
+    })
+    .await;
+    run.feature_case(&[Ttl], "state::ttl_never", async {
+        ttl_never(&*f().await).await;
+    })
+    .await;
+    run.feature_case(&[Ttl], "state::ttl_expiry", async {
+        ttl_expiry(&*f().await).await;
+    })
+    .await;
+    run.finish();
 }
 
 fn set_req(key: &str, value: impl Into<Bytes>) -> SetRequest {
@@ -91,7 +203,7 @@ fn expect_kind(r: Result<()>, kind: ErrorKind, case: &str, what: &str) {
     }
 }
 
-/// Set, read back (with an ETag), overwrite, delete, read back as absent.
+/// Set, read back, overwrite, delete, read back as absent; deleting a missing key succeeds.
 pub async fn crud(store: &dyn StateStore) {
     let case = "state::crud";
     let k = unique("state-crud");
@@ -100,7 +212,6 @@ pub async fn crud(store: &dyn StateStore) {
         .await
         .unwrap_or_else(|| panic!("{case}: written key is missing"));
     assert_eq!(item.data, Bytes::from("v1"), "{case}: value read back");
-    assert!(item.etag.is_some(), "{case}: a stored item carries an etag");
     set(store, set_req(&k, "v2"), case).await;
     assert_eq!(
         get_data(store, &k, case).await,
@@ -180,21 +291,51 @@ pub async fn bulk(store: &dyn StateStore) {
     }
 }
 
-/// First-write without ETag: inserting a new key succeeds, overwriting an existing one fails
-/// with `EtagMismatch` and leaves the value; with the current ETag it succeeds.
-pub async fn etag_first_write(store: &dyn StateStore) {
-    let case = "state::etag_first_write";
-    let k = unique("state-first-write");
-    let first = |v: &'static str| SetRequest {
+fn first(req: SetRequest) -> SetRequest {
+    SetRequest {
         options: StateOptions {
             concurrency: Concurrency::FirstWrite,
             ..Default::default()
         },
-        ..set_req(&k, v)
-    };
-    set(store, first("v1"), case).await;
+        ..req
+    }
+}
+
+fn last(req: SetRequest) -> SetRequest {
+    SetRequest {
+        options: StateOptions {
+            concurrency: Concurrency::LastWrite,
+            ..Default::default()
+        },
+        ..req
+    }
+}
+
+fn last_del(req: DeleteRequest) -> DeleteRequest {
+    DeleteRequest {
+        options: StateOptions {
+            concurrency: Concurrency::LastWrite,
+            ..Default::default()
+        },
+        ..req
+    }
+}
+
+async fn delete(store: &dyn StateStore, req: DeleteRequest, case: &str, what: &str) {
+    store
+        .delete(req)
+        .await
+        .unwrap_or_else(|e| panic!("{case}: {what} failed: {e}"));
+}
+
+/// First-write without ETag: inserting a new key succeeds, overwriting an existing one fails
+/// with `EtagMismatch` and leaves the value.
+pub async fn first_write(store: &dyn StateStore) {
+    let case = "state::first_write";
+    let k = unique("state-first-write");
+    set(store, first(set_req(&k, "v1")), case).await;
     expect_kind(
-        store.set(first("v2")).await,
+        store.set(first(set_req(&k, "v2"))).await,
         ErrorKind::EtagMismatch,
         case,
         "first-write without etag on an existing key",
@@ -204,256 +345,27 @@ pub async fn etag_first_write(store: &dyn StateStore) {
         Some(Bytes::from("v1")),
         "{case}: value unchanged after the refused write"
     );
-    let etag = etag_of(store, &k, case).await;
-    set(
+}
+
+/// Last-write without ETag overwrites an existing key and deletes it.
+pub async fn last_write_without_etag(store: &dyn StateStore) {
+    let case = "state::last_write_without_etag";
+    let k = unique("state-last-write-no-etag");
+    set(store, last(set_req(&k, "v1")), case).await;
+    set(store, last(set_req(&k, "v2")), case).await;
+    assert_eq!(
+        get_data(store, &k, case).await,
+        Some(Bytes::from("v2")),
+        "{case}: last-write without etag overwrites"
+    );
+    delete(
         store,
-        SetRequest {
-            etag: Some(etag),
-            ..first("v3")
-        },
+        last_del(del_req(&k)),
         case,
+        "last-write delete without etag",
     )
     .await;
-    assert_eq!(
-        get_data(store, &k, case).await,
-        Some(Bytes::from("v3")),
-        "{case}"
-    );
-}
-
-/// Last-write ignores ETags, even a wrong one.
-pub async fn etag_last_write(store: &dyn StateStore) {
-    let case = "state::etag_last_write";
-    let k = unique("state-last-write");
-    set(store, set_req(&k, "v1"), case).await;
-    let etag = etag_of(store, &k, case).await;
-    let req = SetRequest {
-        etag: Some(format!("{etag}-not-it")),
-        options: StateOptions {
-            concurrency: Concurrency::LastWrite,
-            ..Default::default()
-        },
-        ..set_req(&k, "v2")
-    };
-    set(store, req, case).await;
-    assert_eq!(
-        get_data(store, &k, case).await,
-        Some(Bytes::from("v2")),
-        "{case}"
-    );
-    let del = DeleteRequest {
-        etag: Some("bogus".into()),
-        options: StateOptions {
-            concurrency: Concurrency::LastWrite,
-            ..Default::default()
-        },
-        ..del_req(&k)
-    };
-    store
-        .delete(del)
-        .await
-        .unwrap_or_else(|e| panic!("{case}: last-write delete with a wrong etag failed: {e}"));
     assert_eq!(get_data(store, &k, case).await, None, "{case}: deleted");
-}
-
-/// Writing with a stale ETag fails with `EtagMismatch` and leaves the value; the current ETag
-/// works and changes the ETag.
-pub async fn stale_etag_on_update(store: &dyn StateStore) {
-    let case = "state::stale_etag_on_update";
-    let k = unique("state-stale-update");
-    set(store, set_req(&k, "v1"), case).await;
-    let old = etag_of(store, &k, case).await;
-    set(store, set_req(&k, "v2"), case).await;
-    let current = etag_of(store, &k, case).await;
-    assert_ne!(old, current, "{case}: a write changes the etag");
-    expect_kind(
-        store
-            .set(SetRequest {
-                etag: Some(old),
-                ..set_req(&k, "v3")
-            })
-            .await,
-        ErrorKind::EtagMismatch,
-        case,
-        "update with a stale etag",
-    );
-    assert_eq!(
-        get_data(store, &k, case).await,
-        Some(Bytes::from("v2")),
-        "{case}: value unchanged"
-    );
-    set(
-        store,
-        SetRequest {
-            etag: Some(current),
-            ..set_req(&k, "v4")
-        },
-        case,
-    )
-    .await;
-    assert_eq!(
-        get_data(store, &k, case).await,
-        Some(Bytes::from("v4")),
-        "{case}"
-    );
-}
-
-/// Deleting with a stale ETag fails with `EtagMismatch` and keeps the key; the current ETag
-/// deletes it.
-pub async fn stale_etag_on_delete(store: &dyn StateStore) {
-    let case = "state::stale_etag_on_delete";
-    let k = unique("state-stale-delete");
-    set(store, set_req(&k, "v1"), case).await;
-    let old = etag_of(store, &k, case).await;
-    set(store, set_req(&k, "v2"), case).await;
-    let current = etag_of(store, &k, case).await;
-    expect_kind(
-        store
-            .delete(DeleteRequest {
-                etag: Some(old),
-                ..del_req(&k)
-            })
-            .await,
-        ErrorKind::EtagMismatch,
-        case,
-        "delete with a stale etag",
-    );
-    assert_eq!(
-        get_data(store, &k, case).await,
-        Some(Bytes::from("v2")),
-        "{case}: key kept"
-    );
-    store
-        .delete(DeleteRequest {
-            etag: Some(current),
-            ..del_req(&k)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{case}: delete with the current etag failed: {e}"));
-    assert_eq!(get_data(store, &k, case).await, None, "{case}: deleted");
-}
-
-/// `ttlInSeconds = 1`: readable at once, gone after ~2.2 s.
-pub async fn ttl_expiry(store: &dyn StateStore) {
-    let case = "state::ttl_expiry";
-    let k = unique("state-ttl");
-    let mut req = set_req(&k, "short-lived");
-    req.metadata.insert(TTL_METADATA_KEY.into(), "1".into());
-    set(store, req, case).await;
-    assert_eq!(
-        get_data(store, &k, case).await,
-        Some(Bytes::from("short-lived")),
-        "{case}: readable before expiry"
-    );
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_eq!(
-        get_data(store, &k, case).await,
-        None,
-        "{case}: expired after 2.2 s"
-    );
-}
-
-/// `ttlInSeconds = "abc"` is `InvalidArgument` naming `ttlInSeconds`; nothing is written.
-pub async fn ttl_invalid(store: &dyn StateStore) {
-    let case = "state::ttl_invalid";
-    let k = unique("state-ttl-bad");
-    let mut req = set_req(&k, "v");
-    req.metadata.insert(TTL_METADATA_KEY.into(), "abc".into());
-    match store.set(req).await {
-        Ok(()) => panic!("{case}: set with ttlInSeconds=abc succeeded"),
-        Err(e) => {
-            assert_eq!(e.kind, ErrorKind::InvalidArgument, "{case}: {e:?}");
-            assert!(
-                e.message.contains(TTL_METADATA_KEY),
-                "{case}: message does not name {TTL_METADATA_KEY}: {e}"
-            );
-        }
-    }
-    assert_eq!(
-        get_data(store, &k, case).await,
-        None,
-        "{case}: nothing written"
-    );
-}
-
-async fn transact(store: &dyn StateStore, ops: Vec<TransactionOp>) -> Option<Result<()>> {
-    match store.transact(ops, &Metadata::new()).await {
-        Err(e) if e.kind == ErrorKind::Unsupported => None,
-        r => Some(r),
-    }
-}
-
-/// Ops apply in order: upsert then delete of one key leaves it absent; delete then upsert
-/// leaves it present.
-pub async fn transaction_in_order(store: &dyn StateStore) {
-    let case = "state::transaction_in_order";
-    let a = unique("state-tx-a");
-    let b = unique("state-tx-b");
-    set(store, set_req(&b, "old"), case).await;
-    let ops = vec![
-        TransactionOp::Upsert(set_req(&a, "x")),
-        TransactionOp::Delete(del_req(&a)),
-        TransactionOp::Delete(del_req(&b)),
-        TransactionOp::Upsert(set_req(&b, "new")),
-    ];
-    let Some(r) = transact(store, ops).await else {
-        return;
-    };
-    r.unwrap_or_else(|e| panic!("{case}: transact failed: {e}"));
-    assert_eq!(
-        get_data(store, &a, case).await,
-        None,
-        "{case}: upsert then delete leaves the key absent"
-    );
-    assert_eq!(
-        get_data(store, &b, case).await,
-        Some(Bytes::from("new")),
-        "{case}: delete then upsert leaves the new value"
-    );
-}
-
-/// A stale ETag in the last op fails the transaction with `EtagMismatch` and applies nothing.
-pub async fn transaction_atomic(store: &dyn StateStore) {
-    let case = "state::transaction_atomic";
-    let fresh = unique("state-txa-fresh");
-    let kept = unique("state-txa-kept");
-    let guarded = unique("state-txa-guarded");
-    set(store, set_req(&kept, "kept"), case).await;
-    set(store, set_req(&guarded, "g1"), case).await;
-    let stale = etag_of(store, &guarded, case).await;
-    set(store, set_req(&guarded, "g2"), case).await;
-    let ops = vec![
-        TransactionOp::Upsert(set_req(&fresh, "new")),
-        TransactionOp::Delete(del_req(&kept)),
-        TransactionOp::Upsert(SetRequest {
-            etag: Some(stale),
-            ..set_req(&guarded, "g3")
-        }),
-    ];
-    let Some(r) = transact(store, ops).await else {
-        return;
-    };
-    expect_kind(
-        r,
-        ErrorKind::EtagMismatch,
-        case,
-        "transaction with a stale etag",
-    );
-    assert_eq!(
-        get_data(store, &fresh, case).await,
-        None,
-        "{case}: upsert not applied"
-    );
-    assert_eq!(
-        get_data(store, &kept, case).await,
-        Some(Bytes::from("kept")),
-        "{case}: delete not applied"
-    );
-    assert_eq!(
-        get_data(store, &guarded, case).await,
-        Some(Bytes::from("g2")),
-        "{case}: guarded key unchanged"
-    );
 }
 
 /// A 1 MiB value round-trips.

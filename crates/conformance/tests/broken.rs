@@ -4,14 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use layotto_components::memory::MemoryStateStore;
+use layotto_components_memory::MemoryStateStore;
 use layotto_core::lock::{LockStatus, LockStore};
 use layotto_core::sequencer::{Segment, Sequencer};
 use layotto_core::state::{DeleteRequest, SetRequest, StateItem, StateStore, TransactionOp};
-use layotto_core::{Metadata, Result};
+use layotto_core::{Component, Metadata, Result};
 
 /// Hands out the same id every time.
 struct StuckSequencer;
+
+impl Component for StuckSequencer {}
 
 #[async_trait]
 impl Sequencer for StuckSequencer {
@@ -25,6 +27,8 @@ impl Sequencer for StuckSequencer {
 
 /// Grants every lock to everyone.
 struct OpenLock;
+
+impl Component for OpenLock {}
 
 #[async_trait]
 impl LockStore for OpenLock {
@@ -41,6 +45,8 @@ impl LockStore for OpenLock {
 
 /// The in-memory store with ETags dropped from every write.
 struct EtagBlind(MemoryStateStore);
+
+impl Component for EtagBlind {}
 
 #[async_trait]
 impl StateStore for EtagBlind {

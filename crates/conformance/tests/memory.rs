@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use layotto_components::memory::{
+use layotto_components_memory::{
     MemoryConfigStore, MemoryLock, MemoryPubSub, MemorySequencer, MemoryStateStore,
 };
 use layotto_core::configuration::ConfigStore;

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::FutureExt;
-use layotto_components::Registries;
-use layotto_components::redis::{
+use layotto_components_redis::{
     RedisClusterLock, RedisConfigStore, RedisLock, RedisPubSub, RedisSequencer, RedisStateStore,
 };
 use layotto_conformance::{unique, within};
@@ -17,8 +16,15 @@ use layotto_core::lock::{LockStatus, LockStore};
 use layotto_core::pubsub::{CONSUMER_ID_KEY, Handler, Message, PubSub, SubscribeRequest};
 use layotto_core::sequencer::Sequencer;
 use layotto_core::state::{SetRequest, StateStore};
-use layotto_core::{ComponentSpec, ErrorKind, HealthStatus, Metadata};
+use layotto_core::{Component, ComponentSpec, ErrorKind, HealthStatus, Kind, Metadata, Registries};
 use layotto_test_support::RedisServer;
+
+/// Registries holding the Redis component types.
+fn registries() -> Registries {
+    let mut r = Registries::new();
+    layotto_components_redis::register(&mut r).expect("redis types register once");
+    r
+}
 
 fn spec(server: &RedisServer, type_: &str) -> ComponentSpec {
     ComponentSpec::new("redis-test", type_)
@@ -176,10 +182,19 @@ async fn cluster_lock_majority_down() {
 
 #[test]
 fn cluster_lock_bad_metadata_names_the_key() {
-    let r = Registries::builtin().expect("registries");
+    let r = registries();
     let base = |t: &str| ComponentSpec::new("bad", t).with("redisHosts", "127.0.0.1:6379");
     for t in ["redis_cluster", "lock.redis_cluster"] {
-        r.lock.create(&base(t)).expect("valid");
+        r.create::<dyn LockStore>(&base(t)).expect("valid");
+        // An unknown key is no error, only a warning naming it.
+        let built = r
+            .create_any(Kind::Lock, &base(t).with("unknownKey", "1"))
+            .expect("unknown keys are ignored");
+        assert!(
+            built.warnings.len() == 1 && built.warnings[0].contains("'unknownKey'"),
+            "{t}: {:?}",
+            built.warnings
+        );
         let cases = [
             (ComponentSpec::new("bad", t), "redisHosts"),
             (
@@ -195,21 +210,18 @@ fn cluster_lock_bad_metadata_names_the_key() {
                 "redisHosts",
             ),
             (base(t).with("db", "abc"), "db"),
-            (base(t).with("unknownKey", "1"), "unknownKey"),
             (base(t).with("readTimeout", "soon"), "readTimeout"),
         ];
         for (s, key) in cases {
             let e = r
-                .lock
-                .create(&s)
+                .create::<dyn LockStore>(&s)
                 .err()
                 .unwrap_or_else(|| panic!("{t} {key}: accepted"));
             assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
             assert!(e.message.contains(key), "{t} {key}: {e}");
         }
         let e = r
-            .lock
-            .create(&base(t).with("redisHost", "127.0.0.1:6379"))
+            .create::<dyn LockStore>(&base(t).with("redisHost", "127.0.0.1:6379"))
             .err()
             .expect("singular redisHost");
         assert!(
@@ -422,30 +434,40 @@ async fn init_without_server_is_unavailable() {
 
 #[test]
 fn bad_metadata_names_the_key() {
-    let r = Registries::builtin().expect("registries");
+    let r = registries();
     let base = || ComponentSpec::new("bad", "redis").with("redisHost", "127.0.0.1:6379");
+    let blocks = [
+        Kind::State,
+        Kind::Lock,
+        Kind::Sequencer,
+        Kind::PubSub,
+        Kind::Configuration,
+    ];
+    // An unknown key is no error, only a warning naming it, for every block.
+    for kind in blocks {
+        let built = r
+            .create_any(kind, &base().with("unknownKey", "1"))
+            .unwrap_or_else(|e| panic!("{kind}: unknown keys are ignored: {e}"));
+        assert!(
+            built.warnings.len() == 1 && built.warnings[0].contains("'unknownKey'"),
+            "{kind}: {:?}",
+            built.warnings
+        );
+    }
     let cases = [
         (base().with("db", "abc"), "db"),
         (ComponentSpec::new("bad", "redis"), "redisHost"),
-        (base().with("unknownKey", "1"), "unknownKey"),
         (base().with("dialTimeout", "soon"), "dialTimeout"),
     ];
     for (s, key) in cases {
-        for e in [
-            r.state.create(&s).err(),
-            r.lock.create(&s).err(),
-            r.sequencer.create(&s).err(),
-            r.pubsub.create(&s).err(),
-            r.configuration.create(&s).err(),
-        ] {
+        for e in blocks.map(|kind| r.create_any(kind, &s).err()) {
             let e = e.unwrap_or_else(|| panic!("{key}: accepted"));
             assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
             assert!(e.message.contains(key), "{key}: {e}");
         }
     }
     let e = r
-        .sequencer
-        .create(&base().with("biggerThan", "nope"))
+        .create::<dyn Sequencer>(&base().with("biggerThan", "nope"))
         .err()
         .expect("bad biggerThan");
     assert!(e.message.contains("biggerThan"), "{e}");

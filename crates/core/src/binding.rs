@@ -2,10 +2,14 @@
 //!
 //! Follows the Dapr output binding contract (`Invoke`, `Operations`).
 
+use std::sync::Arc;
+
+use crate::block::Kind;
+use crate::component::{Component, Contract};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::component::{Health, Metadata};
+use crate::component::Metadata;
 use crate::error::Result;
 
 /// A binding invocation.
@@ -30,17 +34,16 @@ pub struct BindingResponse {
 
 /// An output binding component.
 #[async_trait]
-pub trait OutputBinding: Send + Sync {
-    /// Prepares the binding.
-    async fn init(&self) -> Result<()> {
-        Ok(())
-    }
+pub trait OutputBinding: Component {
     /// The supported operation names.
     fn operations(&self) -> Vec<String>;
     /// Invokes; an operation not in [`Self::operations`] is an invalid argument.
     async fn invoke(&self, req: BindingRequest) -> Result<BindingResponse>;
-    /// Health.
-    async fn health(&self) -> Health {
-        Health::up()
+}
+
+impl Contract for dyn OutputBinding {
+    const KIND: Kind = Kind::Binding;
+    fn upcast(this: Arc<Self>) -> Arc<dyn Component> {
+        this
     }
 }

@@ -1,9 +1,12 @@
 //! The component envelope (`ComponentSpec`), health reports and the factory registry.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::block::Kind;
 use crate::error::{Error, Result};
+use crate::metadata::MetadataKeys;
 
 /// String metadata passed to components and carried on requests.
 pub type Metadata = HashMap<String, String>;
@@ -122,15 +125,108 @@ impl Health {
     }
 }
 
+/// A capability of a component, in Dapr's own vocabulary (the strings Dapr's metadata API
+/// reports; `dapr/components-contrib:state/feature.go`, `pubsub/feature.go`).
+///
+/// A component claims only what it implements; the conformance suites run the cases of each
+/// claimed feature and the metadata APIs report them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Feature {
+    /// State: ETags and optimistic concurrency (`ETAG`).
+    Etag,
+    /// State: atomic multi-key transactions (`TRANSACTIONAL`).
+    Transactional,
+    /// State: the query API (`QUERY_API`).
+    QueryApi,
+    /// State: per-item time-to-live, `ttlInSeconds` (`TTL`).
+    Ttl,
+    /// State: deleting every key with a prefix (`DELETE_WITH_PREFIX`).
+    DeleteWithPrefix,
+    /// State: partition keys (`PARTITION_KEY`).
+    PartitionKey,
+    /// Pub/sub: per-message time-to-live (`MESSAGE_TTL`).
+    MessageTtl,
+    /// Pub/sub: wildcard topic subscriptions (`SUBSCRIBE_WILDCARDS`).
+    SubscribeWildcards,
+    /// Pub/sub: native bulk publish and subscribe (`BULK_PUBSUB`).
+    BulkPubSub,
+}
+
+impl Feature {
+    /// Dapr's name, e.g. `TRANSACTIONAL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feature::Etag => "ETAG",
+            Feature::Transactional => "TRANSACTIONAL",
+            Feature::QueryApi => "QUERY_API",
+            Feature::Ttl => "TTL",
+            Feature::DeleteWithPrefix => "DELETE_WITH_PREFIX",
+            Feature::PartitionKey => "PARTITION_KEY",
+            Feature::MessageTtl => "MESSAGE_TTL",
+            Feature::SubscribeWildcards => "SUBSCRIBE_WILDCARDS",
+            Feature::BulkPubSub => "BULK_PUBSUB",
+        }
+    }
+}
+
+impl std::fmt::Display for Feature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What every component is, whatever its block: its lifecycle and capabilities. Each block's
+/// contract (`StateStore`, `PubSub`...) has it as supertrait.
+#[async_trait::async_trait]
+pub trait Component: Send + Sync {
+    /// Connects or prepares the backend. Called once, before serving.
+    ///
+    /// # Errors
+    /// Whatever keeps the component from serving (unreachable backend, unreadable file).
+    async fn init(&self) -> Result<()> {
+        Ok(())
+    }
+    /// A real round trip to the backend; feeds the actuator's readiness.
+    async fn health(&self) -> Health {
+        Health::up()
+    }
+    /// Releases connections and background tasks at shutdown. Calls after `close` may fail.
+    ///
+    /// # Errors
+    /// A failure to release cleanly (logged by the runtime; shutdown goes on).
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+    /// The capabilities this component implements (empty by default).
+    fn features(&self) -> &'static [Feature] {
+        &[]
+    }
+}
+
+/// Ties a block's contract trait object (`dyn StateStore`...) to its row of the block table,
+/// so one generic [`Registries`] serves every block.
+pub trait Contract: Component + 'static {
+    /// The block whose contract this is.
+    const KIND: Kind;
+    /// The same component seen through the [`Component`] supertrait.
+    fn upcast(this: Arc<Self>) -> Arc<dyn Component>;
+}
+
 /// Builds a component of trait object type `T` from its spec. Must not do I/O: parsing and
 /// validating metadata only, so `layotto validate` can call it. I/O belongs in the component's
 /// `init`.
 pub type Factory<T> = Arc<dyn Fn(&ComponentSpec) -> Result<Arc<T>> + Send + Sync>;
 
+/// One registered component type: its factory and the metadata keys it declares.
+struct Registration<T: ?Sized> {
+    factory: Factory<T>,
+    keys: MetadataKeys,
+}
+
 /// Factories of one building block keyed by component type string.
 pub struct Registry<T: ?Sized> {
     api: &'static str,
-    factories: BTreeMap<String, Factory<T>>,
+    factories: BTreeMap<String, Registration<T>>,
 }
 
 impl<T: ?Sized> Registry<T> {
@@ -141,10 +237,15 @@ impl<T: ?Sized> Registry<T> {
             factories: BTreeMap::new(),
         }
     }
-    /// Registers `factory` under `type_`. Fails if the type is already registered.
+    /// Registers `factory` under `type_` with the metadata `keys` it understands. Fails if the
+    /// type is already registered.
+    ///
+    /// # Errors
+    /// Invalid argument naming the type registered twice.
     pub fn register(
         &mut self,
         type_: &str,
+        keys: MetadataKeys,
         factory: impl Fn(&ComponentSpec) -> Result<Arc<T>> + Send + Sync + 'static,
     ) -> Result<()> {
         if self.factories.contains_key(type_) {
@@ -153,24 +254,186 @@ impl<T: ?Sized> Registry<T> {
                 self.api
             )));
         }
-        self.factories.insert(type_.to_owned(), Arc::new(factory));
+        self.factories.insert(
+            type_.to_owned(),
+            Registration {
+                factory: Arc::new(factory),
+                keys,
+            },
+        );
         Ok(())
     }
     /// The known type strings, sorted.
     pub fn types(&self) -> Vec<&str> {
         self.factories.keys().map(String::as_str).collect()
     }
-    /// Builds `spec`; an unknown type fails with an error listing the known ones.
-    pub fn create(&self, spec: &ComponentSpec) -> Result<Arc<T>> {
-        match self.factories.get(&spec.type_) {
-            Some(f) => f(spec),
-            None => Err(Error::invalid(format!(
-                "unknown {} component type '{}'; known types: {}",
+    fn registration(&self, type_: &str) -> Result<&Registration<T>> {
+        self.factories.get(type_).ok_or_else(|| {
+            Error::invalid(format!(
+                "unknown {} component type '{type_}'; known types: {}",
                 self.api,
-                spec.type_,
                 self.types().join(", ")
+            ))
+        })
+    }
+    /// Builds `spec`; an unknown type fails with an error listing the known ones.
+    ///
+    /// # Errors
+    /// An unknown type, or the factory's error (bad metadata).
+    pub fn create(&self, spec: &ComponentSpec) -> Result<Arc<T>> {
+        (self.registration(&spec.type_)?.factory)(spec)
+    }
+    /// The warnings `spec`'s metadata earns under its type's declared keys (see
+    /// [`MetadataKeys::warnings`]); empty for an unknown type.
+    pub fn warnings(&self, spec: &ComponentSpec) -> Vec<String> {
+        self.registration(&spec.type_)
+            .map(|r| r.keys.warnings(&spec.metadata))
+            .unwrap_or_default()
+    }
+}
+
+/// A component built by [`Registries::create`], seen both ways: as its block's contract
+/// (`typed`, an `Arc<dyn StateStore>` and so on, taken back with [`Built::get`]) and as a
+/// [`Component`].
+pub struct Built {
+    /// The block it serves.
+    pub kind: Kind,
+    /// Lifecycle and features.
+    pub component: Arc<dyn Component>,
+    /// Metadata warnings (unknown keys, keys accepted without effect), one line each.
+    pub warnings: Vec<String>,
+    typed: Box<dyn Any + Send + Sync>,
+}
+
+impl Built {
+    /// The component as contract `T`; `None` when it serves another block.
+    pub fn get<T: Contract + ?Sized>(&self) -> Option<&Arc<T>> {
+        self.typed.downcast_ref::<Arc<T>>()
+    }
+}
+
+/// Every component type known to a runtime, per block: what the backend crates' `register`
+/// functions fill and what the runtime builds components from. Blocks are keys, not fields,
+/// so adding a block touches nothing here.
+#[derive(Default)]
+pub struct Registries {
+    blocks: BTreeMap<Kind, Box<dyn Any + Send + Sync>>,
+    creators: BTreeMap<Kind, Erased>,
+}
+
+/// Builds a spec as a component of one block, whatever its contract.
+type CreateAny = Box<dyn Fn(&Registries, &ComponentSpec) -> Result<Built> + Send + Sync>;
+/// Lists the type strings of one block.
+type TypesOf = Box<dyn Fn(&Registries) -> Vec<String> + Send + Sync>;
+
+/// The contract-independent view of one block's registry.
+struct Erased {
+    create: CreateAny,
+    types: TypesOf,
+}
+
+impl Registries {
+    /// Registries with no component type.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The registry of contract `T`, created on first use.
+    pub fn of_mut<T: Contract + ?Sized>(&mut self) -> &mut Registry<T> {
+        self.creators.entry(T::KIND).or_insert_with(|| Erased {
+            create: Box::new(|r: &Registries, spec: &ComponentSpec| {
+                let c = r.create::<T>(spec)?;
+                Ok(Built {
+                    kind: T::KIND,
+                    component: T::upcast(c.clone()),
+                    warnings: r.of::<T>().map(|x| x.warnings(spec)).unwrap_or_default(),
+                    typed: Box::new(c),
+                })
+            }),
+            types: Box::new(|r: &Registries| {
+                r.of::<T>()
+                    .map(|x| x.types().into_iter().map(str::to_owned).collect())
+                    .unwrap_or_default()
+            }),
+        });
+        self.blocks
+            .entry(T::KIND)
+            .or_insert_with(|| Box::new(Registry::<T>::new(T::KIND.info().section)))
+            .downcast_mut::<Registry<T>>()
+            .expect("the registry of a kind always holds that kind's contract")
+    }
+
+    /// The registry of contract `T`, if any type of it is registered.
+    pub fn of<T: Contract + ?Sized>(&self) -> Option<&Registry<T>> {
+        self.blocks.get(&T::KIND)?.downcast_ref::<Registry<T>>()
+    }
+
+    /// Registers `factory` for each name in `types` (a type and its aliases), declaring the
+    /// metadata `keys` the component understands.
+    ///
+    /// # Errors
+    /// Invalid argument when a type is registered twice.
+    pub fn register<T: Contract + ?Sized>(
+        &mut self,
+        types: &[&str],
+        keys: MetadataKeys,
+        factory: impl Fn(&ComponentSpec) -> Result<Arc<T>> + Send + Sync + 'static,
+    ) -> Result<()> {
+        let factory: Factory<T> = Arc::new(factory);
+        for t in types {
+            let f = factory.clone();
+            self.of_mut::<T>()
+                .register(t, keys.clone(), move |s| f(s))?;
+        }
+        Ok(())
+    }
+
+    /// Builds `spec` as a component of contract `T`.
+    ///
+    /// # Errors
+    /// An unknown type (listing the known ones) or the factory's error.
+    pub fn create<T: Contract + ?Sized>(&self, spec: &ComponentSpec) -> Result<Arc<T>> {
+        match self.of::<T>() {
+            Some(r) => r.create(spec),
+            None => Err(Error::invalid(format!(
+                "unknown {} component type '{}'; no {} component type is available in this build",
+                T::KIND.section(),
+                spec.type_,
+                T::KIND.section()
             ))),
         }
+    }
+
+    /// Builds `spec` as a component of block `kind`, whatever its contract.
+    ///
+    /// # Errors
+    /// As [`Registries::create`].
+    pub fn create_any(&self, kind: Kind, spec: &ComponentSpec) -> Result<Built> {
+        match self.creators.get(&kind) {
+            Some(c) => (c.create)(self, spec),
+            None => Err(Error::invalid(format!(
+                "unknown {} component type '{}'; no {} component type is available in this build",
+                kind.section(),
+                spec.type_,
+                kind.section()
+            ))),
+        }
+    }
+
+    /// The known type strings of block `kind`, sorted.
+    pub fn types(&self, kind: Kind) -> Vec<String> {
+        self.creators
+            .get(&kind)
+            .map(|c| (c.types)(self))
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Registries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.creators.keys().map(|k| (k.section(), self.types(*k))))
+            .finish()
     }
 }
 
@@ -185,9 +448,13 @@ mod tests {
     #[test]
     fn registry_rejects_duplicates_and_unknown_types() {
         let mut r: Registry<dyn Dummy> = Registry::new("state");
-        r.register("in-memory", |_| Ok(Arc::new(D) as Arc<dyn Dummy>))
-            .expect("first registration");
-        let dup = r.register("in-memory", |_| Ok(Arc::new(D) as Arc<dyn Dummy>));
+        r.register("in-memory", MetadataKeys::default(), |_| {
+            Ok(Arc::new(D) as Arc<dyn Dummy>)
+        })
+        .expect("first registration");
+        let dup = r.register("in-memory", MetadataKeys::default(), |_| {
+            Ok(Arc::new(D) as Arc<dyn Dummy>)
+        });
         assert!(dup.is_err_and(|e| e.message.contains("registered twice")));
         let err = r
             .create(&ComponentSpec::new("s", "redis"))

@@ -4,12 +4,16 @@
 //! store's default. A subscriber receives every later change to the keys it asked for (all keys
 //! of the group when it named none); a deleted item arrives with empty `content`.
 
+use std::sync::Arc;
+
+use crate::block::Kind;
+use crate::component::{Component, Contract};
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::component::{Health, Metadata};
+use crate::component::Metadata;
 use crate::error::Result;
 
 /// One configuration item.
@@ -59,11 +63,7 @@ pub fn or_default(value: &str, default: &str) -> String {
 
 /// A configuration store component.
 #[async_trait]
-pub trait ConfigStore: Send + Sync {
-    /// Connects or prepares the backend.
-    async fn init(&self) -> Result<()> {
-        Ok(())
-    }
+pub trait ConfigStore: Component {
     /// Reads the items matching `query`; absent keys are left out.
     async fn get(&self, query: &ConfigQuery) -> Result<Vec<ConfigItem>>;
     /// Creates or replaces `items` of `app_id`.
@@ -72,8 +72,11 @@ pub trait ConfigStore: Send + Sync {
     async fn delete(&self, query: &ConfigQuery) -> Result<()>;
     /// Subscribes to later changes of the items matching `query`.
     async fn subscribe(&self, query: &ConfigQuery) -> Result<ConfigChanges>;
-    /// A real round trip to the backend.
-    async fn health(&self) -> Health {
-        Health::up()
+}
+
+impl Contract for dyn ConfigStore {
+    const KIND: Kind = Kind::Configuration;
+    fn upcast(this: Arc<Self>) -> Arc<dyn Component> {
+        this
     }
 }

@@ -2,13 +2,17 @@
 //!
 //! Follows `mosn/layotto:components/file/types.go` (Put, Get, List, Del, Stat).
 
+use std::sync::Arc;
+
+use crate::block::Kind;
+use crate::component::{Component, Contract};
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::component::{Health, Metadata};
+use crate::component::Metadata;
 use crate::error::Result;
 
 /// A stream of file chunks.
@@ -64,11 +68,7 @@ pub struct FileMeta {
 
 /// A file store component.
 #[async_trait]
-pub trait FileStore: Send + Sync {
-    /// Prepares the backend.
-    async fn init(&self) -> Result<()> {
-        Ok(())
-    }
+pub trait FileStore: Component {
     /// Writes `name` from `data`; the file appears complete or not at all.
     async fn put(&self, name: &str, data: ByteStream, metadata: &Metadata) -> Result<()>;
     /// Reads `name` as a stream; [`crate::ErrorKind::NotFound`] if absent.
@@ -79,8 +79,11 @@ pub trait FileStore: Send + Sync {
     async fn delete(&self, name: &str, metadata: &Metadata) -> Result<()>;
     /// Facts about `name`; [`crate::ErrorKind::NotFound`] if absent.
     async fn stat(&self, name: &str, metadata: &Metadata) -> Result<FileMeta>;
-    /// Health.
-    async fn health(&self) -> Health {
-        Health::up()
+}
+
+impl Contract for dyn FileStore {
+    const KIND: Kind = Kind::File;
+    fn upcast(this: Arc<Self>) -> Arc<dyn Component> {
+        this
     }
 }

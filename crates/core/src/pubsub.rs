@@ -6,13 +6,16 @@
 //! message: the component redelivers it after a backoff ([`retry_delay`]).
 
 use std::sync::Arc;
+
+use crate::block::Kind;
+use crate::component::{Component, Contract};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use crate::component::{Health, Metadata};
+use crate::component::Metadata;
 use crate::error::Result;
 
 /// Subscription metadata key naming the consumer group (Dapr's `consumerID`).
@@ -79,18 +82,17 @@ pub fn retry_delay(attempt: u32) -> Duration {
 
 /// A pub/sub component.
 #[async_trait]
-pub trait PubSub: Send + Sync {
-    /// Connects or prepares the backend.
-    async fn init(&self) -> Result<()> {
-        Ok(())
-    }
+pub trait PubSub: Component {
     /// Publishes `msg`; returns once the backend has accepted it.
     async fn publish(&self, msg: Message) -> Result<()>;
     /// Starts delivering messages of `req.topic` to `handler` until the subscription is dropped.
     async fn subscribe(&self, req: SubscribeRequest, handler: Handler) -> Result<Subscription>;
-    /// A real round trip to the backend.
-    async fn health(&self) -> Health {
-        Health::up()
+}
+
+impl Contract for dyn PubSub {
+    const KIND: Kind = Kind::PubSub;
+    fn upcast(this: Arc<Self>) -> Arc<dyn Component> {
+        this
     }
 }
 

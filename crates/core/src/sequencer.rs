@@ -4,11 +4,14 @@
 //! (each id from the store); `get_segment` reserves a block of ids that the runtime hands out in
 //! process for WEAK requests. `biggerThan` (per key) is a floor: every id is greater than it.
 
+use std::sync::Arc;
+
+use crate::block::Kind;
+use crate::component::{Component, Contract};
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use crate::component::Health;
 use crate::error::Result;
 
 /// Component metadata key of the per-key floors, a JSON object `{"key": n}`; Layotto's
@@ -26,18 +29,17 @@ pub struct Segment {
 
 /// A sequencer component. Keys arrive already prefixed by the runtime.
 #[async_trait]
-pub trait Sequencer: Send + Sync {
-    /// Connects or prepares the backend and applies the `biggerThan` floors.
-    async fn init(&self) -> Result<()> {
-        Ok(())
-    }
+pub trait Sequencer: Component {
     /// The next id for `key`, greater than every id handed out before for it.
     async fn get_next_id(&self, key: &str) -> Result<i64>;
     /// Reserves `size` consecutive ids for `key`; `Ok(None)` if the store cannot.
     async fn get_segment(&self, key: &str, size: u32) -> Result<Option<Segment>>;
-    /// A real round trip to the backend.
-    async fn health(&self) -> Health {
-        Health::up()
+}
+
+impl Contract for dyn Sequencer {
+    const KIND: Kind = Kind::Sequencer;
+    fn upcast(this: Arc<Self>) -> Arc<dyn Component> {
+        this
     }
 }
 

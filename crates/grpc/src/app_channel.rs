@@ -20,16 +20,23 @@ impl GrpcAppChannel {
     /// # Errors
     /// The address is not a valid URI authority.
     pub fn new(host: &str, port: u16) -> Result<Self, tonic::transport::Error> {
-        let ep = Endpoint::from_shared(format!("http://{host}:{port}"))?
-            .connect_timeout(std::time::Duration::from_secs(3))
-            .tcp_nodelay(true);
         Ok(Self {
-            client: AppCallbackClient::new(ep.connect_lazy()),
+            client: AppCallbackClient::new(lazy_channel(host, port)?),
         })
     }
 }
 
-fn channel_error(s: &tonic::Status) -> ChannelError {
+/// A channel to the app at `http://host:port`, connected at first use and re-connected after
+/// failures (3 s connect timeout, `TCP_NODELAY`).
+pub(crate) fn lazy_channel(host: &str, port: u16) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{host}:{port}"))?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+/// The channel error of a failed callback: UNIMPLEMENTED means the app lacks the callback.
+pub(crate) fn channel_error(s: &tonic::Status) -> ChannelError {
     if s.code() == Code::Unimplemented {
         ChannelError::Unimplemented
     } else {

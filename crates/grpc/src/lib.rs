@@ -5,11 +5,19 @@
 //! `dapr/dapr:dapr/proto`) on top of [`layotto_runtime::Runtime`], and reaches the app through
 //! its `AppCallback` server ([`GrpcAppChannel`] for Layotto apps,
 //! [`dapr::DaprGrpcAppChannel`] for Dapr apps). Proto <-> domain conversion and the
-//! single error -> status mapping ([`status::to_status`]) live here and nowhere else.
+//! error -> status mappings (Layotto's [`status::to_status`], Dapr's [`dapr::errors`]) live
+//! here and nowhere else.
+//!
+//! The rpcs both APIs have are implemented once, in Dapr's types (`dapr::shared`); the
+//! Layotto service converts its messages to Dapr's and back (`layotto_dapr`), as
+//! `mosn/layotto:pkg/grpc/default_api` delegates to its Dapr API. Every rpc runs under the
+//! client's deadline ([`Deadlines`]).
 
 mod app_channel;
 mod convert;
 pub mod dapr;
+pub mod deadline;
+mod layotto_dapr;
 mod lifecycle;
 mod runtime_api;
 pub mod status;
@@ -18,6 +26,7 @@ mod stream_sub;
 use std::sync::Arc;
 
 pub use app_channel::GrpcAppChannel;
+pub use deadline::Deadlines;
 pub use lifecycle::LifecycleService;
 pub use runtime_api::RuntimeService;
 pub use stream_sub::STREAM_ACK_TIMEOUT;
@@ -27,6 +36,10 @@ use layotto_proto::runtime::lifecycle_server::LifecycleServer;
 use layotto_proto::runtime::runtime_server::RuntimeServer;
 use layotto_runtime::Runtime;
 use tonic::service::interceptor::InterceptedService;
+
+/// A server stream of an rpc.
+pub(crate) type BoxStream<T> =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, tonic::Status>> + Send + 'static>>;
 
 /// Largest gRPC message accepted or sent, in bytes (64 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -45,7 +58,8 @@ pub fn router(rt: Arc<Runtime>) -> tonic::transport::server::Router {
 }
 
 /// A tonic router with every API of `rt`: Layotto's `Runtime` and `Lifecycle` and Dapr's
-/// `Dapr`, each behind the `dapr-api-token` check of `token`.
+/// `Dapr`, each behind the `dapr-api-token` check of `token`, each rpc under the client's
+/// deadline ([`Deadlines`]).
 pub fn router_with(
     rt: Arc<Runtime>,
     dapr_opts: dapr::DaprGrpcOptions,
@@ -53,20 +67,20 @@ pub fn router_with(
 ) -> tonic::transport::server::Router {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(InterceptedService::new(
+        .add_service(Deadlines::new(InterceptedService::new(
             RuntimeServer::new(RuntimeService::new(rt.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             token.clone(),
-        ))
-        .add_service(InterceptedService::new(
+        )))
+        .add_service(Deadlines::new(InterceptedService::new(
             LifecycleServer::new(LifecycleService::new(rt.clone())),
             token.clone(),
-        ))
-        .add_service(InterceptedService::new(
+        )))
+        .add_service(Deadlines::new(InterceptedService::new(
             DaprServer::new(dapr::DaprService::new(rt, dapr_opts))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             token.clone(),
-        ))
+        )))
 }

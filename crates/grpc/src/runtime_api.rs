@@ -1,11 +1,16 @@
 //! `spec.proto.runtime.v1.Runtime` over [`layotto_runtime::Runtime`].
+//!
+//! The rpcs Dapr also has (state, publish, bindings, secrets, lock, service invocation) are
+//! answered by the shared handlers ([`crate::dapr::shared`]), as `mosn/layotto` delegates
+//! them to its Dapr API: the request is converted to Dapr's ([`crate::layotto_dapr`]), the
+//! answer converted back and a failure worded as Layotto words it. The rest is Layotto's own:
+//! hello, configuration (group, label and tags, which Dapr's configuration API lacks), lock
+//! keep-alive, sequencer, files and the streaming subscription.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use layotto_core::Error;
-use layotto_core::binding::BindingRequest;
 use layotto_core::file::ListRequest;
 use layotto_core::lock::LockStatus;
 use layotto_proto::runtime as pb;
@@ -16,20 +21,42 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
+use crate::dapr::errors::Failure;
+use crate::dapr::shared::DaprApi;
+use crate::layotto_dapr;
 use crate::status::{IntoStatus, to_status};
-use crate::stream_sub::Pending;
+use crate::{BoxStream, stream_sub};
 
-type Stream2<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+stream_sub::topic_stream!(
+    LayottoTopicStream, "SubscribeTopicEvents",
+    request: pb::SubscribeTopicEventsRequest,
+    request_type: pb::subscribe_topic_events_request::SubscribeTopicEventsRequestType,
+    response: pb::SubscribeTopicEventsResponse,
+    response_type: pb::subscribe_topic_events_response::SubscribeTopicEventsResponseType,
+    initial_response: pb::SubscribeTopicEventsResponseInitial {},
+    event: convert::topic_event,
+    outcome: crate::app_channel::outcome,
+);
 
 /// Serves the Layotto runtime API.
 pub struct RuntimeService {
     rt: Arc<Runtime>,
+    /// The handlers shared with the Dapr API.
+    dapr: DaprApi,
+}
+
+/// A shared handler's answer as Layotto sends it.
+fn layotto<T>(answer: Result<T, Failure>) -> Result<Response<T>, Status> {
+    answer.map(Response::new).map_err(Failure::layotto)
 }
 
 impl RuntimeService {
     /// A service over `rt`.
     pub fn new(rt: Arc<Runtime>) -> Self {
-        Self { rt }
+        Self {
+            dapr: DaprApi { rt: rt.clone() },
+            rt,
+        }
     }
 
     /// Subscribes `r` and forwards its change batches to `tx` until either side closes.
@@ -58,17 +85,6 @@ impl RuntimeService {
             }
         }))
     }
-}
-
-fn unlock_status(s: LockStatus) -> i32 {
-    use pb::unlock_response::Status as S;
-    match s {
-        LockStatus::Success => S::Success,
-        LockStatus::LockUnexist => S::LockUnexist,
-        LockStatus::LockBelongToOthers => S::LockBelongToOthers,
-        LockStatus::InternalError => S::InternalError,
-    }
-    .into()
 }
 
 fn keep_alive_status(s: LockStatus) -> i32 {
@@ -102,11 +118,14 @@ impl RuntimeApi for RuntimeService {
 
     async fn invoke_service(
         &self,
-        _req: Request<pb::InvokeServiceRequest>,
+        req: Request<pb::InvokeServiceRequest>,
     ) -> Result<Response<pb::InvokeResponse>, Status> {
-        Err(Status::unimplemented(
-            "InvokeService is not supported by this sidecar yet",
-        ))
+        layotto(
+            self.dapr
+                .invoke_service(req.map(layotto_dapr::invoke_service))
+                .await
+                .map(layotto_dapr::invoke_response),
+        )
     }
 
     async fn get_configuration(
@@ -147,7 +166,7 @@ impl RuntimeApi for RuntimeService {
         Ok(Response::new(()))
     }
 
-    type SubscribeConfigurationStream = Stream2<pb::SubscribeConfigurationResponse>;
+    type SubscribeConfigurationStream = BoxStream<pb::SubscribeConfigurationResponse>;
 
     async fn subscribe_configuration(
         &self,
@@ -164,7 +183,7 @@ impl RuntimeApi for RuntimeService {
         let mut forwarders = vec![self.forward_config_changes(first, tx.clone()).await?];
         let rt = self.rt.clone();
         tokio::spawn(async move {
-            let svc = RuntimeService { rt };
+            let svc = RuntimeService::new(rt);
             while let Some(Ok(r)) = incoming.next().await {
                 match svc.forward_config_changes(r, tx.clone()).await {
                     Ok(f) => forwarders.push(f),
@@ -187,28 +206,24 @@ impl RuntimeApi for RuntimeService {
         &self,
         req: Request<pb::TryLockRequest>,
     ) -> Result<Response<pb::TryLockResponse>, Status> {
-        let r = req.into_inner();
-        let success = self
-            .rt
-            .try_lock(&r.store_name, &r.resource_id, &r.lock_owner, r.expire)
-            .await
-            .status()?;
-        Ok(Response::new(pb::TryLockResponse { success }))
+        layotto(
+            self.dapr
+                .try_lock(layotto_dapr::try_lock(req.into_inner()))
+                .await
+                .map(layotto_dapr::try_lock_response),
+        )
     }
 
     async fn unlock(
         &self,
         req: Request<pb::UnlockRequest>,
     ) -> Result<Response<pb::UnlockResponse>, Status> {
-        let r = req.into_inner();
-        let s = self
-            .rt
-            .unlock(&r.store_name, &r.resource_id, &r.lock_owner)
-            .await
-            .status()?;
-        Ok(Response::new(pb::UnlockResponse {
-            status: unlock_status(s),
-        }))
+        layotto(
+            self.dapr
+                .unlock(layotto_dapr::unlock(req.into_inner()))
+                .await
+                .map(layotto_dapr::unlock_response),
+        )
     }
 
     async fn lock_keep_alive(
@@ -247,131 +262,79 @@ impl RuntimeApi for RuntimeService {
         &self,
         req: Request<pb::GetStateRequest>,
     ) -> Result<Response<pb::GetStateResponse>, Status> {
-        let r = req.into_inner();
-        let item = self
-            .rt
-            .get_state(&r.store_name, &r.key, &r.metadata)
-            .await
-            .status()?;
-        Ok(Response::new(match item {
-            Some(i) => pb::GetStateResponse {
-                data: i.data.to_vec(),
-                etag: i.etag.unwrap_or_default(),
-                metadata: i.metadata,
-            },
-            None => pb::GetStateResponse::default(),
-        }))
+        layotto(
+            self.dapr
+                .get_state(layotto_dapr::get_state(req.into_inner()))
+                .await
+                .map(layotto_dapr::get_state_response),
+        )
     }
 
     async fn get_bulk_state(
         &self,
         req: Request<pb::GetBulkStateRequest>,
     ) -> Result<Response<pb::GetBulkStateResponse>, Status> {
-        let r = req.into_inner();
-        let items = self
-            .rt
-            .get_bulk_state(&r.store_name, &r.keys, &r.metadata)
-            .await
-            .status()?;
-        let items = items
-            .into_iter()
-            .map(|b| match b.item {
-                Ok(Some(i)) => pb::BulkStateItem {
-                    key: b.key,
-                    data: i.data.to_vec(),
-                    etag: i.etag.unwrap_or_default(),
-                    error: String::new(),
-                    metadata: i.metadata,
-                },
-                Ok(None) => pb::BulkStateItem {
-                    key: b.key,
-                    ..Default::default()
-                },
-                Err(error) => pb::BulkStateItem {
-                    key: b.key,
-                    error,
-                    ..Default::default()
-                },
-            })
-            .collect();
-        Ok(Response::new(pb::GetBulkStateResponse { items }))
+        layotto(
+            self.dapr
+                .get_bulk_state(layotto_dapr::get_bulk_state(req.into_inner()))
+                .await
+                .map(layotto_dapr::get_bulk_state_response),
+        )
     }
 
     async fn save_state(&self, req: Request<pb::SaveStateRequest>) -> Result<Response<()>, Status> {
-        let r = req.into_inner();
-        let items = r
-            .states
-            .into_iter()
-            .map(convert::layotto_state::set_request)
-            .collect();
-        self.rt.save_state(&r.store_name, items).await.status()?;
-        Ok(Response::new(()))
+        layotto(
+            self.dapr
+                .save_state(layotto_dapr::save_state(req.into_inner()))
+                .await,
+        )
     }
 
     async fn delete_state(
         &self,
         req: Request<pb::DeleteStateRequest>,
     ) -> Result<Response<()>, Status> {
-        let r = req.into_inner();
-        let d = layotto_core::state::DeleteRequest {
-            key: r.key,
-            etag: convert::layotto_state::etag(r.etag),
-            metadata: r.metadata,
-            options: convert::layotto_state::options(r.options),
-        };
-        self.rt
-            .delete_state(&r.store_name, vec![d])
-            .await
-            .status()?;
-        Ok(Response::new(()))
+        layotto(
+            self.dapr
+                .delete_state(layotto_dapr::delete_state(req.into_inner()))
+                .await,
+        )
     }
 
     async fn delete_bulk_state(
         &self,
         req: Request<pb::DeleteBulkStateRequest>,
     ) -> Result<Response<()>, Status> {
-        let r = req.into_inner();
-        let reqs = r
-            .states
-            .into_iter()
-            .map(convert::layotto_state::delete_request)
-            .collect();
-        self.rt.delete_state(&r.store_name, reqs).await.status()?;
-        Ok(Response::new(()))
+        layotto(
+            self.dapr
+                .delete_bulk_state(layotto_dapr::delete_bulk_state(req.into_inner()))
+                .await,
+        )
     }
 
     async fn execute_state_transaction(
         &self,
         req: Request<pb::ExecuteStateTransactionRequest>,
     ) -> Result<Response<()>, Status> {
-        let r = req.into_inner();
-        let ops = convert::layotto_state::transaction(r.operations).status()?;
-        self.rt
-            .transact_state(&r.store_name, ops, &r.metadata)
-            .await
-            .status()?;
-        Ok(Response::new(()))
+        layotto(
+            self.dapr
+                .execute_state_transaction(layotto_dapr::transaction(req.into_inner()))
+                .await,
+        )
     }
 
     async fn publish_event(
         &self,
         req: Request<pb::PublishEventRequest>,
     ) -> Result<Response<()>, Status> {
-        let r = req.into_inner();
-        self.rt
-            .publish(
-                &r.pubsub_name,
-                &r.topic,
-                &r.data,
-                &r.data_content_type,
-                r.metadata,
-            )
-            .await
-            .status()?;
-        Ok(Response::new(()))
+        layotto(
+            self.dapr
+                .publish_event(layotto_dapr::publish_event(req.into_inner()))
+                .await,
+        )
     }
 
-    type GetFileStream = Stream2<pb::GetFileResponse>;
+    type GetFileStream = BoxStream<pb::GetFileResponse>;
 
     async fn get_file(
         &self,
@@ -489,108 +452,44 @@ impl RuntimeApi for RuntimeService {
         &self,
         req: Request<pb::InvokeBindingRequest>,
     ) -> Result<Response<pb::InvokeBindingResponse>, Status> {
-        let r = req.into_inner();
-        let resp = self
-            .rt
-            .invoke_binding(
-                &r.name,
-                BindingRequest {
-                    operation: r.operation,
-                    data: r.data.into(),
-                    metadata: r.metadata,
-                },
-            )
-            .await
-            .status()?;
-        Ok(Response::new(pb::InvokeBindingResponse {
-            data: resp.data.to_vec(),
-            metadata: resp.metadata,
-        }))
+        layotto(
+            self.dapr
+                .invoke_binding(layotto_dapr::invoke_binding(req.into_inner()))
+                .await
+                .map(layotto_dapr::invoke_binding_response),
+        )
     }
 
     async fn get_secret(
         &self,
         req: Request<pb::GetSecretRequest>,
     ) -> Result<Response<pb::GetSecretResponse>, Status> {
-        let r = req.into_inner();
-        let data = self
-            .rt
-            .get_secret(&r.store_name, &r.key, &r.metadata)
-            .await
-            .status()?;
-        Ok(Response::new(pb::GetSecretResponse { data }))
+        layotto(
+            self.dapr
+                .get_secret(layotto_dapr::get_secret(req.into_inner()))
+                .await
+                .map(layotto_dapr::get_secret_response),
+        )
     }
 
     async fn get_bulk_secret(
         &self,
         req: Request<pb::GetBulkSecretRequest>,
     ) -> Result<Response<pb::GetBulkSecretResponse>, Status> {
-        let r = req.into_inner();
-        let all = self
-            .rt
-            .get_bulk_secret(&r.store_name, &r.metadata)
-            .await
-            .status()?;
-        Ok(Response::new(pb::GetBulkSecretResponse {
-            data: all
-                .into_iter()
-                .map(|(k, secrets)| (k, pb::SecretResponse { secrets }))
-                .collect(),
-        }))
+        layotto(
+            self.dapr
+                .get_bulk_secret(layotto_dapr::get_bulk_secret(req.into_inner()))
+                .await
+                .map(layotto_dapr::get_bulk_secret_response),
+        )
     }
 
-    type SubscribeTopicEventsStream = Stream2<pb::SubscribeTopicEventsResponse>;
+    type SubscribeTopicEventsStream = BoxStream<pb::SubscribeTopicEventsResponse>;
 
     async fn subscribe_topic_events(
         &self,
         req: Request<Streaming<pb::SubscribeTopicEventsRequest>>,
     ) -> Result<Response<Self::SubscribeTopicEventsStream>, Status> {
-        use pb::subscribe_topic_events_request::SubscribeTopicEventsRequestType as In;
-        use pb::subscribe_topic_events_response::SubscribeTopicEventsResponseType as Out;
-        let mut incoming = req.into_inner();
-        let initial = match incoming.next().await {
-            Some(Ok(pb::SubscribeTopicEventsRequest {
-                subscribe_topic_events_request_type: Some(In::InitialRequest(i)),
-            })) => i,
-            Some(Err(s)) => return Err(s),
-            _ => {
-                return Err(Status::invalid_argument(
-                    "the first message of SubscribeTopicEvents must be initial_request",
-                ));
-            }
-        };
-        let pending = Pending::default();
-        let (tx, rx) = mpsc::channel::<Result<pb::SubscribeTopicEventsResponse, Status>>(64);
-        let handler = pending.handler(tx.clone(), |ev| pb::SubscribeTopicEventsResponse {
-            subscribe_topic_events_response_type: Some(Out::EventMessage(convert::topic_event(ev))),
-        });
-        let subscription = self
-            .rt
-            .subscribe(
-                &initial.pubsub_name,
-                &initial.topic,
-                initial.metadata,
-                handler,
-            )
-            .await
-            .status()?;
-        let first = pb::SubscribeTopicEventsResponse {
-            subscribe_topic_events_response_type: Some(Out::InitialResponse(
-                pb::SubscribeTopicEventsResponseInitial {},
-            )),
-        };
-        let _ = tx.send(Ok(first)).await;
-        tokio::spawn(async move {
-            while let Some(Ok(msg)) = incoming.next().await {
-                if let Some(In::EventProcessed(p)) = msg.subscribe_topic_events_request_type {
-                    let outcome = crate::app_channel::outcome(p.status.map_or(0, |s| s.status));
-                    pending.ack(&p.id, outcome);
-                }
-            }
-            // Stream ended: stop delivery; unacknowledged events go back to the group.
-            drop(subscription);
-            pending.clear();
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        layotto(stream_sub::subscribe::<LayottoTopicStream>(&self.rt, req.into_inner()).await)
     }
 }

@@ -11,6 +11,8 @@ use layotto_runtime::{EventOutcome, TopicEvent};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
+use crate::dapr::errors::{Block, Failure, fail};
+
 /// How long a streaming subscriber may take to acknowledge one event before it is redelivered.
 pub const STREAM_ACK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -72,4 +74,120 @@ impl Pending {
             })
         }
     }
+}
+
+/// One API's messages of the streaming subscription: Layotto's `SubscribeTopicEvents` and
+/// Dapr's `SubscribeTopicEventsAlpha1` differ only in them.
+pub(crate) trait TopicStream {
+    /// A client message: the initial request, then acknowledgements.
+    type In: Send + 'static;
+    /// A message to the client: the initial response, then events.
+    type Out: Send + 'static;
+    /// The rpc's name, for errors.
+    const RPC: &'static str;
+    /// The pub/sub, topic and metadata of an initial request, else `None`.
+    fn initial(m: Self::In) -> Option<(String, String, layotto_core::Metadata)>;
+    /// The event id and the client's answer of an acknowledgement, else `None`.
+    fn processed(m: Self::In) -> Option<(String, EventOutcome)>;
+    /// The answer to the initial request.
+    fn initial_response() -> Self::Out;
+    /// An event for the client.
+    fn event(ev: &TopicEvent) -> Self::Out;
+}
+
+/// Implements [`TopicStream`] as `$name` for one API's generated messages: both APIs name the
+/// oneof fields alike (`subscribe_topic_events_request_type`, `..._response_type`), only the
+/// types differ. `event` makes the API's `TopicEventRequest` of a [`TopicEvent`]; `outcome`
+/// maps the API's `TopicEventResponse.status`.
+macro_rules! topic_stream {
+    (
+        $name:ident, $rpc:literal,
+        request: $req:ty, request_type: $($req_type:ident)::+,
+        response: $resp:ty, response_type: $($resp_type:ident)::+,
+        initial_response: $initial:expr,
+        event: $event:path, outcome: $outcome:path $(,)?
+    ) => {
+        /// The messages of one API's streaming subscription.
+        pub(crate) struct $name;
+
+        impl $crate::stream_sub::TopicStream for $name {
+            type In = $req;
+            type Out = $resp;
+            const RPC: &'static str = $rpc;
+
+            fn initial(m: Self::In) -> Option<(String, String, layotto_core::Metadata)> {
+                use $($req_type)::+ as In;
+                match m.subscribe_topic_events_request_type {
+                    Some(In::InitialRequest(i)) => Some((i.pubsub_name, i.topic, i.metadata)),
+                    _ => None,
+                }
+            }
+
+            fn processed(m: Self::In) -> Option<(String, layotto_runtime::EventOutcome)> {
+                use $($req_type)::+ as In;
+                match m.subscribe_topic_events_request_type {
+                    Some(In::EventProcessed(p)) => {
+                        Some((p.id, $outcome(p.status.map_or(0, |s| s.status))))
+                    }
+                    _ => None,
+                }
+            }
+
+            fn initial_response() -> Self::Out {
+                use $($resp_type)::+ as Out;
+                Self::Out {
+                    subscribe_topic_events_response_type: Some(Out::InitialResponse($initial)),
+                }
+            }
+
+            fn event(ev: &layotto_runtime::TopicEvent) -> Self::Out {
+                use $($resp_type)::+ as Out;
+                Self::Out {
+                    subscribe_topic_events_response_type: Some(Out::EventMessage($event(ev))),
+                }
+            }
+        }
+    };
+}
+pub(crate) use topic_stream;
+
+/// Serves one streaming subscription: the first client message must be the initial request;
+/// the subscription then lives until the client ends its side, each event waiting for its
+/// acknowledgement ([`Pending`]).
+pub(crate) async fn subscribe<W: TopicStream>(
+    rt: &layotto_runtime::Runtime,
+    mut incoming: tonic::Streaming<W::In>,
+) -> Result<crate::BoxStream<W::Out>, Failure> {
+    use futures::StreamExt as _;
+    let first = incoming.next().await;
+    let (pubsub, topic, metadata) = match first {
+        Some(Err(s)) => return Err(Failure::Status(s)),
+        Some(Ok(m)) => W::initial(m),
+        None => None,
+    }
+    .ok_or_else(|| {
+        fail(Block::PubSub, "ERR_BAD_REQUEST")(Error::invalid(format!(
+            "the first message of {} must be initial_request",
+            W::RPC
+        )))
+    })?;
+    let pending = Pending::default();
+    let (tx, rx) = mpsc::channel::<Result<W::Out, Status>>(64);
+    let handler = pending.handler(tx.clone(), W::event);
+    let subscription = rt
+        .subscribe(&pubsub, &topic, metadata, handler)
+        .await
+        .map_err(fail(Block::PubSub, "ERR_PUBSUB_SUBSCRIBE"))?;
+    let _ = tx.send(Ok(W::initial_response())).await;
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = incoming.next().await {
+            if let Some((id, outcome)) = W::processed(msg) {
+                pending.ack(&id, outcome);
+            }
+        }
+        // Stream ended: stop delivery; unacknowledged events go back to the group.
+        drop(subscription);
+        pending.clear();
+    });
+    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
 }

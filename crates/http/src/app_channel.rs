@@ -78,8 +78,9 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use layotto_core::{Error, Metadata};
-use layotto_runtime::cloudevent::is_raw_payload;
+use layotto_dapr_wire::headers::forwarded;
 use layotto_runtime::cloudevent::{CLOUDEVENT_CONTENT_TYPE, DEFAULT_EVENT_TYPE, SPEC_VERSION};
+use layotto_runtime::cloudevent::{is_json_content_type, is_raw_payload, is_text_content_type};
 use layotto_runtime::{
     AppChannel, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicEvent,
     TopicSubscription,
@@ -91,7 +92,7 @@ use serde_json::{Map, Value};
 /// Where the app lists its subscriptions.
 pub const SUBSCRIBE_PATH: &str = "/dapr/subscribe";
 /// Header carrying the app API token (Dapr's `security/consts.APITokenHeader`).
-pub const APP_API_TOKEN_HEADER: &str = "dapr-api-token";
+pub use layotto_dapr_wire::headers::API_TOKEN_HEADER as APP_API_TOKEN_HEADER;
 /// Environment variable holding the app API token (Dapr's `APP_API_TOKEN`).
 pub const APP_API_TOKEN_ENV: &str = "APP_API_TOKEN";
 /// The CloudEvent `source` Dapr gives events it wraps on the subscriber side
@@ -102,24 +103,6 @@ pub const DEFAULT_EVENT_SOURCE: &str = "Dapr";
 pub const PUBSUB_NAME_HEADER: &str = "pubsubName";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Connection-specific headers (RFC 9110 section 7.6.1) and those the client sets itself.
-const NOT_FORWARDED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-    "content-type",
-    APP_API_TOKEN_HEADER,
-    "dapr-app-id",
-];
 
 /// Settings of an [`HttpAppChannel`].
 #[derive(Clone)]
@@ -284,7 +267,7 @@ fn forward_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) ->
             _ if k.starts_with("grpc-") => format!("dapr-{k}"),
             _ => k,
         };
-        if NOT_FORWARDED.contains(&name.as_str()) {
+        if !forwarded(&name) {
             continue;
         }
         if let (Ok(n), Ok(v)) = (
@@ -301,7 +284,7 @@ fn forward_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) ->
 /// and `Content-Type` (carried in [`InvokeResponse::content_type`]).
 fn response_headers(h: &HeaderMap) -> Vec<(String, String)> {
     h.iter()
-        .filter(|(n, _)| !NOT_FORWARDED.contains(&n.as_str()))
+        .filter(|(n, _)| forwarded(n.as_str()))
         .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect()
 }
@@ -480,21 +463,6 @@ fn parse_subscriptions(body: &[u8]) -> Result<Vec<TopicSubscription>, String> {
     Ok(subs)
 }
 
-fn is_json(content_type: &str) -> bool {
-    let ct = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    ct == "application/json" || ct.ends_with("+json")
-}
-
-fn is_text(content_type: &str) -> bool {
-    let ct = content_type.trim().to_ascii_lowercase();
-    ct.starts_with("text/") || ct.starts_with("application/xml") || ct.contains("+xml")
-}
-
 /// Puts `data` into `ce` as the runtime's envelope encodes it: the JSON value for JSON data,
 /// a string for text (and for JSON content that does not parse), `data_base64` otherwise. An
 /// unknown content type is treated as JSON, then text. Empty data is left out.
@@ -502,12 +470,12 @@ fn put_data(ce: &mut Map<String, Value>, content_type: &str, data: &[u8]) {
     if data.is_empty() {
         return;
     }
-    let json = content_type.is_empty() || is_json(content_type);
+    let json = content_type.is_empty() || is_json_content_type(content_type);
     if json && let Ok(v) = serde_json::from_slice::<Value>(data) {
         ce.insert("data".into(), v);
         return;
     }
-    if (json || is_text(content_type))
+    if (json || is_text_content_type(content_type))
         && let Ok(s) = std::str::from_utf8(data)
     {
         ce.insert("data".into(), Value::String(s.to_owned()));
@@ -537,15 +505,19 @@ fn put_trace(ce: &mut Map<String, Value>, md: &Metadata) {
     }
 }
 
-/// The structured CloudEvent for `ev`.
-fn cloud_event(ev: &TopicEvent) -> Map<String, Value> {
-    let mut ce = Map::new();
+/// A CloudEvent with only the `id` of `ev` (a new one when `ev` has none).
+fn with_id(ev: &TopicEvent) -> Map<String, Value> {
     let id = if ev.id.is_empty() {
         uuid::Uuid::new_v4().to_string()
     } else {
         ev.id.clone()
     };
-    ce.insert("id".into(), Value::String(id));
+    Map::from_iter([("id".to_owned(), Value::String(id))])
+}
+
+/// The structured CloudEvent for `ev`.
+fn cloud_event(ev: &TopicEvent) -> Map<String, Value> {
+    let mut ce = with_id(ev);
     ce.insert(
         "source".into(),
         or_default(&ev.source, DEFAULT_EVENT_SOURCE),
@@ -570,13 +542,7 @@ fn cloud_event(ev: &TopicEvent) -> Map<String, Value> {
 
 /// The CloudEvent Dapr's `FromRawPayload` makes of a raw payload.
 fn raw_event(ev: &TopicEvent) -> Map<String, Value> {
-    let mut ce = Map::new();
-    let id = if ev.id.is_empty() {
-        uuid::Uuid::new_v4().to_string()
-    } else {
-        ev.id.clone()
-    };
-    ce.insert("id".into(), Value::String(id));
+    let mut ce = with_id(ev);
     ce.insert("specversion".into(), Value::String(SPEC_VERSION.into()));
     ce.insert(
         "datacontenttype".into(),

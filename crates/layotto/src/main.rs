@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use layotto_config::{Config, ListenAddr, Problems};
+use layotto_core::Registries;
 use layotto_runtime::Runtime;
 use tokio_stream::StreamExt as _;
 
@@ -45,12 +46,16 @@ enum Command {
         #[command(flatten)]
         dapr: DaprArgs,
     },
-    /// Check a config file and print every problem.
+    /// Check a config file and print every problem, then every warning (unknown metadata
+    /// keys, keys accepted without effect).
     Validate {
         /// Layotto JSON config file; the embedded standalone config when omitted (and no Dapr
         /// resources path is given).
         #[arg(short = 'c', long = "config")]
         config: Option<PathBuf>,
+        /// Treat warnings as problems: exit 64 when there is any.
+        #[arg(long)]
+        strict: bool,
         #[command(flatten)]
         dapr: DaprArgs,
     },
@@ -107,13 +112,31 @@ fn print_problems(p: &Problems) {
     }
 }
 
+/// Every component type compiled into this binary: each backend family's `register`, one
+/// cargo feature per family (`memory`, `local`, `http`, `redis`; all default).
+fn registries() -> layotto_core::Result<Registries> {
+    #[allow(unused_mut)]
+    let mut r = Registries::new();
+    #[cfg(feature = "memory")]
+    layotto_components_memory::register(&mut r)?;
+    #[cfg(feature = "local")]
+    layotto_components_local::register(&mut r)?;
+    #[cfg(feature = "http")]
+    layotto_components_http::register(&mut r)?;
+    #[cfg(feature = "redis")]
+    layotto_components_redis::register(&mut r)?;
+    Ok(r)
+}
+
 /// Loads and fully validates the config (structure, then types and metadata of every
-/// component), printing every problem at once.
+/// component), printing every problem at once. Returns the metadata warnings; with `strict`
+/// they are problems.
 fn checked(
     path: Option<&PathBuf>,
     dapr: &DaprArgs,
-) -> Result<(Config, layotto_components::Registries), ExitCode> {
-    let registries = match layotto_components::Registries::builtin() {
+    strict: bool,
+) -> Result<(Config, Registries, Vec<layotto_config::Problem>), ExitCode> {
+    let registries = match registries() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("component registry: {e}");
@@ -139,13 +162,18 @@ fn checked(
         }
         c
     });
-    if let Some(c) = &config
-        && let Err(p) = layotto_runtime::validate(c, &registries)
-    {
-        problems.extend(p.0);
+    let mut warnings = Vec::new();
+    if let Some(c) = &config {
+        match layotto_runtime::validate(c, &registries) {
+            // Unknown metadata keys and keys without effect: reported, not fatal (unless
+            // `validate --strict`).
+            Ok(w) if strict => problems.extend(w),
+            Ok(w) => warnings = w,
+            Err(p) => problems.extend(p.0),
+        }
     }
     match config {
-        Some(c) if problems.is_empty() => Ok((c, registries)),
+        Some(c) if problems.is_empty() => Ok((c, registries, warnings)),
         _ => {
             print_problems(&Problems(problems));
             Err(ExitCode::from(EXIT_CONFIG))
@@ -171,8 +199,15 @@ fn dapr_base_config(dapr: &DaprArgs) -> Config {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { config, dapr } => match checked(config.as_ref(), &dapr) {
-            Ok((c, _)) => {
+        Command::Validate {
+            config,
+            dapr,
+            strict,
+        } => match checked(config.as_ref(), &dapr, strict) {
+            Ok((c, _, warnings)) => {
+                for w in &warnings {
+                    eprintln!("warning: {w}");
+                }
                 println!(
                     "{}: OK ({} components, gRPC on {})",
                     c.source,
@@ -184,11 +219,14 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Start { config: path, dapr } => {
-            let (config, registries) = match checked(path.as_ref(), &dapr) {
+            let (config, registries, warnings) = match checked(path.as_ref(), &dapr, false) {
                 Ok(v) => v,
                 Err(code) => return code,
             };
             init_tracing();
+            for w in &warnings {
+                tracing::warn!("{w}");
+            }
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -359,7 +397,7 @@ async fn spawn_http(
 
 async fn start(
     mut config: Config,
-    registries: layotto_components::Registries,
+    registries: Registries,
     dapr: Option<DaprServing>,
     app: Option<layotto_runtime::AppConnection>,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -380,6 +418,36 @@ async fn start(
             let _ = rx.wait_for(|v| *v).await;
         }
     };
+
+    let channel: Option<Arc<dyn layotto_runtime::AppChannel>> = match &app {
+        Some(a) if a.protocol == "grpc" => Some(Arc::new(
+            layotto_grpc::dapr::DaprGrpcAppChannel::new(&a.channel_address, a.port)
+                .map_err(|e| format!("app address: {e}"))?,
+        )),
+        Some(a) => Some(Arc::new(
+            layotto_http::HttpAppChannel::new(
+                &a.channel_address,
+                a.port,
+                layotto_http::HttpAppChannelOptions::from_env(),
+            )
+            .map_err(|e| format!("app address: {e}"))?,
+        )),
+        None => match config.app.grpc_callback_port {
+            Some(port) => Some(Arc::new(
+                layotto_grpc::GrpcAppChannel::new(&config.app.grpc_callback_host, port)
+                    .map_err(|e| format!("app callback address: {e}"))?,
+            )),
+            None => None,
+        },
+    };
+    // The app channel is in place before any API port serves, so the first invocation finds
+    // it (subscriptions start once the servers are up).
+    if let Some(channel) = &channel {
+        runtime.set_app_channel(channel.clone());
+    }
+    if let Some(a) = app.clone() {
+        runtime.set_app_connection(a);
+    }
 
     // Health endpoints come up first, so they report "not ready" while components initialise.
     let mut tasks = tokio::task::JoinSet::new();
@@ -414,30 +482,6 @@ async fn start(
     }
     runtime.mark_started();
 
-    let channel: Option<Arc<dyn layotto_runtime::AppChannel>> = match &app {
-        Some(a) if a.protocol == "grpc" => Some(Arc::new(
-            layotto_grpc::dapr::DaprGrpcAppChannel::new(&a.channel_address, a.port)
-                .map_err(|e| format!("app address: {e}"))?,
-        )),
-        Some(a) => Some(Arc::new(
-            layotto_http::HttpAppChannel::new(
-                &a.channel_address,
-                a.port,
-                layotto_http::HttpAppChannelOptions::from_env(),
-            )
-            .map_err(|e| format!("app address: {e}"))?,
-        )),
-        None => match config.app.grpc_callback_port {
-            Some(port) => Some(Arc::new(
-                layotto_grpc::GrpcAppChannel::new(&config.app.grpc_callback_host, port)
-                    .map_err(|e| format!("app callback address: {e}"))?,
-            )),
-            None => None,
-        },
-    };
-    if let Some(a) = app {
-        runtime.set_app_connection(a);
-    }
     if let Some(channel) = channel {
         let rt = runtime.clone();
         tokio::spawn(async move { rt.start_app_subscriptions(channel).await });
@@ -459,6 +503,7 @@ async fn start(
     runtime.stop_app_subscriptions();
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    runtime.close().await;
     if let ListenAddr::Unix(path) = &config.grpc {
         let _ = std::fs::remove_file(path);
     }

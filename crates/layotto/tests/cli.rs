@@ -59,7 +59,6 @@ fn every_problem_is_reported_at_once() {
         "no-such-store",
         "known types",
         "in-memory",
-        "bogus",
         "biggerThan",
         "root",
     ] {
@@ -69,6 +68,27 @@ fn every_problem_is_reported_at_once() {
         err.contains("multi.json: $."),
         "problems carry file and JSON path:\n{err}"
     );
+}
+
+#[test]
+fn unknown_metadata_keys_are_warnings() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = layotto_config(
+        free_port(),
+        free_port(),
+        json!({"lock": {"l1": {"type": "in-memory", "metadata": {"bogus": "1"}}}}),
+    );
+    let f = write(&dir, "warn.json", &cfg.to_string());
+    let (code, out, err) = run_cli(&["validate", "-c", &f]);
+    assert_eq!(code, 0, "an unknown key is no error:\n{err}");
+    assert!(out.contains("OK"), "{out}");
+    assert!(
+        err.contains("warning") && err.contains("'bogus'") && err.contains("warn.json: $."),
+        "the warning names the key, file and path:\n{err}"
+    );
+    let (code, _, err) = run_cli(&["validate", "--strict", "-c", &f]);
+    assert_eq!(code, 64, "--strict makes warnings problems:\n{err}");
+    assert!(err.contains("'bogus'"), "{err}");
 }
 
 #[test]

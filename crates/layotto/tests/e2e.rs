@@ -117,7 +117,7 @@ async fn state_crud_etags_ttl_bulk_and_transactions() {
     let v2 = c.get_state(st, "k1").await.expect("get").expect("v");
     assert_eq!(v2.data, b"v2");
     assert_ne!(v2.etag, v1.etag);
-    // last-write ignores the etag
+    // last-write still checks an etag it is given; without one it overwrites
     let mut lw = item("k1", b"v3");
     lw.etag = Some(pb::Etag {
         value: "bogus".into(),
@@ -126,6 +126,13 @@ async fn state_crud_etags_ttl_bulk_and_transactions() {
         concurrency: pb::state_options::StateConcurrency::ConcurrencyLastWrite.into(),
         consistency: 0,
     });
+    let (code_, _) = code(
+        c.save_states(st, vec![lw.clone()])
+            .await
+            .expect_err("last-write with a stale etag"),
+    );
+    assert_eq!(code_, Code::Aborted);
+    lw.etag = None;
     c.save_states(st, vec![lw]).await.expect("last-write");
     // first-write without etag on an existing key -> ABORTED; on a new key -> ok
     let fw = |k: &str| {

@@ -160,3 +160,51 @@ fn malformed_redis_metadata_is_a_config_error() {
     assert_eq!(code_, 64, "{err}");
     assert!(err.contains("db"), "{err}");
 }
+
+/// Issue 10, point 7, on Redis: a stale ETag fails under last-write too (save and delete);
+/// without an ETag, last-write overwrites.
+#[tokio::test]
+async fn redis_checks_an_etag_under_last_write() {
+    let redis = RedisServer::start();
+    let s = Sidecar::start(redis_config(&redis.addr()));
+    let c = s.client().await;
+    c.save_state("state_demo", "k", b"v1".to_vec())
+        .await
+        .expect("save");
+    let last_write = Some(pb::StateOptions {
+        concurrency: pb::state_options::StateConcurrency::ConcurrencyLastWrite.into(),
+        consistency: 0,
+    });
+    let stale = pb::StateItem {
+        key: "k".into(),
+        value: b"v2".to_vec(),
+        etag: Some(pb::Etag {
+            value: "999".into(),
+        }),
+        options: last_write,
+        ..Default::default()
+    };
+    let (code_, msg) = code(
+        c.save_states("state_demo", vec![stale.clone()])
+            .await
+            .expect_err("stale etag"),
+    );
+    assert_eq!(code_, Code::Aborted, "{msg}");
+    let (code_, _) = code(
+        c.delete_bulk_state("state_demo", vec![stale.clone()])
+            .await
+            .expect_err("stale etag on delete"),
+    );
+    assert_eq!(code_, Code::Aborted);
+    let got = c.get_state("state_demo", "k").await.expect("get");
+    assert_eq!(got.map(|s| s.data), Some(b"v1".to_vec()), "nothing changed");
+    let fresh = pb::StateItem {
+        etag: None,
+        ..stale
+    };
+    c.save_states("state_demo", vec![fresh])
+        .await
+        .expect("last-write without etag overwrites");
+    let got = c.get_state("state_demo", "k").await.expect("get");
+    assert_eq!(got.map(|s| s.data), Some(b"v2".to_vec()));
+}

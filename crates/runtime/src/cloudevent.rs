@@ -41,19 +41,33 @@ pub struct TopicEvent {
     pub metadata: Metadata,
 }
 
-fn is_json(content_type: &str) -> bool {
-    let ct = content_type
+/// The media type of `content_type`, in lower case, without parameters.
+fn media_type(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// Whether data of `content_type` is JSON: `application/json` or any `+json` type (with or
+/// without parameters). The envelope embeds such data as a JSON value.
+pub fn is_json_content_type(content_type: &str) -> bool {
+    let ct = media_type(content_type);
     ct == "application/json" || ct.ends_with("+json")
 }
 
-fn is_text(content_type: &str) -> bool {
-    let ct = content_type.trim().to_ascii_lowercase();
-    ct.starts_with("text/") || ct.starts_with("application/xml")
+/// Whether data of `content_type` is text, by Dapr's rule (components-contrib
+/// `contenttype.IsStringContentType`): any `text/*` type, or `application/xml` (with or
+/// without parameters). Other XML types (`+xml`) are not text to Dapr: they travel as
+/// `data_base64`. Every envelope, delivery and bulk-publish decision uses this one rule.
+pub fn is_text_content_type(content_type: &str) -> bool {
+    content_type
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("text/")
+        || media_type(content_type) == "application/xml"
 }
 
 /// Wraps `data` for `topic` on `pubsub_name`, published by `source`.
@@ -96,11 +110,13 @@ pub fn envelope(
         };
         let mut m = Map::new();
         m.insert("datacontenttype".into(), Value::String(ct.to_owned()));
-        match (is_json(ct), parsed) {
+        match (is_json_content_type(ct), parsed) {
             (true, Some(v)) => {
                 m.insert("data".into(), v);
             }
-            _ if is_text(ct) || (is_json(ct) && std::str::from_utf8(data).is_ok()) => {
+            _ if is_text_content_type(ct)
+                || (is_json_content_type(ct) && std::str::from_utf8(data).is_ok()) =>
+            {
                 m.insert(
                     "data".into(),
                     Value::String(String::from_utf8_lossy(data).into_owned()),
@@ -191,7 +207,7 @@ pub fn decode(raw: &[u8], topic: &str, pubsub_name: &str, metadata: Metadata) ->
     } else {
         match m.get("data") {
             None | Some(Value::Null) => Bytes::new(),
-            Some(Value::String(t)) if !is_json(&data_content_type) => {
+            Some(Value::String(t)) if !is_json_content_type(&data_content_type) => {
                 Bytes::from(t.clone().into_bytes())
             }
             Some(v) => Bytes::from(v.to_string().into_bytes()),

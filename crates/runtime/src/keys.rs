@@ -6,7 +6,8 @@
 //! The strategy is component metadata `keyPrefix`: `none`, `appid`, `name` (the component name)
 //! or any other text used literally. Keys containing `||` are always rejected.
 
-use layotto_core::{ComponentSpec, Error, Result};
+use layotto_config::Origin;
+use layotto_core::{ComponentSpec, Error, Kind, Result};
 
 /// Component metadata key choosing the prefix strategy.
 pub const KEY_PREFIX_KEY: &str = "keyPrefix";
@@ -20,6 +21,41 @@ pub struct KeyPrefix {
 }
 
 impl KeyPrefix {
+    /// Keys passed through unchanged (blocks without a key layout).
+    pub fn identity() -> Self {
+        Self {
+            namespace: "",
+            prefix: None,
+        }
+    }
+
+    /// The key layout of a component of block `kind` declared in `origin`'s format: Layotto
+    /// keeps state keys unprefixed and locks under `lock|||`; Dapr prefixes state keys with the
+    /// app id and locks under `lock||`; sequencers use `sequencer|||` (see
+    /// [`layotto_config::Origin`]); other blocks have no key layout.
+    ///
+    /// # Errors
+    /// Invalid argument when a custom prefix contains `||`.
+    pub fn for_component(
+        kind: Kind,
+        origin: Origin,
+        spec: &ComponentSpec,
+        app_id: &str,
+    ) -> Result<Self> {
+        let dapr = origin == Origin::Dapr;
+        match kind {
+            Kind::State => Self::resolve(spec, app_id, if dapr { "appid" } else { "none" }, ""),
+            Kind::Lock => Self::resolve(
+                spec,
+                app_id,
+                "appid",
+                if dapr { "lock||" } else { "lock|||" },
+            ),
+            Kind::Sequencer => Self::resolve(spec, app_id, "appid", "sequencer|||"),
+            _ => Ok(Self::identity()),
+        }
+    }
+
     /// Resolves the strategy of `spec` for `app_id`; `default` is the strategy used when the
     /// component sets none (`"none"` for state, `"appid"` for lock and sequencer).
     ///

@@ -15,6 +15,8 @@ mod client;
 
 pub use callback::{EventStatus, TopicHandler, serve_app_callback};
 pub use client::{Client, Increment, State, TopicEvents};
+/// Protobuf's well-known types (`Any` carries `InvokeService` and `SayHello` data).
+pub use layotto_proto::prost_types;
 /// The generated wire types, for requests the typed helpers do not cover.
 pub use layotto_proto::runtime as pb;
 

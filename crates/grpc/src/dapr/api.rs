@@ -1,29 +1,36 @@
-//! `dapr.proto.runtime.v1.Dapr` over [`layotto_runtime::Runtime`]: the same components and
-//! domain calls as the Layotto API, with Dapr's request shapes and rich errors.
+//! `dapr.proto.runtime.v1.Dapr` over [`layotto_runtime::Runtime`]: the rpcs Layotto shares
+//! answered by the shared handlers ([`super::shared`]) with Dapr's rich errors, and Dapr's own
+//! (configuration, bulk publish, streaming subscription, state query, metadata, shutdown).
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use futures::{Stream, StreamExt};
 use layotto_core::Error;
-use layotto_core::binding::BindingRequest;
 use layotto_core::configuration::{ConfigItem, ConfigQuery};
-use layotto_core::lock::LockStatus;
-use layotto_core::state::DeleteRequest;
+use layotto_dapr_wire::errors::ERR_PUBSUB_PUBLISH_MESSAGE;
+use layotto_dapr_wire::metadata::COMPONENT_VERSION;
 use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::runtime::v1 as pb;
 use layotto_proto::dapr::proto::runtime::v1::dapr_server::Dapr;
-use layotto_runtime::{InvokeRequest, Runtime, TopicEvent};
+use layotto_runtime::{Runtime, TopicEvent};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::errors::{Block, err};
-use crate::convert::dapr_state::{delete_request, etag, options, set_request, transaction};
-use crate::stream_sub::Pending;
+use super::errors::{Block, Failure, err};
+use super::shared::DaprApi;
+use crate::{BoxStream, stream_sub};
 
-type Stream2<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+stream_sub::topic_stream!(
+    DaprTopicStream, "SubscribeTopicEventsAlpha1",
+    request: pb::SubscribeTopicEventsRequestAlpha1,
+    request_type: pb::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType,
+    response: pb::SubscribeTopicEventsResponseAlpha1,
+    response_type: pb::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType,
+    initial_response: pb::SubscribeTopicEventsResponseInitialAlpha1 {},
+    event: topic_event,
+    outcome: outcome,
+);
 
 /// Settings of the Dapr gRPC API beyond the runtime.
 #[derive(Clone)]
@@ -37,6 +44,7 @@ pub struct DaprGrpcOptions {
 /// Serves the Dapr runtime API.
 pub struct DaprService {
     rt: Arc<Runtime>,
+    api: DaprApi,
     opts: DaprGrpcOptions,
     /// Live configuration subscriptions by id, for `UnsubscribeConfiguration`.
     config_subs: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
@@ -46,6 +54,7 @@ impl DaprService {
     /// A service over `rt`.
     pub fn new(rt: Arc<Runtime>, opts: DaprGrpcOptions) -> Self {
         Self {
+            api: DaprApi { rt: rt.clone() },
             rt,
             opts,
             config_subs: Arc::default(),
@@ -70,7 +79,7 @@ impl DaprService {
     async fn do_subscribe_configuration(
         &self,
         r: pb::SubscribeConfigurationRequest,
-    ) -> Result<Response<Stream2<pb::SubscribeConfigurationResponse>>, Status> {
+    ) -> Result<Response<BoxStream<pb::SubscribeConfigurationResponse>>, Status> {
         let mut changes = self
             .rt
             .subscribe_configuration(&r.store_name, config_query(r.keys, r.metadata))
@@ -132,7 +141,7 @@ impl DaprService {
         &self,
         r: pb::BulkPublishRequest,
     ) -> Result<Response<pb::BulkPublishResponse>, Status> {
-        let op = "ERR_PUBSUB_PUBLISH_MESSAGE";
+        let op = ERR_PUBSUB_PUBLISH_MESSAGE;
         if r.entries.is_empty() {
             return Err(err(Block::PubSub, op)(Error::invalid(
                 "entries is empty: nothing to publish",
@@ -205,18 +214,10 @@ fn config_items(items: Vec<ConfigItem>) -> HashMap<String, common::Configuration
 
 /// A delivered event in Dapr's `TopicEventRequest` shape.
 pub(crate) fn topic_event(ev: &TopicEvent) -> pb::TopicEventRequest {
-    pb::TopicEventRequest {
-        id: ev.id.clone(),
-        source: ev.source.clone(),
-        r#type: ev.type_.clone(),
-        spec_version: ev.spec_version.clone(),
-        data_content_type: ev.data_content_type.clone(),
-        data: ev.data.to_vec(),
-        topic: ev.topic.clone(),
-        pubsub_name: ev.pubsub_name.clone(),
+    crate::convert::topic_event_request!(pb::TopicEventRequest, ev, {
         path: String::new(),
         extensions: None,
-    }
+    })
 }
 
 /// Maps Dapr's `TopicEventResponse.status` to an outcome; unknown values retry.
@@ -230,24 +231,9 @@ pub(crate) fn outcome(status: i32) -> layotto_runtime::EventOutcome {
     }
 }
 
-fn unlock_status(s: LockStatus) -> i32 {
-    use pb::unlock_response::Status as S;
-    match s {
-        LockStatus::Success => S::Success,
-        LockStatus::LockUnexist => S::LockDoesNotExist,
-        LockStatus::LockBelongToOthers => S::LockBelongsToOthers,
-        LockStatus::InternalError => S::InternalError,
-    }
-    .into()
-}
-
-/// The HTTP verb of a Dapr `HTTPExtension` (POST when absent or NONE, as Dapr calls HTTP apps).
-fn verb(ext: Option<&common::HttpExtension>) -> String {
-    use common::http_extension::Verb;
-    match ext.and_then(|e| Verb::try_from(e.verb).ok()) {
-        None | Some(Verb::None) => "POST".to_owned(),
-        Some(v) => v.as_str_name().to_owned(),
-    }
+/// A shared handler's answer as Dapr sends it.
+fn dapr<T>(answer: Result<T, Failure>) -> Result<Response<T>, Status> {
+    answer.map(Response::new).map_err(Failure::dapr)
 }
 
 #[tonic::async_trait]
@@ -256,120 +242,25 @@ impl Dapr for DaprService {
         &self,
         req: Request<pb::InvokeServiceRequest>,
     ) -> Result<Response<common::InvokeResponse>, Status> {
-        let op = "ERR_DIRECT_INVOKE";
-        let headers = req
-            .metadata()
-            .iter()
-            .filter_map(|kv| match kv {
-                tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
-                    Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
-                }
-                tonic::metadata::KeyAndValueRef::Binary(..) => None,
-            })
-            .filter(|(k, _)| super::forwardable_header(k))
-            .collect();
-        let r = req.into_inner();
-        let m = r.message.ok_or_else(|| {
-            err(Block::Invoke, op)(Error::invalid("message is empty: nothing to invoke"))
-        })?;
-        let invoke = InvokeRequest {
-            method: m.method,
-            http_verb: verb(m.http_extension.as_ref()),
-            query: m
-                .http_extension
-                .as_ref()
-                .map(|e| e.querystring.clone())
-                .unwrap_or_default(),
-            content_type: m.content_type,
-            data: m.data.map(|a| a.value).unwrap_or_default().into(),
-            headers,
-        };
-        let resp = self
-            .rt
-            .invoke_service(&r.id, &invoke)
-            .await
-            .map_err(err(Block::Invoke, op))?;
-        if !(200..300).contains(&resp.status) {
-            // Dapr reports a failed HTTP app call as an error carrying the app's status.
-            return Err(Status::unknown(format!(
-                "app '{}' answered HTTP {} for '{}': {}",
-                r.id,
-                resp.status,
-                invoke.method,
-                String::from_utf8_lossy(&resp.data)
-            )));
-        }
-        Ok(Response::new(common::InvokeResponse {
-            data: Some(prost_types::Any {
-                type_url: String::new(),
-                value: resp.data.to_vec(),
-            }),
-            content_type: resp.content_type,
-        }))
+        dapr(self.api.invoke_service(req).await)
     }
 
     async fn get_state(
         &self,
         req: Request<pb::GetStateRequest>,
     ) -> Result<Response<pb::GetStateResponse>, Status> {
-        let r = req.into_inner();
-        let item = self
-            .rt
-            .get_state(&r.store_name, &r.key, &r.metadata)
-            .await
-            .map_err(err(Block::State, "ERR_STATE_GET"))?;
-        Ok(Response::new(match item {
-            Some(i) => pb::GetStateResponse {
-                data: i.data.to_vec(),
-                etag: i.etag.unwrap_or_default(),
-                metadata: i.metadata,
-            },
-            None => pb::GetStateResponse::default(),
-        }))
+        dapr(self.api.get_state(req.into_inner()).await)
     }
 
     async fn get_bulk_state(
         &self,
         req: Request<pb::GetBulkStateRequest>,
     ) -> Result<Response<pb::GetBulkStateResponse>, Status> {
-        let r = req.into_inner();
-        let items = self
-            .rt
-            .get_bulk_state(&r.store_name, &r.keys, &r.metadata)
-            .await
-            .map_err(err(Block::State, "ERR_STATE_BULK_GET"))?;
-        let items = items
-            .into_iter()
-            .map(|b| match b.item {
-                Ok(Some(i)) => pb::BulkStateItem {
-                    key: b.key,
-                    data: i.data.to_vec(),
-                    etag: i.etag.unwrap_or_default(),
-                    error: String::new(),
-                    metadata: i.metadata,
-                },
-                Ok(None) => pb::BulkStateItem {
-                    key: b.key,
-                    ..Default::default()
-                },
-                Err(error) => pb::BulkStateItem {
-                    key: b.key,
-                    error,
-                    ..Default::default()
-                },
-            })
-            .collect();
-        Ok(Response::new(pb::GetBulkStateResponse { items }))
+        dapr(self.api.get_bulk_state(req.into_inner()).await)
     }
 
     async fn save_state(&self, req: Request<pb::SaveStateRequest>) -> Result<Response<()>, Status> {
-        let r = req.into_inner();
-        let items = r.states.into_iter().map(set_request).collect();
-        self.rt
-            .save_state(&r.store_name, items)
-            .await
-            .map_err(err(Block::State, "ERR_STATE_SAVE"))?;
-        Ok(Response::new(()))
+        dapr(self.api.save_state(req.into_inner()).await)
     }
 
     async fn query_state_alpha1(
@@ -403,66 +294,28 @@ impl Dapr for DaprService {
         &self,
         req: Request<pb::DeleteStateRequest>,
     ) -> Result<Response<()>, Status> {
-        let r = req.into_inner();
-        let d = DeleteRequest {
-            key: r.key,
-            etag: etag(r.etag),
-            metadata: r.metadata,
-            options: options(r.options),
-        };
-        self.rt
-            .delete_state(&r.store_name, vec![d])
-            .await
-            .map_err(err(Block::State, "ERR_STATE_DELETE"))?;
-        Ok(Response::new(()))
+        dapr(self.api.delete_state(req.into_inner()).await)
     }
 
     async fn delete_bulk_state(
         &self,
         req: Request<pb::DeleteBulkStateRequest>,
     ) -> Result<Response<()>, Status> {
-        let r = req.into_inner();
-        let reqs = r.states.into_iter().map(delete_request).collect();
-        self.rt
-            .delete_state(&r.store_name, reqs)
-            .await
-            .map_err(err(Block::State, "ERR_STATE_BULK_DELETE"))?;
-        Ok(Response::new(()))
+        dapr(self.api.delete_bulk_state(req.into_inner()).await)
     }
 
     async fn execute_state_transaction(
         &self,
         req: Request<pb::ExecuteStateTransactionRequest>,
     ) -> Result<Response<()>, Status> {
-        let r = req.into_inner();
-        let e = err(Block::State, "ERR_STATE_TRANSACTION");
-        let ops = match transaction(r.operations) {
-            Ok(ops) => ops,
-            Err(x) => return Err(e(x)),
-        };
-        self.rt
-            .transact_state(&r.store_name, ops, &r.metadata)
-            .await
-            .map_err(e)?;
-        Ok(Response::new(()))
+        dapr(self.api.execute_state_transaction(req.into_inner()).await)
     }
 
     async fn publish_event(
         &self,
         req: Request<pb::PublishEventRequest>,
     ) -> Result<Response<()>, Status> {
-        let r = req.into_inner();
-        self.rt
-            .publish(
-                &r.pubsub_name,
-                &r.topic,
-                &r.data,
-                &r.data_content_type,
-                r.metadata,
-            )
-            .await
-            .map_err(err(Block::PubSub, "DAPR_PUBSUB_PUBLISH_MESSAGE"))?;
-        Ok(Response::new(()))
+        dapr(self.api.publish_event(req.into_inner()).await)
     }
 
     async fn bulk_publish_event_alpha1(
@@ -479,112 +332,34 @@ impl Dapr for DaprService {
         self.do_bulk_publish(req.into_inner()).await
     }
 
-    type SubscribeTopicEventsAlpha1Stream = Stream2<pb::SubscribeTopicEventsResponseAlpha1>;
+    type SubscribeTopicEventsAlpha1Stream = BoxStream<pb::SubscribeTopicEventsResponseAlpha1>;
 
     async fn subscribe_topic_events_alpha1(
         &self,
         req: Request<Streaming<pb::SubscribeTopicEventsRequestAlpha1>>,
     ) -> Result<Response<Self::SubscribeTopicEventsAlpha1Stream>, Status> {
-        use pb::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as In;
-        use pb::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType as Out;
-        let mut incoming = req.into_inner();
-        let initial = match incoming.next().await {
-            Some(Ok(pb::SubscribeTopicEventsRequestAlpha1 {
-                subscribe_topic_events_request_type: Some(In::InitialRequest(i)),
-            })) => i,
-            Some(Err(s)) => return Err(s),
-            _ => {
-                return Err(err(Block::PubSub, "ERR_BAD_REQUEST")(Error::invalid(
-                    "the first message of SubscribeTopicEventsAlpha1 must be initial_request",
-                )));
-            }
-        };
-        let pending = Pending::default();
-        let (tx, rx) = mpsc::channel::<Result<pb::SubscribeTopicEventsResponseAlpha1, Status>>(64);
-        let handler = pending.handler(tx.clone(), |ev| pb::SubscribeTopicEventsResponseAlpha1 {
-            subscribe_topic_events_response_type: Some(Out::EventMessage(topic_event(ev))),
-        });
-        let subscription = self
-            .rt
-            .subscribe(
-                &initial.pubsub_name,
-                &initial.topic,
-                initial.metadata,
-                handler,
-            )
-            .await
-            .map_err(err(Block::PubSub, "ERR_PUBSUB_SUBSCRIBE"))?;
-        let first = pb::SubscribeTopicEventsResponseAlpha1 {
-            subscribe_topic_events_response_type: Some(Out::InitialResponse(
-                pb::SubscribeTopicEventsResponseInitialAlpha1 {},
-            )),
-        };
-        let _ = tx.send(Ok(first)).await;
-        tokio::spawn(async move {
-            while let Some(Ok(msg)) = incoming.next().await {
-                if let Some(In::EventProcessed(p)) = msg.subscribe_topic_events_request_type {
-                    pending.ack(&p.id, outcome(p.status.map_or(0, |s| s.status)));
-                }
-            }
-            // Stream ended: stop delivery; unacknowledged events go back to the group.
-            drop(subscription);
-            pending.clear();
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        dapr(stream_sub::subscribe::<DaprTopicStream>(&self.rt, req.into_inner()).await)
     }
 
     async fn invoke_binding(
         &self,
         req: Request<pb::InvokeBindingRequest>,
     ) -> Result<Response<pb::InvokeBindingResponse>, Status> {
-        let r = req.into_inner();
-        let resp = self
-            .rt
-            .invoke_binding(
-                &r.name,
-                BindingRequest {
-                    operation: r.operation,
-                    data: r.data.into(),
-                    metadata: r.metadata,
-                },
-            )
-            .await
-            .map_err(err(Block::Binding, "ERR_INVOKE_OUTPUT_BINDING"))?;
-        Ok(Response::new(pb::InvokeBindingResponse {
-            data: resp.data.to_vec(),
-            metadata: resp.metadata,
-        }))
+        dapr(self.api.invoke_binding(req.into_inner()).await)
     }
 
     async fn get_secret(
         &self,
         req: Request<pb::GetSecretRequest>,
     ) -> Result<Response<pb::GetSecretResponse>, Status> {
-        let r = req.into_inner();
-        let data = self
-            .rt
-            .get_secret(&r.store_name, &r.key, &r.metadata)
-            .await
-            .map_err(err(Block::Secret, "ERR_SECRET_GET"))?;
-        Ok(Response::new(pb::GetSecretResponse { data }))
+        dapr(self.api.get_secret(req.into_inner()).await)
     }
 
     async fn get_bulk_secret(
         &self,
         req: Request<pb::GetBulkSecretRequest>,
     ) -> Result<Response<pb::GetBulkSecretResponse>, Status> {
-        let r = req.into_inner();
-        let all = self
-            .rt
-            .get_bulk_secret(&r.store_name, &r.metadata)
-            .await
-            .map_err(err(Block::Secret, "ERR_SECRET_GET"))?;
-        Ok(Response::new(pb::GetBulkSecretResponse {
-            data: all
-                .into_iter()
-                .map(|(k, secrets)| (k, pb::SecretResponse { secrets }))
-                .collect(),
-        }))
+        dapr(self.api.get_bulk_secret(req.into_inner()).await)
     }
 
     async fn get_configuration_alpha1(
@@ -601,7 +376,7 @@ impl Dapr for DaprService {
         self.do_get_configuration(req.into_inner()).await
     }
 
-    type SubscribeConfigurationAlpha1Stream = Stream2<pb::SubscribeConfigurationResponse>;
+    type SubscribeConfigurationAlpha1Stream = BoxStream<pb::SubscribeConfigurationResponse>;
 
     async fn subscribe_configuration_alpha1(
         &self,
@@ -610,7 +385,7 @@ impl Dapr for DaprService {
         self.do_subscribe_configuration(req.into_inner()).await
     }
 
-    type SubscribeConfigurationStream = Stream2<pb::SubscribeConfigurationResponse>;
+    type SubscribeConfigurationStream = BoxStream<pb::SubscribeConfigurationResponse>;
 
     async fn subscribe_configuration(
         &self,
@@ -641,33 +416,14 @@ impl Dapr for DaprService {
         &self,
         req: Request<pb::TryLockRequest>,
     ) -> Result<Response<pb::TryLockResponse>, Status> {
-        let r = req.into_inner();
-        let success = self
-            .rt
-            .try_lock(
-                &r.store_name,
-                &r.resource_id,
-                &r.lock_owner,
-                r.expiry_in_seconds,
-            )
-            .await
-            .map_err(err(Block::Lock, "ERR_TRY_LOCK"))?;
-        Ok(Response::new(pb::TryLockResponse { success }))
+        dapr(self.api.try_lock(req.into_inner()).await)
     }
 
     async fn unlock_alpha1(
         &self,
         req: Request<pb::UnlockRequest>,
     ) -> Result<Response<pb::UnlockResponse>, Status> {
-        let r = req.into_inner();
-        let s = self
-            .rt
-            .unlock(&r.store_name, &r.resource_id, &r.lock_owner)
-            .await
-            .map_err(err(Block::Lock, "ERR_UNLOCK"))?;
-        Ok(Response::new(pb::UnlockResponse {
-            status: unlock_status(s),
-        }))
+        dapr(self.api.unlock(req.into_inner()).await)
     }
 
     async fn get_metadata(
@@ -700,8 +456,8 @@ impl Dapr for DaprService {
                 .map(|c| pb::RegisteredComponents {
                     name: c.name.clone(),
                     r#type: c.dapr_type(),
-                    version: "v1".to_owned(),
-                    capabilities: super::capabilities(c.kind),
+                    version: COMPONENT_VERSION.to_owned(),
+                    capabilities: c.capabilities.clone(),
                 })
                 .collect(),
             extended_metadata: rt.attributes().into_iter().collect(),

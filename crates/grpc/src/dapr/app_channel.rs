@@ -11,7 +11,9 @@ use layotto_runtime::{
 };
 use tonic::Code;
 use tonic::metadata::{MetadataKey, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+use crate::app_channel::{channel_error, lazy_channel};
 
 /// Calls a Dapr app's `AppCallback` at `http://host:port`; connects lazily and reconnects, so
 /// an app that starts later is reached.
@@ -26,21 +28,10 @@ impl DaprGrpcAppChannel {
     /// # Errors
     /// The address is not a valid URI authority.
     pub fn new(host: &str, port: u16) -> Result<Self, tonic::transport::Error> {
-        let ep = Endpoint::from_shared(format!("http://{host}:{port}"))?
-            .connect_timeout(std::time::Duration::from_secs(3))
-            .tcp_nodelay(true);
         Ok(Self {
-            client: AppCallbackClient::new(ep.connect_lazy())
+            client: AppCallbackClient::new(lazy_channel(host, port)?)
                 .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
         })
-    }
-}
-
-fn channel_error(s: &tonic::Status) -> ChannelError {
-    if s.code() == Code::Unimplemented {
-        ChannelError::Unimplemented
-    } else {
-        ChannelError::Unavailable(format!("{:?}: {}", s.code(), s.message()))
     }
 }
 

@@ -5,8 +5,8 @@
 mod api;
 mod app_channel;
 pub mod errors;
+pub(crate) mod shared;
 
-use layotto_config::Kind;
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
@@ -14,30 +14,7 @@ pub use api::{DaprGrpcOptions, DaprService};
 pub use app_channel::DaprGrpcAppChannel;
 
 /// Header (gRPC metadata) carrying the API token, as Dapr names it.
-pub const API_TOKEN_HEADER: &str = "dapr-api-token";
-
-/// Whether a caller's header may be passed on to the app on service invocation: never the
-/// sidecar's own API token, nor transport headers.
-pub(crate) fn forwardable_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    !(n == API_TOKEN_HEADER
-        || n == "dapr-app-id"
-        || n == "content-type"
-        || n == "content-length"
-        || n == "te"
-        || n == "user-agent"
-        || n.starts_with("grpc-")
-        || n.starts_with(':'))
-}
-
-/// What `GetMetadata` reports a component of `kind` can do: every state store here supports
-/// ETags, transactions and TTL (the conformance suite proves it); other blocks report none.
-pub(crate) fn capabilities(kind: Kind) -> Vec<String> {
-    match kind {
-        Kind::State => ["ETAG", "TRANSACTIONAL", "TTL"].map(str::to_owned).to_vec(),
-        _ => Vec::new(),
-    }
-}
+pub use layotto_dapr_wire::headers::API_TOKEN_HEADER;
 
 /// The `DAPR_API_TOKEN` check as a tonic interceptor: with a token set, every call must carry
 /// metadata `dapr-api-token` equal to it (compared in constant time), else `UNAUTHENTICATED`.

@@ -8,19 +8,20 @@
 //! `metadata.<key>` header; any failure is 500 `ERR_INVOKE_OUTPUT_BINDING`.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use layotto_core::Metadata;
 use layotto_core::binding::BindingRequest;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::{ApiError, Op, map_error};
-use super::{Body, Ctx, add_metadata_headers, parse_json, read_body};
+use super::error::{ApiError, Op, err};
+use super::extract::JsonBody;
+use super::{Ctx, add_metadata_headers, json_response};
 
 /// `pkg/api/http/requests.go` `OutputBindingRequest`.
 #[derive(Debug, Deserialize)]
-struct BindingIn {
+pub(crate) struct BindingIn {
     #[serde(default)]
     metadata: Option<Metadata>,
     #[serde(default)]
@@ -33,43 +34,26 @@ struct BindingIn {
 pub(crate) async fn invoke(
     State(ctx): State<Ctx>,
     Path(name): Path<String>,
-    body: Body,
-) -> Response {
-    let op = Op::Binding { name: &name };
-    let req = match read_body(body).and_then(|b| parse_json::<BindingIn>(&b)) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    let data = match serde_json::to_vec(&req.data) {
-        Ok(d) => d,
-        Err(e) => {
-            return ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "ERR_MALFORMED_REQUEST_DATA",
-                format!("can't serialize request data field: {e}"),
-            )
-            .into_response();
-        }
-    };
+    JsonBody(req): JsonBody<BindingIn>,
+) -> Result<Response, ApiError> {
+    let data = serde_json::to_vec(&req.data).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_MALFORMED_REQUEST_DATA",
+            format!("can't serialize request data field: {e}"),
+        )
+    })?;
     let req = BindingRequest {
         operation: req.operation,
         data: data.into(),
         metadata: req.metadata.unwrap_or_default(),
     };
-    match ctx.rt.invoke_binding(&name, req).await {
-        Ok(resp) => {
-            let mut out = (
-                StatusCode::OK,
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                resp.data,
-            )
-                .into_response();
-            add_metadata_headers(&mut out, &resp.metadata);
-            out
-        }
-        Err(e) => map_error(&e, op).into_response(),
-    }
+    let resp = ctx
+        .rt
+        .invoke_binding(&name, req)
+        .await
+        .map_err(err(Op::Binding { name: &name }))?;
+    let mut out = json_response(StatusCode::OK, resp.data);
+    add_metadata_headers(&mut out, &resp.metadata);
+    Ok(out)
 }

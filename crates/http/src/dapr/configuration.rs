@@ -18,18 +18,14 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use layotto_config::Kind;
-use layotto_core::Metadata;
+use axum::response::Response;
 use layotto_core::configuration::{ConfigChanges, ConfigItem, ConfigQuery};
 use layotto_runtime::{InvokeRequest, Runtime};
 use serde::Serialize;
 
-use super::error::{ApiError, Op, map_error};
-use super::{
-    Ctx, Params, json_ok, json_response, no_content, params_all, query_metadata, read_params,
-    require,
-};
+use super::error::{ApiError, Op, err};
+use super::extract::{ConfigStore, Named, Params};
+use super::{Ctx, json_ok, json_response, no_content};
 
 /// A live subscription: the task forwarding its changes to the app.
 pub(crate) struct Subscription {
@@ -64,8 +60,13 @@ fn items_out(items: Vec<ConfigItem>) -> BTreeMap<String, ItemOut> {
         .collect()
 }
 
-fn query(params: &[(String, String)]) -> (Vec<String>, Metadata) {
-    (params_all(params, "key"), query_metadata(params))
+/// The query of `?key=a&key=b&metadata.x=y` (no key: all).
+fn query(params: &Params) -> ConfigQuery {
+    ConfigQuery {
+        keys: params.all("key"),
+        metadata: params.metadata(),
+        ..Default::default()
+    }
 }
 
 /// `GET /v1.0[-alpha1]/configuration/{store}`.
@@ -73,29 +74,22 @@ pub(crate) async fn get(
     State(ctx): State<Ctx>,
     Path(store): Path<String>,
     params: Params,
-) -> Response {
-    let params = match read_params(params) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
+) -> Result<Response, ApiError> {
+    let q = query(&params);
+    let op = Op::ConfigGet {
+        store: &store,
+        keys: &q.keys,
     };
-    let (keys, metadata) = query(&params);
-    let q = ConfigQuery {
-        keys: keys.clone(),
-        metadata,
-        ..Default::default()
-    };
-    match ctx.rt.get_configuration(&store, q).await {
-        Ok(items) if items.is_empty() => no_content(),
-        Ok(items) => json_ok(&items_out(items)),
-        Err(e) => map_error(
-            &e,
-            Op::ConfigGet {
-                store: &store,
-                keys: &keys,
-            },
-        )
-        .into_response(),
-    }
+    let items = ctx
+        .rt
+        .get_configuration(&store, q.clone())
+        .await
+        .map_err(err(op))?;
+    Ok(if items.is_empty() {
+        no_content()
+    } else {
+        json_ok(&items_out(items))
+    })
 }
 
 #[derive(Serialize)]
@@ -145,57 +139,39 @@ async fn forward(rt: Arc<Runtime>, store: String, id: String, mut changes: Confi
 /// `GET /v1.0[-alpha1]/configuration/{store}/subscribe`.
 pub(crate) async fn subscribe(
     State(ctx): State<Ctx>,
-    Path(store): Path<String>,
     params: Params,
-) -> Response {
-    let params = match read_params(params) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let (keys, metadata) = query(&params);
+    Named(store, _): ConfigStore,
+) -> Result<Response, ApiError> {
+    let q = query(&params);
     let op = Op::ConfigSubscribe {
         store: &store,
-        keys: &keys,
+        keys: &q.keys,
     };
-    if let Err(e) = require(&ctx.rt, Kind::Configuration, "configuration", &store) {
-        return map_error(&e, op).into_response();
-    }
     if ctx.shared.app.is_none() {
-        return ApiError::new(
+        return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ERR_APP_CHANNEL_NIL",
             "app channel is not initialized. cannot subscribe to configuration updates",
-        )
-        .into_response();
+        ));
     }
-    let q = ConfigQuery {
-        keys: keys.clone(),
-        metadata,
-        ..Default::default()
-    };
-    let changes = match ctx.rt.subscribe_configuration(&store, q).await {
-        Ok(c) => c,
-        Err(e) => return map_error(&e, op).into_response(),
-    };
+    let changes = ctx
+        .rt
+        .subscribe_configuration(&store, q.clone())
+        .await
+        .map_err(err(op))?;
     let id = uuid::Uuid::new_v4().to_string();
     let task = tokio::spawn(forward(ctx.rt.clone(), store.clone(), id.clone(), changes));
     ctx.config_subs()
         .insert(id.clone(), Subscription { store, task });
-    json_ok(&serde_json::json!({ "id": id }))
+    Ok(json_ok(&serde_json::json!({ "id": id })))
 }
 
 /// `GET /v1.0[-alpha1]/configuration/{store}/{id}/unsubscribe`.
 pub(crate) async fn unsubscribe(
     State(ctx): State<Ctx>,
-    Path((store, id)): Path<(String, String)>,
+    Named(store, _): ConfigStore,
+    Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    let op = Op::ConfigUnsubscribe {
-        store: &store,
-        id: &id,
-    };
-    if let Err(e) = require(&ctx.rt, Kind::Configuration, "configuration", &store) {
-        return map_error(&e, op).into_response();
-    }
     let removed = {
         let mut subs = ctx.config_subs();
         match subs.get(&id) {

@@ -15,12 +15,13 @@ use axum::response::{IntoResponse, Response};
 use layotto_core::HealthStatus;
 
 use super::error::ApiError;
-use super::{Ctx, Params, no_content, param, read_params};
+use super::extract::Params;
+use super::{Ctx, no_content};
 
 /// Readiness key the runtime uses for its start-up state.
 const STARTUP_COMPONENT: &str = "runtime_startup";
 
-pub(crate) async fn healthz(State(ctx): State<Ctx>, params: Params) -> Response {
+pub(crate) async fn healthz(State(ctx): State<Ctx>, params: Result<Params, ApiError>) -> Response {
     let ready = ctx.rt.liveness().status == HealthStatus::Up
         && ctx.rt.readiness().await.status == HealthStatus::Up;
     if !ready {
@@ -31,8 +32,9 @@ pub(crate) async fn healthz(State(ctx): State<Ctx>, params: Params) -> Response 
         )
         .into_response();
     }
-    let params = read_params(params).unwrap_or_default();
-    if let Some(app_id) = param(&params, "appid")
+    // A query that does not parse names no app id.
+    let params = params.unwrap_or(Params(Vec::new()));
+    if let Some(app_id) = params.get("appid")
         && app_id != ctx.rt.app_id()
     {
         return ApiError::new(

@@ -3,8 +3,8 @@
 //!
 //! `<VERB> /v1.0/invoke/{app_id}/method/{method...}`: the verb, the method path as sent
 //! (still percent-encoded, as Dapr takes it from `URL.RawPath`), the raw query, the content
-//! type, the body and the headers (minus hop-by-hop headers, `Host`, `Content-Length`,
-//! `dapr-api-token` and `dapr-app-id`) go to the app; its status, content type, headers and
+//! type, the body and the headers (minus [`layotto_dapr_wire::headers::NOT_FORWARDED`]: hop-by-hop
+//! headers, `Host`, `Content-Length`, `dapr-api-token` and `dapr-app-id`) go to the app; its status, content type, headers and
 //! body come back. Failures are `ERR_DIRECT_INVOKE`: 403 when denied, else 500
 //! (`predefined.go` `ErrDirectInvoke`, "failed to invoke, id: %s, err: %v").
 
@@ -13,31 +13,11 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, he
 use axum::response::{IntoResponse, Response};
 use layotto_runtime::InvokeRequest;
 
-use super::error::{Op, map_error};
-use super::{API_TOKEN_HEADER, Body, Ctx, read_body};
+use layotto_dapr_wire::headers::forwarded;
 
-/// Headers that describe one connection, not the message (RFC 9110 section 7.6.1), plus the
-/// ones the sidecar sets itself.
-const NOT_FORWARDED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-    "content-type",
-    API_TOKEN_HEADER,
-    "dapr-app-id",
-];
-
-fn forwarded(name: &str) -> bool {
-    !NOT_FORWARDED.iter().any(|n| n.eq_ignore_ascii_case(name))
-}
+use super::Ctx;
+use super::error::{ApiError, Op, err};
+use super::extract::RawBody;
 
 /// The method part of `/v1.0/invoke/<app>/method/<method>`, as sent.
 fn raw_method(uri: &Uri) -> String {
@@ -59,12 +39,8 @@ pub(crate) async fn invoke(
     uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let data = match read_body(body) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
+    RawBody(data): RawBody,
+) -> Result<Response, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
@@ -86,10 +62,11 @@ pub(crate) async fn invoke(
             })
             .collect(),
     };
-    let resp = match ctx.rt.invoke_service(&app_id, &req).await {
-        Ok(r) => r,
-        Err(e) => return map_error(&e, Op::Invoke { app_id: &app_id }).into_response(),
-    };
+    let resp = ctx
+        .rt
+        .invoke_service(&app_id, &req)
+        .await
+        .map_err(err(Op::Invoke { app_id: &app_id }))?;
     let status = match resp.status {
         0 => StatusCode::OK,
         s => StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -112,7 +89,7 @@ pub(crate) async fn invoke(
     {
         h.insert(header::CONTENT_TYPE, v);
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -10,19 +10,20 @@
 //!   0 success, 1 lock does not exist, 2 lock belongs to others, 3 internal error.
 //!
 //! Checks in Dapr's order: expiry not positive, no lock store, empty resource id, empty owner
-//! (each 400 `ERR_MALFORMED_REQUEST` "... in lock store <store>", not configured 500
+//! (each 400 `ERR_MALFORMED_REQUEST` `"... in lock store <store>"`, not configured 500
 //! `ERR_LOCK_STORE_NOT_CONFIGURED`), then unknown store 400 `ERR_LOCK_STORE_NOT_FOUND`.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use layotto_config::Kind;
 use layotto_core::Error;
 use layotto_core::lock::LockStatus;
 use serde::{Deserialize, Deserializer};
 
-use super::error::{ApiError, ERR_MALFORMED_REQUEST, Op, map_error};
-use super::{Body, Ctx, json_ok, parse_json, read_body, require};
+use super::error::{ApiError, ERR_MALFORMED_REQUEST, Op, err, map_error};
+use super::extract::{RawBody, check};
+use super::{Ctx, json_ok};
 
 /// protojson `int32`: a JSON number or a string holding one.
 fn int32<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
@@ -38,8 +39,9 @@ fn int32<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
         .ok_or_else(|| D::Error::custom(format!("invalid value for int32 field: {v}")))
 }
 
+/// A lock or unlock request body (also an extractor: an empty body is an empty request).
 #[derive(Debug, Default, Deserialize)]
-struct LockIn {
+pub(crate) struct LockIn {
     #[serde(default, alias = "resource_id", rename = "resourceId")]
     resource_id: String,
     #[serde(default, alias = "lock_owner", rename = "lockOwner")]
@@ -57,7 +59,16 @@ fn parse(body: &[u8]) -> Result<LockIn, ApiError> {
     if body.is_empty() {
         Ok(LockIn::default())
     } else {
-        parse_json(body)
+        serde_json::from_slice(body).map_err(ApiError::malformed)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for LockIn {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let RawBody(body) = RawBody::from_request(req, state).await?;
+        parse(&body)
     }
 }
 
@@ -71,7 +82,7 @@ fn invalid(what: &str, store: &str) -> ApiError {
 
 /// The checks both calls share: a lock store at all, resource id, owner, then the store.
 fn validate(ctx: &Ctx, store: &str, req: &LockIn, op: Op<'_>) -> Result<(), ApiError> {
-    let check = require(&ctx.rt, Kind::Lock, "lock", store);
+    let check = check(ctx, Kind::Lock, store);
     if let Err(e) = &check
         && e.kind == layotto_core::ErrorKind::NotConfigured
     {
@@ -90,30 +101,24 @@ fn validate(ctx: &Ctx, store: &str, req: &LockIn, op: Op<'_>) -> Result<(), ApiE
 pub(crate) async fn try_lock(
     State(ctx): State<Ctx>,
     Path(store): Path<String>,
-    body: Body,
-) -> Response {
+    req: LockIn,
+) -> Result<Response, ApiError> {
     let op = Op::TryLock { store: &store };
-    let result = async {
-        let req = parse(&read_body(body)?)?;
-        if req.expiry_in_seconds <= 0 {
-            return Err(invalid("ExpiryInSeconds is not positive", &store));
-        }
-        validate(&ctx, &store, &req, op)?;
-        ctx.rt
-            .try_lock(
-                &store,
-                &req.resource_id,
-                &req.lock_owner,
-                req.expiry_in_seconds,
-            )
-            .await
-            .map_err(|e| map_error(&e, op))
+    if req.expiry_in_seconds <= 0 {
+        return Err(invalid("ExpiryInSeconds is not positive", &store));
     }
-    .await;
-    match result {
-        Ok(success) => json_ok(&serde_json::json!({ "success": success })),
-        Err(e) => e.into_response(),
-    }
+    validate(&ctx, &store, &req, op)?;
+    let success = ctx
+        .rt
+        .try_lock(
+            &store,
+            &req.resource_id,
+            &req.lock_owner,
+            req.expiry_in_seconds,
+        )
+        .await
+        .map_err(err(op))?;
+    Ok(json_ok(&serde_json::json!({ "success": success })))
 }
 
 /// Dapr's `UnlockResponse.Status` number.
@@ -130,22 +135,18 @@ fn status_number(s: LockStatus) -> i32 {
 pub(crate) async fn unlock(
     State(ctx): State<Ctx>,
     Path(store): Path<String>,
-    body: Body,
-) -> Response {
+    req: LockIn,
+) -> Result<Response, ApiError> {
     let op = Op::Unlock { store: &store };
-    let result = async {
-        let req = parse(&read_body(body)?)?;
-        validate(&ctx, &store, &req, op)?;
-        ctx.rt
-            .unlock(&store, &req.resource_id, &req.lock_owner)
-            .await
-            .map_err(|e| map_error(&e, op))
-    }
-    .await;
-    match result {
-        Ok(status) => json_ok(&serde_json::json!({ "status": status_number(status) })),
-        Err(e) => e.into_response(),
-    }
+    validate(&ctx, &store, &req, op)?;
+    let status = ctx
+        .rt
+        .unlock(&store, &req.resource_id, &req.lock_owner)
+        .await
+        .map_err(err(op))?;
+    Ok(json_ok(
+        &serde_json::json!({ "status": status_number(status) }),
+    ))
 }
 
 #[cfg(test)]

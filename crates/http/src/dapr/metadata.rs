@@ -15,22 +15,24 @@
 //!  "actorRuntime": {"runtimeStatus": "DISABLED", "hostReady": false}}
 //! ```
 //!
+//! Each component's `capabilities` are the runtime's (`RegisteredComponent::capabilities`: the
+//! component's own features plus what its block implies, e.g. `OUTPUT_BINDING`), the same list
+//! the gRPC `GetMetadata` reports.
+//!
 //! `PUT /v1.0/metadata/{key}` stores the body (as text) as attribute `key`: 204.
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
-use layotto_config::Kind;
-use layotto_runtime::RegisteredComponent;
+use axum::response::Response;
+use layotto_dapr_wire::metadata::{
+    COMPONENT_VERSION, RUNTIME_VERSION_KEY, SUBSCRIPTION_PROGRAMMATIC,
+};
 use serde::Serialize;
 
-use super::error::{Op, map_error};
-use super::{Body, Ctx, json_ok, no_content, read_body};
-
-/// `extended` key Dapr always fills with the runtime version (deprecated there, kept for
-/// compatibility).
-const RUNTIME_VERSION_KEY: &str = "daprRuntimeVersion";
+use super::error::{ApiError, Op, err};
+use super::extract::RawBody;
+use super::{Ctx, json_ok, no_content};
 
 #[derive(Serialize)]
 struct MetadataOut {
@@ -57,7 +59,7 @@ struct ComponentOut {
     type_: String,
     version: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    capabilities: Vec<&'static str>,
+    capabilities: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -101,16 +103,6 @@ struct ActorRuntimeOut {
     host_ready: bool,
 }
 
-/// Capabilities in Dapr's feature names: every state store here does ETags, transactions and
-/// TTLs; every binding is an output binding.
-fn capabilities(c: &RegisteredComponent) -> Vec<&'static str> {
-    match c.kind {
-        Kind::State => vec!["ETAG", "TRANSACTIONAL", "TTL"],
-        Kind::Binding => vec!["OUTPUT_BINDING"],
-        _ => Vec::new(),
-    }
-}
-
 /// `GET /v1.0/metadata`.
 pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
     let rt = &ctx.rt;
@@ -128,8 +120,8 @@ pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
             .map(|c| ComponentOut {
                 name: c.name.clone(),
                 type_: c.dapr_type(),
-                version: "v1",
-                capabilities: capabilities(c),
+                version: COMPONENT_VERSION,
+                capabilities: c.capabilities.clone(),
             })
             .collect(),
         extended,
@@ -146,7 +138,7 @@ pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
                     vec![RuleOut { path: s.route }]
                 },
                 dead_letter_topic: String::new(),
-                type_: "PROGRAMMATIC",
+                type_: SUBSCRIPTION_PROGRAMMATIC,
             })
             .collect(),
         app_connection_properties: ctx
@@ -168,13 +160,13 @@ pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
 }
 
 /// `PUT /v1.0/metadata/{key}`: the body is the value; 204.
-pub(crate) async fn put(State(ctx): State<Ctx>, Path(key): Path<String>, body: Body) -> Response {
-    let body = match read_body(body) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
-    match ctx.rt.set_attribute(&key, &String::from_utf8_lossy(&body)) {
-        Ok(()) => no_content(),
-        Err(e) => map_error(&e, Op::Metadata).into_response(),
-    }
+pub(crate) async fn put(
+    State(ctx): State<Ctx>,
+    Path(key): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    ctx.rt
+        .set_attribute(&key, &String::from_utf8_lossy(&body))
+        .map_err(err(Op::Metadata))?;
+    Ok(no_content())
 }

@@ -26,6 +26,10 @@
 //! | `GET /v1.0/metadata`, `PUT /v1.0/metadata/{key}` | 200 JSON, 204 |
 //! | `POST /v1.0/shutdown` | 204, then [`DaprHttpOptions::shutdown`] is notified |
 //!
+//! Each route takes its parts with the extractors of `extract` (store lookup, query
+//! parameters, body), whose rejections are the Dapr error answers, so a handler holds only
+//! what is its own.
+//!
 //! With [`DaprHttpOptions::api_token`] set, every request but `GET /v1.0/healthz*` must carry
 //! header `dapr-api-token` with that value (`pkg/api/http/middlewares.go`
 //! `APITokenAuthMiddleware`); the header is removed before the request goes on.
@@ -33,6 +37,7 @@
 mod bindings;
 mod configuration;
 pub mod error;
+mod extract;
 mod health;
 mod invoke;
 mod lock;
@@ -47,15 +52,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
-use layotto_config::Kind;
-use layotto_core::{Error, Metadata};
+use layotto_core::Metadata;
 use layotto_runtime::Runtime;
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
@@ -65,7 +67,7 @@ use error::ApiError;
 /// Dapr's default `--max-body-size` (4Mi).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
 /// Header carrying the API token (`pkg/security/consts` `APITokenHeader`).
-pub const API_TOKEN_HEADER: &str = "dapr-api-token";
+pub use layotto_dapr_wire::headers::API_TOKEN_HEADER;
 /// Prefix of query parameters (and response headers) that carry metadata
 /// (`pkg/api/http/responses.go` `metadataPrefix`).
 pub const METADATA_PREFIX: &str = "metadata.";
@@ -142,71 +144,15 @@ impl Drop for Shared {
     }
 }
 
-/// A request body, or why it could not be read.
-pub(crate) type Body = Result<Bytes, BytesRejection>;
-
-/// Query parameters in order, or why they could not be parsed.
-pub(crate) type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
-
-/// The body bytes, or the error answer.
-pub(crate) fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    body.map_err(|r| ApiError::body(&r))
-}
-
-/// The query parameters, or 400 `ERR_MALFORMED_REQUEST`.
-pub(crate) fn read_params(params: Params) -> Result<Vec<(String, String)>, ApiError> {
-    params.map(|Query(p)| p).map_err(|r| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            error::ERR_MALFORMED_REQUEST,
-            format!("invalid query string: {}", r.body_text()),
-        )
-    })
-}
-
-/// Metadata from `metadata.<key>=<value>` query parameters; the first value of a key wins, as
-/// with Go's `url.Values` (`http.go` `getMetadataFromRequest`).
-pub(crate) fn query_metadata(params: &[(String, String)]) -> Metadata {
-    let mut md = Metadata::new();
-    for (k, v) in params {
-        if let Some(key) = k.strip_prefix(METADATA_PREFIX) {
-            md.entry(key.to_owned()).or_insert_with(|| v.clone());
-        }
-    }
-    md
-}
-
-/// The first value of query parameter `name`.
-pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// Every value of query parameter `name`, in order.
-pub(crate) fn params_all(params: &[(String, String)], name: &str) -> Vec<String> {
-    params
-        .iter()
-        .filter(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-        .collect()
-}
-
-/// Decodes a JSON body, or 400 `ERR_MALFORMED_REQUEST`.
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(ApiError::malformed)
-}
-
 /// A JSON answer with `status`.
-pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
     (
         status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body,
+        body.into(),
     )
         .into_response()
 }
@@ -240,26 +186,6 @@ pub(crate) fn add_metadata_headers(resp: &mut Response, md: &Metadata) {
         ) {
             resp.headers_mut().append(name, value);
         }
-    }
-}
-
-/// Checks that component `name` of `kind` exists, with the errors the runtime gives (nothing
-/// of the block configured, empty or unknown name), so a handler can fail before reading the
-/// body as Dapr does.
-pub(crate) fn require(rt: &Runtime, kind: Kind, api: &str, name: &str) -> Result<(), Error> {
-    let mut any = false;
-    for c in rt.components().iter().filter(|c| c.kind == kind) {
-        any = true;
-        if c.name == name {
-            return Ok(());
-        }
-    }
-    if !any {
-        Err(Error::not_configured(api))
-    } else if name.is_empty() {
-        Err(Error::empty_field(&format!("{api} store name")))
-    } else {
-        Err(Error::store_not_found(api, name))
     }
 }
 

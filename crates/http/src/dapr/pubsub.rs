@@ -10,22 +10,20 @@
 
 use std::collections::HashSet;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine as _;
-use layotto_config::Kind;
 use layotto_core::Metadata;
+use layotto_dapr_wire::errors::ERR_PUBSUB_PUBLISH_MESSAGE;
 use layotto_runtime::RAW_PAYLOAD_KEY;
-use layotto_runtime::cloudevent::parse_go_bool;
+use layotto_runtime::cloudevent::{is_text_content_type, parse_go_bool};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::error::{ApiError, Op, map_error};
-use super::{
-    Body, Ctx, Params, add_metadata_headers, json_response, no_content, query_metadata, read_body,
-    read_params, require,
-};
+use super::error::{ApiError, err, map_error};
+use super::extract::{Params, RawBody, Topic};
+use super::{Ctx, add_metadata_headers, json_response, no_content};
 
 /// Checks `rawPayload` as components-contrib `metadata.IsRawPayload` does and rewrites it to
 /// `true`/`false`, the spelling the runtime reads. Error: 400 `ERR_PUBSUB_REQUEST_METADATA`.
@@ -58,33 +56,18 @@ fn content_type(headers: &HeaderMap) -> String {
 /// `POST|PUT /v1.0/publish/{pubsub}/{topic...}`; 204.
 pub(crate) async fn publish(
     State(ctx): State<Ctx>,
-    Path((pubsub, topic)): Path<(String, String)>,
+    to: Topic,
     headers: HeaderMap,
     params: Params,
-    body: Body,
-) -> Response {
-    let op = Op::Publish {
-        pubsub: &pubsub,
-        topic: &topic,
-    };
-    if let Err(e) = require(&ctx.rt, Kind::PubSub, "pubsub", &pubsub) {
-        return map_error(&e, op).into_response();
-    }
-    let result = async {
-        let params = read_params(params)?;
-        let body = read_body(body)?;
-        let mut md = query_metadata(&params);
-        normalise_raw_payload(&mut md)?;
-        ctx.rt
-            .publish(&pubsub, &topic, &body, &content_type(&headers), md)
-            .await
-            .map_err(|e| map_error(&e, op))
-    }
-    .await;
-    match result {
-        Ok(()) => no_content(),
-        Err(e) => e.into_response(),
-    }
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let mut md = params.metadata();
+    normalise_raw_payload(&mut md)?;
+    ctx.rt
+        .publish(&to.pubsub, &to.topic, &body, &content_type(&headers), md)
+        .await
+        .map_err(err(to.op()))?;
+    Ok(no_content())
 }
 
 /// One entry of a bulk publish (`http.go` `bulkPublishMessageEntry`).
@@ -147,7 +130,7 @@ fn event_bytes(event: &Value, content_type: &str) -> Result<Vec<u8>, String> {
                 format!("error: unable to decode base64 application/octect-stream data: {e}")
             });
     }
-    if content_type.to_ascii_lowercase().starts_with("text/") || mt == "application/xml" {
+    if is_text_content_type(content_type) {
         return match event {
             Value::String(s) => Ok(s.as_bytes().to_vec()),
             _ => Err(MISMATCH.to_owned()),
@@ -162,22 +145,14 @@ fn event_bytes(event: &Value, content_type: &str) -> Result<Vec<u8>, String> {
 /// `POST|PUT /v1.0-alpha1/publish/bulk/{pubsub}/{topic...}` (and `/v1.0/`).
 pub(crate) async fn bulk_publish(
     State(ctx): State<Ctx>,
-    Path((pubsub, topic)): Path<(String, String)>,
+    to: Topic,
     params: Params,
-    body: Body,
-) -> Response {
-    let op = Op::Publish {
-        pubsub: &pubsub,
-        topic: &topic,
-    };
-    if let Err(e) = require(&ctx.rt, Kind::PubSub, "pubsub", &pubsub) {
-        return map_error(&e, op).into_response();
-    }
-    let prepared = async {
-        let params = read_params(params)?;
-        let mut md = query_metadata(&params);
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let (op, pubsub, topic) = (to.op(), &to.pubsub, &to.topic);
+    let entries = {
+        let mut md = params.metadata();
         normalise_raw_payload(&mut md)?;
-        let body = read_body(body)?;
         let entries: Vec<BulkEntryIn> = serde_json::from_slice(&body).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -217,19 +192,14 @@ pub(crate) async fn bulk_publish(
             normalise_raw_payload(&mut entry_md)?;
             out.push((entry.entry_id, data, entry.content_type, entry_md));
         }
-        Ok(out)
-    }
-    .await;
-    let entries = match prepared {
-        Ok(e) => e,
-        Err(e) => return e.into_response(),
+        out
     };
     let mut failed = Vec::new();
     let mut first_error = None;
     for (entry_id, data, content_type, md) in entries {
         if let Err(e) = ctx
             .rt
-            .publish(&pubsub, &topic, &data, &content_type, md)
+            .publish(pubsub, topic, &data, &content_type, md)
             .await
         {
             let api = map_error(&e, op);
@@ -241,11 +211,11 @@ pub(crate) async fn bulk_publish(
         }
     }
     let Some(first) = first_error else {
-        return no_content();
+        return Ok(no_content());
     };
     let body = BulkPublishResponse {
         failed_entries: failed,
-        error_code: "ERR_PUBSUB_PUBLISH_MESSAGE".to_owned(),
+        error_code: ERR_PUBSUB_PUBLISH_MESSAGE.to_owned(),
     };
     let json = serde_json::to_vec(&body).unwrap_or_default();
     let mut resp = json_response(first.status, json.clone());
@@ -256,7 +226,7 @@ pub(crate) async fn bulk_publish(
     );
     md.insert("error".to_owned(), first.message);
     add_metadata_headers(&mut resp, &md);
-    resp
+    Ok(resp)
 }
 
 #[cfg(test)]

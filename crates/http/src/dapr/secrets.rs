@@ -10,36 +10,28 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-use super::error::{Op, map_error};
-use super::{Ctx, Params, json_ok, query_metadata, read_params};
+use super::error::{ApiError, Op, err};
+use super::extract::Params;
+use super::{Ctx, json_ok};
 
 /// `GET /v1.0/secrets/{store}/{key}`.
 pub(crate) async fn get(
     State(ctx): State<Ctx>,
     Path((store, key)): Path<(String, String)>,
     params: Params,
-) -> Response {
-    let params = match read_params(params) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
+) -> Result<Response, ApiError> {
+    let op = Op::SecretGet {
+        store: &store,
+        key: &key,
     };
-    match ctx
+    let secret = ctx
         .rt
-        .get_secret(&store, &key, &query_metadata(&params))
+        .get_secret(&store, &key, &params.metadata())
         .await
-    {
-        Ok(secret) => json_ok(&secret.into_iter().collect::<BTreeMap<_, _>>()),
-        Err(e) => map_error(
-            &e,
-            Op::SecretGet {
-                store: &store,
-                key: &key,
-            },
-        )
-        .into_response(),
-    }
+        .map_err(err(op))?;
+    Ok(json_ok(&secret.into_iter().collect::<BTreeMap<_, _>>()))
 }
 
 /// `GET /v1.0/secrets/{store}/bulk`.
@@ -47,23 +39,15 @@ pub(crate) async fn bulk_get(
     State(ctx): State<Ctx>,
     Path(store): Path<String>,
     params: Params,
-) -> Response {
-    let params = match read_params(params) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    match ctx
+) -> Result<Response, ApiError> {
+    let all = ctx
         .rt
-        .get_bulk_secret(&store, &query_metadata(&params))
+        .get_bulk_secret(&store, &params.metadata())
         .await
-    {
-        Ok(all) => {
-            let sorted: BTreeMap<String, BTreeMap<String, String>> = all
-                .into_iter()
-                .map(|(k, v)| (k, v.into_iter().collect()))
-                .collect();
-            json_ok(&sorted)
-        }
-        Err(e) => map_error(&e, Op::SecretBulkGet { store: &store }).into_response(),
-    }
+        .map_err(err(Op::SecretBulkGet { store: &store }))?;
+    let sorted: BTreeMap<String, BTreeMap<String, String>> = all
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect();
+    Ok(json_ok(&sorted))
 }

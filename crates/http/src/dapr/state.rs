@@ -17,7 +17,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use layotto_config::Kind;
 use layotto_core::state::{
     Concurrency, Consistency, DeleteRequest, SetRequest, StateOptions, TransactionOp,
 };
@@ -25,11 +24,9 @@ use layotto_core::{Error, Metadata};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::{ApiError, ERR_MALFORMED_REQUEST, Op, map_error};
-use super::{
-    Body, Ctx, Params, add_metadata_headers, json_response, no_content, param, parse_json,
-    query_metadata, read_body, read_params, require,
-};
+use super::error::{ApiError, ERR_MALFORMED_REQUEST, Op, err, map_error};
+use super::extract::{JsonBody, Named, Params, StateStore};
+use super::{Ctx, add_metadata_headers, json_response, no_content};
 
 /// Concurrency and consistency as JSON strings (`first-write`/`last-write`,
 /// `eventual`/`strong`).
@@ -43,7 +40,7 @@ struct OptionsIn {
 
 /// One item of a save (components-contrib `state.SetRequest`).
 #[derive(Debug, Deserialize)]
-struct SaveItem {
+pub(crate) struct SaveItem {
     #[serde(default)]
     key: String,
     #[serde(default)]
@@ -126,59 +123,31 @@ fn set_request(item: SaveItem, extra: &Metadata) -> Result<SetRequest, Error> {
 /// `POST|PUT /v1.0/state/{store}`: a JSON array of items; 204.
 pub(crate) async fn save(
     State(ctx): State<Ctx>,
-    Path(store): Path<String>,
+    Named(store, _): StateStore,
     params: Params,
-    body: Body,
-) -> Response {
+    JsonBody(items): JsonBody<Vec<SaveItem>>,
+) -> Result<Response, ApiError> {
     let op = Op::StateSave { store: &store };
-    if let Err(e) = require(&ctx.rt, Kind::State, "state", &store) {
-        return map_error(&e, op).into_response();
-    }
-    let result = async {
-        let params = read_params(params)?;
-        let body = read_body(body)?;
-        let items: Vec<SaveItem> = parse_json(&body)?;
-        let md = query_metadata(&params);
-        let mut reqs = Vec::with_capacity(items.len());
-        for item in items {
-            if item.key.is_empty() {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    ERR_MALFORMED_REQUEST,
-                    "\"key\" is a required field",
-                ));
-            }
-            reqs.push(set_request(item, &md).map_err(|e| map_error(&e, op))?);
+    let md = params.metadata();
+    let mut reqs = Vec::with_capacity(items.len());
+    for item in items {
+        if item.key.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ERR_MALFORMED_REQUEST,
+                "\"key\" is a required field",
+            ));
         }
-        ctx.rt
-            .save_state(&store, reqs)
-            .await
-            .map_err(|e| map_error(&e, op))
+        reqs.push(set_request(item, &md).map_err(err(op))?);
     }
-    .await;
-    match result {
-        Ok(()) => no_content(),
-        Err(e) => e.into_response(),
-    }
+    ctx.rt.save_state(&store, reqs).await.map_err(err(op))?;
+    Ok(no_content())
 }
 
-async fn get_key(ctx: &Ctx, store: &str, key: &str, params: Params) -> Response {
-    let params = match read_params(params) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let md = query_metadata(&params);
-    match ctx.rt.get_state(store, key, &md).await {
+async fn get_key(ctx: &Ctx, store: &str, key: &str, params: &Params) -> Response {
+    match ctx.rt.get_state(store, key, &params.metadata()).await {
         Ok(Some(item)) => {
-            let mut resp = (
-                StatusCode::OK,
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                item.data,
-            )
-                .into_response();
+            let mut resp = json_response(StatusCode::OK, item.data);
             if let Some(etag) = item.etag.as_deref()
                 && let Ok(v) = HeaderValue::from_str(etag)
             {
@@ -199,7 +168,7 @@ pub(crate) async fn get(
     Path((store, key)): Path<(String, String)>,
     params: Params,
 ) -> Response {
-    get_key(&ctx, &store, &key, params).await
+    get_key(&ctx, &store, &key, &params).await
 }
 
 /// The last path segment of `/v1.0/state/{store}/bulk` or `/transaction`.
@@ -219,7 +188,7 @@ pub(crate) async fn get_literal_key(
     params: Params,
 ) -> Response {
     let key = literal_key(uri.path());
-    get_key(&ctx, &store, &key, params).await
+    get_key(&ctx, &store, &key, &params).await
 }
 
 async fn delete_key(
@@ -227,30 +196,24 @@ async fn delete_key(
     store: &str,
     key: &str,
     headers: &HeaderMap,
-    params: Params,
-) -> Response {
+    params: &Params,
+) -> Result<Response, ApiError> {
     let op = Op::StateDelete { store, key };
-    let params = match read_params(params) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let options = match options(param(&params, "concurrency"), param(&params, "consistency")) {
-        Ok(o) => o,
-        Err(e) => return map_error(&e, op).into_response(),
-    };
+    let options = options(params.get("concurrency"), params.get("consistency")).map_err(err(op))?;
     let etag = headers
         .get(header::IF_MATCH)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let req = DeleteRequest {
         key: key.to_owned(),
         etag,
-        metadata: query_metadata(&params),
+        metadata: params.metadata(),
         options,
     };
-    match ctx.rt.delete_state(store, vec![req]).await {
-        Ok(()) => no_content(),
-        Err(e) => map_error(&e, op).into_response(),
-    }
+    ctx.rt
+        .delete_state(store, vec![req])
+        .await
+        .map_err(err(op))?;
+    Ok(no_content())
 }
 
 /// `DELETE /v1.0/state/{store}/{key}`: `If-Match` is the ETag; query `concurrency`,
@@ -260,8 +223,8 @@ pub(crate) async fn delete(
     Path((store, key)): Path<(String, String)>,
     headers: HeaderMap,
     params: Params,
-) -> Response {
-    delete_key(&ctx, &store, &key, &headers, params).await
+) -> Result<Response, ApiError> {
+    delete_key(&ctx, &store, &key, &headers, &params).await
 }
 
 /// `DELETE /v1.0/state/{store}/bulk|transaction`: deletes the key literally named so.
@@ -271,14 +234,14 @@ pub(crate) async fn delete_literal_key(
     uri: axum::http::Uri,
     headers: HeaderMap,
     params: Params,
-) -> Response {
+) -> Result<Response, ApiError> {
     let key = literal_key(uri.path());
-    delete_key(&ctx, &store, &key, &headers, params).await
+    delete_key(&ctx, &store, &key, &headers, &params).await
 }
 
 /// Body of a bulk get (`pkg/api/http/requests.go` `BulkGetRequest`).
 #[derive(Debug, Deserialize)]
-struct BulkGetIn {
+pub(crate) struct BulkGetIn {
     #[serde(default)]
     keys: Vec<String>,
     /// Accepted; reads run in order here.
@@ -311,31 +274,18 @@ fn json_str(s: &str) -> String {
 /// `BulkGetResponse`).
 pub(crate) async fn bulk_get(
     State(ctx): State<Ctx>,
-    Path(store): Path<String>,
+    Named(store, _): StateStore,
     params: Params,
-    body: Body,
-) -> Response {
-    let op = Op::StateBulkGet { store: &store };
-    if let Err(e) = require(&ctx.rt, Kind::State, "state", &store) {
-        return map_error(&e, op).into_response();
-    }
-    let result = async {
-        let params = read_params(params)?;
-        let body = read_body(body)?;
-        let req: BulkGetIn = parse_json(&body)?;
-        let md = merged(req.metadata, &query_metadata(&params));
-        if req.keys.is_empty() {
-            return Ok(Vec::new());
-        }
+    JsonBody(req): JsonBody<BulkGetIn>,
+) -> Result<Response, ApiError> {
+    let md = merged(req.metadata, &params.metadata());
+    let items = if req.keys.is_empty() {
+        Vec::new()
+    } else {
         ctx.rt
             .get_bulk_state(&store, &req.keys, &md)
             .await
-            .map_err(|e| map_error(&e, op))
-    }
-    .await;
-    let items = match result {
-        Ok(items) => items,
-        Err(e) => return e.into_response(),
+            .map_err(err(Op::StateBulkGet { store: &store }))?
     };
     let mut out = String::from("[");
     for (i, it) in items.iter().enumerate() {
@@ -367,12 +317,12 @@ pub(crate) async fn bulk_get(
         out.push('}');
     }
     out.push(']');
-    json_response(StatusCode::OK, out.into_bytes())
+    Ok(json_response(StatusCode::OK, out.into_bytes()))
 }
 
 /// Body of a transaction (`http.go` `stateTransactionRequestBody`).
 #[derive(Debug, Deserialize)]
-struct TransactionIn {
+pub(crate) struct TransactionIn {
     #[serde(default)]
     operations: Vec<TransactionOpIn>,
     #[serde(default)]
@@ -392,74 +342,58 @@ struct TransactionOpIn {
 /// is added to the transaction's and every operation's metadata.
 pub(crate) async fn transaction(
     State(ctx): State<Ctx>,
-    Path(store): Path<String>,
+    Named(store, _): StateStore,
     params: Params,
-    body: Body,
-) -> Response {
+    JsonBody(req): JsonBody<TransactionIn>,
+) -> Result<Response, ApiError> {
     let op = Op::StateTransaction { store: &store };
-    if let Err(e) = require(&ctx.rt, Kind::State, "state", &store) {
-        return map_error(&e, op).into_response();
+    if req.operations.is_empty() {
+        return Ok(no_content());
     }
-    let result = async {
-        let params = read_params(params)?;
-        let body = read_body(body)?;
-        let req: TransactionIn = parse_json(&body)?;
-        if req.operations.is_empty() {
-            return Ok(());
-        }
-        let query_md = query_metadata(&params);
-        let tx_md = merged(req.metadata, &query_md);
-        let mut ops = Vec::with_capacity(req.operations.len());
-        for o in req.operations {
-            match o.operation.as_str() {
-                "upsert" => {
-                    let item: SaveItem =
-                        serde_json::from_value(o.request).map_err(ApiError::malformed)?;
-                    ops.push(TransactionOp::Upsert(
-                        set_request(item, &query_md).map_err(|e| map_error(&e, op))?,
-                    ));
-                }
-                "delete" => {
-                    let item: DeleteItem =
-                        serde_json::from_value(o.request).map_err(ApiError::malformed)?;
-                    let options =
-                        options_in(item.options.as_ref()).map_err(|e| map_error(&e, op))?;
-                    ops.push(TransactionOp::Delete(DeleteRequest {
-                        key: item.key,
-                        etag: item.etag,
-                        metadata: merged(item.metadata, &query_md),
-                        options,
-                    }));
-                }
-                other => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "ERR_NOT_SUPPORTED_STATE_OPERATION",
-                        format!("operation type {other} not supported"),
-                    ));
-                }
+    let query_md = params.metadata();
+    let tx_md = merged(req.metadata, &query_md);
+    let mut ops = Vec::with_capacity(req.operations.len());
+    for o in req.operations {
+        match o.operation.as_str() {
+            "upsert" => {
+                let item: SaveItem =
+                    serde_json::from_value(o.request).map_err(ApiError::malformed)?;
+                ops.push(TransactionOp::Upsert(
+                    set_request(item, &query_md).map_err(err(op))?,
+                ));
+            }
+            "delete" => {
+                let item: DeleteItem =
+                    serde_json::from_value(o.request).map_err(ApiError::malformed)?;
+                let options = options_in(item.options.as_ref()).map_err(err(op))?;
+                ops.push(TransactionOp::Delete(DeleteRequest {
+                    key: item.key,
+                    etag: item.etag,
+                    metadata: merged(item.metadata, &query_md),
+                    options,
+                }));
+            }
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "ERR_NOT_SUPPORTED_STATE_OPERATION",
+                    format!("operation type {other} not supported"),
+                ));
             }
         }
-        ctx.rt
-            .transact_state(&store, ops, &tx_md)
-            .await
-            .map_err(|e| map_error(&e, op))
     }
-    .await;
-    match result {
-        Ok(()) => no_content(),
-        Err(e) => e.into_response(),
-    }
+    ctx.rt
+        .transact_state(&store, ops, &tx_md)
+        .await
+        .map_err(err(op))?;
+    Ok(no_content())
 }
 
 /// `POST|PUT /v1.0-alpha1/state/{store}/query`: no store here can query, so after the store
 /// checks the answer is Dapr's `QueryUnsupported` (500 `ERR_STATE_STORE_NOT_SUPPORTED`).
-pub(crate) async fn query(State(ctx): State<Ctx>, Path(store): Path<String>) -> Response {
-    let op = Op::StateQuery { store: &store };
-    let e = require(&ctx.rt, Kind::State, "state", &store)
-        .err()
-        .unwrap_or_else(|| Error::unsupported("state store does not support querying"));
-    map_error(&e, op).into_response()
+pub(crate) async fn query(Named(store, _): StateStore) -> ApiError {
+    let e = Error::unsupported("state store does not support querying");
+    map_error(&e, Op::StateQuery { store: &store })
 }
 
 #[cfg(test)]

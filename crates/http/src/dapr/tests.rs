@@ -12,9 +12,9 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt as _;
-use layotto_components::Registries;
 use layotto_config::Kind;
 use layotto_core::ComponentSpec;
+use layotto_core::Registries;
 use layotto_core::configuration::ConfigItem;
 use layotto_core::state::SetRequest;
 use layotto_runtime::{
@@ -111,7 +111,10 @@ async fn sidecar_with(opts: DaprHttpOptions, started: bool, binding_url: &str) -
             _ => {}
         }
     }
-    let registries = Registries::builtin().expect("registries");
+    let mut registries = Registries::new();
+    layotto_components_memory::register(&mut registries).expect("memory components");
+    layotto_components_local::register(&mut registries).expect("local components");
+    layotto_components_http::register(&mut registries).expect("http binding");
     let rt = Arc::new(Runtime::build(&config, &registries).expect("runtime builds"));
     rt.init().await.expect("init");
     if started {
@@ -346,6 +349,51 @@ async fn state_save_get_delete() {
     )
     .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
+}
+
+/// Issue 10, point 7: an ETag is checked whatever the concurrency option; last-write means
+/// "no check" only without an ETag (the Dapr Go SDK's `SaveStateWithETag` sends last-write).
+#[tokio::test]
+async fn a_wrong_etag_fails_under_last_write_too() {
+    let s = sidecar().await;
+    let save = |body: serde_json::Value| post(&s.router, "/v1.0/state/state_demo", body);
+    assert_eq!(
+        save(json!([{"key": "k", "value": 1}])).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let last_write = json!({"concurrency": "last-write"});
+    let r = save(json!([{"key": "k", "value": 2, "etag": "stale", "options": last_write}])).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    let r = post(
+        &s.router,
+        "/v1.0/state/state_demo/transaction",
+        json!({"operations": [
+            {"operation": "upsert", "request": {"key": "k", "value": 3, "etag": "stale",
+             "options": last_write}}
+        ]}),
+    )
+    .await;
+    assert!(
+        !r.status.is_success(),
+        "transaction with a stale ETag: {:?}",
+        r.body
+    );
+    let r = send(
+        &s.router,
+        Request::builder()
+            .method("DELETE")
+            .uri("/v1.0/state/state_demo/k?concurrency=last-write")
+            .header("if-match", "stale")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(get(&s.router, "/v1.0/state/state_demo/k").await.body, "1");
+    // Without an ETag, last-write overwrites.
+    let r = save(json!([{"key": "k", "value": 4, "options": last_write}])).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(get(&s.router, "/v1.0/state/state_demo/k").await.body, "4");
 }
 
 #[tokio::test]

@@ -62,6 +62,11 @@ impl Sidecar {
     }
 
     pub fn start_with_env(grpc_config: Value, env: &[(&str, &str)]) -> Self {
+        Self::start_with(grpc_config, env, &[])
+    }
+
+    /// Starts a sidecar with `env` and extra command-line `args` (e.g. `--app-port`).
+    pub fn start_with(grpc_config: Value, env: &[(&str, &str)], args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (grpc_port, actuator_port) = (free_port(), free_port());
         let cfg = layotto_config(grpc_port, actuator_port, grpc_config);
@@ -72,6 +77,7 @@ impl Sidecar {
         cmd.arg("start")
             .arg("-c")
             .arg(&config_path)
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

@@ -1,0 +1,310 @@
+//! The one implementation of every rpc Layotto's and Dapr's APIs share (state, publish,
+//! bindings, secrets, lock, service invocation), in Dapr's message types.
+//!
+//! As `mosn/layotto:pkg/grpc/default_api` does, Dapr's API is the implementation: the Dapr
+//! service calls these handlers directly, the Layotto service converts its request into
+//! Dapr's (`crate::layotto_dapr`), calls the same handler and converts the answer back. A
+//! handler fails with a [`Failure`]; each service words it its own way
+//! ([`Failure::dapr`], [`Failure::layotto`]).
+
+use std::sync::Arc;
+
+use layotto_core::Error;
+use layotto_core::binding::BindingRequest;
+use layotto_core::lock::LockStatus;
+use layotto_core::state::DeleteRequest;
+use layotto_dapr_wire::errors::ERR_DIRECT_INVOKE;
+use layotto_proto::dapr::proto::common::v1 as common;
+use layotto_proto::dapr::proto::runtime::v1 as pb;
+use layotto_runtime::{InvokeRequest, Runtime};
+use tonic::{Request, Status};
+
+use super::errors::{Block, Failure, fail};
+use crate::convert::dapr_state::{delete_request, etag, options, set_request, transaction};
+
+/// A shared handler's answer.
+pub(crate) type Answer<T> = Result<T, Failure>;
+
+/// The shared handlers over one runtime.
+#[derive(Clone)]
+pub(crate) struct DaprApi {
+    pub(crate) rt: Arc<Runtime>,
+}
+
+fn unlock_status(s: LockStatus) -> i32 {
+    use pb::unlock_response::Status as S;
+    match s {
+        LockStatus::Success => S::Success,
+        LockStatus::LockUnexist => S::LockDoesNotExist,
+        LockStatus::LockBelongToOthers => S::LockBelongsToOthers,
+        LockStatus::InternalError => S::InternalError,
+    }
+    .into()
+}
+
+/// The HTTP verb of a Dapr `HTTPExtension` (POST when absent or NONE, as Dapr calls HTTP apps).
+fn verb(ext: Option<&common::HttpExtension>) -> String {
+    use common::http_extension::Verb;
+    match ext.and_then(|e| Verb::try_from(e.verb).ok()) {
+        None | Some(Verb::None) => "POST".to_owned(),
+        Some(v) => v.as_str_name().to_owned(),
+    }
+}
+
+/// The caller's metadata that goes on to the app
+/// ([`layotto_dapr_wire::headers::forwarded_from_grpc`]).
+fn forwarded_metadata(md: &tonic::metadata::MetadataMap) -> Vec<(String, String)> {
+    md.iter()
+        .filter_map(|kv| match kv {
+            tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
+            }
+            tonic::metadata::KeyAndValueRef::Binary(..) => None,
+        })
+        .filter(|(k, _)| layotto_dapr_wire::headers::forwarded_from_grpc(k))
+        .collect()
+}
+
+impl DaprApi {
+    /// `InvokeService`: the caller's metadata travels as headers.
+    pub(crate) async fn invoke_service(
+        &self,
+        req: Request<pb::InvokeServiceRequest>,
+    ) -> Answer<common::InvokeResponse> {
+        let headers = forwarded_metadata(req.metadata());
+        let r = req.into_inner();
+        let m = r.message.ok_or_else(|| {
+            fail(Block::Invoke, ERR_DIRECT_INVOKE)(Error::invalid(
+                "message is empty: nothing to invoke",
+            ))
+        })?;
+        let invoke = InvokeRequest {
+            method: m.method,
+            http_verb: verb(m.http_extension.as_ref()),
+            query: m
+                .http_extension
+                .as_ref()
+                .map(|e| e.querystring.clone())
+                .unwrap_or_default(),
+            content_type: m.content_type,
+            data: m.data.map(|a| a.value).unwrap_or_default().into(),
+            headers,
+        };
+        let resp = self
+            .rt
+            .invoke_service(&r.id, &invoke)
+            .await
+            .map_err(fail(Block::Invoke, ERR_DIRECT_INVOKE))?;
+        if !(200..300).contains(&resp.status) {
+            // Dapr reports a failed HTTP app call as an error carrying the app's status.
+            return Err(Failure::Status(Status::unknown(format!(
+                "app '{}' answered HTTP {} for '{}': {}",
+                r.id,
+                resp.status,
+                invoke.method,
+                String::from_utf8_lossy(&resp.data)
+            ))));
+        }
+        Ok(common::InvokeResponse {
+            data: Some(prost_types::Any {
+                type_url: String::new(),
+                value: resp.data.to_vec(),
+            }),
+            content_type: resp.content_type,
+        })
+    }
+
+    /// `GetState`: a missing key is an empty answer.
+    pub(crate) async fn get_state(&self, r: pb::GetStateRequest) -> Answer<pb::GetStateResponse> {
+        let item = self
+            .rt
+            .get_state(&r.store_name, &r.key, &r.metadata)
+            .await
+            .map_err(fail(Block::State, "ERR_STATE_GET"))?;
+        Ok(match item {
+            Some(i) => pb::GetStateResponse {
+                data: i.data.to_vec(),
+                etag: i.etag.unwrap_or_default(),
+                metadata: i.metadata,
+            },
+            None => pb::GetStateResponse::default(),
+        })
+    }
+
+    /// `GetBulkState`: one item per key, with its own error.
+    pub(crate) async fn get_bulk_state(
+        &self,
+        r: pb::GetBulkStateRequest,
+    ) -> Answer<pb::GetBulkStateResponse> {
+        let items = self
+            .rt
+            .get_bulk_state(&r.store_name, &r.keys, &r.metadata)
+            .await
+            .map_err(fail(Block::State, "ERR_STATE_BULK_GET"))?;
+        let items = items
+            .into_iter()
+            .map(|b| match b.item {
+                Ok(Some(i)) => pb::BulkStateItem {
+                    key: b.key,
+                    data: i.data.to_vec(),
+                    etag: i.etag.unwrap_or_default(),
+                    error: String::new(),
+                    metadata: i.metadata,
+                },
+                Ok(None) => pb::BulkStateItem {
+                    key: b.key,
+                    ..Default::default()
+                },
+                Err(error) => pb::BulkStateItem {
+                    key: b.key,
+                    error,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        Ok(pb::GetBulkStateResponse { items })
+    }
+
+    /// `SaveState`.
+    pub(crate) async fn save_state(&self, r: pb::SaveStateRequest) -> Answer<()> {
+        let items = r.states.into_iter().map(set_request).collect();
+        self.rt
+            .save_state(&r.store_name, items)
+            .await
+            .map_err(fail(Block::State, "ERR_STATE_SAVE"))
+    }
+
+    /// `DeleteState`.
+    pub(crate) async fn delete_state(&self, r: pb::DeleteStateRequest) -> Answer<()> {
+        let d = DeleteRequest {
+            key: r.key,
+            etag: etag(r.etag),
+            metadata: r.metadata,
+            options: options(r.options),
+        };
+        self.rt
+            .delete_state(&r.store_name, vec![d])
+            .await
+            .map_err(fail(Block::State, "ERR_STATE_DELETE"))
+    }
+
+    /// `DeleteBulkState`.
+    pub(crate) async fn delete_bulk_state(&self, r: pb::DeleteBulkStateRequest) -> Answer<()> {
+        let reqs = r.states.into_iter().map(delete_request).collect();
+        self.rt
+            .delete_state(&r.store_name, reqs)
+            .await
+            .map_err(fail(Block::State, "ERR_STATE_BULK_DELETE"))
+    }
+
+    /// `ExecuteStateTransaction`.
+    pub(crate) async fn execute_state_transaction(
+        &self,
+        r: pb::ExecuteStateTransactionRequest,
+    ) -> Answer<()> {
+        let e = fail(Block::State, "ERR_STATE_TRANSACTION");
+        let ops = match transaction(r.operations) {
+            Ok(ops) => ops,
+            Err(x) => return Err(e(x)),
+        };
+        self.rt
+            .transact_state(&r.store_name, ops, &r.metadata)
+            .await
+            .map_err(e)
+    }
+
+    /// `PublishEvent`.
+    pub(crate) async fn publish_event(&self, r: pb::PublishEventRequest) -> Answer<()> {
+        self.rt
+            .publish(
+                &r.pubsub_name,
+                &r.topic,
+                &r.data,
+                &r.data_content_type,
+                r.metadata,
+            )
+            .await
+            .map_err(fail(Block::PubSub, "DAPR_PUBSUB_PUBLISH_MESSAGE"))
+    }
+
+    /// `InvokeBinding`.
+    pub(crate) async fn invoke_binding(
+        &self,
+        r: pb::InvokeBindingRequest,
+    ) -> Answer<pb::InvokeBindingResponse> {
+        let resp = self
+            .rt
+            .invoke_binding(
+                &r.name,
+                BindingRequest {
+                    operation: r.operation,
+                    data: r.data.into(),
+                    metadata: r.metadata,
+                },
+            )
+            .await
+            .map_err(fail(Block::Binding, "ERR_INVOKE_OUTPUT_BINDING"))?;
+        Ok(pb::InvokeBindingResponse {
+            data: resp.data.to_vec(),
+            metadata: resp.metadata,
+        })
+    }
+
+    /// `GetSecret`.
+    pub(crate) async fn get_secret(
+        &self,
+        r: pb::GetSecretRequest,
+    ) -> Answer<pb::GetSecretResponse> {
+        let data = self
+            .rt
+            .get_secret(&r.store_name, &r.key, &r.metadata)
+            .await
+            .map_err(fail(Block::Secret, "ERR_SECRET_GET"))?;
+        Ok(pb::GetSecretResponse { data })
+    }
+
+    /// `GetBulkSecret`.
+    pub(crate) async fn get_bulk_secret(
+        &self,
+        r: pb::GetBulkSecretRequest,
+    ) -> Answer<pb::GetBulkSecretResponse> {
+        let all = self
+            .rt
+            .get_bulk_secret(&r.store_name, &r.metadata)
+            .await
+            .map_err(fail(Block::Secret, "ERR_SECRET_GET"))?;
+        Ok(pb::GetBulkSecretResponse {
+            data: all
+                .into_iter()
+                .map(|(k, secrets)| (k, pb::SecretResponse { secrets }))
+                .collect(),
+        })
+    }
+
+    /// `TryLockAlpha1` (Layotto's `TryLock`).
+    pub(crate) async fn try_lock(&self, r: pb::TryLockRequest) -> Answer<pb::TryLockResponse> {
+        let success = self
+            .rt
+            .try_lock(
+                &r.store_name,
+                &r.resource_id,
+                &r.lock_owner,
+                r.expiry_in_seconds,
+            )
+            .await
+            .map_err(fail(Block::Lock, "ERR_TRY_LOCK"))?;
+        Ok(pb::TryLockResponse { success })
+    }
+
+    /// `UnlockAlpha1` (Layotto's `Unlock`).
+    pub(crate) async fn unlock(&self, r: pb::UnlockRequest) -> Answer<pb::UnlockResponse> {
+        let s = self
+            .rt
+            .unlock(&r.store_name, &r.resource_id, &r.lock_owner)
+            .await
+            .map_err(fail(Block::Lock, "ERR_UNLOCK"))?;
+        Ok(pb::UnlockResponse {
+            status: unlock_status(s),
+        })
+    }
+}

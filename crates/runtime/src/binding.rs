@@ -1,0 +1,28 @@
+//! Output bindings.
+
+use layotto_core::binding::{BindingRequest, BindingResponse, OutputBinding};
+use layotto_core::{Error, Result};
+
+use crate::Runtime;
+
+impl Runtime {
+    /// Invokes output binding `name`.
+    ///
+    /// # Errors
+    /// Unknown binding, unsupported operation, component failure.
+    pub async fn invoke_binding(&self, name: &str, req: BindingRequest) -> Result<BindingResponse> {
+        let b = self.components.target::<dyn OutputBinding>(name)?;
+        if req.operation.is_empty() {
+            return Err(Error::empty_field("operation"));
+        }
+        let ops = b.component.operations();
+        if !ops.iter().any(|o| o == &req.operation) {
+            return Err(Error::invalid(format!(
+                "binding '{name}' does not support operation '{}' (supported: {})",
+                req.operation,
+                ops.join(", ")
+            )));
+        }
+        b.run("invoke", b.component.invoke(req)).await
+    }
+}

@@ -1,0 +1,187 @@
+//! From a loaded configuration to built components: placeholders, secret references, key
+//! layouts, metadata warnings. No I/O except reading secret stores for `secretKeyRef`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use layotto_config::{ComponentEntry, Config, Kind, Origin, Problem, Problems};
+use layotto_core::metadata::substitute_placeholders;
+use layotto_core::secret::SecretStore;
+use layotto_core::sequencer::{BIGGER_THAN_KEY, parse_bigger_than};
+use layotto_core::{ComponentSpec, Error, Metadata, Registries, Result};
+
+use crate::call::Entry;
+use crate::keys::KeyPrefix;
+
+/// Checks every component of `config` against `registries` without I/O, collecting all
+/// problems (unknown types, bad metadata, bad key prefixes).
+///
+/// # Returns
+/// The warnings (unknown metadata keys, keys accepted without effect), each at its component.
+///
+/// # Errors
+/// Every problem found, each with file and JSON path.
+pub fn validate(
+    config: &Config,
+    registries: &Registries,
+) -> std::result::Result<Vec<Problem>, Problems> {
+    let app_id = &config.app.app_id;
+    let mut warnings = Vec::new();
+    let mut problems = Vec::new();
+    for entry in &config.components {
+        match create(registries, entry, app_id) {
+            Ok((_, w)) => warnings.extend(at(entry, w)),
+            Err(e) => problems.push(at_one(entry, e.message)),
+        }
+    }
+    if problems.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(Problems(problems))
+    }
+}
+
+fn at_one(entry: &ComponentEntry, message: String) -> Problem {
+    Problem {
+        file: entry.file.clone(),
+        path: entry.path.clone(),
+        message,
+    }
+}
+
+fn at(entry: &ComponentEntry, messages: Vec<String>) -> impl Iterator<Item = Problem> + '_ {
+    messages.into_iter().map(|m| {
+        at_one(
+            entry,
+            format!("{} component '{}': {m}", entry.kind, entry.spec.name),
+        )
+    })
+}
+
+/// Builds the component of `entry`: substitutes Dapr's metadata placeholders (for Dapr
+/// resources), resolves its key layout and builds it from its block's registry. Returns the
+/// table entry and the metadata warnings.
+pub(crate) fn create(
+    r: &Registries,
+    entry: &ComponentEntry,
+    app_id: &str,
+) -> Result<(Entry, Vec<String>)> {
+    let mut spec = entry.spec.clone();
+    if entry.origin == Origin::Dapr {
+        substitute(&mut spec.metadata, app_id)?;
+    }
+    let keys = KeyPrefix::for_component(entry.kind, entry.origin, &spec, app_id)?;
+    if entry.kind == Kind::Sequencer {
+        spec = stored_floors(&spec, &keys)?;
+    }
+    let mut built = r.create_any(entry.kind, &spec)?;
+    let warnings = std::mem::take(&mut built.warnings);
+    Ok((Entry { built, keys }, warnings))
+}
+
+/// Substitutes `{uuid}`, `{podName}`, `{namespace}` and `{appID}` in every value of `metadata`.
+fn substitute(metadata: &mut Metadata, app_id: &str) -> Result<()> {
+    let mut uuid = || uuid::Uuid::new_v4().to_string();
+    for (k, v) in metadata.iter_mut() {
+        *v = substitute_placeholders(k, v, app_id, &mut uuid)?;
+    }
+    Ok(())
+}
+
+/// `spec` with its `biggerThan` floors keyed by stored (prefixed) keys, as the component sees
+/// keys in requests.
+fn stored_floors(spec: &ComponentSpec, keys: &KeyPrefix) -> Result<ComponentSpec> {
+    let floors = parse_bigger_than(spec.get(BIGGER_THAN_KEY))
+        .map_err(|e| e.context(format!("component '{}'", spec.name)))?;
+    if floors.is_empty() {
+        return Ok(spec.clone());
+    }
+    let stored = floors
+        .into_iter()
+        .map(|(k, v)| Ok((keys.apply(&k, BIGGER_THAN_KEY)?, v)))
+        .collect::<Result<HashMap<_, _>>>()?;
+    let text = serde_json::to_string(&stored)
+        .map_err(|e| Error::internal(format!("encoding {BIGGER_THAN_KEY}: {e}")))?;
+    let mut spec = spec.clone();
+    spec.metadata.insert(BIGGER_THAN_KEY.to_owned(), text);
+    Ok(spec)
+}
+
+/// Resolves Dapr `secretKeyRef` metadata of every component of `config`: each reference is
+/// read from the secret store its component names in `auth.secretStore` (built and
+/// initialised here, before the runtime) and written into the component's metadata.
+///
+/// # Errors
+/// Every reference that cannot be resolved, each naming the component, the metadata key and
+/// why: no `auth.secretStore`, an unknown or failing store, a missing secret or key.
+pub async fn resolve_secret_refs(
+    config: &mut Config,
+    registries: &Registries,
+) -> std::result::Result<(), Problems> {
+    let mut stores: HashMap<String, Arc<dyn SecretStore>> = HashMap::new();
+    let mut problems = Vec::new();
+    for i in 0..config.components.len() {
+        let entry = &config.components[i];
+        if entry.secret_refs.is_empty() {
+            continue;
+        }
+        let problem = |message: String| at_one(entry, message);
+        let Some(store_name) = entry.secret_store.clone() else {
+            problems.push(problem(format!(
+                "metadata '{}' uses secretKeyRef but the component names no secret store \
+                 (auth.secretStore)",
+                entry.secret_refs[0].metadata_key
+            )));
+            continue;
+        };
+        let store = if let Some(s) = stores.get(&store_name) {
+            s.clone()
+        } else {
+            let Some(spec) = config
+                .of_kind(Kind::Secret)
+                .find(|e| e.spec.name == store_name)
+                .map(|e| e.spec.clone())
+            else {
+                problems.push(problem(format!(
+                    "secret store '{store_name}' (auth.secretStore) is not configured"
+                )));
+                continue;
+            };
+            let built = match registries.create::<dyn SecretStore>(&spec) {
+                Ok(s) => s,
+                Err(e) => {
+                    problems.push(problem(format!("secret store '{store_name}': {e}")));
+                    continue;
+                }
+            };
+            if let Err(e) = built.init().await {
+                problems.push(problem(format!("secret store '{store_name}': {e}")));
+                continue;
+            }
+            stores.insert(store_name.clone(), built.clone());
+            built
+        };
+        let mut resolved = Vec::new();
+        for r in &entry.secret_refs {
+            match store.get(&r.secret_name, &Metadata::new()).await {
+                Ok(secret) => match secret.get(&r.secret_key) {
+                    Some(v) => resolved.push((r.metadata_key.clone(), v.clone())),
+                    None => problems.push(problem(format!(
+                        "metadata '{}': secret '{}' of store '{store_name}' has no key '{}'",
+                        r.metadata_key, r.secret_name, r.secret_key
+                    ))),
+                },
+                Err(e) => problems.push(problem(format!(
+                    "metadata '{}': secret '{}' of store '{store_name}': {e}",
+                    r.metadata_key, r.secret_name
+                ))),
+            }
+        }
+        config.components[i].spec.metadata.extend(resolved);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Problems(problems))
+    }
+}

@@ -1,0 +1,146 @@
+//! The component table and the one call path.
+//!
+//! Every component call of every block, from every edge, goes through here:
+//! [`Components::target`] resolves the store (not configured / empty name / unknown name are
+//! told apart the same way for every block), [`Target::key`] applies the component's key
+//! layout, and [`Target::run`] runs the call under the caller's deadline (see
+//! [`with_deadline`]). `run` is the seam where metrics, tracing and resiliency policies attach;
+//! nothing below it knows about them.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use layotto_core::{Built, Contract, Error, Kind, Result};
+
+use crate::keys::KeyPrefix;
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// Runs `fut` with `deadline` as the deadline of every component call it makes: a call still
+/// running at the deadline fails with [`layotto_core::ErrorKind::Unavailable`] naming the
+/// component and operation. Edges call this with the client's deadline (gRPC `grpc-timeout`).
+pub async fn with_deadline<F: Future>(deadline: Instant, fut: F) -> F::Output {
+    DEADLINE.scope(deadline, fut).await
+}
+
+/// One configured component.
+pub(crate) struct Entry {
+    /// The component, as its contract and as a `Component`.
+    pub built: Built,
+    /// Its key layout (identity for blocks without one).
+    pub keys: KeyPrefix,
+}
+
+/// Every configured component, by block and name.
+#[derive(Default)]
+pub(crate) struct Components {
+    blocks: BTreeMap<Kind, BTreeMap<String, Entry>>,
+}
+
+impl Components {
+    /// Adds `entry` as component `name`.
+    pub fn insert(&mut self, name: String, entry: Entry) {
+        self.blocks
+            .entry(entry.built.kind)
+            .or_default()
+            .insert(name, entry);
+    }
+
+    /// Every component, by block then name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.blocks.values().flat_map(BTreeMap::iter)
+    }
+
+    /// Component `name` of block `kind`.
+    pub fn entry(&self, kind: Kind, name: &str) -> Option<&Entry> {
+        self.blocks.get(&kind)?.get(name)
+    }
+
+    /// The names of block `kind`'s components, sorted.
+    pub fn names(&self, kind: Kind) -> Vec<&str> {
+        self.blocks
+            .get(&kind)
+            .map(|b| b.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// Resolves component `name` of contract `T`.
+    ///
+    /// # Errors
+    /// `NotConfigured` when the block has no component; `InvalidArgument` when `name` is
+    /// empty; `StoreNotFound` when no component of the block has that name.
+    pub fn target<'a, T: Contract + ?Sized>(&'a self, name: &'a str) -> Result<Target<'a, T>> {
+        let api = T::KIND.api();
+        let block = match self.blocks.get(&T::KIND) {
+            Some(b) if !b.is_empty() => b,
+            _ => return Err(Error::not_configured(api)),
+        };
+        if name.is_empty() {
+            return Err(Error::invalid(format!(
+                "{api} store name is empty (known: {})",
+                self.names(T::KIND).join(", ")
+            )));
+        }
+        let entry = block
+            .get(name)
+            .ok_or_else(|| Error::store_not_found(api, name))?;
+        let component = entry.built.get::<T>().ok_or_else(|| {
+            Error::internal(format!("{api} store '{name}' has the wrong contract"))
+        })?;
+        Ok(Target {
+            name,
+            component,
+            keys: &entry.keys,
+        })
+    }
+}
+
+/// A resolved component of contract `T`, ready for one call.
+pub(crate) struct Target<'a, T: ?Sized> {
+    /// The name the client used.
+    pub name: &'a str,
+    /// The component.
+    pub component: &'a Arc<T>,
+    /// Its key layout.
+    pub keys: &'a KeyPrefix,
+}
+
+impl<T: Contract + ?Sized> Target<'_, T> {
+    /// The stored form of the client's `key` (request field `field`, named in errors).
+    ///
+    /// # Errors
+    /// An empty key or one containing `||`.
+    pub fn key(&self, key: &str, field: &str) -> Result<String> {
+        self.keys.apply(key, field)
+    }
+
+    /// Runs operation `op` (e.g. `"get"`) of this component: under the deadline set with
+    /// [`with_deadline`], if any.
+    ///
+    /// # Errors
+    /// The component's error, or `Unavailable` when the deadline passes first.
+    pub async fn run<R>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<R>>,
+    ) -> Result<R> {
+        match DEADLINE.try_with(|d| *d) {
+            Err(_) => call.await,
+            Ok(deadline) => {
+                match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), call).await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(Error::unavailable(format!(
+                        "{} store '{}': {op} did not finish before the call's deadline",
+                        T::KIND.api(),
+                        self.name
+                    ))),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Unit tests of the runtime: building, the one call path, key layouts, warnings, health.
+//! Components here are small in-test implementations of the contracts, so the runtime is
+//! tested without any backend crate (it never names one).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use layotto_config::{AppConfig, ComponentEntry, Config, Kind, ListenAddr, Origin};
+use layotto_core::binding::{BindingRequest, BindingResponse, OutputBinding};
+use layotto_core::state::{DeleteRequest, SetRequest, StateItem, StateStore, TransactionOp};
+use layotto_core::{
+    Component, ComponentMetadata, ComponentSpec, ErrorKind, Feature, Health, HealthStatus,
+    Metadata, MetadataKeys, Registries, Result,
+};
+
+use crate::{Runtime, with_deadline};
+
+/// A state store over a map that records the keys it is given; `delay` slows every call.
+#[derive(Default)]
+struct MapState {
+    data: Mutex<HashMap<String, Bytes>>,
+    delay: Duration,
+    down: bool,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct MapStateMetadata {
+    delay_ms: u64,
+    down: bool,
+    label: String,
+}
+impl ComponentMetadata for MapStateMetadata {
+    const NO_EFFECT: &'static [&'static str] = &["poolSize"];
+}
+
+/// The metadata every `map` component was built with, by component name.
+static SEEN: Mutex<Vec<(String, Metadata)>> = Mutex::new(Vec::new());
+
+#[async_trait]
+impl Component for MapState {
+    async fn health(&self) -> Health {
+        if self.down {
+            Health::down("map is down")
+        } else {
+            Health::up()
+        }
+    }
+    fn features(&self) -> &'static [Feature] {
+        &[Feature::Etag]
+    }
+}
+
+#[async_trait]
+impl StateStore for MapState {
+    async fn get(&self, key: &str, _: &Metadata) -> Result<Option<StateItem>> {
+        tokio::time::sleep(self.delay).await;
+        Ok(crate::lock(&self.data).get(key).map(|v| StateItem {
+            data: v.clone(),
+            etag: None,
+            metadata: Metadata::new(),
+        }))
+    }
+    async fn set(&self, req: SetRequest) -> Result<()> {
+        crate::lock(&self.data).insert(req.key, req.value);
+        Ok(())
+    }
+    async fn delete(&self, req: DeleteRequest) -> Result<()> {
+        crate::lock(&self.data).remove(&req.key);
+        Ok(())
+    }
+    async fn transact(&self, _: Vec<TransactionOp>, _: &Metadata) -> Result<()> {
+        Err(layotto_core::Error::unsupported("no transactions"))
+    }
+}
+
+struct Echo;
+#[async_trait]
+impl Component for Echo {}
+#[async_trait]
+impl OutputBinding for Echo {
+    fn operations(&self) -> Vec<String> {
+        vec!["echo".to_owned()]
+    }
+    async fn invoke(&self, req: BindingRequest) -> Result<BindingResponse> {
+        Ok(BindingResponse {
+            data: req.data,
+            metadata: Metadata::new(),
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct NoMetadata {}
+impl ComponentMetadata for NoMetadata {}
+
+fn registries() -> Registries {
+    let mut r = Registries::new();
+    r.register::<dyn StateStore>(
+        &["map"],
+        MetadataKeys::of::<MapStateMetadata>(),
+        |spec: &ComponentSpec| {
+            let m: MapStateMetadata = layotto_core::metadata::decode(spec)?;
+            crate::lock(&SEEN).push((spec.name.clone(), spec.metadata.clone()));
+            Ok(Arc::new(MapState {
+                delay: Duration::from_millis(m.delay_ms),
+                down: m.down,
+                ..MapState::default()
+            }) as Arc<dyn StateStore>)
+        },
+    )
+    .expect("register map");
+    r.register::<dyn OutputBinding>(&["echo"], MetadataKeys::of::<NoMetadata>(), |_| {
+        Ok(Arc::new(Echo) as Arc<dyn OutputBinding>)
+    })
+    .expect("register echo");
+    r
+}
+
+fn entry(
+    kind: Kind,
+    name: &str,
+    type_: &str,
+    origin: Origin,
+    meta: &[(&str, &str)],
+) -> ComponentEntry {
+    ComponentEntry {
+        kind,
+        spec: meta
+            .iter()
+            .fold(ComponentSpec::new(name, type_), |s, (k, v)| s.with(*k, *v)),
+        path: format!("$.{name}"),
+        file: "test.json".to_owned(),
+        origin,
+        secret_refs: Vec::new(),
+        secret_store: None,
+    }
+}
+
+fn config(components: Vec<ComponentEntry>) -> Config {
+    Config {
+        source: "test".to_owned(),
+        grpc: ListenAddr::Tcp("127.0.0.1:0".parse().expect("addr")),
+        actuator: None,
+        app: AppConfig {
+            app_id: "app1".to_owned(),
+            ..AppConfig::default()
+        },
+        components,
+    }
+}
+
+#[tokio::test]
+async fn every_block_resolves_stores_the_same_way() {
+    let rt = Runtime::build(&config(vec![]), &registries()).expect("builds");
+    let e = rt
+        .get_state("s", "k", &Metadata::new())
+        .await
+        .expect_err("none");
+    assert_eq!(e.kind, ErrorKind::NotConfigured, "{e}");
+    let rt = Runtime::build(
+        &config(vec![entry(Kind::State, "s1", "map", Origin::Layotto, &[])]),
+        &registries(),
+    )
+    .expect("builds");
+    let e = rt
+        .get_state("", "k", &Metadata::new())
+        .await
+        .expect_err("empty");
+    assert_eq!(e.kind, ErrorKind::InvalidArgument);
+    assert!(e.message.contains("s1"), "lists the known stores: {e}");
+    let e = rt
+        .get_state("s2", "k", &Metadata::new())
+        .await
+        .expect_err("unknown");
+    assert_eq!(e.kind, ErrorKind::StoreNotFound);
+    let e = rt
+        .invoke_binding(
+            "b",
+            BindingRequest {
+                operation: "echo".into(),
+                ..BindingRequest::default()
+            },
+        )
+        .await
+        .expect_err("no binding");
+    assert_eq!(e.kind, ErrorKind::NotConfigured);
+}
+
+#[tokio::test]
+async fn key_layouts_follow_the_origin() {
+    let rt = Runtime::build(
+        &config(vec![
+            entry(Kind::State, "layotto", "map", Origin::Layotto, &[]),
+            entry(Kind::State, "dapr", "map", Origin::Dapr, &[]),
+        ]),
+        &registries(),
+    )
+    .expect("builds");
+    for store in ["layotto", "dapr"] {
+        rt.save_state(
+            store,
+            vec![SetRequest {
+                key: "k".into(),
+                value: Bytes::from_static(b"v"),
+                ..SetRequest::default()
+            }],
+        )
+        .await
+        .expect("save");
+        let bulk = rt
+            .get_bulk_state(store, &["k".to_owned()], &Metadata::new())
+            .await
+            .expect("bulk");
+        assert_eq!(bulk[0].key, "k", "keys come back as the client gave them");
+        let item = rt
+            .get_state(store, "k", &Metadata::new())
+            .await
+            .expect("get");
+        assert_eq!(item.map(|i| i.data), Some(Bytes::from_static(b"v")));
+    }
+    let e = rt
+        .get_state("dapr", "a||b", &Metadata::new())
+        .await
+        .expect_err("separator in a key");
+    assert_eq!(e.kind, ErrorKind::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_call_past_its_deadline_is_unavailable() {
+    let rt = Runtime::build(
+        &config(vec![entry(
+            Kind::State,
+            "slow",
+            "map",
+            Origin::Layotto,
+            &[("delayMs", "5000")],
+        )]),
+        &registries(),
+    )
+    .expect("builds");
+    let started = Instant::now();
+    let e = with_deadline(
+        Instant::now() + Duration::from_millis(50),
+        rt.get_state("slow", "k", &Metadata::new()),
+    )
+    .await
+    .expect_err("deadline");
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+    assert!(
+        e.message.contains("slow") && e.message.contains("get"),
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn metadata_warnings_placeholders_and_capabilities() {
+    let cfg = config(vec![
+        entry(
+            Kind::State,
+            "dapr_store",
+            "map",
+            Origin::Dapr,
+            &[("LABEL", "{appID}-x"), ("poolSize", "3"), ("bogus", "1")],
+        ),
+        entry(Kind::Binding, "b", "echo", Origin::Dapr, &[]),
+    ]);
+    let warnings = crate::validate(&cfg, &registries()).expect("unknown keys are no problems");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].message.contains("'bogus'") && warnings[0].message.contains("delayMs"));
+    assert!(warnings[1].message.contains("poolSize") && warnings[1].message.contains("no effect"));
+    let rt = Runtime::build(&cfg, &registries()).expect("builds");
+    assert_eq!(rt.warnings().len(), 2);
+    let seen = crate::lock(&SEEN).clone();
+    let (_, meta) = seen
+        .iter()
+        .rev()
+        .find(|(n, _)| n == "dapr_store")
+        .expect("built");
+    assert_eq!(meta["LABEL"], "app1-x", "{{appID}} is substituted");
+    let caps: Vec<(String, Vec<String>)> = rt
+        .components()
+        .iter()
+        .map(|c| (c.dapr_type(), c.capabilities.clone()))
+        .collect();
+    assert_eq!(
+        caps,
+        [
+            ("state.map".to_owned(), vec!["ETAG".to_owned()]),
+            (
+                "bindings.echo".to_owned(),
+                vec!["OUTPUT_BINDING".to_owned()]
+            ),
+        ]
+    );
+    let e = Runtime::build(
+        &config(vec![entry(Kind::State, "s", "mop", Origin::Layotto, &[])]),
+        &registries(),
+    )
+    .err()
+    .expect("unknown type");
+    assert!(e.to_string().contains("known types: map"), "{e}");
+}
+
+#[tokio::test]
+async fn readiness_follows_component_health() {
+    let rt = Runtime::build(
+        &config(vec![
+            entry(Kind::State, "up", "map", Origin::Layotto, &[]),
+            entry(
+                Kind::State,
+                "down",
+                "map",
+                Origin::Layotto,
+                &[("down", "true")],
+            ),
+        ]),
+        &registries(),
+    )
+    .expect("builds");
+    assert_eq!(rt.readiness().await.status, HealthStatus::Init);
+    rt.init().await.expect("init");
+    rt.mark_started();
+    let r = rt.readiness().await;
+    assert_eq!(r.status, HealthStatus::Down);
+    assert_eq!(r.components["state/up"].status, HealthStatus::Up);
+    assert_eq!(r.components["state/down"].details["reason"], "map is down");
+    rt.close().await;
+}
