@@ -757,6 +757,7 @@ fn base_config() -> Config {
         actuator: None,
         app: AppConfig::default(),
         components: Vec::new(),
+        ..Config::default()
     }
 }
 

@@ -6,14 +6,31 @@ use std::path::PathBuf;
 use layotto_core::{ComponentSpec, Metadata};
 
 use crate::Problems;
+
+mod mosn;
 use crate::node::{Node, child, index, json_string};
 use crate::{
-    AppConfig, ComponentEntry, Config, DEFAULT_CALLBACK_HOST, Kind, ListenAddr, Origin, Problem,
+    AppConfig, ComponentEntry, Config, DEFAULT_CALLBACK_HOST, FlowControl, Kind, ListenAddr,
+    Origin, Problem,
 };
+use mosn::is_off;
 
-/// `grpc_config` sections upstream Layotto knows but this runtime does not serve; they are
-/// accepted and ignored so upstream config files load unchanged.
-const IGNORED_SECTIONS: [&str; 4] = ["rpcs", "oss", "custom_component", "extends"];
+/// `grpc_config` sections upstream Layotto knows whose APIs this runtime does not serve yet,
+/// with the API's name: configuring one is an error naming it, never silently ignored (a user
+/// would otherwise learn at the first call that the store they configured is missing).
+const NOT_YET_SECTIONS: [(&str, &str); 7] = [
+    ("oss", "object storage (oss)"),
+    ("sms", "SMS (sms)"),
+    ("email", "email (email)"),
+    ("cryption", "cryption"),
+    ("phone", "phone"),
+    ("delay_queue", "delay queue"),
+    ("rpcs", "MOSN RPC invocation (rpcs)"),
+];
+
+/// `grpc_config` sections that configure Go code compiled into Layotto (custom components and
+/// their extensions): there is no such code here, so they are accepted with a warning.
+const GO_EXTENSION_SECTIONS: [&str; 2] = ["custom_component", "extends"];
 
 /// Keys of the `app` section.
 const APP_KEYS: [&str; 3] = ["app_id", "grpc_callback_host", "grpc_callback_port"];
@@ -54,6 +71,8 @@ pub(crate) fn parse_partial(text: &str, source: &str) -> (Option<Config>, Vec<Pr
     let mut walker = Walker {
         file: source.to_owned(),
         problems: Vec::new(),
+        warnings: Vec::new(),
+        flow_control: None,
     };
     let config = walker.document(&root);
     (config, walker.problems)
@@ -118,9 +137,19 @@ struct Actuator<'a> {
 struct Walker {
     file: String,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+    flow_control: Option<FlowControl>,
 }
 
 impl Walker {
+    fn warn(&mut self, path: &str, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            file: self.file.clone(),
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
     fn problem(&mut self, path: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             file: self.file.clone(),
@@ -214,7 +243,9 @@ impl Walker {
 
     fn document(&mut self, root: &Node) -> Option<Config> {
         let root = self.object(root, "$", "a MOSN configuration")?;
+        self.top_level(&root);
         let servers = self.array(&root, "servers", "$", true)?;
+        let mut log_level = None;
 
         let mut grpc_filters: Vec<GrpcFilter<'_>> = Vec::new();
         let mut actuators: Vec<Actuator<'_>> = Vec::new();
@@ -223,6 +254,8 @@ impl Walker {
             let Some(server) = self.object(server, &server_path, "a MOSN server") else {
                 continue;
             };
+            let level = self.server(&server, &server_path);
+            log_level = log_level.or(level);
             let Some(listeners) = self.array(&server, "listeners", &server_path, true) else {
                 continue;
             };
@@ -261,12 +294,16 @@ impl Walker {
         let (app, components) = self.grpc_filter(&grpc.filter, &grpc.filter_path)?;
         let mut components = components;
         components.sort_by(|a, b| (a.kind, &a.spec.name).cmp(&(b.kind, &b.spec.name)));
+        let grpc = grpc_addr?;
         Some(Config {
             source: self.file.clone(),
-            grpc: grpc_addr?,
+            grpc,
             actuator,
             app,
             components,
+            warnings: std::mem::take(&mut self.warnings),
+            flow_control: self.flow_control.take(),
+            log_level,
         })
     }
 
@@ -280,6 +317,11 @@ impl Walker {
         let Some(listener) = self.object(node, &path, "a MOSN listener") else {
             return;
         };
+        // The actuator listener carries MOSN's HTTP `proxy` filter beside its `actuator_filter`:
+        // that proxy is what serves the actuator, so it earns no warning.
+        let actuator_listener = matches!(listener.get("stream_filters"), Some(Node::Array(items))
+            if items.iter().any(|f| matches!(f, Node::Object(e)
+                if e.iter().any(|(k, v)| k == "type" && *v == Node::String("actuator_filter".to_owned())))));
         if let Some(chains) = self.array(&listener, "filter_chains", &path, false) {
             for (k, chain) in chains.iter().enumerate() {
                 let chain_path = index(&child(&path, "filter_chains"), k);
@@ -294,13 +336,30 @@ impl Walker {
                     let Some(filter) = self.object(filter, &filter_path, "a MOSN filter") else {
                         continue;
                     };
-                    if self.filter_type(&filter, &filter_path) == Some("grpc") {
-                        grpc_filters.push(GrpcFilter {
+                    match self.filter_type(&filter, &filter_path) {
+                        Some("grpc") => grpc_filters.push(GrpcFilter {
                             listener_path: path.clone(),
                             listener: listener.clone(),
                             filter_path,
                             filter,
-                        });
+                        }),
+                        Some("proxy") if actuator_listener => {}
+                        Some(t @ ("proxy" | "tcpcopy")) => self.warn(
+                            &filter_path,
+                            format!(
+                                "MOSN's {} network filter is not served: only the grpc filter's \
+                                 runtime API is (this filter is ignored)",
+                                json_string(t)
+                            ),
+                        ),
+                        Some(other) => self.warn(
+                            &filter_path,
+                            format!(
+                                "unknown MOSN network filter {} is ignored",
+                                json_string(other)
+                            ),
+                        ),
+                        None => {}
                     }
                 }
             }
@@ -312,8 +371,22 @@ impl Walker {
                 let Some(filter) = self.object(filter, &filter_path, "a MOSN stream filter") else {
                     continue;
                 };
-                if self.filter_type(&filter, &filter_path) == Some("actuator_filter") {
-                    is_actuator = true;
+                match self.filter_type(&filter, &filter_path) {
+                    Some("actuator_filter") => is_actuator = true,
+                    Some("flowControlFilter") => self.flow_control_filter(&filter, &filter_path),
+                    Some("grpc_metric") => self.warn(
+                        &filter_path,
+                        "MOSN's grpc_metric stream filter is not implemented yet: no gRPC \
+                         metrics are recorded",
+                    ),
+                    Some(other) => self.warn(
+                        &filter_path,
+                        format!(
+                            "unknown MOSN stream filter {} is ignored",
+                            json_string(other)
+                        ),
+                    ),
+                    None => {}
                 }
             }
         }
@@ -471,7 +544,29 @@ impl Walker {
                 app = self.app(value, &section_path);
             } else if let Some(kind) = Kind::from_section(key) {
                 self.section(kind, value, &section_path, &mut components);
-            } else if !IGNORED_SECTIONS.contains(&key) {
+            } else if let Some((_, api)) = NOT_YET_SECTIONS.iter().find(|(k, _)| *k == key) {
+                self.problem(
+                    &section_path,
+                    format!("Layotto's {api} API is not supported yet by layotto-rs"),
+                );
+            } else if GO_EXTENSION_SECTIONS.contains(&key) {
+                if !is_off(value) {
+                    self.warn(
+                        &section_path,
+                        format!(
+                            "{} configures Go code compiled into Layotto; layotto-rs has none, \
+                             so it has no effect",
+                            json_string(key)
+                        ),
+                    );
+                }
+            } else if key == "files" {
+                self.problem(
+                    &section_path,
+                    "unknown section \"files\" in grpc_config: Layotto's file section is \
+                     \"file\" (Layotto itself never reads \"files\")",
+                );
+            } else {
                 let known: Vec<&str> = std::iter::once("app")
                     .chain(Kind::ALL.iter().map(|k| k.section()))
                     .collect();
@@ -603,6 +698,24 @@ impl Walker {
         let mut metadata = Metadata::new();
         if let Some((key, value)) = metadata_field {
             let metadata_path = child(&path, key);
+            // OSS-style file stores write their metadata as an array of objects (one per
+            // bucket/endpoint, `mosn/layotto:components/file`); one entry reads as an object.
+            let (value, metadata_path) = match value {
+                Node::Array(items) if items.len() == 1 => (&items[0], metadata_path),
+                Node::Array(items) if items.is_empty() => (&Node::Null, metadata_path),
+                Node::Array(items) => {
+                    self.problem(
+                        &metadata_path,
+                        format!(
+                            "metadata lists {} entries; layotto-rs reads one (several \
+                             endpoints in one file store are not supported yet)",
+                            items.len()
+                        ),
+                    );
+                    return None;
+                }
+                other => (other, metadata_path),
+            };
             match self.strict_object(value, &metadata_path, "the component metadata") {
                 Some(entries) => {
                     for &(k, v) in &entries.entries {

@@ -532,3 +532,118 @@ fn odd_component_names_are_quoted_in_paths() {
     ));
     find(&p, &format!(r#"{GRPC}.secret_store["local.file"]"#));
 }
+
+/// Issue 11, point 1: every part of a MOSN file is classified, never skipped silently.
+#[test]
+fn mosn_parts_are_classified_one_by_one() {
+    let text = r#"{
+      "servers": [{
+        "default_log_path": "/var/log/layotto.log", "default_log_level": "DEBUG",
+        "routers": [{"router_config_name": "r", "virtual_hosts": [{"name": "h"}]}],
+        "listeners": [
+          {"name": "grpc", "address": "127.0.0.1:34904",
+           "filter_chains": [{"filters": [{"type": "grpc", "config": {"grpc_config": {
+              "state": {"s": {"type": "in-memory", "metadata": [{"a": "1"}]}},
+              "custom_component": {"helloworld": {"demo": {"type": "helloworld"}}}
+           }}}]}],
+           "stream_filters": [
+             {"type": "flowControlFilter", "config": {"global_switch": true,
+              "limit_key_type": "PATH", "rules": [
+                {"resource": "/spec.proto.runtime.v1.Runtime/SayHello", "grade": 1, "threshold": 5}]}},
+             {"type": "grpc_metric"}, {"type": "gzip"}]},
+          {"name": "proxy", "address": "127.0.0.1:2046",
+           "filter_chains": [{"filters": [{"type": "proxy"}]}]}
+        ]}],
+      "tracing": {"enable": true, "driver": "SOFATracer"},
+      "metrics": {"sinks": [{"type": "prometheus", "config": {"port": 34903}}]},
+      "pprof": {"debug": true, "port_value": 34902},
+      "dynamic_resources": {"lds_config": {"ads": {}, "initial_fetch_timeout": "0s"}},
+      "static_resources": {"clusters": []},
+      "admin": {"address": "x"}
+    }"#;
+    let config = ok(text);
+    let warned = |path: &str, words: &str| {
+        let w = config
+            .warnings
+            .iter()
+            .find(|w| w.path == path)
+            .unwrap_or_else(|| panic!("no warning at {path}: {:#?}", config.warnings));
+        assert!(w.message.contains(words), "{w}");
+    };
+    warned("$.tracing", "tracing is not implemented yet");
+    warned("$.metrics", "metrics");
+    warned("$.pprof", "pprof");
+    warned("$.dynamic_resources", "xDS");
+    warned("$.admin", "unknown MOSN key");
+    warned("$.servers[0].default_log_path", "stderr");
+    warned("$.servers[0].routers", "routers");
+    warned("$.servers[0].listeners[0].stream_filters[1]", "grpc_metric");
+    warned("$.servers[0].listeners[0].stream_filters[2]", "\"gzip\"");
+    warned(
+        "$.servers[0].listeners[1].filter_chains[0].filters[0]",
+        "\"proxy\" network filter is not served",
+    );
+    warned(
+        &format!("{GRPC}.custom_component"),
+        "Go code compiled into Layotto",
+    );
+    assert!(
+        config
+            .warnings
+            .iter()
+            .all(|w| w.path != "$.static_resources"),
+        "an empty part says nothing: {:#?}",
+        config.warnings
+    );
+    assert_eq!(config.log_level.as_deref(), Some("DEBUG"));
+    assert_eq!(
+        config.flow_control,
+        Some(FlowControl {
+            rules: vec![FlowRule {
+                resource: "/spec.proto.runtime.v1.Runtime/SayHello".to_owned(),
+                threshold: 5,
+                window: std::time::Duration::from_secs(1),
+            }]
+        })
+    );
+    assert_eq!(
+        config.components[0].spec.metadata["a"], "1",
+        "array metadata"
+    );
+}
+
+#[test]
+fn sections_of_apis_not_served_yet_are_errors_naming_them() {
+    let p = problems(&doc(
+        "",
+        "127.0.0.1:34904",
+        r#"{"oss": {"o": {"type": "aws.oss"}}, "sms": {}, "files": {"f": {"type": "local"}},
+            "file": {"f": {"type": "minio", "metadata": [{"a": 1}, {"b": 2}]}}}"#,
+    ));
+    let oss = find(&p, &format!("{GRPC}.oss"));
+    assert!(
+        oss.message
+            .contains("object storage (oss) API is not supported yet"),
+        "{oss}"
+    );
+    find(&p, &format!("{GRPC}.sms"));
+    let files = find(&p, &format!("{GRPC}.files"));
+    assert!(files.message.contains("\"file\""), "{files}");
+    let many = find(&p, &format!("{GRPC}.file.f.metadata"));
+    assert!(many.message.contains("2 entries"), "{many}");
+    let bad_rule = problems(
+        r#"{"servers": [{"listeners": [{"address": "127.0.0.1:1",
+            "filter_chains": [{"filters": [{"type": "grpc", "config": {"grpc_config": {}}}]}],
+            "stream_filters": [{"type": "flowControlFilter", "config": {"global_switch": true,
+              "rules": [{"resource": "SayHello", "threshold": 0}]}}]}]}]}"#,
+    );
+    assert_eq!(bad_rule.0.len(), 2, "{bad_rule}");
+    find(
+        &bad_rule,
+        "$.servers[0].listeners[0].stream_filters[0].config.rules[0].resource",
+    );
+    find(
+        &bad_rule,
+        "$.servers[0].listeners[0].stream_filters[0].config.rules[0].threshold",
+    );
+}

@@ -52,66 +52,202 @@ pub struct BlockInfo {
     /// metadata API beside the component's own [`crate::Feature`]s (Dapr derives
     /// `OUTPUT_BINDING` from the component's kind; `dapr/dapr:pkg/runtime/meta`).
     pub implied_capabilities: &'static [&'static str],
+    /// Component types the peers have for this block that this project does not implement
+    /// yet, with the peer that has each (`"Layotto"`, `"Dapr"`): configuring one is a clear
+    /// "not supported yet" error, not an "unknown type". A Dapr resource's type is matched
+    /// without its block prefix (`state.mongodb` as `mongodb`).
+    pub peer_types: &'static [(&'static str, &'static str)],
+    /// Component metadata keys the runtime itself reads for every component of the block
+    /// (matched case-insensitively): `keyPrefix` (key layout) for state, lock and sequencer;
+    /// `consumerID` (the default consumer group of subscriptions) for pub/sub.
+    pub runtime_keys: &'static [&'static str],
 }
+
+/// Dapr's state stores not implemented here (docs.dapr.io "Supported state stores"), plus
+/// Layotto's ZooKeeper store.
+const STATE_PEERS: &[(&str, &str)] = &[
+    ("zookeeper", "Layotto"),
+    ("postgresql", "Dapr"),
+    ("mysql", "Dapr"),
+    ("mongodb", "Dapr"),
+    ("etcd", "Dapr"),
+    ("cassandra", "Dapr"),
+    ("memcached", "Dapr"),
+    ("sqlite", "Dapr"),
+    ("sqlserver", "Dapr"),
+    ("couchbase", "Dapr"),
+    ("rethinkdb", "Dapr"),
+    ("cockroachdb", "Dapr"),
+    ("azure.cosmosdb", "Dapr"),
+    ("azure.blobstorage", "Dapr"),
+    ("azure.tablestorage", "Dapr"),
+    ("aws.dynamodb", "Dapr"),
+    ("gcp.firestore", "Dapr"),
+    ("hazelcast", "Dapr"),
+    ("jetstream", "Dapr"),
+    ("oracledatabase", "Dapr"),
+];
+
+/// Dapr's pub/sub brokers not implemented here (docs.dapr.io "Supported pub/sub brokers").
+const PUBSUB_PEERS: &[(&str, &str)] = &[
+    ("kafka", "Dapr"),
+    ("rabbitmq", "Dapr"),
+    ("mqtt3", "Dapr"),
+    ("mqtt", "Dapr"),
+    ("jetstream", "Dapr"),
+    ("pulsar", "Dapr"),
+    ("rocketmq", "Dapr"),
+    ("solace.amqp", "Dapr"),
+    ("aws.snssqs", "Dapr"),
+    ("azure.eventhubs", "Dapr"),
+    ("azure.servicebus.topics", "Dapr"),
+    ("azure.servicebus.queues", "Dapr"),
+    ("gcp.pubsub", "Dapr"),
+];
+
+/// Dapr's bindings not implemented here (docs.dapr.io "Supported bindings").
+const BINDING_PEERS: &[(&str, &str)] = &[
+    ("cron", "Dapr"),
+    ("kafka", "Dapr"),
+    ("rabbitmq", "Dapr"),
+    ("mqtt3", "Dapr"),
+    ("postgresql", "Dapr"),
+    ("postgres", "Dapr"),
+    ("mysql", "Dapr"),
+    ("redis", "Dapr"),
+    ("localstorage", "Dapr"),
+    ("smtp", "Dapr"),
+    ("aws.s3", "Dapr"),
+    ("kubernetes", "Dapr"),
+    ("graphql", "Dapr"),
+];
+
+/// The runtime key of blocks with a key layout.
+const KEY_PREFIX: &[&str] = &["keyPrefix"];
 
 /// Every block, in the order components are sorted in a loaded configuration.
 pub const BLOCKS: [BlockInfo; 9] = [
-    row(Kind::Hello, "hellos", "hellos", None, "hello", &[]),
-    row(Kind::State, "state", "state", Some(0), "state", &[]),
-    row(Kind::Lock, "lock", "lock", Some(2), "lock", &[]),
-    row(
-        Kind::Sequencer,
-        "sequencer",
-        "sequencer",
-        Some(6),
-        "sequencer",
-        &[],
-    ),
-    row(
-        Kind::Configuration,
-        "config_store",
-        "configuration",
-        Some(3),
-        "configuration",
-        &[],
-    ),
-    row(Kind::PubSub, "pub_subs", "pubsub", Some(1), "pubsub", &[]),
-    row(
-        Kind::Secret,
-        "secret_store",
-        "secretstores",
-        Some(4),
-        "secret",
-        &[],
-    ),
-    row(Kind::File, "file", "file", Some(7), "file", &[]),
-    row(
-        Kind::Binding,
-        "bindings",
-        "bindings",
-        Some(5),
-        "binding",
-        &["OUTPUT_BINDING"],
-    ),
-];
-
-const fn row(
-    kind: Kind,
-    section: &'static str,
-    dapr_prefix: &'static str,
-    dapr_rank: Option<u8>,
-    api: &'static str,
-    implied_capabilities: &'static [&'static str],
-) -> BlockInfo {
     BlockInfo {
-        kind,
-        section,
-        dapr_prefix,
-        dapr_rank,
-        api,
-        implied_capabilities,
-    }
-}
+        kind: Kind::Hello,
+        section: "hellos",
+        dapr_prefix: "hellos",
+        dapr_rank: None,
+        api: "hello",
+        implied_capabilities: &[],
+        peer_types: &[("hello-grpc-demo", "Layotto")],
+        runtime_keys: &[],
+    },
+    BlockInfo {
+        kind: Kind::State,
+        section: "state",
+        dapr_prefix: "state",
+        dapr_rank: Some(0),
+        api: "state",
+        implied_capabilities: &[],
+        peer_types: STATE_PEERS,
+        runtime_keys: KEY_PREFIX,
+    },
+    BlockInfo {
+        kind: Kind::Lock,
+        section: "lock",
+        dapr_prefix: "lock",
+        dapr_rank: Some(2),
+        api: "lock",
+        implied_capabilities: &[],
+        peer_types: &[
+            ("etcd", "Layotto"),
+            ("zookeeper", "Layotto"),
+            ("mongo", "Layotto"),
+            ("consul", "Layotto"),
+        ],
+        runtime_keys: KEY_PREFIX,
+    },
+    BlockInfo {
+        kind: Kind::Sequencer,
+        section: "sequencer",
+        dapr_prefix: "sequencer",
+        dapr_rank: Some(6),
+        api: "sequencer",
+        implied_capabilities: &[],
+        peer_types: &[
+            ("etcd", "Layotto"),
+            ("zookeeper", "Layotto"),
+            ("mongo", "Layotto"),
+            ("mysql", "Layotto"),
+            ("snowflake", "Layotto"),
+        ],
+        runtime_keys: KEY_PREFIX,
+    },
+    BlockInfo {
+        kind: Kind::Configuration,
+        section: "config_store",
+        dapr_prefix: "configuration",
+        dapr_rank: Some(3),
+        api: "configuration",
+        implied_capabilities: &[],
+        peer_types: &[
+            ("etcd", "Layotto"),
+            ("apollo", "Layotto"),
+            ("nacos", "Layotto"),
+            ("postgresql", "Dapr"),
+            ("azure.appconfig", "Dapr"),
+        ],
+        runtime_keys: &[],
+    },
+    BlockInfo {
+        kind: Kind::PubSub,
+        section: "pub_subs",
+        dapr_prefix: "pubsub",
+        dapr_rank: Some(1),
+        api: "pubsub",
+        implied_capabilities: &[],
+        peer_types: PUBSUB_PEERS,
+        runtime_keys: &["consumerID"],
+    },
+    BlockInfo {
+        kind: Kind::Secret,
+        section: "secret_store",
+        dapr_prefix: "secretstores",
+        dapr_rank: Some(4),
+        api: "secret",
+        implied_capabilities: &[],
+        peer_types: &[
+            ("kubernetes", "Dapr"),
+            ("hashicorp.vault", "Dapr"),
+            ("aws.secretmanager", "Dapr"),
+            ("azure.keyvault", "Dapr"),
+            ("gcp.secretmanager", "Dapr"),
+        ],
+        runtime_keys: &[],
+    },
+    BlockInfo {
+        kind: Kind::File,
+        section: "file",
+        dapr_prefix: "file",
+        dapr_rank: Some(7),
+        api: "file",
+        implied_capabilities: &[],
+        peer_types: &[
+            ("minio", "Layotto"),
+            ("aliyun.oss", "Layotto"),
+            ("qiniu.oss", "Layotto"),
+            ("tencent.oss", "Layotto"),
+            ("aws.s3", "Layotto"),
+            ("hdfs", "Layotto"),
+        ],
+        runtime_keys: &[],
+    },
+    BlockInfo {
+        kind: Kind::Binding,
+        section: "bindings",
+        dapr_prefix: "bindings",
+        dapr_rank: Some(5),
+        api: "binding",
+        implied_capabilities: &["OUTPUT_BINDING"],
+        peer_types: BINDING_PEERS,
+        runtime_keys: &[],
+    },
+];
 
 impl Kind {
     /// Every kind, in table order.

@@ -41,6 +41,17 @@ impl ComponentSpec {
         self.metadata.insert(key.into(), value.into());
         self
     }
+    /// The metadata entry whose key is `key` in any case (the exact spelling first), if its
+    /// value is not blank: `(key as written, value)`. Metadata keys match case-insensitively,
+    /// as Dapr's decoder matches them.
+    pub fn get_ci(&self, key: &str) -> Option<(&str, &str)> {
+        let found = self.metadata.get_key_value(key).or_else(|| {
+            self.metadata
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        })?;
+        Some((found.0.as_str(), found.1.as_str())).filter(|(_, v)| !v.trim().is_empty())
+    }
     /// The metadata value for `key`, if present and not blank.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.metadata
@@ -283,11 +294,11 @@ impl<T: ?Sized> Registry<T> {
     pub fn create(&self, spec: &ComponentSpec) -> Result<Arc<T>> {
         (self.registration(&spec.type_)?.factory)(spec)
     }
-    /// The warnings `spec`'s metadata earns under its type's declared keys (see
-    /// [`MetadataKeys::warnings`]); empty for an unknown type.
-    pub fn warnings(&self, spec: &ComponentSpec) -> Vec<String> {
+    /// The warnings `spec`'s metadata earns under its type's declared keys and the block's
+    /// `runtime_keys` (see [`MetadataKeys::warnings_with`]); empty for an unknown type.
+    pub fn warnings(&self, spec: &ComponentSpec, runtime_keys: &[&str]) -> Vec<String> {
         self.registration(&spec.type_)
-            .map(|r| r.keys.warnings(&spec.metadata))
+            .map(|r| r.keys.warnings_with(&spec.metadata, runtime_keys))
             .unwrap_or_default()
     }
 }
@@ -346,7 +357,10 @@ impl Registries {
                 Ok(Built {
                     kind: T::KIND,
                     component: T::upcast(c.clone()),
-                    warnings: r.of::<T>().map(|x| x.warnings(spec)).unwrap_or_default(),
+                    warnings: r
+                        .of::<T>()
+                        .map(|x| x.warnings(spec, T::KIND.info().runtime_keys))
+                        .unwrap_or_default(),
                     typed: Box::new(c),
                 })
             }),
@@ -394,13 +408,34 @@ impl Registries {
     /// An unknown type (listing the known ones) or the factory's error.
     pub fn create<T: Contract + ?Sized>(&self, spec: &ComponentSpec) -> Result<Arc<T>> {
         match self.of::<T>() {
-            Some(r) => r.create(spec),
-            None => Err(Error::invalid(format!(
-                "unknown {} component type '{}'; no {} component type is available in this build",
-                T::KIND.section(),
-                spec.type_,
-                T::KIND.section()
-            ))),
+            Some(r) if r.factories.contains_key(&spec.type_) => r.create(spec),
+            _ => Err(self.unknown_type(T::KIND, &spec.type_)),
+        }
+    }
+
+    /// The error for a type no registry of `kind` holds: "not supported yet" for a type one of
+    /// the peers has ([`crate::BlockInfo::peer_types`]), "unknown" otherwise; both list the
+    /// types this build has.
+    fn unknown_type(&self, kind: Kind, type_: &str) -> Error {
+        let known = self.types(kind);
+        let known = if known.is_empty() {
+            format!(
+                "no {} component type is available in this build",
+                kind.section()
+            )
+        } else {
+            format!("known types: {}", known.join(", "))
+        };
+        let peer = kind.info().peer_types.iter().find(|(t, _)| *t == type_);
+        match peer {
+            Some((_, peer)) => Error::invalid(format!(
+                "{peer}'s {} component type '{type_}' is not supported yet; {known}",
+                kind.section()
+            )),
+            None => Error::invalid(format!(
+                "unknown {} component type '{type_}'; {known}",
+                kind.section()
+            )),
         }
     }
 
@@ -410,13 +445,8 @@ impl Registries {
     /// As [`Registries::create`].
     pub fn create_any(&self, kind: Kind, spec: &ComponentSpec) -> Result<Built> {
         match self.creators.get(&kind) {
-            Some(c) => (c.create)(self, spec),
-            None => Err(Error::invalid(format!(
-                "unknown {} component type '{}'; no {} component type is available in this build",
-                kind.section(),
-                spec.type_,
-                kind.section()
-            ))),
+            Some(c) if self.types(kind).contains(&spec.type_) => (c.create)(self, spec),
+            _ => Err(self.unknown_type(kind, &spec.type_)),
         }
     }
 
@@ -461,6 +491,57 @@ mod tests {
             .err()
             .expect("unknown type fails");
         assert!(err.message.contains("known types: in-memory"), "{err}");
+    }
+
+    #[test]
+    fn a_type_a_peer_has_is_not_supported_yet_rather_than_unknown() {
+        use crate::secret::{Secret, SecretStore};
+        struct S;
+        #[async_trait::async_trait]
+        impl Component for S {}
+        #[async_trait::async_trait]
+        impl SecretStore for S {
+            async fn get(&self, _: &str, _: &Metadata) -> Result<Secret> {
+                Ok(Secret::new())
+            }
+            async fn bulk_get(&self, _: &Metadata) -> Result<HashMap<String, Secret>> {
+                Ok(HashMap::new())
+            }
+        }
+        let mut r = Registries::new();
+        r.register::<dyn SecretStore>(&["local.env"], MetadataKeys::default(), |_| {
+            Ok(Arc::new(S) as Arc<dyn SecretStore>)
+        })
+        .expect("register");
+        let e = r
+            .create_any(Kind::Secret, &ComponentSpec::new("s", "hashicorp.vault"))
+            .err()
+            .expect("vault is Dapr's");
+        assert!(
+            e.message.contains(
+                "Dapr's secret_store component type 'hashicorp.vault' is not supported yet"
+            ) && e.message.contains("known types: local.env"),
+            "{e}"
+        );
+        let e = r
+            .create_any(Kind::Secret, &ComponentSpec::new("s", "vault2"))
+            .err()
+            .expect("unknown");
+        assert!(
+            e.message
+                .starts_with("unknown secret_store component type 'vault2'"),
+            "{e}"
+        );
+        let e = r
+            .create_any(Kind::File, &ComponentSpec::new("f", "minio"))
+            .err()
+            .expect("no file type registered");
+        assert!(
+            e.message
+                .contains("Layotto's file component type 'minio' is not supported yet")
+                && e.message.contains("no file component type is available"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum ErrorKind {
     PermissionDenied,
     /// The backend cannot be reached right now; retrying later may succeed (gRPC `UNAVAILABLE`).
     Unavailable,
+    /// The call's deadline passed before the component answered; the operation may or may not
+    /// have taken effect (gRPC `DEADLINE_EXCEEDED`).
+    DeadlineExceeded,
     /// The component does not support this operation (gRPC `UNIMPLEMENTED`).
     Unsupported,
     /// The component failed (gRPC `INTERNAL`).
@@ -96,6 +99,10 @@ impl Error {
     /// [`ErrorKind::Unavailable`].
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, message)
+    }
+    /// [`ErrorKind::DeadlineExceeded`].
+    pub fn deadline_exceeded(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::DeadlineExceeded, message)
     }
     /// [`ErrorKind::Unsupported`].
     pub fn unsupported(message: impl Into<String>) -> Self {

@@ -28,15 +28,9 @@ use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use crate::component::{ComponentSpec, Metadata};
 use crate::error::{Error, Result};
 
-/// Keys the runtime reads for components of every type, never reported as unknown:
-/// `keyPrefix` (state, lock and sequencer key layout), `consumerID` (pub/sub consumer group),
-/// `actorStateStore` and `outboxPublishPubsub`/`outboxPublishTopic`/`outboxPubsub`/
-/// `outboxDiscardWhenMissingState` (Dapr state-store options read by Dapr's runtime; accepted
-/// without effect here, see [`RUNTIME_NO_EFFECT_KEYS`]).
-pub const RUNTIME_KEYS: &[&str] = &["keyPrefix", "consumerID"];
-
 /// Keys Dapr's runtime reads for every state store that mean nothing here (no actors, no
-/// outbox): accepted, each logged once as having no effect.
+/// outbox): accepted, each reported as having no effect. (The keys this runtime reads itself,
+/// such as `keyPrefix` or `consumerID`, are each block's [`crate::BlockInfo::runtime_keys`].)
 pub const RUNTIME_NO_EFFECT_KEYS: &[&str] = &[
     "actorStateStore",
     "outboxPublishPubsub",
@@ -75,22 +69,28 @@ impl MetadataKeys {
         set.into_iter().collect()
     }
 
-    /// One warning line per key of `metadata` that is neither declared nor read by the runtime
-    /// (naming the known keys), and per key accepted without effect. Sorted by key.
+    /// [`MetadataKeys::warnings_with`] without keys read by the runtime.
     pub fn warnings(&self, metadata: &Metadata) -> Vec<String> {
+        self.warnings_with(metadata, &[])
+    }
+
+    /// One warning line per key of `metadata` that is neither declared nor in `runtime_keys`
+    /// (the keys the runtime reads for this block; the line names the known keys), and per key
+    /// accepted without effect. Keys match case-insensitively. Sorted by key.
+    pub fn warnings_with(&self, metadata: &Metadata, runtime_keys: &[&str]) -> Vec<String> {
         let mut keys: Vec<&String> = metadata.keys().collect();
         keys.sort();
         let matches = |list: &[&str], k: &str| list.iter().any(|x| x.eq_ignore_ascii_case(k));
         let mut out = Vec::new();
         for k in keys {
-            if matches(&self.known, k) || matches(RUNTIME_KEYS, k) {
+            if matches(&self.known, k) || matches(runtime_keys, k) {
                 continue;
             }
             if matches(&self.no_effect, k) || matches(RUNTIME_NO_EFFECT_KEYS, k) {
                 out.push(format!("metadata '{k}' is accepted but has no effect here"));
             } else {
                 let mut known = self.known();
-                known.extend(RUNTIME_KEYS);
+                known.extend(runtime_keys.iter().filter(|k| !self.known.contains(k)));
                 out.push(format!(
                     "unknown metadata key '{k}' is ignored; known keys: {}",
                     known.join(", ")
@@ -608,7 +608,7 @@ mod tests {
     fn warnings_name_unknown_and_no_effect_keys() {
         let keys = MetadataKeys::of::<Meta>();
         assert!(keys.known().contains(&"redisDB"), "aliases are keys");
-        let w = keys.warnings(
+        let w = keys.warnings_with(
             &spec(&[
                 ("redisHost", "x"),
                 ("poolSize", "3"),
@@ -617,6 +617,7 @@ mod tests {
                 ("actorStateStore", "true"),
             ])
             .metadata,
+            &["keyPrefix"],
         );
         assert_eq!(w.len(), 3, "{w:?}");
         assert!(w[0].contains("actorStateStore") && w[0].contains("no effect"));

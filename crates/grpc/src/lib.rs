@@ -17,6 +17,7 @@ mod app_channel;
 mod convert;
 pub mod dapr;
 pub mod deadline;
+pub mod flow_control;
 mod layotto_dapr;
 mod lifecycle;
 mod runtime_api;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 pub use app_channel::GrpcAppChannel;
 pub use deadline::Deadlines;
+pub use flow_control::FlowControlLayer;
 pub use lifecycle::LifecycleService;
 pub use runtime_api::RuntimeService;
 pub use stream_sub::STREAM_ACK_TIMEOUT;
@@ -44,9 +46,14 @@ pub(crate) type BoxStream<T> =
 /// Largest gRPC message accepted or sent, in bytes (64 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// The router [`router_with`] builds: every API behind the flow-control layer.
+pub type GrpcRouter = tonic::transport::server::Router<
+    tower::layer::util::Stack<FlowControlLayer, tower::layer::util::Identity>,
+>;
+
 /// A tonic router with the Layotto Runtime and Lifecycle services of `rt` and the Dapr API
 /// (with default options: `Shutdown` notifies nobody).
-pub fn router(rt: Arc<Runtime>) -> tonic::transport::server::Router {
+pub fn router(rt: Arc<Runtime>) -> GrpcRouter {
     router_with(
         rt,
         dapr::DaprGrpcOptions {
@@ -64,9 +71,21 @@ pub fn router_with(
     rt: Arc<Runtime>,
     dapr_opts: dapr::DaprGrpcOptions,
     token: &dapr::ApiToken,
-) -> tonic::transport::server::Router {
+) -> GrpcRouter {
+    router_limited(rt, dapr_opts, token, FlowControlLayer::default())
+}
+
+/// [`router_with`] whose rpcs also pass the listener's flow-control rules (MOSN's
+/// `flowControlFilter`, [`FlowControlLayer`]).
+pub fn router_limited(
+    rt: Arc<Runtime>,
+    dapr_opts: dapr::DaprGrpcOptions,
+    token: &dapr::ApiToken,
+    flow: FlowControlLayer,
+) -> GrpcRouter {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .layer(flow)
         .add_service(Deadlines::new(InterceptedService::new(
             RuntimeServer::new(RuntimeService::new(rt.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)

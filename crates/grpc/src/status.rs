@@ -16,6 +16,7 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::EtagMismatch => Code::Aborted,
         ErrorKind::PermissionDenied => Code::PermissionDenied,
         ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
         ErrorKind::Unsupported => Code::Unimplemented,
         ErrorKind::Internal => Code::Internal,
     }

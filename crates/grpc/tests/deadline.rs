@@ -1,6 +1,6 @@
 //! The client's `grpc-timeout` bounds the component calls of an rpc: a Layotto `GetState`
 //! (answered by the handler it shares with Dapr) on a store slower than the client's deadline
-//! fails `UNAVAILABLE` naming the store, when the deadline passes, not when the store answers.
+//! fails `DEADLINE_EXCEEDED` naming the store, when the deadline passes, not when the store answers.
 #![allow(missing_docs)]
 
 use std::sync::Arc;
@@ -72,6 +72,7 @@ fn runtime() -> Arc<Runtime> {
             secret_refs: Vec::new(),
             secret_store: None,
         }],
+        ..Config::default()
     };
     Arc::new(Runtime::build(&config, &r).expect("runtime builds"))
 }
@@ -111,7 +112,7 @@ async fn component_calls_end_at_the_clients_deadline() {
         .headers()
         .get("grpc-status")
         .map(|v| v.to_str().expect("ascii"));
-    assert_eq!(status, Some("14"), "UNAVAILABLE: {:?}", resp.headers());
+    assert_eq!(status, Some("4"), "DEADLINE_EXCEEDED: {:?}", resp.headers());
     let message = resp
         .headers()
         .get("grpc-message")

@@ -125,6 +125,8 @@ fn registries() -> layotto_core::Result<Registries> {
     layotto_components_http::register(&mut r)?;
     #[cfg(feature = "redis")]
     layotto_components_redis::register(&mut r)?;
+    #[cfg(feature = "etcd")]
+    layotto_components_etcd::register(&mut r)?;
     Ok(r)
 }
 
@@ -164,18 +166,24 @@ fn checked(
     });
     let mut warnings = Vec::new();
     if let Some(c) = &config {
+        // Parts of the file without effect here, unknown metadata keys and keys without
+        // effect: reported, not fatal (unless `validate --strict`).
+        warnings.extend(c.warnings.iter().cloned());
         match layotto_runtime::validate(c, &registries) {
-            // Unknown metadata keys and keys without effect: reported, not fatal (unless
-            // `validate --strict`).
-            Ok(w) if strict => problems.extend(w),
-            Ok(w) => warnings = w,
+            Ok(w) => warnings.extend(w),
             Err(p) => problems.extend(p.0),
+        }
+        if strict {
+            problems.append(&mut warnings);
         }
     }
     match config {
         Some(c) if problems.is_empty() => Ok((c, registries, warnings)),
         _ => {
             print_problems(&Problems(problems));
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
             Err(ExitCode::from(EXIT_CONFIG))
         }
     }
@@ -193,6 +201,7 @@ fn dapr_base_config(dapr: &DaprArgs) -> Config {
         actuator: None,
         app: layotto_config::AppConfig::default(),
         components: Vec::new(),
+        ..Config::default()
     }
 }
 
@@ -223,7 +232,7 @@ fn main() -> ExitCode {
                 Ok(v) => v,
                 Err(code) => return code,
             };
-            init_tracing();
+            init_tracing(config.log_level.as_deref());
             for w in &warnings {
                 tracing::warn!("{w}");
             }
@@ -266,9 +275,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr at `RUST_LOG`'s filter, else at the config's MOSN `default_log_level`
+/// (`FATAL`/`CRITICAL` read as `error`), else `info`.
+fn init_tracing(mosn_level: Option<&str>) {
+    let level = match mosn_level {
+        Some("TRACE") => "trace",
+        Some("DEBUG") => "debug",
+        Some("WARN" | "WARNING") => "warn",
+        Some("ERROR" | "FATAL" | "CRITICAL") => "error",
+        _ => "info",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -300,7 +318,7 @@ async fn shutdown_signal() {
 
 /// Serves `router` on `incoming` connections until `stop` completes.
 async fn serve_grpc<S, IO>(
-    router: tonic::transport::server::Router,
+    router: layotto_grpc::GrpcRouter,
     incoming: S,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), String>
@@ -330,7 +348,7 @@ struct DaprServing {
 /// Spawns `router` on `addr` (TCP or unix socket) into `tasks`.
 async fn spawn_grpc(
     tasks: &mut tokio::task::JoinSet<Result<(), String>>,
-    router: tonic::transport::server::Router,
+    router: layotto_grpc::GrpcRouter,
     addr: &ListenAddr,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -474,7 +492,9 @@ async fn start(
         shutdown: shutdown.clone(),
         runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let router = layotto_grpc::router_with(runtime.clone(), grpc_opts.clone(), &token);
+    // MOSN's flowControlFilter belongs to the Layotto gRPC listener only.
+    let flow = layotto_grpc::FlowControlLayer::new(config.flow_control.as_ref());
+    let router = layotto_grpc::router_limited(runtime.clone(), grpc_opts.clone(), &token, flow);
     spawn_grpc(&mut tasks, router, &config.grpc, stopped()).await?;
     if let Some(addr) = dapr.as_ref().and_then(|d| d.grpc) {
         let router = layotto_grpc::router_with(runtime.clone(), grpc_opts, &token);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use layotto_config::{ComponentEntry, Config, Kind, Origin, Problem, Problems};
 use layotto_core::metadata::substitute_placeholders;
+use layotto_core::pubsub::CONSUMER_ID_KEY;
 use layotto_core::secret::SecretStore;
 use layotto_core::sequencer::{BIGGER_THAN_KEY, parse_bigger_than};
 use layotto_core::{ComponentSpec, Error, Metadata, Registries, Result};
@@ -76,7 +77,17 @@ pub(crate) fn create(
     }
     let mut built = r.create_any(entry.kind, &spec)?;
     let warnings = std::mem::take(&mut built.warnings);
-    Ok((Entry { built, keys }, warnings))
+    let consumer_id = (entry.kind == Kind::PubSub)
+        .then(|| spec.get_ci(CONSUMER_ID_KEY).map(|(_, v)| v.to_owned()))
+        .flatten();
+    Ok((
+        Entry {
+            built,
+            keys,
+            consumer_id,
+        },
+        warnings,
+    ))
 }
 
 /// Substitutes `{uuid}`, `{podName}`, `{namespace}` and `{appID}` in every value of `metadata`.
@@ -91,11 +102,15 @@ fn substitute(metadata: &mut Metadata, app_id: &str) -> Result<()> {
 /// `spec` with its `biggerThan` floors keyed by stored (prefixed) keys, as the component sees
 /// keys in requests.
 fn stored_floors(spec: &ComponentSpec, keys: &KeyPrefix) -> Result<ComponentSpec> {
-    let floors = parse_bigger_than(spec.get(BIGGER_THAN_KEY))
+    let Some((written, raw)) = spec.get_ci(BIGGER_THAN_KEY) else {
+        return Ok(spec.clone());
+    };
+    let floors = parse_bigger_than(Some(raw))
         .map_err(|e| e.context(format!("component '{}'", spec.name)))?;
     if floors.is_empty() {
         return Ok(spec.clone());
     }
+    let written = written.to_owned();
     let stored = floors
         .into_iter()
         .map(|(k, v)| Ok((keys.apply(&k, BIGGER_THAN_KEY)?, v)))
@@ -103,7 +118,7 @@ fn stored_floors(spec: &ComponentSpec, keys: &KeyPrefix) -> Result<ComponentSpec
     let text = serde_json::to_string(&stored)
         .map_err(|e| Error::internal(format!("encoding {BIGGER_THAN_KEY}: {e}")))?;
     let mut spec = spec.clone();
-    spec.metadata.insert(BIGGER_THAN_KEY.to_owned(), text);
+    spec.metadata.insert(written, text);
     Ok(spec)
 }
 
@@ -183,5 +198,22 @@ pub async fn resolve_secret_refs(
         Ok(())
     } else {
         Err(Problems(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bigger_than_floors_are_keyed_as_stored_whatever_the_key_case() {
+        let spec = ComponentSpec::new("seq", "t").with("BiggerThan", r#"{"order": 5}"#);
+        let keys = KeyPrefix::resolve(&spec, "app", "appid", "sequencer|||").expect("keys");
+        let out = stored_floors(&spec, &keys).expect("floors");
+        assert_eq!(out.metadata.len(), 1, "replaced under the key as written");
+        assert_eq!(
+            out.metadata["BiggerThan"],
+            r#"{"sequencer|||app||order":5}"#
+        );
     }
 }

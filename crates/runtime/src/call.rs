@@ -21,8 +21,8 @@ tokio::task_local! {
 }
 
 /// Runs `fut` with `deadline` as the deadline of every component call it makes: a call still
-/// running at the deadline fails with [`layotto_core::ErrorKind::Unavailable`] naming the
-/// component and operation. Edges call this with the client's deadline (gRPC `grpc-timeout`).
+/// running at the deadline fails with [`layotto_core::ErrorKind::DeadlineExceeded`] naming the
+/// component and operation (it may or may not have taken effect, so it is no "retry safely"). Edges call this with the client's deadline (gRPC `grpc-timeout`).
 pub async fn with_deadline<F: Future>(deadline: Instant, fut: F) -> F::Output {
     DEADLINE.scope(deadline, fut).await
 }
@@ -33,6 +33,9 @@ pub(crate) struct Entry {
     pub built: Built,
     /// Its key layout (identity for blocks without one).
     pub keys: KeyPrefix,
+    /// A pub/sub's component-level `consumerID`: the consumer group of its subscriptions
+    /// that name none.
+    pub consumer_id: Option<String>,
 }
 
 /// Every configured component, by block and name.
@@ -95,6 +98,7 @@ impl Components {
             name,
             component,
             keys: &entry.keys,
+            consumer_id: entry.consumer_id.as_deref(),
         })
     }
 }
@@ -107,6 +111,8 @@ pub(crate) struct Target<'a, T: ?Sized> {
     pub component: &'a Arc<T>,
     /// Its key layout.
     pub keys: &'a KeyPrefix,
+    /// Its component-level `consumerID` (pub/sub only).
+    pub consumer_id: Option<&'a str>,
 }
 
 impl<T: Contract + ?Sized> Target<'_, T> {
@@ -122,7 +128,7 @@ impl<T: Contract + ?Sized> Target<'_, T> {
     /// [`with_deadline`], if any.
     ///
     /// # Errors
-    /// The component's error, or `Unavailable` when the deadline passes first.
+    /// The component's error, or `DeadlineExceeded` when the deadline passes first.
     pub async fn run<R>(
         &self,
         op: &'static str,
@@ -134,7 +140,7 @@ impl<T: Contract + ?Sized> Target<'_, T> {
                 match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), call).await
                 {
                     Ok(r) => r,
-                    Err(_) => Err(Error::unavailable(format!(
+                    Err(_) => Err(Error::deadline_exceeded(format!(
                         "{} store '{}': {op} did not finish before the call's deadline",
                         T::KIND.api(),
                         self.name

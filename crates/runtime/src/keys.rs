@@ -67,7 +67,7 @@ impl KeyPrefix {
         default: &str,
         namespace: &'static str,
     ) -> Result<Self> {
-        let strategy = spec.get(KEY_PREFIX_KEY).unwrap_or(default);
+        let strategy = spec.get_ci(KEY_PREFIX_KEY).map_or(default, |(_, v)| v);
         let prefix = match strategy.to_ascii_lowercase().as_str() {
             "none" => None,
             "appid" => (!app_id.is_empty()).then(|| app_id.to_owned()),
@@ -139,6 +139,14 @@ mod tests {
         assert_eq!(custom.strip("shared||k"), "k");
         assert!(none.apply("a||b", "key").is_err());
         assert!(none.apply("", "key").is_err());
+        let any_case =
+            KeyPrefix::resolve(&spec.clone().with("KEYPREFIX", "none"), "a", "appid", "")
+                .expect("any case");
+        assert_eq!(
+            any_case.apply("k", "key").expect("ok"),
+            "k",
+            "the key matches in any case"
+        );
         assert!(KeyPrefix::resolve(&spec.with("keyPrefix", "x||y"), "a", "none", "").is_err());
     }
 }

@@ -40,8 +40,8 @@ impl Runtime {
             .map_err(|e| e.context(format!("pubsub '{pubsub}'")))
     }
 
-    /// Subscribes `handler` to `topic` of `pubsub` in this app's consumer group (unless
-    /// `metadata` names another `consumerID`). The handler gets decoded CloudEvents (with
+    /// Subscribes `handler` to `topic` of `pubsub` in a consumer group: `metadata`'s
+    /// `consumerID`, else the component's `consumerID` metadata, else this app's id. The handler gets decoded CloudEvents (with
     /// `rawPayload: "true"` in `metadata`: every message as an opaque payload) and
     /// returns `Ok` to acknowledge or `Err` to have the event redelivered.
     ///
@@ -61,10 +61,13 @@ impl Runtime {
         if topic.is_empty() {
             return Err(Error::empty_field("topic"));
         }
-        if !self.app_id.is_empty() {
+        // The consumer group: the subscription's own `consumerID`, else the component's, else
+        // the app id (Dapr's default).
+        let group = p.consumer_id.unwrap_or(&self.app_id);
+        if !group.is_empty() {
             metadata
                 .entry(layotto_core::pubsub::CONSUMER_ID_KEY.to_owned())
-                .or_insert_with(|| self.app_id.clone());
+                .or_insert_with(|| group.to_owned());
         }
         let (t, name) = (topic.to_owned(), pubsub.to_owned());
         let raw = cloudevent::is_raw_payload(&metadata);

@@ -150,6 +150,7 @@ fn config(components: Vec<ComponentEntry>) -> Config {
             ..AppConfig::default()
         },
         components,
+        ..Config::default()
     }
 }
 
@@ -249,7 +250,7 @@ async fn a_call_past_its_deadline_is_unavailable() {
     )
     .await
     .expect_err("deadline");
-    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+    assert_eq!(e.kind, ErrorKind::DeadlineExceeded, "{e}");
     assert!(
         e.message.contains("slow") && e.message.contains("get"),
         "{e}"
@@ -330,4 +331,69 @@ async fn readiness_follows_component_health() {
     assert_eq!(r.components["state/up"].status, HealthStatus::Up);
     assert_eq!(r.components["state/down"].details["reason"], "map is down");
     rt.close().await;
+}
+
+/// A pub/sub that records the consumer group of each subscription.
+#[derive(Default)]
+struct Groups(Mutex<Vec<String>>);
+#[async_trait]
+impl Component for Groups {}
+#[async_trait]
+impl layotto_core::pubsub::PubSub for Groups {
+    async fn publish(&self, _: layotto_core::pubsub::Message) -> Result<()> {
+        Ok(())
+    }
+    async fn subscribe(
+        &self,
+        req: layotto_core::pubsub::SubscribeRequest,
+        _: layotto_core::pubsub::Handler,
+    ) -> Result<layotto_core::pubsub::Subscription> {
+        crate::lock(&self.0).push(req.metadata.get("consumerID").cloned().unwrap_or_default());
+        Ok(layotto_core::pubsub::Subscription::new(|| {}))
+    }
+}
+
+#[tokio::test]
+async fn the_consumer_group_is_the_subscriptions_then_the_components_then_the_app_id() {
+    use layotto_core::pubsub::PubSub;
+    let groups: Arc<Groups> = Arc::default();
+    let mut r = registries();
+    let g = groups.clone();
+    r.register::<dyn PubSub>(&["groups"], MetadataKeys::of::<NoMetadata>(), move |_| {
+        Ok(g.clone() as Arc<dyn PubSub>)
+    })
+    .expect("register");
+    let cfg = config(vec![
+        entry(Kind::PubSub, "plain", "groups", Origin::Layotto, &[]),
+        entry(
+            Kind::PubSub,
+            "grouped",
+            "groups",
+            Origin::Layotto,
+            &[("consumerid", "g1")],
+        ),
+    ]);
+    let warnings = crate::validate(&cfg, &r).expect("valid");
+    assert!(
+        warnings.is_empty(),
+        "consumerID is the runtime's: {warnings:?}"
+    );
+    let rt = Runtime::build(&cfg, &r).expect("builds");
+    let handler = |_: crate::TopicEvent| -> futures::future::BoxFuture<'static, Result<()>> {
+        Box::pin(async { Ok(()) })
+    };
+    let own = Metadata::from([("consumerID".to_owned(), "mine".to_owned())]);
+    let _a = rt
+        .subscribe("plain", "t", Metadata::new(), handler)
+        .await
+        .expect("sub");
+    let _b = rt
+        .subscribe("grouped", "t", Metadata::new(), handler)
+        .await
+        .expect("sub");
+    let _c = rt
+        .subscribe("grouped", "t", own, handler)
+        .await
+        .expect("sub");
+    assert_eq!(*crate::lock(&groups.0), ["app1", "g1", "mine"]);
 }

@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long a server gets to answer its first PING.
+mod etcd;
+
+pub use etcd::EtcdServer;
+
+/// How long a server gets to answer its first PING (or health check).
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Finds `binary` on `PATH` or in the usual system directories; panics naming `package` if it

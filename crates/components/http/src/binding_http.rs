@@ -588,7 +588,8 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let w = layotto_core::MetadataKeys::of::<HttpBindingMetadata>().warnings(&md);
+        let w = layotto_core::MetadataKeys::of::<HttpBindingMetadata>()
+            .warnings_with(&md, layotto_core::Kind::Binding.info().runtime_keys);
         assert!(w.len() == 1 && w[0].contains("'bogus'"), "{w:?}");
         assert_eq!(canonical_header("x-request-id"), "X-Request-Id");
     }

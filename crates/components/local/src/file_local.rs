@@ -17,6 +17,11 @@ use tokio::sync::OnceCell;
 pub const TYPE: &str = "local";
 /// Component metadata key of the root directory (required).
 pub const ROOT_KEY: &str = "root";
+
+/// The root of a `local` file store whose metadata gives none: `layotto-files` under the
+/// working directory. Layotto's own `local` store takes any path a client sends (its configs
+/// give no root); here every store is confined to a root, so a config without one gets this.
+pub const DEFAULT_ROOT: &str = "layotto-files";
 /// Size of the chunks `get` streams, in bytes (64 KiB).
 pub const CHUNK_SIZE: usize = 64 * 1024;
 /// Page size of `list` when the request gives 0.
@@ -32,7 +37,8 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct LocalFileMetadata {
-    /// `root`: the directory holding the files (required; created by `init` if missing).
+    /// `root`: the directory holding the files, relative to the working directory unless
+    /// absolute (default [`DEFAULT_ROOT`]; created by `init` if missing).
     pub root: Option<String>,
 }
 
@@ -79,12 +85,7 @@ impl LocalFileStore {
     /// Invalid argument when `root` is missing.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
         let meta: LocalFileMetadata = decode(spec)?;
-        let root = meta.root.ok_or_else(|| {
-            Error::invalid(format!(
-                "component '{}' (type '{TYPE}'): metadata '{ROOT_KEY}' (a directory) is required",
-                spec.name
-            ))
-        })?;
+        let root = meta.root.unwrap_or_else(|| DEFAULT_ROOT.to_owned());
         Ok(Self::new(spec.name.clone(), root))
     }
 
@@ -672,8 +673,8 @@ mod tests {
     }
 
     #[test]
-    fn root_is_required() {
-        let e = LocalFileStore::from_spec(&ComponentSpec::new("f", TYPE)).expect_err("no root");
-        assert!(e.message.contains("'root'"), "{e}");
+    fn a_store_without_root_is_confined_to_the_default_root() {
+        let s = LocalFileStore::from_spec(&ComponentSpec::new("f", TYPE)).expect("default root");
+        assert_eq!(s.root, std::path::Path::new(DEFAULT_ROOT));
     }
 }

@@ -87,10 +87,19 @@ impl LocalFileSecretStore {
     }
 
     async fn load(&self) -> Result<HashMap<String, Secret>> {
+        // A relative path resolves against the working directory, as Layotto's does; the
+        // error shows where that led.
         let shown = self.path.display();
+        let tried = match std::env::current_dir() {
+            Ok(cwd) if self.path.is_relative() => format!(
+                "'{shown}' (relative to the working directory: '{}')",
+                cwd.join(&self.path).display()
+            ),
+            _ => format!("'{shown}'"),
+        };
         let raw = tokio::fs::read(&self.path).await.map_err(|e| {
             Error::invalid(format!(
-                "secret store '{}': cannot read {SECRETS_FILE_KEY} '{shown}': {e}",
+                "secret store '{}': cannot read {SECRETS_FILE_KEY} {tried}: {e}",
                 self.name
             ))
         })?;

@@ -121,7 +121,10 @@ mod tests {
         // An unknown component key is ignored, with a warning.
         let spec = ComponentSpec::new("h", TYPE).with("x", "1");
         HelloWorld::from_spec(&spec).expect("unknown keys are ignored");
-        let w = layotto_core::MetadataKeys::of::<HelloMetadata>().warnings(&spec.metadata);
+        let w = layotto_core::MetadataKeys::of::<HelloMetadata>().warnings_with(
+            &spec.metadata,
+            layotto_core::Kind::Hello.info().runtime_keys,
+        );
         assert!(w.len() == 1 && w[0].contains("'x'"), "{w:?}");
     }
 }

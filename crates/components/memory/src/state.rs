@@ -466,7 +466,10 @@ mod tests {
         assert!(MemoryStateStore::from_spec(&spec).is_ok());
         let spec = spec.with("bogus", "1");
         MemoryStateStore::from_spec(&spec).expect("unknown keys are ignored");
-        let w = layotto_core::MetadataKeys::of::<MemoryStateMetadata>().warnings(&spec.metadata);
+        let w = layotto_core::MetadataKeys::of::<MemoryStateMetadata>().warnings_with(
+            &spec.metadata,
+            layotto_core::Kind::State.info().runtime_keys,
+        );
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("bogus"), "{w:?}");
     }

@@ -569,7 +569,7 @@ mod tests {
         RedisConfig::from_spec(&s).expect("unknown keys are ignored");
         let keys = MetadataKeys::of::<ConnectionMetadata>();
         assert!(keys.known().contains(&"redisDB") && keys.known().contains(&"enableTLS"));
-        let w = keys.warnings(&s.metadata);
+        let w = keys.warnings_with(&s.metadata, layotto_core::Kind::State.info().runtime_keys);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
             w[0].contains("'bogus'") && w[0].contains("redisHost"),

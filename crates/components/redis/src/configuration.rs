@@ -436,7 +436,10 @@ mod tests {
             .with("redisHost", "127.0.0.1:6379")
             .with("bogus", "1");
         RedisConfigStore::from_spec(&spec).expect("unknown keys are ignored");
-        let w = layotto_core::MetadataKeys::of::<RedisConfigMetadata>().warnings(&spec.metadata);
+        let w = layotto_core::MetadataKeys::of::<RedisConfigMetadata>().warnings_with(
+            &spec.metadata,
+            layotto_core::Kind::Configuration.info().runtime_keys,
+        );
         assert!(w.len() == 1 && w[0].contains("'bogus'"), "{w:?}");
     }
 }

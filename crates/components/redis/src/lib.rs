@@ -154,10 +154,21 @@ mod tests {
         let built = r
             .create_any(
                 Kind::PubSub,
-                &redis("redis").with("consumerID", "g").with("x", "1"),
+                &ComponentSpec::new("c", "redis")
+                    .with("redisHost", "127.0.0.1:1")
+                    .with("consumerID", "g")
+                    .with("keyPrefix", "appid")
+                    .with("x", "1"),
             )
             .expect("pubsub");
-        assert_eq!(built.warnings.len(), 1, "{:?}", built.warnings);
+        // keyPrefix lays out state, lock and sequencer keys; on a pub/sub it means nothing.
+        assert_eq!(built.warnings.len(), 2, "{:?}", built.warnings);
+        assert!(
+            built.warnings[0].contains("'keyPrefix'"),
+            "{:?}",
+            built.warnings
+        );
+        assert!(built.warnings[1].contains("'x'"), "{:?}", built.warnings);
         assert!(built.component.features().is_empty());
     }
 }

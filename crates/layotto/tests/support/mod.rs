@@ -67,9 +67,21 @@ impl Sidecar {
 
     /// Starts a sidecar with `env` and extra command-line `args` (e.g. `--app-port`).
     pub fn start_with(grpc_config: Value, env: &[(&str, &str)], args: &[&str]) -> Self {
+        Self::start_edited(grpc_config, |_| {}, env, args)
+    }
+
+    /// Like [`Sidecar::start_with`], with `edit` applied to the whole MOSN document first
+    /// (e.g. to add stream filters to the gRPC listener).
+    pub fn start_edited(
+        grpc_config: Value,
+        edit: impl FnOnce(&mut Value),
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (grpc_port, actuator_port) = (free_port(), free_port());
-        let cfg = layotto_config(grpc_port, actuator_port, grpc_config);
+        let mut cfg = layotto_config(grpc_port, actuator_port, grpc_config);
+        edit(&mut cfg);
         let config_path = dir.path().join("config.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&cfg).expect("json"))
             .expect("write config");

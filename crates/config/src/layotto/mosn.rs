@@ -1,0 +1,208 @@
+//! The MOSN parts of a Layotto file outside `grpc_config`: each classified, never skipped
+//! silently (accepted with a warning, or read: the log level and the `flowControlFilter`).
+
+use super::{Fields, Walker};
+use crate::node::{Node, child, index, json_string};
+use crate::{FlowControl, FlowRule};
+
+/// MOSN top-level keys accepted with a warning until their work lands, and why.
+const MOSN_TOP_LEVEL: [(&str, &str); 5] = [
+    (
+        "tracing",
+        "MOSN tracing is not implemented yet: no spans are exported",
+    ),
+    (
+        "metrics",
+        "MOSN metrics sinks are not implemented yet: nothing is exported (Prometheus included)",
+    ),
+    (
+        "pprof",
+        "MOSN pprof is not implemented: no profiling port is opened",
+    ),
+    (
+        "dynamic_resources",
+        "xDS (dynamic_resources) is not supported: no configuration is fetched",
+    ),
+    (
+        "static_resources",
+        "MOSN static_resources (xDS clusters) are not supported: ignored",
+    ),
+];
+
+impl Walker {
+    /// Classifies the MOSN keys beside `servers`: each known one is accepted with a warning
+    /// saying what it would do and that it does not here; unknown ones are warned about too.
+    pub(super) fn top_level(&mut self, root: &Fields<'_>) {
+        for &(key, value) in &root.entries {
+            if key == "servers" || is_off(value) {
+                continue;
+            }
+            let path = child("$", key);
+            match MOSN_TOP_LEVEL.iter().find(|(k, _)| *k == key) {
+                Some((_, why)) => self.warn(&path, *why),
+                None => self.warn(
+                    &path,
+                    format!("unknown MOSN key {} is ignored", json_string(key)),
+                ),
+            }
+        }
+    }
+
+    /// Classifies a MOSN server's keys; returns its `default_log_level`.
+    pub(super) fn server(&mut self, server: &Fields<'_>, path: &str) -> Option<String> {
+        let mut level = None;
+        for &(key, value) in &server.entries {
+            let key_path = child(path, key);
+            match (key, value) {
+                ("listeners", _) => {}
+                ("default_log_level", Node::String(l)) => match l.to_ascii_uppercase().as_str() {
+                    "TRACE" | "DEBUG" | "INFO" | "WARN" | "WARNING" | "ERROR" | "FATAL"
+                    | "CRITICAL" => level = Some(l.to_ascii_uppercase()),
+                    _ => self.problem(
+                        &key_path,
+                        format!(
+                            "unknown log level {}; expected TRACE, DEBUG, INFO, WARN, ERROR or \
+                             FATAL",
+                            json_string(l)
+                        ),
+                    ),
+                },
+                ("default_log_path", Node::String(p)) if p == "stdout" || p == "stderr" => {}
+                ("default_log_path", Node::String(p)) => self.warn(
+                    &key_path,
+                    format!("logs are written to stderr, not to {}", json_string(p)),
+                ),
+                ("routers", Node::Array(routers)) => {
+                    // A router with virtual hosts routes MOSN proxy traffic, which is not
+                    // served; a bare name (Layotto's "actuator_dont_need_router") means nothing.
+                    if routers.iter().any(has_virtual_hosts) {
+                        self.warn(
+                            &key_path,
+                            "MOSN routers route proxy traffic, which is not served: ignored",
+                        );
+                    }
+                }
+                (_, v) if is_off(v) => {}
+                (other, _) => self.warn(
+                    &key_path,
+                    format!("unknown MOSN server key {} is ignored", json_string(other)),
+                ),
+            }
+        }
+        level
+    }
+
+    /// Reads a `flowControlFilter` (`global_switch`, `limit_key_type: PATH`, `rules` of
+    /// `{resource, grade, threshold}`).
+    pub(super) fn flow_control_filter(&mut self, filter: &Fields<'_>, path: &str) {
+        let config_path = child(path, "config");
+        let Some(config) = filter.get("config") else {
+            self.problem(&config_path, "missing; flowControlFilter needs its config");
+            return;
+        };
+        let Some(config) = self.object(config, &config_path, "the flowControlFilter config") else {
+            return;
+        };
+        match config.get("global_switch") {
+            Some(Node::Bool(true)) => {}
+            Some(Node::Bool(false)) | None | Some(Node::Null) => return,
+            Some(other) => {
+                self.problem(
+                    &child(&config_path, "global_switch"),
+                    format!("expected true or false, found {}", other.describe()),
+                );
+                return;
+            }
+        }
+        match config.get("limit_key_type") {
+            None | Some(Node::Null) => {}
+            Some(Node::String(t)) if t == "PATH" => {}
+            Some(other) => {
+                self.problem(
+                    &child(&config_path, "limit_key_type"),
+                    format!(
+                        "only \"PATH\" (the gRPC method path) is supported, found {}",
+                        other.to_compact_json()
+                    ),
+                );
+                return;
+            }
+        }
+        let mut rules = Vec::new();
+        let Some(items) = self.array(&config, "rules", &config_path, false) else {
+            return;
+        };
+        for (i, rule) in items.iter().enumerate() {
+            let rule_path = index(&child(&config_path, "rules"), i);
+            let Some(rule) = self.object(rule, &rule_path, "a flow control rule") else {
+                continue;
+            };
+            let resource = match rule.get("resource") {
+                Some(Node::String(r)) if r.starts_with('/') => Some(r.clone()),
+                other => {
+                    self.problem(
+                        &child(&rule_path, "resource"),
+                        format!(
+                            "expected the gRPC method path such as \
+                             \"/spec.proto.runtime.v1.Runtime/SayHello\", found {}",
+                            other.map_or("nothing".to_owned(), Node::to_compact_json)
+                        ),
+                    );
+                    None
+                }
+            };
+            let number = |w: &mut Self, key: &str, default: Option<u64>| -> Option<u64> {
+                match rule.get(key) {
+                    Some(Node::Number(n)) if n.as_u64().is_some_and(|v| v > 0) => n.as_u64(),
+                    None | Some(Node::Null) if default.is_some() => default,
+                    other => {
+                        w.problem(
+                            &child(&rule_path, key),
+                            format!(
+                                "expected a positive whole number, found {}",
+                                other.map_or("nothing".to_owned(), Node::to_compact_json)
+                            ),
+                        );
+                        None
+                    }
+                }
+            };
+            let grade = number(self, "grade", Some(1));
+            let threshold = number(self, "threshold", None);
+            if let (Some(resource), Some(grade), Some(threshold)) = (resource, grade, threshold) {
+                rules.push(FlowRule {
+                    resource,
+                    threshold: u32::try_from(threshold).unwrap_or(u32::MAX),
+                    window: std::time::Duration::from_secs(grade),
+                });
+            }
+        }
+        self.flow_control = Some(FlowControl { rules });
+    }
+}
+
+/// Whether a MOSN value says "nothing configured": `null`, `false`, an empty array, an object
+/// whose values all say nothing (`{"clusters": []}`), or one whose `enable`/`debug` is false.
+pub(super) fn is_off(node: &Node) -> bool {
+    match node {
+        Node::Null | Node::Bool(false) => true,
+        Node::Array(items) => items.is_empty(),
+        Node::Object(entries) => {
+            entries.iter().all(|(_, v)| is_off(v))
+                || entries
+                    .iter()
+                    .any(|(k, v)| (k == "enable" || k == "debug") && *v == Node::Bool(false))
+        }
+        _ => false,
+    }
+}
+
+/// Whether a MOSN router config has virtual hosts (routes).
+fn has_virtual_hosts(router: &Node) -> bool {
+    let Node::Object(entries) = router else {
+        return false;
+    };
+    entries
+        .iter()
+        .any(|(k, v)| k == "virtual_hosts" && !is_off(v))
+}
