@@ -318,6 +318,7 @@ impl Walker<'_> {
             origin: Origin::Dapr,
             secret_refs,
             secret_store,
+            component_refs: Vec::new(),
         })
     }
 
@@ -562,6 +563,7 @@ impl Walker<'_> {
             metadata_key: name.to_owned(),
             secret_key: if key.is_empty() { secret.clone() } else { key },
             secret_name: secret,
+            store: None,
         })
     }
 

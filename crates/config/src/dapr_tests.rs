@@ -145,12 +145,14 @@ fn reads_components_types_values_and_secret_refs() {
             SecretRef {
                 metadata_key: "redisPassword".into(),
                 secret_name: "redis-secret".into(),
-                secret_key: "password".into()
+                secret_key: "password".into(),
+                store: None,
             },
             SecretRef {
                 metadata_key: "token".into(),
                 secret_name: "token".into(),
-                secret_key: "token".into()
+                secret_key: "token".into(),
+                store: None,
             },
         ]
     );
@@ -406,11 +408,13 @@ fn secret_refs_and_the_secret_store() {
                 metadata_key: "password".into(),
                 secret_name: "redis".into(),
                 secret_key: "pw".into(),
+                store: None,
             },
             SecretRef {
                 metadata_key: "token".into(),
                 secret_name: "tok".into(),
                 secret_key: "tok".into(),
+                store: None,
             },
         ]
     );

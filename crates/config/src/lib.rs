@@ -103,11 +103,14 @@ pub struct ComponentEntry {
     pub file: String,
     /// Which peer's format the component came from; picks the default key layouts.
     pub origin: Origin,
-    /// Dapr `secretKeyRef` metadata still to be read from [`ComponentEntry::secret_store`]
-    /// (empty for Layotto components).
+    /// Metadata still to be read from a secret store before the component is built: Dapr
+    /// `secretKeyRef` items (from [`ComponentEntry::secret_store`]) and Layotto `secret_ref`
+    /// items (each from its own `store_name`).
     pub secret_refs: Vec<SecretRef>,
-    /// Dapr `auth.secretStore`: the secret store that resolves `secret_refs`.
+    /// Dapr `auth.secretStore`: the secret store that resolves `secret_refs` that name none.
     pub secret_store: Option<String>,
+    /// Layotto `component_ref`: components this one names.
+    pub component_refs: Vec<ComponentRef>,
 }
 
 /// The peer whose configuration format declared a component.
@@ -210,8 +213,24 @@ pub struct SecretRef {
     pub metadata_key: String,
     /// The secret's name in the secret store.
     pub secret_name: String,
-    /// The key within the secret (Dapr: defaults to the secret's name).
+    /// The key within the secret (Dapr: defaults to the secret's name; Layotto's `sub_key`,
+    /// defaulting to `key`).
     pub secret_key: String,
+    /// The secret store to read it from: Layotto's `store_name`; `None` for Dapr, whose
+    /// component names one store for all (`auth.secretStore`).
+    pub store: Option<String>,
+}
+
+/// A Layotto `component_ref`: another component this one names (`config_store`,
+/// `secret_store`), which must exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentRef {
+    /// The block of the named component.
+    pub kind: Kind,
+    /// Its name.
+    pub name: String,
+    /// Where the reference is written.
+    pub path: String,
 }
 
 /// A loaded and validated Layotto configuration.

@@ -647,3 +647,58 @@ fn sections_of_apis_not_served_yet_are_errors_naming_them() {
         "$.servers[0].listeners[0].stream_filters[0].config.rules[0].threshold",
     );
 }
+
+/// Issue 11, point 2: Layotto's `secret_ref` and `component_ref` (`config_ref_example.json`).
+#[test]
+fn secret_and_component_references_are_read() {
+    let config = ok(&doc(
+        "",
+        "127.0.0.1:34904",
+        r#"{"sequencer": {"seq": {"type": "redis", "metadata": {"redisHost": "h:1"},
+              "secret_ref": [{"store_name": "local.file", "key": "db-user-pass:password",
+                              "sub_key": "db-user-pass:password", "inject_as": "redisPassword"},
+                             {"store_name": "local.env", "key": "TOKEN"}],
+              "component_ref": {"config_store": "config_demo", "secret_store": "local.file"}}}}"#,
+    ));
+    let seq = &config.components[0];
+    assert_eq!(
+        seq.secret_refs,
+        [
+            SecretRef {
+                metadata_key: "redisPassword".to_owned(),
+                secret_name: "db-user-pass:password".to_owned(),
+                secret_key: "db-user-pass:password".to_owned(),
+                store: Some("local.file".to_owned()),
+            },
+            SecretRef {
+                metadata_key: "TOKEN".to_owned(),
+                secret_name: "TOKEN".to_owned(),
+                secret_key: "TOKEN".to_owned(),
+                store: Some("local.env".to_owned()),
+            },
+        ]
+    );
+    assert_eq!(
+        seq.component_refs
+            .iter()
+            .map(|c| (c.kind, c.name.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (Kind::Configuration, "config_demo"),
+            (Kind::Secret, "local.file")
+        ]
+    );
+    assert!(
+        !seq.spec.metadata.contains_key("secret_ref"),
+        "not metadata"
+    );
+    let p = problems(&doc(
+        "",
+        "127.0.0.1:34904",
+        r#"{"state": {"s": {"type": "in-memory", "secret_ref": [{"key": "k", "bogus": 1}],
+              "component_ref": {"lock": "l"}}}}"#,
+    ));
+    find(&p, &format!("{GRPC}.state.s.secret_ref[0].store_name"));
+    find(&p, &format!("{GRPC}.state.s.secret_ref[0].bogus"));
+    find(&p, &format!("{GRPC}.state.s.component_ref.lock"));
+}

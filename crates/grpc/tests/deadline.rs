@@ -71,6 +71,7 @@ fn runtime() -> Arc<Runtime> {
             origin: Origin::Layotto,
             secret_refs: Vec::new(),
             secret_store: None,
+            component_refs: Vec::new(),
         }],
         ..Config::default()
     };

@@ -30,11 +30,13 @@ const UPSTREAM_FAULTS: [(&str, &str); 1] = [(
 )];
 
 /// Files that must validate today.
-const MUST_VALIDATE: [&str; 4] = [
+const MUST_VALIDATE: [&str; 6] = [
     "config.json",
     "config_standalone.json",
     "config_redis.json",
     "config_uds.json",
+    "runtime_config.json",
+    "config_ref_example.json",
 ];
 
 #[test]

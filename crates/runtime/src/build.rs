@@ -30,6 +30,9 @@ pub fn validate(
     let mut warnings = Vec::new();
     let mut problems = Vec::new();
     for entry in &config.components {
+        let (ref_problems, ref_warnings) = check_refs(config, entry);
+        problems.extend(ref_problems.into_iter().map(|m| at_one(entry, m)));
+        warnings.extend(at(entry, ref_warnings));
         match create(registries, entry, app_id) {
             Ok((_, w)) => warnings.extend(at(entry, w)),
             Err(e) => problems.push(at_one(entry, e.message)),
@@ -122,13 +125,14 @@ fn stored_floors(spec: &ComponentSpec, keys: &KeyPrefix) -> Result<ComponentSpec
     Ok(spec)
 }
 
-/// Resolves Dapr `secretKeyRef` metadata of every component of `config`: each reference is
-/// read from the secret store its component names in `auth.secretStore` (built and
-/// initialised here, before the runtime) and written into the component's metadata.
+/// Resolves the secret references of every component of `config` (Dapr `secretKeyRef`,
+/// read from the component's `auth.secretStore`; Layotto `secret_ref`, each from its
+/// `store_name`): each secret store is built and initialised here, before the runtime, and
+/// each value written into the component's metadata.
 ///
 /// # Errors
-/// Every reference that cannot be resolved, each naming the component, the metadata key and
-/// why: no `auth.secretStore`, an unknown or failing store, a missing secret or key.
+/// Every reference that cannot be resolved, each naming the component, the metadata key, the
+/// store and the secret: no store named, an unknown or failing store, a missing secret or key.
 pub async fn resolve_secret_refs(
     config: &mut Config,
     registries: &Registries,
@@ -137,47 +141,30 @@ pub async fn resolve_secret_refs(
     let mut problems = Vec::new();
     for i in 0..config.components.len() {
         let entry = &config.components[i];
-        if entry.secret_refs.is_empty() {
-            continue;
-        }
-        let problem = |message: String| at_one(entry, message);
-        let Some(store_name) = entry.secret_store.clone() else {
-            problems.push(problem(format!(
-                "metadata '{}' uses secretKeyRef but the component names no secret store \
-                 (auth.secretStore)",
-                entry.secret_refs[0].metadata_key
-            )));
-            continue;
-        };
-        let store = if let Some(s) = stores.get(&store_name) {
-            s.clone()
-        } else {
-            let Some(spec) = config
-                .of_kind(Kind::Secret)
-                .find(|e| e.spec.name == store_name)
-                .map(|e| e.spec.clone())
-            else {
+        let mut resolved = Vec::new();
+        for r in &entry.secret_refs {
+            let problem = |message: String| at_one(entry, message);
+            let Some(store_name) = r.store.clone().or_else(|| entry.secret_store.clone()) else {
                 problems.push(problem(format!(
-                    "secret store '{store_name}' (auth.secretStore) is not configured"
+                    "metadata '{}' uses secretKeyRef but the component names no secret store \
+                     (auth.secretStore)",
+                    r.metadata_key
                 )));
                 continue;
             };
-            let built = match registries.create::<dyn SecretStore>(&spec) {
-                Ok(s) => s,
-                Err(e) => {
-                    problems.push(problem(format!("secret store '{store_name}': {e}")));
-                    continue;
-                }
+            let store = match stores.get(&store_name) {
+                Some(s) => s.clone(),
+                None => match open_secret_store(config, registries, &store_name).await {
+                    Ok(s) => {
+                        stores.insert(store_name.clone(), s.clone());
+                        s
+                    }
+                    Err(e) => {
+                        problems.push(problem(format!("metadata '{}': {e}", r.metadata_key)));
+                        continue;
+                    }
+                },
             };
-            if let Err(e) = built.init().await {
-                problems.push(problem(format!("secret store '{store_name}': {e}")));
-                continue;
-            }
-            stores.insert(store_name.clone(), built.clone());
-            built
-        };
-        let mut resolved = Vec::new();
-        for r in &entry.secret_refs {
             match store.get(&r.secret_name, &Metadata::new()).await {
                 Ok(secret) => match secret.get(&r.secret_key) {
                     Some(v) => resolved.push((r.metadata_key.clone(), v.clone())),
@@ -199,6 +186,60 @@ pub async fn resolve_secret_refs(
     } else {
         Err(Problems(problems))
     }
+}
+
+/// Builds and initialises secret store `name` of `config`.
+async fn open_secret_store(
+    config: &Config,
+    registries: &Registries,
+    name: &str,
+) -> Result<Arc<dyn SecretStore>> {
+    let spec = config
+        .of_kind(Kind::Secret)
+        .find(|e| e.spec.name == name)
+        .map(|e| e.spec.clone())
+        .ok_or_else(|| Error::invalid(format!("secret store '{name}' is not configured")))?;
+    let store = registries
+        .create::<dyn SecretStore>(&spec)
+        .map_err(|e| e.context(format!("secret store '{name}'")))?;
+    store
+        .init()
+        .await
+        .map_err(|e| e.context(format!("secret store '{name}'")))?;
+    Ok(store)
+}
+
+/// The reference problems and warnings of `entry` that need no I/O: every secret store a
+/// `secret_ref` names and every component a `component_ref` names must be configured;
+/// a `component_ref` has no effect (no component here takes injected stores).
+fn check_refs(config: &Config, entry: &ComponentEntry) -> (Vec<String>, Vec<String>) {
+    let exists = |kind: Kind, name: &str| config.of_kind(kind).any(|e| e.spec.name == name);
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    for r in &entry.secret_refs {
+        if let Some(store) = &r.store
+            && !exists(Kind::Secret, store)
+        {
+            problems.push(format!(
+                "secret_ref for metadata '{}' names secret store '{store}', which is not configured",
+                r.metadata_key
+            ));
+        }
+    }
+    for c in &entry.component_refs {
+        if exists(c.kind, &c.name) {
+            warnings.push(format!(
+                "component_ref to {} '{}' has no effect: no component here takes injected stores",
+                c.kind, c.name
+            ));
+        } else {
+            problems.push(format!(
+                "component_ref names {} '{}', which is not configured",
+                c.kind, c.name
+            ));
+        }
+    }
+    (problems, warnings)
 }
 
 #[cfg(test)]

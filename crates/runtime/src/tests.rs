@@ -137,6 +137,7 @@ fn entry(
         origin,
         secret_refs: Vec::new(),
         secret_store: None,
+        component_refs: Vec::new(),
     }
 }
 
@@ -396,4 +397,93 @@ async fn the_consumer_group_is_the_subscriptions_then_the_components_then_the_ap
         .await
         .expect("sub");
     assert_eq!(*crate::lock(&groups.0), ["app1", "g1", "mine"]);
+}
+
+/// A secret store with one secret `db` = `{pw: s3cr3t}`.
+struct OneSecret;
+#[async_trait]
+impl Component for OneSecret {}
+#[async_trait]
+impl layotto_core::secret::SecretStore for OneSecret {
+    async fn get(&self, key: &str, _: &Metadata) -> Result<layotto_core::secret::Secret> {
+        match key {
+            "db" => Ok(HashMap::from([("pw".to_owned(), "s3cr3t".to_owned())])),
+            other => Err(layotto_core::Error::not_found(format!(
+                "no secret '{other}'"
+            ))),
+        }
+    }
+    async fn bulk_get(
+        &self,
+        _: &Metadata,
+    ) -> Result<HashMap<String, layotto_core::secret::Secret>> {
+        Ok(HashMap::new())
+    }
+}
+
+#[tokio::test]
+async fn layotto_secret_refs_are_injected_and_component_refs_checked() {
+    use layotto_config::{ComponentRef, SecretRef};
+    use layotto_core::secret::SecretStore;
+    let mut r = registries();
+    r.register::<dyn SecretStore>(&["one"], MetadataKeys::of::<NoMetadata>(), |_| {
+        Ok(Arc::new(OneSecret) as Arc<dyn SecretStore>)
+    })
+    .expect("register");
+    let reference = |key: &str, sub: &str| SecretRef {
+        metadata_key: "label".to_owned(),
+        secret_name: key.to_owned(),
+        secret_key: sub.to_owned(),
+        store: Some("vault".to_owned()),
+    };
+    let mut state = entry(Kind::State, "s", "map", Origin::Layotto, &[]);
+    state.secret_refs = vec![reference("db", "pw")];
+    state.component_refs = vec![ComponentRef {
+        kind: Kind::Secret,
+        name: "vault".to_owned(),
+        path: "$.s.component_ref.secret_store".to_owned(),
+    }];
+    let mut cfg = config(vec![
+        entry(Kind::Secret, "vault", "one", Origin::Layotto, &[]),
+        state,
+    ]);
+    let warnings = crate::validate(&cfg, &r).expect("valid");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.message.contains("component_ref") && w.message.contains("no effect")),
+        "{warnings:?}"
+    );
+    crate::resolve_secret_refs(&mut cfg, &r)
+        .await
+        .expect("resolves");
+    let s = cfg
+        .components
+        .iter()
+        .find(|e| e.spec.name == "s")
+        .expect("state");
+    assert_eq!(s.spec.metadata["label"], "s3cr3t");
+
+    let mut bad = entry(Kind::State, "s", "map", Origin::Layotto, &[]);
+    bad.secret_refs = vec![reference("db", "nope"), reference("gone", "pw")];
+    bad.component_refs = vec![ComponentRef {
+        kind: Kind::Configuration,
+        name: "cfg".to_owned(),
+        path: "$.s.component_ref.config_store".to_owned(),
+    }];
+    let mut cfg = config(vec![
+        entry(Kind::Secret, "vault", "one", Origin::Layotto, &[]),
+        bad,
+    ]);
+    let p = crate::validate(&cfg, &r).expect_err("config_store 'cfg' is missing");
+    assert!(p.to_string().contains("config_store 'cfg'"), "{p}");
+    let p = crate::resolve_secret_refs(&mut cfg, &r)
+        .await
+        .expect_err("missing secrets");
+    let text = p.to_string();
+    assert!(
+        text.contains("has no key 'nope'") && text.contains("'vault'"),
+        "{text}"
+    );
+    assert!(text.contains("secret 'gone'"), "{text}");
 }
