@@ -212,6 +212,12 @@ pub trait Component: Send + Sync {
     fn features(&self) -> &'static [Feature] {
         &[]
     }
+    /// Warnings about a configuration that is valid but questionable (e.g. a limit it will
+    /// reach within years), known when the factory ran; `validate` prints them with the
+    /// metadata warnings and start-up logs them. None by default.
+    fn config_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Ties a block's contract trait object (`dyn StateStore`...) to its row of the block table,
@@ -311,7 +317,8 @@ pub struct Built {
     pub kind: Kind,
     /// Lifecycle and features.
     pub component: Arc<dyn Component>,
-    /// Metadata warnings (unknown keys, keys accepted without effect), one line each.
+    /// Metadata warnings (unknown keys, keys accepted without effect) and the component's own
+    /// [`Component::config_warnings`], one line each.
     pub warnings: Vec<String>,
     typed: Box<dyn Any + Send + Sync>,
 }
@@ -354,13 +361,16 @@ impl Registries {
         self.creators.entry(T::KIND).or_insert_with(|| Erased {
             create: Box::new(|r: &Registries, spec: &ComponentSpec| {
                 let c = r.create::<T>(spec)?;
+                let component = T::upcast(c.clone());
+                let mut warnings: Vec<String> = r
+                    .of::<T>()
+                    .map(|x| x.warnings(spec, T::KIND.info().runtime_keys))
+                    .unwrap_or_default();
+                warnings.extend(component.config_warnings());
                 Ok(Built {
                     kind: T::KIND,
-                    component: T::upcast(c.clone()),
-                    warnings: r
-                        .of::<T>()
-                        .map(|x| x.warnings(spec, T::KIND.info().runtime_keys))
-                        .unwrap_or_default(),
+                    component,
+                    warnings,
                     typed: Box::new(c),
                 })
             }),
@@ -542,6 +552,36 @@ mod tests {
                 && e.message.contains("no file component type is available"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn built_components_carry_their_config_warnings() {
+        use crate::secret::{Secret, SecretStore};
+        struct W;
+        #[async_trait::async_trait]
+        impl Component for W {
+            fn config_warnings(&self) -> Vec<String> {
+                vec!["runs out soon".to_owned()]
+            }
+        }
+        #[async_trait::async_trait]
+        impl SecretStore for W {
+            async fn get(&self, _: &str, _: &Metadata) -> Result<Secret> {
+                Ok(Secret::new())
+            }
+            async fn bulk_get(&self, _: &Metadata) -> Result<HashMap<String, Secret>> {
+                Ok(HashMap::new())
+            }
+        }
+        let mut r = Registries::new();
+        r.register::<dyn SecretStore>(&["w"], MetadataKeys::default(), |_| {
+            Ok(Arc::new(W) as Arc<dyn SecretStore>)
+        })
+        .expect("register");
+        let built = r
+            .create_any(Kind::Secret, &ComponentSpec::new("s", "w"))
+            .expect("built");
+        assert_eq!(built.warnings, ["runs out soon"]);
     }
 
     #[test]

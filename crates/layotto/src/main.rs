@@ -127,6 +127,10 @@ fn registries() -> layotto_core::Result<Registries> {
     layotto_components_redis::register(&mut r)?;
     #[cfg(feature = "etcd")]
     layotto_components_etcd::register(&mut r)?;
+    #[cfg(feature = "mysql")]
+    layotto_components_mysql::register(&mut r)?;
+    #[cfg(feature = "zookeeper")]
+    layotto_components_zookeeper::register(&mut r)?;
     Ok(r)
 }
 

@@ -30,13 +30,16 @@ const UPSTREAM_FAULTS: [(&str, &str); 1] = [(
 )];
 
 /// Files that must validate today.
-const MUST_VALIDATE: [&str; 6] = [
+const MUST_VALIDATE: [&str; 9] = [
     "config.json",
     "config_standalone.json",
     "config_redis.json",
     "config_uds.json",
     "runtime_config.json",
     "config_ref_example.json",
+    "config_snowflake.json",
+    "config_zookeeper.json",
+    "config_integrate_test.json",
 ];
 
 #[test]

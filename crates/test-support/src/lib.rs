@@ -11,8 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod etcd;
+mod mysql;
+mod zookeeper;
 
 pub use etcd::EtcdServer;
+pub use mysql::MySqlServer;
+pub use zookeeper::ZooKeeperServer;
 
 /// How long a server gets to answer its first PING (or health check).
 const START_TIMEOUT: Duration = Duration::from_secs(20);

@@ -1,0 +1,335 @@
+//! [`MySqlServer`]: a private MariaDB instance (Debian package `mariadb-server`) on a free port.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{START_TIMEOUT, find_binary, free_port};
+
+/// The Debian package that ships `mariadbd` and `mariadb-install-db`.
+const PACKAGE: &str = "mariadb-server";
+
+/// A `mariadbd` child process of its own: a data dir made by `mariadb-install-db` in a fresh
+/// temp dir, listening on a free 127.0.0.1 port with its own socket and pid files, and a
+/// database ([`MySqlServer::database`]) plus a user ([`MySqlServer::user`] /
+/// [`MySqlServer::password`], all privileges, from any host) made for the tests by an init
+/// file run at every start. InnoDB commits are flushed to disk (the server default), so
+/// acknowledged writes survive [`MySqlServer::kill`] and [`MySqlServer::restart`]. Killed on
+/// drop.
+#[derive(Debug)]
+pub struct MySqlServer {
+    binary: PathBuf,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl MySqlServer {
+    /// The test database.
+    pub const DATABASE: &'static str = "layotto";
+    /// The test user (all privileges on every database, from any host).
+    pub const USER: &'static str = "layotto";
+    /// Password of [`MySqlServer::USER`].
+    pub const PASSWORD: &'static str = "layotto-secret";
+
+    /// Makes a data dir, starts the server and waits until it greets clients.
+    ///
+    /// # Panics
+    /// When `mariadbd` or `mariadb-install-db` is not installed (names the Debian package
+    /// `mariadb-server`), when the data dir cannot be made, or when the server does not answer
+    /// within 20 s.
+    pub fn start() -> Self {
+        let binary = find_binary("mariadbd", PACKAGE);
+        let install = find_binary("mariadb-install-db", PACKAGE);
+        let dir = tempfile::Builder::new()
+            .prefix("layotto-mariadb-")
+            .tempdir()
+            .expect("create a temp dir for mariadbd");
+        let mut cmd = Command::new(&install);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .args([
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--skip-name-resolve",
+                "--innodb-log-file-size=8M",
+            ]);
+        if is_root() {
+            cmd.arg("--user=root");
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", install.display()));
+        assert!(
+            out.status.success(),
+            "mariadb-install-db failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(
+            dir.path().join("init.sql"),
+            format!(
+                "CREATE DATABASE IF NOT EXISTS `{db}`;\n\
+                 CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{pw}';\n\
+                 GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%' WITH GRANT OPTION;\n",
+                db = Self::DATABASE,
+                user = Self::USER,
+                pw = Self::PASSWORD,
+            ),
+        )
+        .expect("write the init file");
+        let mut server = Self {
+            binary,
+            port: 0,
+            dir,
+            child: None,
+        };
+        let mut last_err = String::new();
+        // A free port can be taken by someone else between probing and binding: retry.
+        for _ in 0..5 {
+            server.port = free_port();
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("mariadbd did not start: {last_err}");
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The test database ([`MySqlServer::DATABASE`]).
+    pub fn database(&self) -> &'static str {
+        Self::DATABASE
+    }
+
+    /// The test user ([`MySqlServer::USER`]).
+    pub fn user(&self) -> &'static str {
+        Self::USER
+    }
+
+    /// The test user's password ([`MySqlServer::PASSWORD`]).
+    pub fn password(&self) -> &'static str {
+        Self::PASSWORD
+    }
+
+    /// `mysql://user:password@127.0.0.1:port/database`.
+    pub fn url(&self) -> String {
+        format!(
+            "mysql://{}:{}@{}/{}",
+            Self::USER,
+            Self::PASSWORD,
+            self.addr(),
+            Self::DATABASE
+        )
+    }
+
+    /// The Unix socket of the server.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("mysqld.sock")
+    }
+
+    /// The temp dir: `data/` (the data dir), the socket, pid, init and error-log files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kills the server (SIGKILL, no clean shutdown) and waits for it to exit. Idempotent.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // A frozen server dies of SIGKILL too; thaw it anyway so nothing lingers stopped.
+            let _ = Command::new("kill")
+                .args(["-CONT".to_owned(), c.id().to_string()])
+                .status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): it keeps its sockets but answers nothing, like a host
+    /// behind a network partition. [`MySqlServer::resume`] thaws it.
+    ///
+    /// # Panics
+    /// When the server is not running or the signal cannot be sent.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Thaws a server frozen by [`MySqlServer::pause`] (SIGCONT).
+    ///
+    /// # Panics
+    /// When the server is not running or the signal cannot be sent.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("mariadbd is not running").id();
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} {pid} failed");
+    }
+
+    /// Kills the server if running and starts it again on the same port and data dir (InnoDB
+    /// recovers what was committed); waits until it greets clients.
+    ///
+    /// # Panics
+    /// When the server does not come back within 20 s.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                // The port may linger briefly after the kill.
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("mariadbd did not restart on port {}: {e}", self.port),
+            }
+        }
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let d = self.dir.path();
+        let log = d.join("error.log");
+        let _ = std::fs::remove_file(&log);
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--socket={}", self.socket().display()))
+            .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
+            .arg(format!("--init-file={}", d.join("init.sql").display()))
+            .arg(format!("--log-error={}", log.display()))
+            .arg(format!("--port={}", self.port))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--innodb-log-file-size=8M",
+                "--innodb-buffer-pool-size=32M",
+                "--innodb-use-native-aio=0",
+                "--innodb-flush-log-at-trx-commit=1",
+            ]);
+        if is_root() {
+            cmd.arg("--user=root");
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", self.binary.display()))?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "mariadbd on port {} exited with {status}: {}",
+                    self.port,
+                    tail(&log)
+                ));
+            }
+            if greets(self.port) {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "mariadbd on port {} never greeted a client: {}",
+                    self.port,
+                    tail(&log)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for MySqlServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether this process runs as root (`mariadbd` then needs `--user=root`).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// The last lines of the server's error log, for failure messages.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join("\n")
+}
+
+/// Whether a server on `port` sends the MySQL protocol-10 greeting (the init file has run by
+/// then: `mariadbd` listens only after it).
+fn greets(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut head = [0u8; 5];
+    // 3-byte length, sequence id 0, then protocol version 10.
+    s.read_exact(&mut head).is_ok() && head[3] == 0 && head[4] == 10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binary_names_the_package() {
+        let r = std::panic::catch_unwind(|| find_binary("layotto-no-such-mariadbd", PACKAGE));
+        let payload = r.expect_err("the binary does not exist");
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            msg.contains("apt-get install -y mariadb-server")
+                && msg.contains("layotto-no-such-mariadbd"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn starts_kills_and_restarts_on_the_same_port() {
+        let mut s = MySqlServer::start();
+        let port = s.port();
+        assert!(greets(port));
+        assert!(s.socket().exists());
+        s.kill();
+        assert!(!greets(port));
+        s.restart();
+        assert_eq!(s.port(), port);
+        assert!(greets(port));
+        assert!(s.dir().join("data").join(MySqlServer::DATABASE).is_dir());
+        assert_eq!(
+            s.url(),
+            format!("mysql://layotto:layotto-secret@127.0.0.1:{port}/layotto")
+        );
+    }
+}
