@@ -100,6 +100,12 @@ impl Error {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, message)
     }
+    /// [`ErrorKind::Unavailable`] for a backend call cut off by its time limit:
+    /// `WHAT: SERVER did not answer within LIMIT` (e.g. `get: redis at h:6379 did not answer
+    /// within 5s`).
+    pub fn no_answer(what: &str, server: impl fmt::Display, limit: std::time::Duration) -> Self {
+        Self::unavailable(format!("{what}: {server} did not answer within {limit:?}"))
+    }
     /// [`ErrorKind::DeadlineExceeded`].
     pub fn deadline_exceeded(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::DeadlineExceeded, message)
@@ -117,5 +123,19 @@ impl Error {
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn no_answer_names_the_call_the_server_and_the_limit() {
+        let e = Error::no_answer("get", "redis at h:6379", Duration::from_secs(5));
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert_eq!(e.message, "get: redis at h:6379 did not answer within 5s");
     }
 }

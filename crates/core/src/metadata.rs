@@ -107,12 +107,23 @@ impl MetadataKeys {
 /// Invalid argument naming the component, its type and the key: a value of the wrong shape or a
 /// missing required key.
 pub fn decode<M: DeserializeOwned>(spec: &ComponentSpec) -> Result<M> {
-    M::deserialize(MetaDeserializer { spec }).map_err(|e| {
-        Error::invalid(format!(
-            "component '{}' (type '{}'): {}",
-            spec.name, spec.type_, e.0
-        ))
-    })
+    M::deserialize(MetaDeserializer { spec }).map_err(|e| spec_error(spec, e.0))
+}
+
+/// An invalid-argument error about `spec`'s metadata, naming the component and its type as
+/// [`decode`] does: `component 'NAME' (type 'TYPE'): MESSAGE`. For the checks a component
+/// makes after decoding (a value out of range, keys that go together).
+pub fn spec_error(spec: &ComponentSpec, message: impl fmt::Display) -> Error {
+    spec_context(spec, Error::invalid(message.to_string()))
+}
+
+/// `error` (of any kind) with the component and its type in front, as [`decode`] names them:
+/// for a metadata helper's error (say `parse_bigger_than`'s) surfacing from a factory.
+pub fn spec_context(spec: &ComponentSpec, error: Error) -> Error {
+    error.context(format_args!(
+        "component '{}' (type '{}')",
+        spec.name, spec.type_
+    ))
 }
 
 /// The field names (with aliases) serde derives for `M`.
@@ -527,6 +538,22 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn spec_error_names_the_component_and_its_type() {
+        let e = spec_error(&ComponentSpec::new("seq", "mysql"), "bad 'tableName'");
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert_eq!(e.message, "component 'seq' (type 'mysql'): bad 'tableName'");
+    }
+
+    #[test]
+    fn spec_context_keeps_the_kind() {
+        let spec = ComponentSpec::new("seq", "etcd");
+        let e = spec_context(&spec, Error::unavailable("down"));
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert_eq!(e.message, "component 'seq' (type 'etcd'): down");
+    }
 
     #[derive(Debug, Deserialize, Default)]
     #[serde(rename_all = "camelCase", default)]

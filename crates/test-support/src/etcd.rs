@@ -1,31 +1,25 @@
 //! [`EtcdServer`]: a single-member `etcd` (Debian package `etcd-server`) on free ports.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::{START_TIMEOUT, TestCerts, find_binary, free_port};
+use crate::process::{self, Process, Server};
+use crate::{TestCerts, TlsSetup, find_binary, free_port};
 
 /// An `etcd` child process: one member listening on free 127.0.0.1 client and peer ports, with
 /// its data in a fresh temp dir, so acknowledged writes survive [`EtcdServer::restart`]. Killed
 /// on drop.
 #[derive(Debug)]
 pub struct EtcdServer {
+    // First, so the process dies before the temp dir goes.
+    process: Process,
     binary: PathBuf,
     client_port: u16,
     peer_port: u16,
-    tls: Option<EtcdTls>,
+    tls: Option<TlsSetup>,
     dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-#[derive(Debug)]
-struct EtcdTls {
-    port: u16,
-    certs: TestCerts,
-    require_client_cert: bool,
 }
 
 impl EtcdServer {
@@ -38,7 +32,7 @@ impl EtcdServer {
         Self::start_with(None)
     }
 
-    /// Starts a member that also serves TLS on [`EtcdServer::tls_port`] with certificates from
+    /// Starts a member that also serves TLS on [`EtcdServer::tls_addr`] with certificates from
     /// a fresh [`TestCerts`] (see [`EtcdServer::certs`]); the plain port stays open for set-up
     /// and checks. With `require_client_cert` the TLS port refuses clients without a
     /// certificate issued by the test CA.
@@ -46,51 +40,26 @@ impl EtcdServer {
     /// # Panics
     /// As [`EtcdServer::start`].
     pub fn start_tls(require_client_cert: bool) -> Self {
-        Self::start_with(Some(EtcdTls {
-            port: 0,
-            certs: TestCerts::generate(),
-            require_client_cert,
-        }))
+        Self::start_with(Some(TlsSetup::new(require_client_cert)))
     }
 
-    fn start_with(tls: Option<EtcdTls>) -> Self {
+    fn start_with(tls: Option<TlsSetup>) -> Self {
         let binary = find_binary("etcd", "etcd-server");
         let dir = tempfile::Builder::new()
             .prefix("layotto-etcd-")
             .tempdir()
             .expect("create a temp dir for etcd");
         if let Some(t) = &tls {
-            for (name, pem) in [
-                ("ca.pem", &t.certs.ca_cert),
-                ("server.pem", &t.certs.server_cert),
-                ("server.key", &t.certs.server_key),
-            ] {
-                std::fs::write(dir.path().join(name), pem).expect("write TLS files");
-            }
+            t.write_files(dir.path());
         }
-        let mut server = Self {
+        process::start(Self {
+            process: Process::new(Self::NAME),
             binary,
             client_port: 0,
             peer_port: 0,
             tls,
             dir,
-            child: None,
-        };
-        let mut last_err = String::new();
-        // A free port can be taken by someone else between probing and binding: retry.
-        for _ in 0..5 {
-            server.client_port = free_port();
-            server.peer_port = free_port();
-            if let Some(t) = &mut server.tls {
-                t.port = free_port();
-            }
-            let _ = std::fs::remove_dir_all(server.data_dir());
-            match server.spawn() {
-                Ok(()) => return server,
-                Err(e) => last_err = e,
-            }
-        }
-        panic!("etcd did not start: {last_err}");
+        })
     }
 
     /// `127.0.0.1:port` of the plain client port.
@@ -108,8 +77,7 @@ impl EtcdServer {
     /// # Panics
     /// On a server started without TLS.
     pub fn tls_addr(&self) -> String {
-        let t = self.tls.as_ref().expect("server was started without TLS");
-        format!("127.0.0.1:{}", t.port)
+        TlsSetup::addr(self.tls.as_ref())
     }
 
     /// The certificates of a TLS server.
@@ -117,11 +85,7 @@ impl EtcdServer {
     /// # Panics
     /// On a server started without TLS.
     pub fn certs(&self) -> &TestCerts {
-        &self
-            .tls
-            .as_ref()
-            .expect("server was started without TLS")
-            .certs
+        &TlsSetup::of(self.tls.as_ref()).certs
     }
 
     /// The temp dir holding the data dir (and the TLS files).
@@ -135,14 +99,7 @@ impl EtcdServer {
 
     /// Kills the member (SIGKILL) and waits for it to exit. Idempotent.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // A frozen member dies of SIGKILL too; thaw it anyway so nothing lingers stopped.
-            let _ = Command::new("kill")
-                .args(["-CONT".to_owned(), c.id().to_string()])
-                .status();
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.kill();
     }
 
     /// Freezes the member (SIGSTOP): it keeps its sockets but answers nothing, like a host
@@ -151,7 +108,7 @@ impl EtcdServer {
     /// # Panics
     /// When the member is not running or the signal cannot be sent.
     pub fn pause(&self) {
-        self.signal("STOP");
+        self.process.signal("STOP");
     }
 
     /// Thaws a member frozen by [`EtcdServer::pause`] (SIGCONT).
@@ -159,16 +116,7 @@ impl EtcdServer {
     /// # Panics
     /// When the member is not running or the signal cannot be sent.
     pub fn resume(&self) {
-        self.signal("CONT");
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("etcd is not running").id();
-        let ok = Command::new("kill")
-            .args([format!("-{sig}"), pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -{sig} {pid} failed");
+        self.process.signal("CONT");
     }
 
     /// Kills the member if running and starts it again on the same ports and data dir; waits
@@ -177,21 +125,32 @@ impl EtcdServer {
     /// # Panics
     /// When the member does not come back within 20 s.
     pub fn restart(&mut self) {
-        self.kill();
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            match self.spawn() {
-                Ok(()) => return,
-                // The ports may linger briefly after the kill.
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("etcd did not restart on port {}: {e}", self.client_port),
-            }
-        }
+        process::restart(self);
+    }
+}
+
+impl Server for EtcdServer {
+    const NAME: &'static str = "etcd";
+    const NOT_READY: &'static str = "never reported healthy";
+
+    fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
     }
 
-    fn spawn(&mut self) -> Result<(), String> {
+    fn port(&self) -> u16 {
+        self.client_port
+    }
+
+    fn take_free_ports(&mut self) {
+        self.client_port = free_port();
+        self.peer_port = free_port();
+        if let Some(t) = &mut self.tls {
+            t.port = free_port();
+        }
+        let _ = std::fs::remove_dir_all(self.data_dir());
+    }
+
+    fn command(&self) -> Result<Command, String> {
         let client = format!("http://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let mut listen = client.clone();
@@ -209,8 +168,7 @@ impl EtcdServer {
                 cmd.arg("--client-cert-auth");
             }
         }
-        let mut child = cmd
-            .args(["--name", "layotto-test", "--data-dir"])
+        cmd.args(["--name", "layotto-test", "--data-dir"])
             .arg(self.data_dir())
             .args([
                 "--listen-client-urls",
@@ -231,50 +189,20 @@ impl EtcdServer {
                 "stderr",
                 "--log-level",
                 "error",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", self.binary.display()))?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "etcd on port {} exited with {status}",
-                    self.client_port
-                ));
-            }
-            if healthy(self.client_port) {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "etcd on port {} never reported healthy",
-                    self.client_port
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            ]);
+        Ok(cmd)
     }
-}
 
-impl Drop for EtcdServer {
-    fn drop(&mut self) {
-        self.kill();
+    fn ready(&self) -> bool {
+        healthy(self.client_port)
     }
 }
 
 /// Whether the etcd member on `port` answers `GET /health` with `"health":"true"`.
 fn healthy(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+    let Some(mut s) = process::connect(port, Duration::from_secs(2)) else {
         return false;
     };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     if s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .is_err()
     {

@@ -5,13 +5,16 @@
 //! the binary and the Debian package that provides it.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use process::{Process, Server};
 
 mod etcd;
 mod mysql;
+mod process;
 mod zookeeper;
 
 pub use etcd::EtcdServer;
@@ -24,6 +27,16 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Finds `binary` on `PATH` or in the usual system directories; panics naming `package` if it
 /// is missing.
 fn find_binary(binary: &str, package: &str) -> PathBuf {
+    search_path(binary).unwrap_or_else(|| {
+        panic!(
+            "`{binary}` was not found on PATH: install the Debian package `{package}` \
+             (apt-get install -y {package}) to run these tests"
+        )
+    })
+}
+
+/// `binary` on `PATH` or in `/usr/bin`, `/usr/local/bin`, `/usr/sbin`, if it is there.
+fn search_path(binary: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -31,12 +44,6 @@ fn find_binary(binary: &str, package: &str) -> PathBuf {
     dirs.into_iter()
         .map(|d| d.join(binary))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{binary}` was not found on PATH: install the Debian package `{package}` \
-                 (apt-get install -y {package}) to run these tests"
-            )
-        })
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the server to take).
@@ -52,11 +59,12 @@ fn free_port() -> u16 {
 /// [`RedisServer::restart`]. Killed on drop.
 #[derive(Debug)]
 pub struct RedisServer {
+    // First, so the process dies before the temp dir goes.
+    process: Process,
     binary: PathBuf,
     port: u16,
     tls: Option<TlsSetup>,
     dir: tempfile::TempDir,
-    child: Option<Child>,
 }
 
 /// PEM material of a test certificate authority and what it issued, all valid for
@@ -111,11 +119,50 @@ impl TestCerts {
     }
 }
 
+/// The TLS side of a server harness: its port, certificates and client-certificate rule.
 #[derive(Debug)]
 struct TlsSetup {
     port: u16,
     certs: TestCerts,
     require_client_cert: bool,
+}
+
+impl TlsSetup {
+    /// Fresh [`TestCerts`]; the port is picked at start.
+    fn new(require_client_cert: bool) -> Self {
+        Self {
+            port: 0,
+            certs: TestCerts::generate(),
+            require_client_cert,
+        }
+    }
+
+    /// Writes `ca.pem`, `server.pem` and `server.key` into `dir`.
+    fn write_files(&self, dir: &Path) {
+        for (name, pem) in [
+            ("ca.pem", &self.certs.ca_cert),
+            ("server.pem", &self.certs.server_cert),
+            ("server.key", &self.certs.server_key),
+        ] {
+            std::fs::write(dir.join(name), pem).expect("write TLS files");
+        }
+    }
+
+    /// `127.0.0.1:port` of the TLS port of `tls`.
+    ///
+    /// # Panics
+    /// When `tls` is `None` (a server started without TLS).
+    fn addr(tls: Option<&Self>) -> String {
+        format!("127.0.0.1:{}", Self::of(tls).port)
+    }
+
+    /// The setup of a TLS server.
+    ///
+    /// # Panics
+    /// When `tls` is `None` (a server started without TLS).
+    fn of(tls: Option<&Self>) -> &Self {
+        tls.expect("server was started without TLS")
+    }
 }
 
 impl RedisServer {
@@ -128,7 +175,7 @@ impl RedisServer {
         Self::start_with(None)
     }
 
-    /// Starts a server that also accepts TLS on [`RedisServer::tls_port`], with certificates
+    /// Starts a server that also accepts TLS on [`RedisServer::tls_addr`], with certificates
     /// from a fresh [`TestCerts`] (see [`RedisServer::certs`]); the plain port stays open for
     /// set-up and checks. With `require_client_cert` the TLS port refuses clients without a
     /// certificate issued by the test CA.
@@ -136,11 +183,7 @@ impl RedisServer {
     /// # Panics
     /// As [`RedisServer::start`]; also when the installed `redis-server` lacks TLS support.
     pub fn start_tls(require_client_cert: bool) -> Self {
-        Self::start_with(Some(TlsSetup {
-            port: 0,
-            certs: TestCerts::generate(),
-            require_client_cert,
-        }))
+        Self::start_with(Some(TlsSetup::new(require_client_cert)))
     }
 
     fn start_with(tls: Option<TlsSetup>) -> Self {
@@ -150,34 +193,15 @@ impl RedisServer {
             .tempdir()
             .expect("create a temp dir for redis-server");
         if let Some(t) = &tls {
-            for (name, pem) in [
-                ("ca.pem", &t.certs.ca_cert),
-                ("server.pem", &t.certs.server_cert),
-                ("server.key", &t.certs.server_key),
-            ] {
-                std::fs::write(dir.path().join(name), pem).expect("write TLS files");
-            }
+            t.write_files(dir.path());
         }
-        let mut server = Self {
+        process::start(Self {
+            process: Process::new(Self::NAME),
             binary,
             port: 0,
             tls,
             dir,
-            child: None,
-        };
-        let mut last_err = String::new();
-        // A free port can be taken by someone else between probing and binding: retry.
-        for _ in 0..5 {
-            server.port = free_port();
-            if let Some(t) = &mut server.tls {
-                t.port = free_port();
-            }
-            match server.spawn() {
-                Ok(()) => return server,
-                Err(e) => last_err = e,
-            }
-        }
-        panic!("redis-server did not start: {last_err}");
+        })
     }
 
     /// `127.0.0.1:port`.
@@ -195,8 +219,7 @@ impl RedisServer {
     /// # Panics
     /// On a server started without TLS.
     pub fn tls_addr(&self) -> String {
-        let t = self.tls.as_ref().expect("server was started without TLS");
-        format!("127.0.0.1:{}", t.port)
+        TlsSetup::addr(self.tls.as_ref())
     }
 
     /// The certificates of a TLS server.
@@ -204,11 +227,7 @@ impl RedisServer {
     /// # Panics
     /// On a server started without TLS.
     pub fn certs(&self) -> &TestCerts {
-        &self
-            .tls
-            .as_ref()
-            .expect("server was started without TLS")
-            .certs
+        &TlsSetup::of(self.tls.as_ref()).certs
     }
 
     /// The data directory (append-only file lives here).
@@ -218,10 +237,7 @@ impl RedisServer {
 
     /// Kills the server process (SIGKILL) and waits for it to exit. Idempotent.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.kill();
     }
 
     /// Kills the server if running and starts it again on the same port and data dir; waits
@@ -230,25 +246,39 @@ impl RedisServer {
     /// # Panics
     /// When the server does not come back within 20 s.
     pub fn restart(&mut self) {
-        self.kill();
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            match self.spawn() {
-                Ok(()) => return,
-                // The port may linger briefly after the kill.
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("redis-server did not restart on port {}: {e}", self.port),
-            }
+        process::restart(self);
+    }
+}
+
+impl Server for RedisServer {
+    const NAME: &'static str = "redis-server";
+    const NOT_READY: &'static str = "never answered PING";
+
+    fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn take_free_ports(&mut self) {
+        self.port = free_port();
+        if let Some(t) = &mut self.tls {
+            t.port = free_port();
         }
     }
 
-    fn spawn(&mut self) -> Result<(), String> {
-        let port = self.port.to_string();
+    fn command(&self) -> Result<Command, String> {
         let mut cmd = Command::new(&self.binary);
-        cmd.args(["--port", &port, "--bind", "127.0.0.1", "--dir"])
-            .arg(self.dir.path());
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+        ])
+        .arg(self.dir.path());
         if let Some(t) = &self.tls {
             let d = self.dir.path();
             cmd.args(["--tls-port", &t.port.to_string(), "--tls-cert-file"])
@@ -262,58 +292,33 @@ impl RedisServer {
                     if t.require_client_cert { "yes" } else { "no" },
                 ]);
         }
-        let mut child = cmd
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--daemonize",
-                "no",
-                "--protected-mode",
-                "no",
-                "--loglevel",
-                "warning",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", self.binary.display()))?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("redis-server on port {port} exited with {status}"));
-            }
-            if ping(self.port) {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("redis-server on port {port} never answered PING"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        cmd.args([
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--loglevel",
+            "warning",
+        ]);
+        Ok(cmd)
     }
-}
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
+    fn ready(&self) -> bool {
+        ping(self.port)
     }
 }
 
 /// Whether a Redis server on `port` answers `PING` with `+PONG`.
 fn ping(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+    let Some(mut s) = process::connect(port, Duration::from_millis(500)) else {
         return false;
     };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     if s.write_all(b"PING\r\n").is_err() {
         return false;
     }

@@ -1,12 +1,12 @@
 //! [`MySqlServer`]: a private MariaDB instance (Debian package `mariadb-server`) on a free port.
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::{START_TIMEOUT, find_binary, free_port};
+use crate::process::{self, Process, Server};
+use crate::{find_binary, free_port};
 
 /// The Debian package that ships `mariadbd` and `mariadb-install-db`.
 const PACKAGE: &str = "mariadb-server";
@@ -20,10 +20,11 @@ const PACKAGE: &str = "mariadb-server";
 /// drop.
 #[derive(Debug)]
 pub struct MySqlServer {
+    // First, so the process dies before the temp dir goes.
+    process: Process,
     binary: PathBuf,
     port: u16,
     dir: tempfile::TempDir,
-    child: Option<Child>,
 }
 
 impl MySqlServer {
@@ -48,8 +49,13 @@ impl MySqlServer {
             .tempdir()
             .expect("create a temp dir for mariadbd");
         let mut cmd = Command::new(&install);
+        // Each instance gets its own tmpdir: concurrent bootstraps sharing /tmp collide on
+        // their temporary tables.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("mariadb tmpdir");
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args([
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
@@ -82,22 +88,12 @@ impl MySqlServer {
             ),
         )
         .expect("write the init file");
-        let mut server = Self {
+        process::start(Self {
+            process: Process::new(Self::NAME),
             binary,
             port: 0,
             dir,
-            child: None,
-        };
-        let mut last_err = String::new();
-        // A free port can be taken by someone else between probing and binding: retry.
-        for _ in 0..5 {
-            server.port = free_port();
-            match server.spawn() {
-                Ok(()) => return server,
-                Err(e) => last_err = e,
-            }
-        }
-        panic!("mariadbd did not start: {last_err}");
+        })
     }
 
     /// `127.0.0.1:port`.
@@ -148,14 +144,7 @@ impl MySqlServer {
 
     /// Kills the server (SIGKILL, no clean shutdown) and waits for it to exit. Idempotent.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // A frozen server dies of SIGKILL too; thaw it anyway so nothing lingers stopped.
-            let _ = Command::new("kill")
-                .args(["-CONT".to_owned(), c.id().to_string()])
-                .status();
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.kill();
     }
 
     /// Freezes the server (SIGSTOP): it keeps its sockets but answers nothing, like a host
@@ -164,7 +153,7 @@ impl MySqlServer {
     /// # Panics
     /// When the server is not running or the signal cannot be sent.
     pub fn pause(&self) {
-        self.signal("STOP");
+        self.process.signal("STOP");
     }
 
     /// Thaws a server frozen by [`MySqlServer::pause`] (SIGCONT).
@@ -172,16 +161,7 @@ impl MySqlServer {
     /// # Panics
     /// When the server is not running or the signal cannot be sent.
     pub fn resume(&self) {
-        self.signal("CONT");
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("mariadbd is not running").id();
-        let ok = Command::new("kill")
-            .args([format!("-{sig}"), pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -{sig} {pid} failed");
+        self.process.signal("CONT");
     }
 
     /// Kills the server if running and starts it again on the same port and data dir (InnoDB
@@ -190,23 +170,33 @@ impl MySqlServer {
     /// # Panics
     /// When the server does not come back within 20 s.
     pub fn restart(&mut self) {
-        self.kill();
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            match self.spawn() {
-                Ok(()) => return,
-                // The port may linger briefly after the kill.
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("mariadbd did not restart on port {}: {e}", self.port),
-            }
-        }
+        process::restart(self);
     }
 
-    fn spawn(&mut self) -> Result<(), String> {
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("error.log")
+    }
+}
+
+impl Server for MySqlServer {
+    const NAME: &'static str = "mariadbd";
+    const NOT_READY: &'static str = "never greeted a client";
+
+    fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn take_free_ports(&mut self) {
+        self.port = free_port();
+    }
+
+    fn command(&self) -> Result<Command, String> {
         let d = self.dir.path();
-        let log = d.join("error.log");
+        let log = self.log();
         let _ = std::fs::remove_file(&log);
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--no-defaults")
@@ -216,6 +206,7 @@ impl MySqlServer {
             .arg(format!("--init-file={}", d.join("init.sql").display()))
             .arg(format!("--log-error={}", log.display()))
             .arg(format!("--port={}", self.port))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .args([
                 "--bind-address=127.0.0.1",
                 "--skip-name-resolve",
@@ -227,42 +218,16 @@ impl MySqlServer {
         if is_root() {
             cmd.arg("--user=root");
         }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", self.binary.display()))?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "mariadbd on port {} exited with {status}: {}",
-                    self.port,
-                    tail(&log)
-                ));
-            }
-            if greets(self.port) {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "mariadbd on port {} never greeted a client: {}",
-                    self.port,
-                    tail(&log)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        cmd.stderr(Stdio::null());
+        Ok(cmd)
     }
-}
 
-impl Drop for MySqlServer {
-    fn drop(&mut self) {
-        self.kill();
+    fn ready(&self) -> bool {
+        greets(self.port)
+    }
+
+    fn context(&self) -> String {
+        format!(": {}", tail(&self.log()))
     }
 }
 
@@ -286,11 +251,9 @@ fn tail(log: &Path) -> String {
 /// Whether a server on `port` sends the MySQL protocol-10 greeting (the init file has run by
 /// then: `mariadbd` listens only after it).
 fn greets(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+    let Some(mut s) = process::connect(port, Duration::from_secs(2)) else {
         return false;
     };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let mut head = [0u8; 5];
     // 3-byte length, sequence id 0, then protocol version 10.
     s.read_exact(&mut head).is_ok() && head[3] == 0 && head[4] == 10

@@ -1,12 +1,12 @@
 //! [`ZooKeeperServer`]: a standalone ZooKeeper (Debian package `zookeeperd`) on a free port.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::{START_TIMEOUT, free_port};
+use crate::process::{self, Process, Server};
+use crate::{free_port, search_path};
 
 /// The jar Debian's `zookeeper` package installs; its manifest's `Class-Path` names the
 /// dependencies (netty, jute, metrics...), all in `/usr/share/java`.
@@ -27,10 +27,11 @@ const JUTE_MAX_BUFFER: u32 = 4 << 20;
 /// acknowledged writes (and sessions) survive [`ZooKeeperServer::restart`]. Killed on drop.
 #[derive(Debug)]
 pub struct ZooKeeperServer {
+    // First, so the process dies before the temp dir goes.
+    process: Process,
     java: PathBuf,
     port: u16,
     dir: tempfile::TempDir,
-    child: Option<Child>,
 }
 
 impl ZooKeeperServer {
@@ -45,23 +46,12 @@ impl ZooKeeperServer {
             .prefix("layotto-zookeeper-")
             .tempdir()
             .expect("create a temp dir for ZooKeeper");
-        let mut server = Self {
+        process::start(Self {
+            process: Process::new(Self::NAME),
             java,
             port: 0,
             dir,
-            child: None,
-        };
-        let mut last_err = String::new();
-        // A free port can be taken by someone else between probing and binding: retry.
-        for _ in 0..5 {
-            server.port = free_port();
-            let _ = std::fs::remove_dir_all(server.data_dir());
-            match server.spawn() {
-                Ok(()) => return server,
-                Err(e) => last_err = e,
-            }
-        }
-        panic!("ZooKeeper did not start: {last_err}");
+        })
     }
 
     /// `127.0.0.1:port`.
@@ -85,13 +75,7 @@ impl ZooKeeperServer {
 
     /// Kills the server (SIGKILL) and waits for it to exit. Idempotent.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-CONT".to_owned(), c.id().to_string()])
-                .status();
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.kill();
     }
 
     /// Freezes the server (SIGSTOP): sockets stay open, nothing answers.
@@ -100,7 +84,7 @@ impl ZooKeeperServer {
     /// # Panics
     /// When the server is not running or the signal cannot be sent.
     pub fn pause(&self) {
-        self.signal("STOP");
+        self.process.signal("STOP");
     }
 
     /// Thaws a server frozen by [`ZooKeeperServer::pause`] (SIGCONT).
@@ -108,16 +92,7 @@ impl ZooKeeperServer {
     /// # Panics
     /// When the server is not running or the signal cannot be sent.
     pub fn resume(&self) {
-        self.signal("CONT");
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("ZooKeeper is not running").id();
-        let ok = Command::new("kill")
-            .args([format!("-{sig}"), pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -{sig} {pid} failed");
+        self.process.signal("CONT");
     }
 
     /// Kills the server if running and starts it again on the same port and data dir; waits
@@ -126,20 +101,29 @@ impl ZooKeeperServer {
     /// # Panics
     /// When the server does not come back within 20 s.
     pub fn restart(&mut self) {
-        self.kill();
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            match self.spawn() {
-                Ok(()) => return,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("ZooKeeper did not restart on port {}: {e}", self.port),
-            }
-        }
+        process::restart(self);
+    }
+}
+
+impl Server for ZooKeeperServer {
+    const NAME: &'static str = "ZooKeeper";
+    const NOT_READY: &'static str = "never answered ruok";
+    const POLL: Duration = Duration::from_millis(100);
+
+    fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
     }
 
-    fn spawn(&mut self) -> Result<(), String> {
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn take_free_ports(&mut self) {
+        self.port = free_port();
+        let _ = std::fs::remove_dir_all(self.data_dir());
+    }
+
+    fn command(&self) -> Result<Command, String> {
         let cfg = self.dir.path().join("zoo.cfg");
         let data = self.data_dir();
         std::fs::create_dir_all(&data).map_err(|e| format!("create {}: {e}", data.display()))?;
@@ -159,8 +143,8 @@ impl ZooKeeperServer {
             20 * TICK_MS,
         );
         std::fs::write(&cfg, text).map_err(|e| format!("write {}: {e}", cfg.display()))?;
-        let mut child = Command::new(&self.java)
-            .arg(format!("-Djute.maxbuffer={JUTE_MAX_BUFFER}"))
+        let mut cmd = Command::new(&self.java);
+        cmd.arg(format!("-Djute.maxbuffer={JUTE_MAX_BUFFER}"))
             .args([
                 "-Xmx256m",
                 "-XX:+UseSerialGC",
@@ -170,40 +154,12 @@ impl ZooKeeperServer {
                 &format!("{ZOOKEEPER_JAR}:{SLF4J_NOP_JAR}"),
                 MAIN_CLASS,
             ])
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", self.java.display()))?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "ZooKeeper on port {} exited with {status}",
-                    self.port
-                ));
-            }
-            if ruok(self.port) {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "ZooKeeper on port {} never answered ruok",
-                    self.port
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            .arg(&cfg);
+        Ok(cmd)
     }
-}
 
-impl Drop for ZooKeeperServer {
-    fn drop(&mut self) {
-        self.kill();
+    fn ready(&self) -> bool {
+        ruok(self.port)
     }
 }
 
@@ -212,31 +168,15 @@ impl Drop for ZooKeeperServer {
 /// # Panics
 /// Naming the missing file and the Debian package `zookeeperd` when either is missing.
 fn installed(jar: &Path) -> PathBuf {
-    let (java, missing) = find_java();
+    let java = search_path("java");
     assert!(
-        !missing && jar.is_file(),
+        java.is_some() && jar.is_file(),
         "ZooKeeper was not found ({} and `java` on PATH): install the Debian package \
          `zookeeperd` (apt-get install -y zookeeperd; its dependency `zookeeper` alone also \
          works and starts no system service) to run these tests",
         jar.display()
     );
-    java
-}
-
-/// `java` on PATH (or `/usr/bin/java`); `true` when it is missing.
-fn find_java() -> (PathBuf, bool) {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.push(PathBuf::from("/usr/bin"));
-    match dirs
-        .into_iter()
-        .map(|d| d.join("java"))
-        .find(|p| p.is_file())
-    {
-        Some(p) => (p, false),
-        None => (PathBuf::from("java"), true),
-    }
+    java.unwrap_or_default()
 }
 
 /// Whether the server on `port` answers the four-letter word `ruok` with `imok` and `srvr`
@@ -249,11 +189,9 @@ fn ruok(port: u16) -> bool {
 
 /// The answer of the server on `port` to a four-letter word (empty when it does not answer).
 fn four_letter(port: u16, word: &[u8]) -> String {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+    let Some(mut s) = process::connect(port, Duration::from_secs(2)) else {
         return String::new();
     };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     if s.write_all(word).is_err() {
         return String::new();
     }

@@ -179,11 +179,11 @@ impl EtcdClient {
 
     /// Unavailable: `what` got no answer within `dialTimeout`.
     pub(crate) fn timeout_err(&self, what: &str) -> Error {
-        self.err(Error::unavailable(format!(
-            "{what}: etcd at {} did not answer within {:?}",
-            self.cfg.endpoints.join(";"),
-            self.cfg.dial_timeout
-        )))
+        self.err(Error::no_answer(
+            what,
+            format_args!("etcd at {}", self.cfg.endpoints.join(";")),
+            self.cfg.dial_timeout,
+        ))
     }
 
     /// The contract error of an etcd client error.

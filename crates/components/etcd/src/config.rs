@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use layotto_core::metadata::GoDuration;
+use layotto_core::metadata::{GoDuration, spec_error};
 use layotto_core::{ComponentSpec, Error, Result};
 
 /// Metadata key: the etcd endpoints, `host:port` (or `http://` / `https://` URLs) separated by
@@ -156,14 +156,14 @@ impl EtcdConfig {
             ),
         };
         if endpoints.is_empty() {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!("metadata '{endpoints_key}' is required (';'-separated host:port list)"),
             ));
         }
         for e in &endpoints {
             if !valid_endpoint(e) {
-                return Err(spec_err(
+                return Err(spec_error(
                     spec,
                     format!("metadata '{endpoints_key}' must list host:port endpoints, got '{e}'"),
                 ));
@@ -172,7 +172,7 @@ impl EtcdConfig {
         let dial_timeout = match m.dial_timeout {
             None => DEFAULT_DIAL_TIMEOUT,
             Some(GoDuration(d)) if d.is_zero() => {
-                return Err(spec_err(
+                return Err(spec_error(
                     spec,
                     format!("metadata '{DIAL_TIMEOUT_KEY}' must be greater than 0"),
                 ));
@@ -182,7 +182,7 @@ impl EtcdConfig {
         let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
         let user = match (&m.username, &m.password) {
             (u, p) if blank(u) && !blank(p) => {
-                return Err(spec_err(
+                return Err(spec_error(
                     spec,
                     format!("metadata '{PASSWORD_KEY}' needs '{USERNAME_KEY}'"),
                 ));
@@ -195,7 +195,7 @@ impl EtcdConfig {
         if tls.is_some()
             && let Some(e) = endpoints.iter().find(|e| e.starts_with("http://"))
         {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!("metadata '{endpoints_key}': '{e}' is plain http but TLS keys are set"),
             ));
@@ -220,13 +220,13 @@ fn tls(spec: &ComponentSpec, m: &ConnectionMetadata) -> Result<Option<EtcdTls>> 
         (Some(c), Some(k)) => Some((c, k)),
         (None, None) => None,
         (Some(_), None) => {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!("metadata '{TLS_CERT_KEY}' needs '{TLS_CERT_KEY_KEY}'"),
             ));
         }
         (None, Some(_)) => {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!("metadata '{TLS_CERT_KEY_KEY}' needs '{TLS_CERT_KEY}'"),
             ));
@@ -234,7 +234,7 @@ fn tls(spec: &ComponentSpec, m: &ConnectionMetadata) -> Result<Option<EtcdTls>> 
     };
     match (ca, identity) {
         (None, None) => Ok(None),
-        (None, Some(_)) => Err(spec_err(
+        (None, Some(_)) => Err(spec_error(
             spec,
             format!("metadata '{TLS_CA_KEY}' is required with TLS (the CA of the etcd server)"),
         )),
@@ -336,14 +336,6 @@ fn pem(raw: Option<&str>, key: &str, kind: PemKind) -> Result<Option<Vec<u8>>> {
         )));
     }
     Ok(Some(bytes))
-}
-
-/// An invalid-argument error naming the component of `spec`.
-pub(crate) fn spec_err(spec: &ComponentSpec, msg: String) -> Error {
-    Error::invalid(msg).context(format_args!(
-        "component '{}' (type '{}')",
-        spec.name, spec.type_
-    ))
 }
 
 #[cfg(test)]

@@ -29,16 +29,14 @@ use etcd_client::{
 use layotto_core::configuration::{
     ConfigChanges, ConfigItem, ConfigQuery, ConfigStore, or_default,
 };
-use layotto_core::metadata::{GoDuration, decode};
+use layotto_core::metadata::{GoDuration, decode, spec_error};
 use layotto_core::pubsub::retry_delay;
 use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Health, Metadata, Result};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::EtcdClient;
-use crate::config::{
-    DIAL_TIMEOUT_KEY, ENDPOINTS_KEY, EtcdConfig, etcd_metadata, spec_err, split_list,
-};
+use crate::config::{DIAL_TIMEOUT_KEY, ENDPOINTS_KEY, EtcdConfig, etcd_metadata, split_list};
 
 /// Metadata key of Layotto's configuration store section: the etcd endpoints, a JSON array
 /// (`"address": ["127.0.0.1:2379"]`) or a `;`/`,`-separated list; same as `endpoints`.
@@ -190,13 +188,13 @@ impl EtcdConfigStore {
         let mut conn = meta.connection();
         let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
         if given(&meta.address) && given(&meta.endpoints) {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!("metadata '{ADDRESS_KEY}' and '{ENDPOINTS_KEY}' mean the same; give one"),
             ));
         }
         if meta.timeout.is_some() && meta.dial_timeout.is_some() {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!(
                     "metadata '{TIMEOUT_KEY}' and '{DIAL_TIMEOUT_KEY}' mean the same; give one"

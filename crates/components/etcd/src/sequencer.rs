@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use etcd_client::{Txn, TxnOp, TxnOpResponse};
 use futures::StreamExt;
-use layotto_core::metadata::decode;
+use layotto_core::metadata::{decode, spec_context};
 use layotto_core::sequencer::{BIGGER_THAN_KEY, Segment, Sequencer, parse_bigger_than};
 use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Health, Result};
 
@@ -66,12 +66,8 @@ impl EtcdSequencer {
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
         let meta: EtcdSequencerMetadata = decode(spec)?;
         let cfg = EtcdConfig::from_meta(spec, &meta.connection(), None)?;
-        let floors = parse_bigger_than(meta.bigger_than.as_deref()).map_err(|e| {
-            e.context(format_args!(
-                "component '{}' (type '{}')",
-                spec.name, spec.type_
-            ))
-        })?;
+        let floors =
+            parse_bigger_than(meta.bigger_than.as_deref()).map_err(|e| spec_context(spec, e))?;
         Ok(Self {
             client: EtcdClient::new(format!("sequencer '{}'", spec.name), cfg),
             prefix: key_prefix(meta.key_prefix_path.as_deref()),

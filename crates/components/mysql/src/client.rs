@@ -212,10 +212,11 @@ impl MySqlClient {
 
     /// Unavailable: `what` got no answer within the timeout.
     pub(crate) fn timeout_err(&self, what: &str) -> Error {
-        self.err(Error::unavailable(format!(
-            "{what}: MySQL at {} did not answer within {:?}",
-            self.cfg.endpoint, self.cfg.timeout
-        )))
+        self.err(Error::no_answer(
+            what,
+            format_args!("MySQL at {}", self.cfg.endpoint),
+            self.cfg.timeout,
+        ))
     }
 
     /// The contract error of a sqlx error.

@@ -22,8 +22,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use layotto_core::metadata::GoDuration;
-use layotto_core::{ComponentSpec, Error, Result};
+use layotto_core::metadata::{GoDuration, spec_error};
+use layotto_core::{ComponentSpec, Result};
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
 /// Metadata key of the `snowflake` sequencer: the MySQL server, `host[:port]` or a URL.
@@ -196,12 +196,12 @@ impl MySqlConfig {
             } else {
                 parse_address(raw)
             }
-            .map_err(|why| spec_err(spec, format!("metadata '{key}': {why}")))?;
+            .map_err(|why| spec_error(spec, format!("metadata '{key}': {why}")))?;
             if let Some(prev) = endpoint_key {
                 let named = |x: &Parts| x.host.is_some() || x.socket.is_some();
                 if named(&parts) && named(&p) && (parts.host != p.host || parts.socket != p.socket)
                 {
-                    return Err(spec_err(
+                    return Err(spec_error(
                         spec,
                         format!("metadata '{prev}' and '{key}' name different MySQL servers"),
                     ));
@@ -211,7 +211,7 @@ impl MySqlConfig {
             endpoint_key = Some(key);
         }
         let Some(endpoint_key) = endpoint_key else {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!(
                     "metadata '{MYSQL_HOST_KEY}' (or '{MYSQL_URL_KEY}', \
@@ -229,26 +229,26 @@ impl MySqlConfig {
             parts.database = Some(d.to_owned());
         }
         let user = parts.user.clone().ok_or_else(|| {
-            spec_err(
+            spec_error(
                 spec,
                 format!("metadata '{USER_NAME_KEY}' is required (the MySQL user)"),
             )
         })?;
         let database = parts.database.clone().ok_or_else(|| {
-            spec_err(
+            spec_error(
                 spec,
                 format!("metadata '{DATABASE_NAME_KEY}' is required (the MySQL database)"),
             )
         })?;
         check_identifier(&database)
-            .map_err(|why| spec_err(spec, format!("metadata '{DATABASE_NAME_KEY}': {why}")))?;
+            .map_err(|why| spec_error(spec, format!("metadata '{DATABASE_NAME_KEY}': {why}")))?;
         let table = given(&m.table_name).unwrap_or(default_table).to_owned();
         check_identifier(&table)
-            .map_err(|why| spec_err(spec, format!("metadata '{TABLE_NAME_KEY}': {why}")))?;
+            .map_err(|why| spec_error(spec, format!("metadata '{TABLE_NAME_KEY}': {why}")))?;
         let timeout = match m.timeout_in_seconds {
             None => DEFAULT_TIMEOUT,
             Some(GoDuration(d)) if d.is_zero() => {
-                return Err(spec_err(
+                return Err(spec_error(
                     spec,
                     format!("metadata '{TIMEOUT_KEY}' must be greater than 0"),
                 ));
@@ -434,14 +434,6 @@ pub(crate) fn check_identifier(name: &str) -> std::result::Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// An invalid-argument error naming the component of `spec`.
-pub(crate) fn spec_err(spec: &ComponentSpec, msg: String) -> Error {
-    Error::invalid(msg).context(format_args!(
-        "component '{}' (type '{}')",
-        spec.name, spec.type_
-    ))
 }
 
 #[cfg(test)]

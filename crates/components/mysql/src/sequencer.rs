@@ -39,13 +39,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use layotto_core::metadata::decode;
+use layotto_core::metadata::{decode, spec_error};
 use layotto_core::sequencer::{BIGGER_THAN_KEY, Segment, Sequencer, parse_bigger_than};
 use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, ErrorKind, Health, Result};
 use sqlx::AssertSqlSafe;
 
 use crate::client::MySqlClient;
-use crate::config::{MySqlConfig, TABLE_NAME_KEY, mysql_metadata, spec_err};
+use crate::config::{MySqlConfig, TABLE_NAME_KEY, mysql_metadata};
 
 /// Layotto's default table of the `mysql` sequencer.
 pub const DEFAULT_TABLE: &str = "layotto_sequencer";
@@ -125,9 +125,9 @@ impl MySqlSequencer {
         let meta: MySqlSequencerMetadata = decode(spec)?;
         let cfg = MySqlConfig::from_meta(spec, &meta.connection(), DEFAULT_TABLE)?;
         let floors = parse_bigger_than(meta.bigger_than.as_deref())
-            .map_err(|e| spec_err(spec, e.message))?;
+            .map_err(|e| spec_error(spec, e.message))?;
         if let Some(k) = floors.keys().find(|k| k.chars().count() > MAX_KEY_LEN) {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!("metadata '{BIGGER_THAN_KEY}': key '{k}' is longer than {MAX_KEY_LEN}"),
             ));

@@ -30,13 +30,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use layotto_core::metadata::{GoDuration, MillisDuration, decode};
+use layotto_core::metadata::{GoDuration, MillisDuration, decode, spec_error};
 use layotto_core::sequencer::{BIGGER_THAN_KEY, Segment, Sequencer, parse_bigger_than};
 use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Health, Result};
 use tokio::task::JoinHandle;
 
 use crate::client::MySqlClient;
-use crate::config::{MySqlConfig, mysql_metadata, spec_err};
+use crate::config::{MySqlConfig, mysql_metadata};
 use crate::idgen::{IdState, Layout, MAX_AHEAD, Step, civil_from_days, parse_date};
 use crate::worker::{DEFAULT_TABLE, Lease, WorkerTable};
 
@@ -145,7 +145,7 @@ impl SnowflakeSequencer {
             (SEQ_BITS_KEY, layout.seq_bits),
         ] {
             if !(1..=61).contains(&bits) {
-                return Err(spec_err(
+                return Err(spec_error(
                     spec,
                     format!("metadata '{key}' must be between 1 and 61, got {bits}"),
                 ));
@@ -153,7 +153,7 @@ impl SnowflakeSequencer {
         }
         let sum = layout.time_bits + layout.worker_bits + layout.seq_bits;
         if sum != 63 {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!(
                     "metadata '{TIME_BITS_KEY}' ({}) + '{WORKER_BITS_KEY}' ({}) + \
@@ -167,7 +167,7 @@ impl SnowflakeSequencer {
             .filter(|s| !s.is_empty())
             .unwrap_or(DEFAULT_START_TIME);
         let start_secs = parse_date(start_text).ok_or_else(|| {
-            spec_err(
+            spec_error(
                 spec,
                 format!(
                     "metadata '{START_TIME_KEY}' must be a date YYYY-MM-DD, got '{start_text}'"
@@ -176,7 +176,7 @@ impl SnowflakeSequencer {
         })?;
         let now = unix_secs();
         if start_secs > now {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!("metadata '{START_TIME_KEY}' ({start_text}) is in the future"),
             ));
@@ -184,7 +184,7 @@ impl SnowflakeSequencer {
         let end_secs = start_secs.saturating_add(layout.max_time().saturating_add(1));
         let end = civil_from_days(end_secs.div_euclid(86_400));
         if end_secs <= now {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!(
                     "metadata '{TIME_BITS_KEY}' ({}) from '{START_TIME_KEY}' ({start_text}) ran \
@@ -204,7 +204,7 @@ impl SnowflakeSequencer {
         let req_timeout = match meta.req_timeout {
             None => DEFAULT_REQ_TIMEOUT,
             Some(MillisDuration(d)) if d.is_zero() => {
-                return Err(spec_err(
+                return Err(spec_error(
                     spec,
                     format!("metadata '{REQ_TIMEOUT_KEY}' must be greater than 0"),
                 ));
@@ -214,7 +214,7 @@ impl SnowflakeSequencer {
         let ttl = match meta.worker_lease_ttl {
             None => DEFAULT_LEASE_TTL,
             Some(GoDuration(d)) if d < Duration::from_secs(1) => {
-                return Err(spec_err(
+                return Err(spec_error(
                     spec,
                     format!("metadata '{WORKER_LEASE_TTL_KEY}' must be at least 1s"),
                 ));
@@ -222,7 +222,7 @@ impl SnowflakeSequencer {
             Some(GoDuration(d)) => d,
         };
         let floors = parse_bigger_than(meta.bigger_than.as_deref())
-            .map_err(|e| spec_err(spec, e.message))?;
+            .map_err(|e| spec_error(spec, e.message))?;
         let workers = WorkerTable::new(&cfg.table, ttl);
         Ok(Self {
             shared: Arc::new(Shared {

@@ -210,13 +210,13 @@ impl RedisClient {
         }
     }
 
+    /// Unavailable: `what` got no answer within the call timeout.
     pub(crate) fn timeout_err(&self, what: &str) -> Error {
-        self.err(Error::unavailable(format!(
-            "{what}: redis at {}:{} did not answer within {:?}",
-            self.cfg.host,
-            self.cfg.port,
-            self.cfg.call_timeout()
-        )))
+        self.err(Error::no_answer(
+            what,
+            format_args!("redis at {}:{}", self.cfg.host, self.cfg.port),
+            self.cfg.call_timeout(),
+        ))
     }
 
     pub(crate) fn map_err(&self, e: &RedisError) -> Error {

@@ -199,12 +199,15 @@ impl ZkClient {
 
     /// Unavailable: `what` got no answer within the session timeout.
     pub(crate) fn timeout_err(&self, what: &str) -> Error {
-        self.err(Error::unavailable(format!(
-            "{what}: ZooKeeper at {} (metadata '{}') did not answer within {:?}",
-            self.cfg.connect_string(),
-            self.cfg.hosts_key,
-            self.cfg.session_timeout
-        )))
+        self.err(Error::no_answer(
+            what,
+            format_args!(
+                "ZooKeeper at {} (metadata '{}')",
+                self.cfg.connect_string(),
+                self.cfg.hosts_key
+            ),
+            self.cfg.session_timeout,
+        ))
     }
 
     /// The contract error of a ZooKeeper error.

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use layotto_core::metadata::GoDuration;
+use layotto_core::metadata::{GoDuration, spec_error};
 use layotto_core::{ComponentSpec, Error, Result};
 
 /// Metadata key: ZooKeeper servers, `host` or `host:port` (default port 2181), separated by
@@ -89,14 +89,14 @@ impl ZkConfig {
             .map(str::to_owned)
             .collect();
         if hosts.is_empty() {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!("metadata '{hosts_key}' is required (';'-separated host[:port] list)"),
             ));
         }
         for h in &hosts {
             if !valid_host(h) {
-                return Err(spec_err(
+                return Err(spec_error(
                     spec,
                     format!("metadata '{hosts_key}' must list host or host:port, got '{h}'"),
                 ));
@@ -105,7 +105,7 @@ impl ZkConfig {
         let session_timeout = match session_timeout {
             None => DEFAULT_SESSION_TIMEOUT,
             Some(GoDuration(d)) if d < Duration::from_millis(100) => {
-                return Err(spec_err(
+                return Err(spec_error(
                     spec,
                     format!("metadata '{SESSION_TIMEOUT_KEY}' must be at least 100ms, got {d:?}"),
                 ));
@@ -116,7 +116,7 @@ impl ZkConfig {
             None => None,
             Some(p) if p.split_once(':').is_some_and(|(u, _)| !u.is_empty()) => Some(p.to_owned()),
             Some(_) => {
-                return Err(spec_err(
+                return Err(spec_error(
                     spec,
                     format!(
                         "metadata '{PASSWORD_KEY}' must be 'user:password' (ZooKeeper digest \
@@ -167,7 +167,7 @@ pub fn key_prefix(spec: &ComponentSpec, raw: Option<&str>) -> Result<String> {
         .collect();
     for s in &segments {
         if *s == "." || *s == ".." || !valid_name(s) {
-            return Err(spec_err(
+            return Err(spec_error(
                 spec,
                 format!("metadata '{KEY_PREFIX_PATH_KEY}' is not a valid ZooKeeper path: '{s}'"),
             ));
@@ -209,14 +209,6 @@ pub fn node_path(prefix: &str, key: &str, field: &str) -> Result<String> {
         let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes());
         Ok(format!("{prefix}{sep}{ENCODED_MARK}{enc}"))
     }
-}
-
-/// An invalid-argument error naming the component of `spec`.
-pub(crate) fn spec_err(spec: &ComponentSpec, msg: String) -> Error {
-    Error::invalid(msg).context(format_args!(
-        "component '{}' (type '{}')",
-        spec.name, spec.type_
-    ))
 }
 
 #[cfg(test)]

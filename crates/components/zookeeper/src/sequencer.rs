@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use layotto_core::metadata::{GoDuration, decode};
+use layotto_core::metadata::{GoDuration, decode, spec_context};
 use layotto_core::sequencer::{BIGGER_THAN_KEY, Segment, Sequencer, parse_bigger_than};
 use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Health, Result};
 use zookeeper_client as zk;
@@ -79,12 +79,7 @@ impl ZkSequencer {
             m.zookeeper_password.as_deref(),
             m.session_timeout,
         )?;
-        let ctx = |e: Error| {
-            e.context(format_args!(
-                "component '{}' (type '{}')",
-                spec.name, spec.type_
-            ))
-        };
+        let ctx = |e: Error| spec_context(spec, e);
         let floors = parse_bigger_than(m.bigger_than.as_deref()).map_err(ctx)?;
         for (k, floor) in &floors {
             if *floor >= i64::from(i32::MAX) {

@@ -72,12 +72,32 @@ impl Sidecar {
 
     /// Like [`Sidecar::start_with`], with `edit` applied to the whole MOSN document first
     /// (e.g. to add stream filters to the gRPC listener).
+    ///
+    /// A free port can be taken by another process between choosing and binding it (tests
+    /// start many servers at once): when the sidecar then exits, it is started again on fresh
+    /// ports, up to three times.
     pub fn start_edited(
         grpc_config: Value,
-        edit: impl FnOnce(&mut Value),
+        edit: impl Fn(&mut Value),
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Self {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start(grpc_config.clone(), &edit, env, args) {
+                Ok(s) => return s,
+                Err(e) => last = e,
+            }
+        }
+        panic!("layotto did not start: {last}");
+    }
+
+    fn try_start(
+        grpc_config: Value,
+        edit: &impl Fn(&mut Value),
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let (grpc_port, actuator_port) = (free_port(), free_port());
         let mut cfg = layotto_config(grpc_port, actuator_port, grpc_config);
@@ -104,22 +124,33 @@ impl Sidecar {
             dir,
             config_path,
         };
-        s.wait_port(grpc_port);
-        s
-    }
-
-    fn wait_port(&mut self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("layotto exited early with {status}");
+        s.wait_port(grpc_port)?;
+        // Something answering on the port may be another process that took it first: then
+        // this sidecar fails to bind and exits within moments.
+        let settle = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < settle {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                return Err(format!(
+                    "layotto exited with {status} (port {grpc_port} taken?)"
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("layotto did not listen on {port} within 20 s");
+        Ok(s)
+    }
+
+    fn wait_port(&mut self, port: u16) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("layotto exited early with {status}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("layotto did not listen on {port} within 20 s"))
     }
 
     pub fn uri(&self) -> String {
