@@ -17,7 +17,7 @@ mod configuration;
 mod lock;
 mod sequencer;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use layotto_core::configuration::ConfigStore;
 use layotto_core::lock::LockStore;
@@ -55,11 +55,6 @@ pub fn register(r: &mut Registries) -> Result<()> {
         Ok(Arc::new(EtcdConfigStore::from_spec(s)?) as Arc<dyn ConfigStore>)
     })?;
     Ok(())
-}
-
-/// Locks `m`, ignoring poisoning: no component panics while holding its locks.
-fn lock_map<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

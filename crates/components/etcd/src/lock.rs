@@ -18,16 +18,14 @@
 //! was asked to, the sidecar that took it revokes its lease at the exact deadline; etcd's own
 //! lease expiry is the backstop when that sidecar is gone.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse};
-use layotto_core::lock::{LockStatus, LockStore};
+use layotto_core::lock::{DeadlineTimers, LockStatus, LockStore};
 use layotto_core::metadata::decode;
 use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Health, Result};
-use tokio::task::AbortHandle;
 
 use crate::client::{EtcdClient, spawn_cleanup};
 use crate::config::{EtcdConfig, etcd_metadata, key_prefix};
@@ -42,17 +40,12 @@ etcd_metadata! {
 
 impl ComponentMetadata for EtcdLockMetadata {}
 
-/// The lease and deadline timer of a lock this sidecar holds.
-struct Held {
-    lease: i64,
-    timer: AbortHandle,
-}
-
 /// Lock store on etcd (type `etcd`). See the module documentation.
 pub struct EtcdLock {
     client: Arc<EtcdClient>,
     prefix: String,
-    held: Arc<Mutex<HashMap<String, Held>>>,
+    /// The locks this sidecar holds, by key, under their lease ids.
+    held: DeadlineTimers,
 }
 
 impl std::fmt::Debug for EtcdLock {
@@ -97,7 +90,7 @@ impl EtcdLock {
         Ok(Self {
             client: Arc::new(EtcdClient::new(format!("lock store '{}'", spec.name), cfg)),
             prefix: key_prefix(meta.key_prefix_path.as_deref()),
-            held: Arc::default(),
+            held: DeadlineTimers::default(),
         })
     }
 
@@ -151,47 +144,32 @@ impl EtcdLock {
     /// while etcd is unreachable, until etcd's own expiry would have ended it.
     fn schedule_expiry(&self, key: String, lease: i64, deadline: Instant, ttl: Duration) {
         let client = Arc::clone(&self.client);
-        let held = Arc::clone(&self.held);
-        let task_key = key.clone();
-        let task = tokio::spawn(async move {
-            tokio::time::sleep_until(deadline.into()).await;
-            let give_up = Instant::now() + ttl + Duration::from_secs(5);
-            loop {
-                let r = client
-                    .call("revoke expired lease", |mut c| async move {
-                        c.lease_revoke(lease).await
-                    })
-                    .await;
-                match r {
-                    Ok(_) => break,
-                    // Lease already gone (expired in etcd, or revoked): nothing left to do.
-                    Err(e) if e.kind != layotto_core::ErrorKind::Unavailable => break,
-                    Err(_) if Instant::now() >= give_up || client.is_closed() => break,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-                }
-            }
-            let mut map = crate::lock_map(&held);
-            if map.get(&task_key).is_some_and(|h| h.lease == lease) {
-                map.remove(&task_key);
-            }
-        });
-        let previous = crate::lock_map(&self.held).insert(
+        let stop = Arc::clone(&self.client);
+        self.held.schedule(
             key,
-            Held {
-                lease,
-                timer: task.abort_handle(),
+            lease,
+            deadline,
+            ttl + Duration::from_secs(5),
+            move || stop.is_closed(),
+            move || {
+                let client = Arc::clone(&client);
+                async move {
+                    // A lease already gone (expired in etcd, or revoked) answers an error
+                    // that is not Unavailable: nothing left to do.
+                    client
+                        .call("revoke expired lease", |mut c| async move {
+                            c.lease_revoke(lease).await
+                        })
+                        .await
+                        .map(|_| ())
+                }
             },
         );
-        if let Some(p) = previous {
-            p.timer.abort();
-        }
     }
 
     /// Forgets the deadline of `key` (released, or its lease replaced).
     fn forget(&self, key: &str) {
-        if let Some(h) = crate::lock_map(&self.held).remove(key) {
-            h.timer.abort();
-        }
+        self.held.forget(key);
     }
 }
 
@@ -209,9 +187,7 @@ impl Component for EtcdLock {
     /// Stops the deadline timers (etcd's lease expiry still ends the locks) and drops the
     /// client.
     async fn close(&self) -> Result<()> {
-        for (_, h) in crate::lock_map(&self.held).drain() {
-            h.timer.abort();
-        }
+        self.held.clear();
         self.client.close();
         Ok(())
     }

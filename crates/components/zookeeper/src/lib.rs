@@ -17,7 +17,7 @@ mod lock;
 mod sequencer;
 mod state;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use layotto_core::lock::LockStore;
 use layotto_core::sequencer::Sequencer;
@@ -57,11 +57,6 @@ pub fn register(r: &mut Registries) -> Result<()> {
         |s| Ok(Arc::new(ZkStateStore::from_spec(s)?) as Arc<dyn StateStore>),
     )?;
     Ok(())
-}
-
-/// Locks `m`, ignoring poisoning: no component panics while holding its locks.
-fn lock_map<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

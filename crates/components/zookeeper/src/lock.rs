@@ -20,15 +20,13 @@
 //! server: its owner learns it at the next `keep_alive` or `unlock` (`LockUnexist`, or
 //! `LockBelongToOthers` when someone took it since), and two nodes never coexist.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use layotto_core::lock::{LockStatus, LockStore};
+use layotto_core::lock::{DeadlineTimers, LockStatus, LockStore};
 use layotto_core::metadata::{GoDuration, decode};
 use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, ErrorKind, Health, Result};
-use tokio::task::AbortHandle;
 use zookeeper_client as zk;
 
 use crate::client::ZkClient;
@@ -52,17 +50,12 @@ impl ComponentMetadata for ZkLockMetadata {
     const NO_EFFECT: &'static [&'static str] = &[LOG_INFO_KEY];
 }
 
-/// The deadline timer of a lock node this component created.
-struct Held {
-    czxid: i64,
-    timer: AbortHandle,
-}
-
 /// Lock store on ZooKeeper (type `zookeeper`). See the module documentation.
 pub struct ZkLock {
     client: Arc<ZkClient>,
     prefix: String,
-    held: Arc<Mutex<HashMap<String, Held>>>,
+    /// The lock nodes this component created, by path, under their creation ids.
+    held: DeadlineTimers,
 }
 
 impl std::fmt::Debug for ZkLock {
@@ -95,7 +88,7 @@ impl ZkLock {
         Ok(Self {
             client: Arc::new(ZkClient::new(format!("lock store '{}'", spec.name), cfg)),
             prefix: key_prefix(spec, m.key_prefix_path.as_deref())?,
-            held: Arc::default(),
+            held: DeadlineTimers::default(),
         })
     }
 
@@ -128,64 +121,48 @@ impl ZkLock {
     /// while the server is unreachable (the session's expiry is the backstop).
     fn schedule_expiry(&self, path: String, czxid: i64, deadline: Instant) {
         let client = Arc::clone(&self.client);
-        let held = Arc::clone(&self.held);
-        let task_path = path.clone();
-        let give_up = deadline + 3 * client.config().session_timeout + Duration::from_secs(5);
-        let task = tokio::spawn(async move {
-            tokio::time::sleep_until(deadline.into()).await;
-            loop {
-                let p = task_path.clone();
-                let r = client
-                    .call("delete expired lock", |c| async move {
-                        match c.get_data(&p).await {
-                            Ok((_, stat)) if stat.czxid == czxid => {
-                                match c.delete(&p, Some(stat.version)).await {
-                                    Ok(()) | Err(zk::Error::NoNode | zk::Error::BadVersion) => {
-                                        Ok(())
-                                    }
-                                    Err(e) => Err(e),
-                                }
-                            }
-                            Ok(_) | Err(zk::Error::NoNode) => Ok(()),
-                            Err(e) => Err(e),
-                        }
-                    })
-                    .await;
-                match r {
-                    Ok(()) => break,
-                    Err(e) if e.kind != ErrorKind::Unavailable => break,
-                    Err(_) if Instant::now() >= give_up || client.is_closed() => break,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-                }
-            }
-            let mut map = crate::lock_map(&held);
-            if map.get(&task_path).is_some_and(|h| h.czxid == czxid) {
-                map.remove(&task_path);
-            }
-        });
-        let previous = crate::lock_map(&self.held).insert(
+        let stop = Arc::clone(&self.client);
+        let give_up_after = 3 * client.config().session_timeout + Duration::from_secs(5);
+        let node = path.clone();
+        self.held.schedule(
             path,
-            Held {
-                czxid,
-                timer: task.abort_handle(),
+            czxid,
+            deadline,
+            give_up_after,
+            move || stop.is_closed(),
+            move || {
+                let (client, p) = (Arc::clone(&client), node.clone());
+                async move {
+                    client
+                        .call("delete expired lock", |c| async move {
+                            match c.get_data(&p).await {
+                                Ok((_, stat)) if stat.czxid == czxid => {
+                                    match c.delete(&p, Some(stat.version)).await {
+                                        Ok(()) | Err(zk::Error::NoNode | zk::Error::BadVersion) => {
+                                            Ok(())
+                                        }
+                                        Err(e) => Err(e),
+                                    }
+                                }
+                                Ok(_) | Err(zk::Error::NoNode) => Ok(()),
+                                Err(e) => Err(e),
+                            }
+                        })
+                        .await
+                }
             },
         );
-        if let Some(p) = previous {
-            p.timer.abort();
-        }
     }
 
     fn forget(&self, path: &str) {
-        if let Some(h) = crate::lock_map(&self.held).remove(path) {
-            h.timer.abort();
-        }
+        self.held.forget(path);
     }
 
     /// After a failed (unacknowledged) create: once the server answers, deletes the node if
     /// this session created it for `owner` anyway and no deadline rules it.
     fn clean_unacknowledged(&self, path: String, owner: String) {
         let client = Arc::clone(&self.client);
-        let held = Arc::clone(&self.held);
+        let held = self.held.clone();
         let give_up = Instant::now() + 3 * client.config().session_timeout;
         tokio::spawn(async move {
             while Instant::now() < give_up && !client.is_closed() {
@@ -193,14 +170,14 @@ impl ZkLock {
                     // The session ended: its nodes are gone with it.
                     return;
                 };
-                let (p, o, h) = (path.clone(), owner.clone(), Arc::clone(&held));
+                let (p, o, h) = (path.clone(), owner.clone(), held.clone());
                 let r = client
                     .call("clean up a failed lock", |c| async move {
                         match c.get_data(&p).await {
                             Ok((data, stat))
                                 if stat.ephemeral_owner == session
                                     && data == o.as_bytes()
-                                    && !crate::lock_map(&h).contains_key(&p) =>
+                                    && !h.is_held(&p) =>
                             {
                                 match c.delete(&p, Some(stat.version)).await {
                                     Ok(()) | Err(zk::Error::NoNode | zk::Error::BadVersion) => {
@@ -243,9 +220,7 @@ impl Component for ZkLock {
 
     /// Stops the deadline timers and closes the session, which deletes its lock nodes.
     async fn close(&self) -> Result<()> {
-        for (_, h) in crate::lock_map(&self.held).drain() {
-            h.timer.abort();
-        }
+        self.held.clear();
         self.client.close();
         Ok(())
     }
