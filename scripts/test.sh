@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 echo "==> installing test dependencies"
 # Real backend servers the tests start on free ports (see crates/test-support: Redis, etcd,
-# MariaDB, ZooKeeper), and protoc,
+# MariaDB, ZooKeeper; FerretDB is built from Go modules below), and protoc,
 # which the build script of etcd-client (crates/components/etcd) runs.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -28,6 +28,10 @@ fi
 # grpcio-tools compiles our protos with Google's protoc; the official Dapr Python SDK (with the
 # gRPC app extension) is the client under test in tests/compat/dapr.
 python3 -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools pytest "dapr[grpc]==1.19.0"
+
+echo "==> test peers (built from the Go module proxy once per version, cached in ~/.cache/layotto-rs/peers)"
+command -v go >/dev/null || { echo "Go is required to build the test peers (FerretDB)" >&2; exit 1; }
+cargo run -q -p layotto-test-support --bin build-peers --locked
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

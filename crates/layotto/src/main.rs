@@ -131,6 +131,8 @@ fn registries() -> layotto_core::Result<Registries> {
     layotto_components_mysql::register(&mut r)?;
     #[cfg(feature = "zookeeper")]
     layotto_components_zookeeper::register(&mut r)?;
+    #[cfg(feature = "mongo")]
+    layotto_components_mongo::register(&mut r)?;
     Ok(r)
 }
 

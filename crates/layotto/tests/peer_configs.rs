@@ -30,7 +30,7 @@ const UPSTREAM_FAULTS: [(&str, &str); 1] = [(
 )];
 
 /// Files that must validate today.
-const MUST_VALIDATE: [&str; 9] = [
+const MUST_VALIDATE: [&str; 10] = [
     "config.json",
     "config_standalone.json",
     "config_redis.json",
@@ -40,6 +40,7 @@ const MUST_VALIDATE: [&str; 9] = [
     "config_snowflake.json",
     "config_zookeeper.json",
     "config_integrate_test.json",
+    "config_mongo.json",
 ];
 
 #[test]

@@ -13,11 +13,14 @@ use std::time::Duration;
 use process::{Process, Server};
 
 mod etcd;
+mod ferretdb;
 mod mysql;
+pub mod peers;
 mod process;
 mod zookeeper;
 
 pub use etcd::EtcdServer;
+pub use ferretdb::FerretDbServer;
 pub use mysql::MySqlServer;
 pub use zookeeper::ZooKeeperServer;
 

@@ -1,0 +1,198 @@
+//! Peer programs built from source by the test harness, once per version, and cached outside
+//! the repository.
+//!
+//! A peer is a Go module served by the Go module proxy (see [`Peer`]). [`binary`] returns the
+//! path of its built binary, building it first when the cache lacks it:
+//!
+//! 1. `go mod download -json MODULE@VERSION` puts the module source in the Go module cache
+//!    (read-only) and prints its `Dir`;
+//! 2. the source is copied to a writable scratch dir under the cache, the peer's own preparation
+//!    runs (FerretDB wants `build/version/version.txt`);
+//! 3. `go build` writes the binary, which is renamed into `CACHE/NAME-VERSION/NAME` last, so a
+//!    half-built binary is never taken for a cached one.
+//!
+//! The cache root is `$LAYOTTO_PEER_CACHE`, else `$XDG_CACHE_HOME/layotto-rs/peers`, else
+//! `$HOME/.cache/layotto-rs/peers`. A lock file per peer makes concurrent test binaries wait for
+//! one build instead of running several. `GOTOOLCHAIN=local` and `GOWORK=off` keep the build on
+//! the installed Go and away from any workspace; nothing is downloaded beyond the Go module proxy.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// A Go peer: its module, version, main package and preparation.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// Short name: the cache dir prefix and the binary name.
+    pub name: &'static str,
+    /// Go module path.
+    pub module: &'static str,
+    /// Module version (the cache key).
+    pub version: &'static str,
+    /// Package to build, relative to the module root.
+    pub package: &'static str,
+    /// Extra `go build` flags (`-tags ...`).
+    pub build_flags: &'static [&'static str],
+    /// Files written into the copied source before the build: (relative path, contents).
+    pub prepare: &'static [(&'static str, &'static str)],
+}
+
+/// FerretDB v1.24.2, a MongoDB wire-protocol server (its SQLite handler needs no other server).
+/// Its build reads the version from `build/version/version.txt`, which the module zip lacks.
+pub const FERRETDB: Peer = Peer {
+    name: "ferretdb",
+    module: "github.com/FerretDB/FerretDB",
+    version: "v1.24.2",
+    package: "./cmd/ferretdb",
+    build_flags: &[],
+    prepare: &[("build/version/version.txt", "v1.24.2\n")],
+};
+
+/// Every peer [`binary`] knows, for the `build-peers` tool.
+pub const ALL: &[Peer] = &[FERRETDB];
+
+/// The cache root (see the module documentation).
+pub fn cache_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("LAYOTTO_PEER_CACHE") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("layotto-rs").join("peers")
+}
+
+/// The built binary of `peer`, building it when the cache lacks it.
+///
+/// # Panics
+/// When `go` is missing or a step fails, with the step's command and output: a test cannot run
+/// without its server.
+pub fn binary(peer: &Peer) -> PathBuf {
+    match try_binary(peer) {
+        Ok(p) => p,
+        Err(e) => panic!(
+            "could not build the peer {} {}: {e}",
+            peer.name, peer.version
+        ),
+    }
+}
+
+/// [`binary`], returning the failure instead of panicking.
+///
+/// # Errors
+/// The failing step, its command and output.
+pub fn try_binary(peer: &Peer) -> Result<PathBuf, String> {
+    let dir = cache_root().join(format!("{}-{}", peer.name, peer.version));
+    let bin = dir.join(peer.name);
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(|e| format!("create {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("lock {}: {e}", lock_path.display()))?;
+    // Another process may have built it while this one waited for the lock.
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    let started = Instant::now();
+    build(peer, &dir, &bin)?;
+    eprintln!(
+        "built peer {} {} in {:.1} s: {}",
+        peer.name,
+        peer.version,
+        started.elapsed().as_secs_f64(),
+        bin.display()
+    );
+    Ok(bin)
+}
+
+fn build(peer: &Peer, dir: &Path, bin: &Path) -> Result<(), String> {
+    let go = crate::search_path("go").ok_or_else(|| {
+        "`go` was not found on PATH: install Go (Debian package `golang-go`, or the Go \
+         toolchain) to build the test peers"
+            .to_owned()
+    })?;
+    let scratch = dir.join("src");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let download = run(go_cmd(&go, dir)
+        .args(["mod", "download", "-json"])
+        .arg(format!("{}@{}", peer.module, peer.version)))?;
+    let source = json_string(&download, "Dir")
+        .ok_or_else(|| format!("`go mod download -json` printed no Dir: {download}"))?;
+    run(Command::new("cp").arg("-r").arg(&source).arg(&scratch))?;
+    run(Command::new("chmod").arg("-R").arg("u+w").arg(&scratch))?;
+    for (path, text) in peer.prepare {
+        let p = scratch.join(path);
+        std::fs::write(&p, text).map_err(|e| format!("write {}: {e}", p.display()))?;
+    }
+    let partial = dir.join(format!("{}.partial", peer.name));
+    run(go_cmd(&go, &scratch)
+        .arg("build")
+        .args(peer.build_flags)
+        .arg("-o")
+        .arg(&partial)
+        .arg(peer.package))?;
+    std::fs::rename(&partial, bin).map_err(|e| format!("rename into {}: {e}", bin.display()))?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+fn go_cmd(go: &Path, cwd: &Path) -> Command {
+    let mut c = Command::new(go);
+    c.current_dir(cwd)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOWORK", "off")
+        .env("GOFLAGS", "-mod=mod");
+    c
+}
+
+/// Runs `cmd`; its stdout on success, else an error with the command and its output.
+fn run(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("run {cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{cmd:?} exited with {}: {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// The string value of `"key": "..."` in `go`'s JSON output (paths only: no escapes beyond
+/// `\\` and `\"`).
+fn json_string(text: &str, key: &str) -> Option<String> {
+    let at = text.find(&format!("\"{key}\":"))?;
+    let rest = text[at + key.len() + 3..].trim_start().strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => out.push(chars.next()?),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_dir_of_go_mod_download() {
+        let text = "{\n\t\"Path\": \"m\",\n\t\"Dir\": \"/root/go/pkg/mod/github.com/!a@v1\",\n}";
+        assert_eq!(
+            json_string(text, "Dir").as_deref(),
+            Some("/root/go/pkg/mod/github.com/!a@v1")
+        );
+        assert_eq!(json_string(text, "GoMod"), None);
+    }
+}
