@@ -15,6 +15,9 @@ command -v etcd >/dev/null || missing+=(etcd-server)
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 { command -v java >/dev/null && [ -f /usr/share/java/zookeeper.jar ]; } || missing+=(zookeeperd)
+# `ip` brings up the loopback of the private network namespace in which Layotto's own config
+# files start on the ports they name (crates/layotto/tests/peer_configs_start.rs).
+command -v ip >/dev/null || missing+=(iproute2)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -17,6 +17,7 @@ pub struct EtcdServer {
     process: Process,
     binary: PathBuf,
     client_port: u16,
+    fixed_port: Option<u16>,
     peer_port: u16,
     tls: Option<TlsSetup>,
     dir: tempfile::TempDir,
@@ -29,7 +30,16 @@ impl EtcdServer {
     /// When `etcd` is not installed (names the Debian package `etcd-server`), or the member
     /// does not become healthy within 20 s.
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, None)
+    }
+
+    /// As [`EtcdServer::start`], on `port` (the port a config file names, in a private network
+    /// namespace).
+    ///
+    /// # Panics
+    /// As [`EtcdServer::start`], also when `port` is taken.
+    pub fn start_on(port: u16) -> Self {
+        Self::start_with(Some(port), None)
     }
 
     /// Starts a member that also serves TLS on [`EtcdServer::tls_addr`] with certificates from
@@ -40,10 +50,10 @@ impl EtcdServer {
     /// # Panics
     /// As [`EtcdServer::start`].
     pub fn start_tls(require_client_cert: bool) -> Self {
-        Self::start_with(Some(TlsSetup::new(require_client_cert)))
+        Self::start_with(None, Some(TlsSetup::new(require_client_cert)))
     }
 
-    fn start_with(tls: Option<TlsSetup>) -> Self {
+    fn start_with(fixed_port: Option<u16>, tls: Option<TlsSetup>) -> Self {
         let binary = find_binary("etcd", "etcd-server");
         let dir = tempfile::Builder::new()
             .prefix("layotto-etcd-")
@@ -56,6 +66,7 @@ impl EtcdServer {
             process: Process::new(Self::NAME),
             binary,
             client_port: 0,
+            fixed_port,
             peer_port: 0,
             tls,
             dir,
@@ -142,7 +153,7 @@ impl Server for EtcdServer {
     }
 
     fn take_free_ports(&mut self) {
-        self.client_port = free_port();
+        self.client_port = self.fixed_port.unwrap_or_else(free_port);
         self.peer_port = free_port();
         if let Some(t) = &mut self.tls {
             t.port = free_port();

@@ -49,6 +49,17 @@ fn search_path(binary: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Whether this process runs as root (`mariadbd` then needs `--user=root`; a network namespace
+/// needs no user namespace).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the server to take).
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port on 127.0.0.1");
@@ -66,6 +77,8 @@ pub struct RedisServer {
     process: Process,
     binary: PathBuf,
     port: u16,
+    fixed_port: Option<u16>,
+    password: Option<String>,
     tls: Option<TlsSetup>,
     dir: tempfile::TempDir,
 }
@@ -175,7 +188,18 @@ impl RedisServer {
     /// When `redis-server` is not installed (names the Debian package `redis-server`), or the
     /// server does not answer within 20 s.
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, None, None)
+    }
+
+    /// As [`RedisServer::start`], on `port`, requiring `password` (`requirepass`) when given:
+    /// the port and password a config file names, in a private network namespace.
+    ///
+    /// # Panics
+    /// As [`RedisServer::start`], also when `port` is taken.
+    pub fn start_on(port: u16, password: Option<&str>) -> Self {
+        let mut s = Self::start_with(Some(port), None, password);
+        s.password = password.map(str::to_owned);
+        s
     }
 
     /// Starts a server that also accepts TLS on [`RedisServer::tls_addr`], with certificates
@@ -186,10 +210,10 @@ impl RedisServer {
     /// # Panics
     /// As [`RedisServer::start`]; also when the installed `redis-server` lacks TLS support.
     pub fn start_tls(require_client_cert: bool) -> Self {
-        Self::start_with(Some(TlsSetup::new(require_client_cert)))
+        Self::start_with(None, Some(TlsSetup::new(require_client_cert)), None)
     }
 
-    fn start_with(tls: Option<TlsSetup>) -> Self {
+    fn start_with(fixed_port: Option<u16>, tls: Option<TlsSetup>, password: Option<&str>) -> Self {
         let binary = find_binary("redis-server", "redis-server");
         let dir = tempfile::Builder::new()
             .prefix("layotto-redis-")
@@ -202,6 +226,8 @@ impl RedisServer {
             process: Process::new(Self::NAME),
             binary,
             port: 0,
+            fixed_port,
+            password: password.map(str::to_owned),
             tls,
             dir,
         })
@@ -266,7 +292,7 @@ impl Server for RedisServer {
     }
 
     fn take_free_ports(&mut self) {
-        self.port = free_port();
+        self.port = self.fixed_port.unwrap_or_else(free_port);
         if let Some(t) = &mut self.tls {
             t.port = free_port();
         }
@@ -309,19 +335,32 @@ impl Server for RedisServer {
             "--loglevel",
             "warning",
         ]);
+        if let Some(p) = &self.password {
+            cmd.args(["--requirepass", p]);
+        }
         Ok(cmd)
     }
 
     fn ready(&self) -> bool {
-        ping(self.port)
+        ping(self.port, self.password.as_deref())
     }
 }
 
-/// Whether a Redis server on `port` answers `PING` with `+PONG`.
-fn ping(port: u16) -> bool {
+/// Whether a Redis server on `port` answers `PING` with `+PONG` (after `AUTH password`).
+fn ping(port: u16, password: Option<&str>) -> bool {
     let Some(mut s) = process::connect(port, Duration::from_millis(500)) else {
         return false;
     };
+    if let Some(p) = password {
+        let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{p}\r\n", p.len());
+        let mut ok = [0u8; 5];
+        if s.write_all(auth.as_bytes()).is_err()
+            || s.read_exact(&mut ok).is_err()
+            || &ok != b"+OK\r\n"
+        {
+            return false;
+        }
+    }
     if s.write_all(b"PING\r\n").is_err() {
         return false;
     }

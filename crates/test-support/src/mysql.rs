@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::process::{self, Process, Server};
-use crate::{find_binary, free_port};
+use crate::{find_binary, free_port, is_root};
 
 /// The Debian package that ships `mariadbd` and `mariadb-install-db`.
 const PACKAGE: &str = "mariadb-server";
@@ -24,6 +24,7 @@ pub struct MySqlServer {
     process: Process,
     binary: PathBuf,
     port: u16,
+    fixed_port: Option<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -42,6 +43,20 @@ impl MySqlServer {
     /// `mariadb-server`), when the data dir cannot be made, or when the server does not answer
     /// within 20 s.
     pub fn start() -> Self {
+        Self::start_with(None, None)
+    }
+
+    /// As [`MySqlServer::start`], on `port`, with `root_password` (when given) as the password
+    /// of `root` from any host: the user and port a config file names, in a private network
+    /// namespace.
+    ///
+    /// # Panics
+    /// As [`MySqlServer::start`], also when `port` is taken.
+    pub fn start_on(port: u16, root_password: Option<&str>) -> Self {
+        Self::start_with(Some(port), root_password)
+    }
+
+    fn start_with(fixed_port: Option<u16>, root_password: Option<&str>) -> Self {
         let binary = find_binary("mariadbd", PACKAGE);
         let install = find_binary("mariadb-install-db", PACKAGE);
         let dir = tempfile::Builder::new()
@@ -81,10 +96,24 @@ impl MySqlServer {
             format!(
                 "CREATE DATABASE IF NOT EXISTS `{db}`;\n\
                  CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{pw}';\n\
-                 GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%' WITH GRANT OPTION;\n",
+                 GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%' WITH GRANT OPTION;\n{root}",
                 db = Self::DATABASE,
                 user = Self::USER,
                 pw = Self::PASSWORD,
+                root = root_password.map_or_else(String::new, |p| {
+                    // The bootstrap may have made host-specific root accounts, which take
+                    // precedence over '%': give each the password.
+                    ["%", "127.0.0.1", "::1", "localhost"]
+                        .iter()
+                        .map(|h| {
+                            format!(
+                                "CREATE USER IF NOT EXISTS 'root'@'{h}' IDENTIFIED BY '{p}';\n\
+                                 ALTER USER 'root'@'{h}' IDENTIFIED BY '{p}';\n\
+                                 GRANT ALL PRIVILEGES ON *.* TO 'root'@'{h}' WITH GRANT OPTION;\n"
+                            )
+                        })
+                        .collect::<String>()
+                }),
             ),
         )
         .expect("write the init file");
@@ -92,6 +121,7 @@ impl MySqlServer {
             process: Process::new(Self::NAME),
             binary,
             port: 0,
+            fixed_port,
             dir,
         })
     }
@@ -191,7 +221,7 @@ impl Server for MySqlServer {
     }
 
     fn take_free_ports(&mut self) {
-        self.port = free_port();
+        self.port = self.fixed_port.unwrap_or_else(free_port);
     }
 
     fn command(&self) -> Result<Command, String> {
@@ -229,16 +259,6 @@ impl Server for MySqlServer {
     fn context(&self) -> String {
         format!(": {}", tail(&self.log()))
     }
-}
-
-/// Whether this process runs as root (`mariadbd` then needs `--user=root`).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            == Some("0")
-    })
 }
 
 /// The last lines of the server's error log, for failure messages.

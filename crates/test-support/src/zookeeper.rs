@@ -31,6 +31,7 @@ pub struct ZooKeeperServer {
     process: Process,
     java: PathBuf,
     port: u16,
+    fixed_port: Option<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -41,6 +42,19 @@ impl ZooKeeperServer {
     /// When ZooKeeper or java is not installed (names the Debian package `zookeeperd`), or the
     /// server does not answer within 20 s.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// As [`ZooKeeperServer::start`], on `port` (the port a config file names, in a private network
+    /// namespace).
+    ///
+    /// # Panics
+    /// As [`ZooKeeperServer::start`], also when `port` is taken.
+    pub fn start_on(port: u16) -> Self {
+        Self::start_with(Some(port))
+    }
+
+    fn start_with(fixed_port: Option<u16>) -> Self {
         let java = installed(Path::new(ZOOKEEPER_JAR));
         let dir = tempfile::Builder::new()
             .prefix("layotto-zookeeper-")
@@ -50,6 +64,7 @@ impl ZooKeeperServer {
             process: Process::new(Self::NAME),
             java,
             port: 0,
+            fixed_port,
             dir,
         })
     }
@@ -119,7 +134,7 @@ impl Server for ZooKeeperServer {
     }
 
     fn take_free_ports(&mut self) {
-        self.port = free_port();
+        self.port = self.fixed_port.unwrap_or_else(free_port);
         let _ = std::fs::remove_dir_all(self.data_dir());
     }
 
