@@ -7,9 +7,6 @@
 
 mod support;
 
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use layotto_sdk::{Increment, pb};
@@ -164,81 +161,6 @@ async fn one_lock_holder_and_distinct_ids_across_two_sidecars() {
     for s in &sidecars {
         clients.push(s.client().await);
     }
-    let holders = Arc::new(AtomicI64::new(0));
-    let acquisitions = Arc::new(AtomicUsize::new(0));
-    let violations = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + Duration::from_secs(8);
-    let mut tasks = Vec::new();
-    for i in 0..8 {
-        let c = clients[i % clients.len()].clone();
-        let (holders, acquisitions, violations) =
-            (holders.clone(), acquisitions.clone(), violations.clone());
-        tasks.push(tokio::spawn(async move {
-            let owner = format!("client-{i}");
-            while Instant::now() < deadline {
-                if c.try_lock("lock_demo", "the-one", &owner, 10)
-                    .await
-                    .expect("try_lock")
-                {
-                    if holders.fetch_add(1, Ordering::SeqCst) != 0 {
-                        violations.fetch_add(1, Ordering::SeqCst);
-                    }
-                    acquisitions.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    if holders.fetch_sub(1, Ordering::SeqCst) != 1 {
-                        violations.fetch_add(1, Ordering::SeqCst);
-                    }
-                    let st = c
-                        .unlock("lock_demo", "the-one", &owner)
-                        .await
-                        .expect("unlock");
-                    assert_eq!(st, pb::unlock_response::Status::Success);
-                } else {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("client task");
-    }
-    assert_eq!(violations.load(Ordering::SeqCst), 0, "two holders at once");
-    assert!(
-        acquisitions.load(Ordering::SeqCst) > 20,
-        "the lock changed hands only {} times",
-        acquisitions.load(Ordering::SeqCst)
-    );
-
-    let mut tasks = Vec::new();
-    for c in &clients {
-        for inc in [Increment::Weak, Increment::Strong] {
-            for _ in 0..2 {
-                let c = c.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut ids = Vec::with_capacity(300);
-                    for _ in 0..300 {
-                        ids.push(
-                            c.get_next_id("sequencer_demo", "orders", inc)
-                                .await
-                                .expect("id"),
-                        );
-                    }
-                    ids
-                }));
-            }
-        }
-    }
-    let mut all = HashSet::new();
-    let mut count = 0;
-    for t in tasks {
-        let ids = t.await.expect("task");
-        assert!(
-            ids.windows(2).all(|w| w[0] < w[1]),
-            "not increasing per caller"
-        );
-        count += ids.len();
-        all.extend(ids);
-    }
-    assert_eq!(count, 2400);
-    assert_eq!(all.len(), 2400, "duplicate ids across sidecars");
+    support::shared::one_lock_holder(&clients, "lock_demo", 20).await;
+    support::shared::distinct_ids(&clients, "sequencer_demo", 300).await;
 }
