@@ -18,6 +18,8 @@ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb
 # `ip` brings up the loopback of the private network namespace in which Layotto's own config
 # files start on the ports they name (crates/layotto/tests/peer_configs_start.rs).
 command -v ip >/dev/null || missing+=(iproute2)
+# A real Prometheus scrapes the metrics endpoint (crates/layotto/tests/daprd_cli.rs).
+command -v prometheus >/dev/null || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -19,9 +19,11 @@
 //! routes, unknown keys) are accepted with one warning each ([`Config::warnings`]).
 //!
 //! Dapr `Component` YAML resources (`--resources-path DIR`) are read by [`load_resources`] and
-//! added to a config with [`Config::merge_components`].
+//! added to a config with [`Config::merge_components`]; Dapr's `Configuration` resource
+//! (`--config FILE`) by [`load_configuration`].
 
 mod dapr;
+mod dapr_configuration;
 mod layotto;
 mod node;
 #[cfg(test)]
@@ -34,6 +36,9 @@ use std::path::{Path, PathBuf};
 use layotto_core::ComponentSpec;
 
 pub use dapr::{API_VERSION, load_resources, parse_resources};
+pub use dapr_configuration::{
+    DaprConfiguration, is_layotto_json, load_configuration, parse_configuration,
+};
 
 /// The building block a component serves (the block table lives in `layotto-core`).
 pub use layotto_core::Kind;
@@ -251,6 +256,10 @@ pub struct Config {
     pub warnings: Vec<Problem>,
     /// The gRPC listener's MOSN `flowControlFilter`, when present and switched on.
     pub flow_control: Option<FlowControl>,
+    /// The port of MOSN's Prometheus metrics sink (`metrics.sinks[].type: prometheus`,
+    /// `config.port`; 34903 in Layotto's files): the metrics are served there on every
+    /// interface, as MOSN does.
+    pub metrics_port: Option<u16>,
     /// MOSN's `default_log_level` of the server holding the gRPC listener (`DEBUG`, `INFO`,
     /// `WARN`, `ERROR`...), used when `RUST_LOG` is not set.
     pub log_level: Option<String>,

@@ -20,6 +20,7 @@ pub mod deadline;
 pub mod flow_control;
 mod layotto_dapr;
 mod lifecycle;
+pub mod metrics;
 mod runtime_api;
 pub mod status;
 mod stream_sub;
@@ -30,6 +31,7 @@ pub use app_channel::GrpcAppChannel;
 pub use deadline::Deadlines;
 pub use flow_control::FlowControlLayer;
 pub use lifecycle::LifecycleService;
+pub use metrics::MetricsLayer;
 pub use runtime_api::RuntimeService;
 pub use stream_sub::STREAM_ACK_TIMEOUT;
 
@@ -48,7 +50,10 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The router [`router_with`] builds: every API behind the flow-control layer.
 pub type GrpcRouter = tonic::transport::server::Router<
-    tower::layer::util::Stack<FlowControlLayer, tower::layer::util::Identity>,
+    tower::layer::util::Stack<
+        FlowControlLayer,
+        tower::layer::util::Stack<MetricsLayer, tower::layer::util::Identity>,
+    >,
 >;
 
 /// A tonic router with the Layotto Runtime and Lifecycle services of `rt` and the Dapr API
@@ -85,6 +90,7 @@ pub fn router_limited(
 ) -> GrpcRouter {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .layer(MetricsLayer::new(rt.metrics().clone()))
         .layer(flow)
         .add_service(Deadlines::new(InterceptedService::new(
             RuntimeServer::new(RuntimeService::new(rt.clone()))

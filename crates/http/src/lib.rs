@@ -11,6 +11,9 @@ pub mod app_channel;
 pub use app_channel::{HttpAppChannel, HttpAppChannelOptions};
 
 pub mod dapr;
+pub mod metrics;
+
+pub use metrics::metrics_router;
 
 pub use dapr::{AppConnection, DaprHttpOptions, dapr_router};
 

@@ -7,19 +7,29 @@
 //!   Dapr `Component` YAML files, Dapr's gRPC and HTTP APIs, the app reached over HTTP or gRPC.
 //!   `DAPR_API_TOKEN` in the environment makes every API call (but `/v1.0/healthz`) require a
 //!   matching `dapr-api-token` header. Both forms combine: `-c` adds the Layotto config.
+//! - `layotto [daprd flags]` (no subcommand, or the binary run under the name `daprd`) starts
+//!   as daprd does: every daprd v1.14 flag is accepted (see [`cli`]), Dapr's APIs are always
+//!   served, `--version`, `--build-info` and `--wait` act as daprd's.
 //! - `layotto validate [-c FILE] [--resources-path DIR]` prints every problem at once.
+//!
+//! `-c`/`--config` (repeatable) takes a Layotto JSON config or a Dapr `Configuration` resource;
+//! the content decides. Metrics are served in Prometheus text on `--metrics-port` (9090) when
+//! Dapr's APIs are (`--enable-metrics=false` turns that off), and on the port of a Layotto
+//! config's `prometheus` sink.
 //!
 //! Exit codes: 0 clean stop; 64 invalid configuration (nothing was bound); 1 start-up failure.
 
+mod cli;
+mod logging;
+mod serve;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use layotto_config::{Config, ListenAddr, Problems};
+use cli::DaprdArgs;
+use layotto_config::{Config, DaprConfiguration, ListenAddr, Problem, Problems};
 use layotto_core::Registries;
-use layotto_runtime::Runtime;
-use tokio_stream::StreamExt as _;
 
 /// Exit code for an invalid configuration (EX_USAGE... sysexits' EX_USAGE is 64).
 const EXIT_CONFIG: u8 = 64;
@@ -27,83 +37,37 @@ const EXIT_CONFIG: u8 = 64;
 #[derive(Parser)]
 #[command(
     name = "layotto",
-    version,
-    about = "layotto-rs: a sidecar application runtime"
+    about = "layotto-rs: a sidecar application runtime",
+    args_conflicts_with_subcommands = true,
+    disable_version_flag = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// daprd's flags, when no subcommand is given.
+    #[command(flatten)]
+    daprd: DaprdArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Start the sidecar.
+    #[command(disable_version_flag = true)]
     Start {
-        /// Layotto JSON config file; the embedded standalone config when omitted (and no Dapr
-        /// resources path is given).
-        #[arg(short = 'c', long = "config")]
-        config: Option<PathBuf>,
         #[command(flatten)]
-        dapr: DaprArgs,
+        dapr: DaprdArgs,
     },
-    /// Check a config file and print every problem, then every warning (unknown metadata
-    /// keys, keys accepted without effect).
+    /// Check the configuration and print every problem, then every warning (unknown metadata
+    /// keys, keys and flags accepted without effect).
+    #[command(disable_version_flag = true)]
     Validate {
-        /// Layotto JSON config file; the embedded standalone config when omitted (and no Dapr
-        /// resources path is given).
-        #[arg(short = 'c', long = "config")]
-        config: Option<PathBuf>,
         /// Treat warnings as problems: exit 64 when there is any.
         #[arg(long)]
         strict: bool,
         #[command(flatten)]
-        dapr: DaprArgs,
+        dapr: DaprdArgs,
     },
 }
-
-/// `daprd`-style flags (same names as Dapr's sidecar).
-#[derive(clap::Args, Debug, Clone)]
-struct DaprArgs {
-    /// Directory of Dapr `Component` YAML files (repeatable; alias `--components-path`).
-    #[arg(long = "resources-path", alias = "components-path")]
-    resources_path: Vec<PathBuf>,
-    /// The app's id (overrides the Layotto config's `app_id`).
-    #[arg(long = "app-id")]
-    app_id: Option<String>,
-    /// Port the app listens on; enables the app channel (subscriptions, invocation).
-    #[arg(long = "app-port")]
-    app_port: Option<u16>,
-    /// How to reach the app: `http` (Dapr's default) or `grpc`.
-    #[arg(long = "app-protocol", default_value = "http", value_parser = ["http", "grpc"])]
-    app_protocol: String,
-    /// Host of the app.
-    #[arg(long = "app-channel-address", default_value = "127.0.0.1")]
-    app_channel_address: String,
-    /// Port of Dapr's HTTP API (default 3500 when Dapr mode is on).
-    #[arg(long = "dapr-http-port")]
-    dapr_http_port: Option<u16>,
-    /// Port of Dapr's gRPC API (default 50001 when Dapr mode is on); it also serves the
-    /// Layotto API.
-    #[arg(long = "dapr-grpc-port")]
-    dapr_grpc_port: Option<u16>,
-    /// Address the Dapr ports bind to.
-    #[arg(long = "dapr-listen-addresses", default_value = "127.0.0.1")]
-    dapr_listen_address: std::net::IpAddr,
-}
-
-impl DaprArgs {
-    /// Whether Dapr's APIs are served: any Dapr resource or port was given.
-    fn enabled(&self) -> bool {
-        !self.resources_path.is_empty()
-            || self.dapr_http_port.is_some()
-            || self.dapr_grpc_port.is_some()
-    }
-}
-
-/// Dapr's default HTTP API port.
-const DAPR_HTTP_PORT: u16 = 3500;
-/// Dapr's default gRPC API port.
-const DAPR_GRPC_PORT: u16 = 50001;
 
 fn print_problems(p: &Problems) {
     eprintln!("invalid configuration ({} problem(s)):", p.0.len());
@@ -113,7 +77,7 @@ fn print_problems(p: &Problems) {
 }
 
 /// Every component type compiled into this binary: each backend family's `register`, one
-/// cargo feature per family (`memory`, `local`, `http`, `redis`; all default).
+/// cargo feature per family (`memory`, `local`, `http`, `redis`, ...; all default).
 fn registries() -> layotto_core::Result<Registries> {
     #[allow(unused_mut)]
     let mut r = Registries::new();
@@ -136,14 +100,79 @@ fn registries() -> layotto_core::Result<Registries> {
     Ok(r)
 }
 
-/// Loads and fully validates the config (structure, then types and metadata of every
-/// component), printing every problem at once. Returns the metadata warnings; with `strict`
-/// they are problems.
-fn checked(
-    path: Option<&PathBuf>,
-    dapr: &DaprArgs,
-    strict: bool,
-) -> Result<(Config, Registries, Vec<layotto_config::Problem>), ExitCode> {
+/// A flag-level problem (no file, no path).
+fn flag_problem(message: String) -> Problem {
+    Problem {
+        file: "<command line>".to_owned(),
+        path: "$".to_owned(),
+        message,
+    }
+}
+
+/// What the command line and its config files describe, fully validated.
+struct Checked {
+    config: Config,
+    registries: Registries,
+    dapr_config: DaprConfiguration,
+    warnings: Vec<Problem>,
+}
+
+/// Splits `-c` files into the Layotto config (at most one) and Dapr Configuration resources.
+fn split_configs(
+    files: &[PathBuf],
+    problems: &mut Vec<Problem>,
+) -> (Option<PathBuf>, DaprConfiguration) {
+    let mut layotto = None;
+    let mut dapr = DaprConfiguration::default();
+    for f in files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(Problem {
+                    file: f.display().to_string(),
+                    path: "$".to_owned(),
+                    message: format!("cannot read the config file: {e}"),
+                });
+                continue;
+            }
+        };
+        if layotto_config::is_layotto_json(&text) {
+            if layotto.is_some() {
+                problems.push(flag_problem(format!(
+                    "-c {}: only one Layotto config can be served",
+                    f.display()
+                )));
+            }
+            layotto = Some(f.clone());
+            continue;
+        }
+        // Several Configuration files: later ones override what they set, as daprd merges.
+        match layotto_config::parse_configuration(&text, &f.display().to_string()) {
+            Ok(c) => merge(&mut dapr, c),
+            Err(p) => problems.extend(p),
+        }
+    }
+    (layotto, dapr)
+}
+
+fn merge(into: &mut DaprConfiguration, c: DaprConfiguration) {
+    if !c.name.is_empty() {
+        into.name = c.name;
+    }
+    into.metrics_enabled = c.metrics_enabled.or(into.metrics_enabled);
+    into.increased_cardinality = c.increased_cardinality.or(into.increased_cardinality);
+    if !c.path_matching.is_empty() {
+        into.path_matching = c.path_matching;
+    }
+    into.exclude_verbs = c.exclude_verbs.or(into.exclude_verbs);
+    into.latency_buckets_ms = c.latency_buckets_ms.or(into.latency_buckets_ms.take());
+    into.api_logging = c.api_logging.or(into.api_logging);
+    into.warnings.extend(c.warnings);
+}
+
+/// Loads and fully validates the config (flags, structure, then types and metadata of every
+/// component), printing every problem at once. With `strict` warnings are problems.
+fn checked(dapr: &DaprdArgs, daprd_mode: bool, strict: bool) -> Result<Checked, ExitCode> {
     let registries = match registries() {
         Ok(r) => r,
         Err(e) => {
@@ -151,26 +180,34 @@ fn checked(
             return Err(ExitCode::FAILURE);
         }
     };
-    let (config, mut problems) = match (path, dapr.enabled()) {
+    let mut problems: Vec<Problem> = dapr.problems().into_iter().map(flag_problem).collect();
+    let mut warnings: Vec<Problem> = dapr.warnings().into_iter().map(flag_problem).collect();
+    let (layotto_file, dapr_config) = split_configs(&dapr.config, &mut problems);
+    warnings.extend(dapr_config.warnings.iter().cloned());
+    let dapr_mode = daprd_mode || dapr.dapr_requested();
+    let (config, found) = match (&layotto_file, dapr_mode) {
         (Some(p), _) => layotto_config::load_partial(p),
         (None, false) => layotto_config::parse_partial(
             layotto_config::STANDALONE,
             layotto_config::STANDALONE_SOURCE,
         ),
-        (None, true) => (Some(dapr_base_config(dapr)), Vec::new()),
+        (None, true) => match dapr_base_config(dapr) {
+            Ok(c) => (Some(c), Vec::new()),
+            Err(e) => (None, vec![flag_problem(e)]),
+        },
     };
+    problems.extend(found);
     let config = config.map(|mut c| {
         if let Some(id) = &dapr.app_id {
             c.app.app_id.clone_from(id);
         }
-        for dir in &dapr.resources_path {
+        for dir in &dapr.resources() {
             let (entries, found) = layotto_config::load_resources(dir, &c.app.app_id);
             problems.extend(found);
             problems.extend(c.merge_components(entries));
         }
         c
     });
-    let mut warnings = Vec::new();
     if let Some(c) = &config {
         // Parts of the file without effect here, unknown metadata keys and keys without
         // effect: reported, not fatal (unless `validate --strict`).
@@ -179,12 +216,17 @@ fn checked(
             Ok(w) => warnings.extend(w),
             Err(p) => problems.extend(p.0),
         }
-        if strict {
-            problems.append(&mut warnings);
-        }
+    }
+    if strict {
+        problems.append(&mut warnings);
     }
     match config {
-        Some(c) if problems.is_empty() => Ok((c, registries, warnings)),
+        Some(config) if problems.is_empty() => Ok(Checked {
+            config,
+            registries,
+            dapr_config,
+            warnings,
+        }),
         _ => {
             print_problems(&Problems(problems));
             for w in &warnings {
@@ -197,341 +239,230 @@ fn checked(
 
 /// The config of a Dapr-only sidecar: no Layotto listener of its own (the Dapr gRPC port
 /// serves the Layotto API too), no actuator, components from the resources path.
-fn dapr_base_config(dapr: &DaprArgs) -> Config {
-    Config {
+fn dapr_base_config(dapr: &DaprdArgs) -> Result<Config, String> {
+    Ok(Config {
         source: "<dapr resources>".to_owned(),
         grpc: ListenAddr::Tcp(std::net::SocketAddr::new(
-            dapr.dapr_listen_address,
-            dapr.dapr_grpc_port.unwrap_or(DAPR_GRPC_PORT),
+            dapr.listen_address()?,
+            dapr.grpc_port()?,
         )),
         actuator: None,
         app: layotto_config::AppConfig::default(),
         components: Vec::new(),
         ..Config::default()
-    }
+    })
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cli::normalize_args(std::env::args_os()));
     match cli.command {
-        Command::Validate {
-            config,
-            dapr,
-            strict,
-        } => match checked(config.as_ref(), &dapr, strict) {
-            Ok((c, _, warnings)) => {
-                for w in &warnings {
-                    eprintln!("warning: {w}");
-                }
+        Some(Command::Validate { dapr, strict }) => validate(&dapr, strict),
+        Some(Command::Start { dapr }) => start(&dapr, false),
+        None => {
+            let d = &cli.daprd;
+            if d.version {
+                println!("{}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            if d.build_info {
                 println!(
-                    "{}: OK ({} components, gRPC on {})",
-                    c.source,
-                    c.components.len(),
-                    c.grpc
+                    "Version: {}\nGit Commit: \nGit Version: {}",
+                    env!("CARGO_PKG_VERSION"),
+                    env!("CARGO_PKG_VERSION")
                 );
-                ExitCode::SUCCESS
+                return ExitCode::SUCCESS;
             }
-            Err(code) => code,
-        },
-        Command::Start { config: path, dapr } => {
-            let (config, registries, warnings) = match checked(path.as_ref(), &dapr, false) {
-                Ok(v) => v,
-                Err(code) => return code,
-            };
-            init_tracing(config.log_level.as_deref());
-            for w in &warnings {
-                tracing::warn!("{w}");
+            if d.wait {
+                return wait(d);
             }
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("starting tokio: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let serving = dapr.enabled().then(|| DaprServing {
-                http: std::net::SocketAddr::new(
-                    dapr.dapr_listen_address,
-                    dapr.dapr_http_port.unwrap_or(DAPR_HTTP_PORT),
-                ),
-                // Without a Layotto config the Layotto listener is the Dapr gRPC port itself.
-                grpc: path.is_some().then(|| {
-                    std::net::SocketAddr::new(
-                        dapr.dapr_listen_address,
-                        dapr.dapr_grpc_port.unwrap_or(DAPR_GRPC_PORT),
-                    )
-                }),
-            });
-            let app = dapr.app_port.map(|port| layotto_runtime::AppConnection {
-                port,
-                protocol: dapr.app_protocol.clone(),
-                channel_address: dapr.app_channel_address.clone(),
-            });
-            match rt.block_on(start(config, registries, serving, app)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("layotto: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            start(d, true)
         }
     }
 }
 
-/// Logs to stderr at `RUST_LOG`'s filter, else at the config's MOSN `default_log_level`
-/// (`FATAL`/`CRITICAL` read as `error`), else `info`.
-fn init_tracing(mosn_level: Option<&str>) {
-    let level = match mosn_level {
+fn validate(dapr: &DaprdArgs, strict: bool) -> ExitCode {
+    match checked(dapr, false, strict) {
+        Ok(c) => {
+            for w in &c.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "{}: OK ({} components, gRPC on {})",
+                c.config.source,
+                c.config.components.len(),
+                c.config.grpc
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// daprd's `--wait`: polls `GET /v1.0/healthz/outbound` on `--dapr-http-port` every 100 ms (500 ms
+/// per request) for up to 60 s; exits 0 in any case, as daprd.
+fn wait(dapr: &DaprdArgs) -> ExitCode {
+    use std::io::{Read, Write};
+    let port = dapr.http_port().unwrap_or(cli::DAPR_HTTP_PORT);
+    let url = format!("http://localhost:{port}/v1.0/healthz/outbound");
+    eprintln!("Waiting for Dapr to be outbound ready (timeout: 60 seconds): url={url}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut last = String::from("no answer");
+    while std::time::Instant::now() < deadline {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let probe = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500))
+            .and_then(|mut s| {
+                s.set_read_timeout(Some(std::time::Duration::from_millis(500)))?;
+                s.write_all(
+                    format!(
+                        "GET /v1.0/healthz/outbound HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                )?;
+                let mut head = [0u8; 12];
+                s.read_exact(&mut head)?;
+                Ok(String::from_utf8_lossy(&head[9..12]).into_owned())
+            });
+        match probe {
+            Ok(code) if code == "204" => {
+                eprintln!("Dapr is outbound ready!");
+                return ExitCode::SUCCESS;
+            }
+            Ok(code) => last = format!("HTTP status code {code}"),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    eprintln!("timeout waiting for Dapr to become outbound ready. Last error: {last}");
+    ExitCode::SUCCESS
+}
+
+fn start(dapr: &DaprdArgs, daprd_mode: bool) -> ExitCode {
+    let Checked {
+        config,
+        registries,
+        dapr_config,
+        warnings,
+    } = match checked(dapr, daprd_mode, false) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let level = match dapr.log_level() {
+        Ok(Some(l)) => l,
+        _ => mosn_level(config.log_level.as_deref()),
+    };
+    logging::init(level, dapr.log_as_json, &config.app.app_id);
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let serving = match serving(dapr, daprd_mode, &config, &dapr_config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("layotto: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("starting tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve::start(config, registries, serving)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("layotto: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The listeners and settings of a start from the flags, the Layotto config and the Dapr
+/// Configuration.
+fn serving(
+    dapr: &DaprdArgs,
+    daprd_mode: bool,
+    config: &Config,
+    dapr_config: &DaprConfiguration,
+) -> Result<serve::Serving, String> {
+    let dapr_mode = daprd_mode || dapr.dapr_requested();
+    let listen = dapr.listen_address()?;
+    let has_layotto_config = dapr
+        .config
+        .iter()
+        .any(|f| std::fs::read_to_string(f).is_ok_and(|t| layotto_config::is_layotto_json(&t)));
+    let dapr_serving = if dapr_mode {
+        Some(serve::DaprServing {
+            http: std::net::SocketAddr::new(listen, dapr.http_port()?),
+            // Without a Layotto config the Layotto listener is the Dapr gRPC port itself.
+            grpc: has_layotto_config
+                .then(|| {
+                    dapr.grpc_port()
+                        .map(|p| std::net::SocketAddr::new(listen, p))
+                })
+                .transpose()?,
+            max_body_bytes: dapr.max_body_bytes(layotto_http::dapr::DEFAULT_MAX_BODY_BYTES)?,
+        })
+    } else {
+        None
+    };
+    let app = dapr.app_port()?.map(|port| layotto_runtime::AppConnection {
+        port,
+        protocol: dapr.app_protocol.to_ascii_lowercase(),
+        channel_address: dapr.app_channel_address.clone(),
+    });
+    let metrics = if dapr_mode && dapr.enable_metrics {
+        let ip: std::net::IpAddr = dapr.metrics_listen_address.parse().map_err(|_| {
+            format!(
+                "--metrics-listen-address: '{}' is no IP address",
+                dapr.metrics_listen_address
+            )
+        })?;
+        Some(std::net::SocketAddr::new(ip, dapr.metrics_port()?))
+    } else {
+        config
+            .metrics_port
+            .map(|p| std::net::SocketAddr::new(std::net::IpAddr::from([0, 0, 0, 0]), p))
+    };
+    let mut settings = layotto_runtime::MetricsSettings::default();
+    if let Some(e) = dapr_config.metrics_enabled {
+        settings.enabled = e;
+    }
+    if let Some(c) = dapr_config.increased_cardinality {
+        settings.increased_cardinality = c;
+    }
+    settings
+        .path_matching
+        .clone_from(&dapr_config.path_matching);
+    if let Some(x) = dapr_config.exclude_verbs {
+        settings.exclude_verbs = x;
+    }
+    if let Some(b) = &dapr_config.latency_buckets_ms {
+        settings.latency_buckets_ms.clone_from(b);
+    }
+    settings.api_logging = dapr
+        .enable_api_logging
+        .or(dapr_config.api_logging)
+        .unwrap_or(false);
+    Ok(serve::Serving {
+        dapr: dapr_serving,
+        app,
+        metrics,
+        metrics_settings: settings,
+    })
+}
+
+/// MOSN's `default_log_level` in `tracing`'s words (`FATAL`/`CRITICAL` read as `error`), else
+/// `info`.
+fn mosn_level(mosn_level: Option<&str>) -> &'static str {
+    match mosn_level {
         Some("TRACE") => "trace",
         Some("DEBUG") => "debug",
         Some("WARN" | "WARNING") => "warn",
         Some("ERROR" | "FATAL" | "CRITICAL") => "error",
         _ => "info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
-/// Serves `router` on `incoming` connections until `stop` completes.
-async fn serve_grpc<S, IO>(
-    router: layotto_grpc::GrpcRouter,
-    incoming: S,
-    stop: impl std::future::Future<Output = ()>,
-) -> Result<(), String>
-where
-    S: tokio_stream::Stream<Item = std::io::Result<IO>>,
-    IO: tokio::io::AsyncRead
-        + tokio::io::AsyncWrite
-        + tonic::transport::server::Connected
-        + Unpin
-        + Send
-        + 'static,
-{
-    router
-        .serve_with_incoming_shutdown(incoming, stop)
-        .await
-        .map_err(|e| format!("gRPC: {e}"))
-}
-
-/// The Dapr listeners to open besides the Layotto config's own.
-struct DaprServing {
-    /// Dapr's HTTP API.
-    http: std::net::SocketAddr,
-    /// Dapr's gRPC API, when it is not already the config's gRPC listener.
-    grpc: Option<std::net::SocketAddr>,
-}
-
-/// Spawns `router` on `addr` (TCP or unix socket) into `tasks`.
-async fn spawn_grpc(
-    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
-    router: layotto_grpc::GrpcRouter,
-    addr: &ListenAddr,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), Box<dyn std::error::Error>> {
-    match addr {
-        ListenAddr::Tcp(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("binding gRPC on {addr}: {e}"))?;
-            tracing::info!(addr = %listener.local_addr()?, "gRPC listening");
-            // `Server::tcp_nodelay` only reaches the sockets tonic accepts itself; these are ours.
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
-                if let Ok(s) = &s {
-                    set_nodelay(s);
-                }
-                s
-            });
-            tasks.spawn(serve_grpc(router, incoming, stop));
-        }
-        ListenAddr::Unix(path) => {
-            if path.exists() {
-                std::fs::remove_file(path)
-                    .map_err(|e| format!("removing stale socket {}: {e}", path.display()))?;
-            }
-            let listener = tokio::net::UnixListener::bind(path)
-                .map_err(|e| format!("binding gRPC on unix:{}: {e}", path.display()))?;
-            tracing::info!(path = %path.display(), "gRPC listening on unix socket");
-            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-            tasks.spawn(serve_grpc(router, incoming, stop));
-        }
-    }
-    Ok(())
-}
-
-/// Turns Nagle's algorithm off on an accepted connection, as Go (and so Dapr) does: answers are
-/// small and written at once. A failure only costs latency, so the connection is kept.
-fn set_nodelay(s: &tokio::net::TcpStream) {
-    if let Err(e) = s.set_nodelay(true) {
-        tracing::debug!("TCP_NODELAY: {e}");
-    }
-}
-
-/// Binds `addr` and serves `app` on it into `tasks`.
-async fn spawn_http(
-    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
-    what: &'static str,
-    app: axum::Router,
-    addr: std::net::SocketAddr,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("binding {what} on {addr}: {e}"))?;
-    tracing::info!(%addr, "{what} listening");
-    let listener =
-        axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| set_nodelay(s));
-    tasks.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-            .map_err(|e| format!("{what}: {e}"))
-    });
-    Ok(())
-}
-
-async fn start(
-    mut config: Config,
-    registries: Registries,
-    dapr: Option<DaprServing>,
-    app: Option<layotto_runtime::AppConnection>,
-) -> Result<(), Box<dyn std::error::Error>> {
-    // Both TLS users (the http binding, later backends) share one crypto provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    layotto_runtime::resolve_secret_refs(&mut config, &registries)
-        .await
-        .map_err(|p| p.to_string())?;
-    let runtime = Arc::new(Runtime::build(&config, &registries).map_err(|p| p.to_string())?);
-    let api_token = std::env::var("DAPR_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
-    let shutdown = Arc::new(tokio::sync::Notify::new());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }
-    };
-
-    let channel: Option<Arc<dyn layotto_runtime::AppChannel>> = match &app {
-        Some(a) if a.protocol == "grpc" => Some(Arc::new(
-            layotto_grpc::dapr::DaprGrpcAppChannel::new(&a.channel_address, a.port)
-                .map_err(|e| format!("app address: {e}"))?,
-        )),
-        Some(a) => Some(Arc::new(
-            layotto_http::HttpAppChannel::new(
-                &a.channel_address,
-                a.port,
-                layotto_http::HttpAppChannelOptions::from_env(),
-            )
-            .map_err(|e| format!("app address: {e}"))?,
-        )),
-        None => match config.app.grpc_callback_port {
-            Some(port) => Some(Arc::new(
-                layotto_grpc::GrpcAppChannel::new(&config.app.grpc_callback_host, port)
-                    .map_err(|e| format!("app callback address: {e}"))?,
-            )),
-            None => None,
-        },
-    };
-    // The app channel is in place before any API port serves, so the first invocation finds
-    // it (subscriptions start once the servers are up).
-    if let Some(channel) = &channel {
-        runtime.set_app_channel(channel.clone());
-    }
-    if let Some(a) = app.clone() {
-        runtime.set_app_connection(a);
-    }
-
-    // Health endpoints come up first, so they report "not ready" while components initialise.
-    let mut tasks = tokio::task::JoinSet::new();
-    if let Some(addr) = config.actuator {
-        let app = layotto_http::actuator(runtime.clone());
-        spawn_http(&mut tasks, "actuator", app, addr, stopped()).await?;
-    }
-    if let Some(d) = &dapr {
-        let opts = layotto_http::DaprHttpOptions {
-            api_token: api_token.clone(),
-            max_body_bytes: layotto_http::dapr::DEFAULT_MAX_BODY_BYTES,
-            shutdown: shutdown.clone(),
-            app: app.clone(),
-            runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
-        };
-        let api = layotto_http::dapr_router(runtime.clone(), opts);
-        spawn_http(&mut tasks, "Dapr HTTP API", api, d.http, stopped()).await?;
-    }
-
-    runtime.init().await?;
-
-    let token = layotto_grpc::dapr::ApiToken::new(api_token.as_deref());
-    let grpc_opts = layotto_grpc::dapr::DaprGrpcOptions {
-        shutdown: shutdown.clone(),
-        runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
-    };
-    // MOSN's flowControlFilter belongs to the Layotto gRPC listener only.
-    let flow = layotto_grpc::FlowControlLayer::new(config.flow_control.as_ref());
-    let router = layotto_grpc::router_limited(runtime.clone(), grpc_opts.clone(), &token, flow);
-    spawn_grpc(&mut tasks, router, &config.grpc, stopped()).await?;
-    if let Some(addr) = dapr.as_ref().and_then(|d| d.grpc) {
-        let router = layotto_grpc::router_with(runtime.clone(), grpc_opts, &token);
-        spawn_grpc(&mut tasks, router, &ListenAddr::Tcp(addr), stopped()).await?;
-    }
-    runtime.mark_started();
-
-    if let Some(channel) = channel {
-        let rt = runtime.clone();
-        tokio::spawn(async move { rt.start_app_subscriptions(channel).await });
-    }
-
-    tokio::select! {
-        () = shutdown_signal() => tracing::info!("shutting down"),
-        () = shutdown.notified() => tracing::info!("shutdown requested through the API"),
-        Some(res) = tasks.join_next() => {
-            let _ = stop_tx.send(true);
-            runtime.stop_app_subscriptions();
-            return match res {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.into()),
-                Err(e) => Err(format!("server task: {e}").into()),
-            };
-        }
-    }
-    runtime.stop_app_subscriptions();
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
-    runtime.close().await;
-    if let ListenAddr::Unix(path) = &config.grpc {
-        let _ = std::fs::remove_file(path);
-    }
-    Ok(())
 }

@@ -23,6 +23,7 @@ impl Runtime {
                 ops.join(", ")
             )));
         }
-        b.run("invoke", b.component.invoke(req)).await
+        let op = req.operation.clone();
+        b.run(&op, b.component.invoke(req)).await
     }
 }

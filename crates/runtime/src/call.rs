@@ -15,6 +15,7 @@ use std::time::Instant;
 use layotto_core::{Built, Contract, Error, Kind, Result};
 
 use crate::keys::KeyPrefix;
+use crate::metrics::Metrics;
 
 tokio::task_local! {
     static DEADLINE: Instant;
@@ -38,13 +39,21 @@ pub(crate) struct Entry {
     pub consumer_id: Option<String>,
 }
 
-/// Every configured component, by block and name.
-#[derive(Default)]
+/// Every configured component, by block and name, and the metrics their calls record.
 pub(crate) struct Components {
     blocks: BTreeMap<Kind, BTreeMap<String, Entry>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Components {
+    /// No components yet; calls record into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            blocks: BTreeMap::new(),
+            metrics,
+        }
+    }
+
     /// Adds `entry` as component `name`.
     pub fn insert(&mut self, name: String, entry: Entry) {
         self.blocks
@@ -99,6 +108,7 @@ impl Components {
             component,
             keys: &entry.keys,
             consumer_id: entry.consumer_id.as_deref(),
+            metrics: &self.metrics,
         })
     }
 }
@@ -113,6 +123,8 @@ pub(crate) struct Target<'a, T: ?Sized> {
     pub keys: &'a KeyPrefix,
     /// Its component-level `consumerID` (pub/sub only).
     pub consumer_id: Option<&'a str>,
+    /// Where the call is recorded.
+    pub metrics: &'a Metrics,
 }
 
 impl<T: Contract + ?Sized> Target<'_, T> {
@@ -125,15 +137,20 @@ impl<T: Contract + ?Sized> Target<'_, T> {
     }
 
     /// Runs operation `op` (e.g. `"get"`) of this component: under the deadline set with
-    /// [`with_deadline`], if any.
+    /// [`with_deadline`], if any, recording it in the component metrics (`op` is their
+    /// `operation` label).
     ///
     /// # Errors
     /// The component's error, or `DeadlineExceeded` when the deadline passes first.
-    pub async fn run<R>(
-        &self,
-        op: &'static str,
-        call: impl Future<Output = Result<R>>,
-    ) -> Result<R> {
+    pub async fn run<R>(&self, op: &str, call: impl Future<Output = Result<R>>) -> Result<R> {
+        let started = Instant::now();
+        let r = self.deadlined(op, call).await;
+        self.metrics
+            .component_call(T::KIND, self.name, op, r.is_ok(), started.elapsed());
+        r
+    }
+
+    async fn deadlined<R>(&self, op: &str, call: impl Future<Output = Result<R>>) -> Result<R> {
         match DEADLINE.try_with(|d| *d) {
             Err(_) => call.await,
             Ok(deadline) => {

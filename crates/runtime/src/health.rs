@@ -15,6 +15,17 @@ const READY_FAILED: u8 = 2;
 /// How long one component's health probe may take before it counts as DOWN.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// A component's type as Dapr names it (`state.in-memory`), also for Layotto's section-relative
+/// types (`in-memory` in `state`).
+fn dapr_type(kind: layotto_core::Kind, type_: &str) -> String {
+    let prefix = kind.info().dapr_prefix;
+    if type_.starts_with(&format!("{prefix}.")) {
+        type_.to_owned()
+    } else {
+        format!("{prefix}.{type_}")
+    }
+}
+
 impl Runtime {
     /// Initialises every component (connects backends, loads files), in configuration order.
     ///
@@ -25,11 +36,14 @@ impl Runtime {
             let Some(entry) = self.components.entry(c.kind, &c.name) else {
                 continue;
             };
+            let type_ = dapr_type(c.kind, &c.type_);
             if let Err(e) = entry.built.component.init().await {
+                self.metrics.component_init(&type_, &c.name, Some("init"));
                 let e = e.context(format!("initialising component {}/{}", c.kind, c.name));
                 self.fail_startup(&e.message);
                 return Err(e);
             }
+            self.metrics.component_init(&type_, &c.name, None);
         }
         Ok(())
     }

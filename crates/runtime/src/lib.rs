@@ -25,6 +25,7 @@ mod invoke;
 pub mod keys;
 mod lock;
 mod meta;
+pub mod metrics;
 mod pubsub;
 mod secret;
 pub mod segments;
@@ -50,6 +51,7 @@ pub use build::{resolve_secret_refs, validate};
 use call::Components;
 pub use call::with_deadline;
 pub use cloudevent::TopicEvent;
+pub use metrics::{Metrics, MetricsSettings};
 use segments::SegmentCache;
 
 /// Publish/subscribe metadata key that turns CloudEvent wrapping off (Dapr's name).
@@ -114,6 +116,7 @@ pub struct Runtime {
     app_channel: Mutex<Option<Arc<dyn AppChannel>>>,
     app_connection: Mutex<Option<AppConnection>>,
     attributes: Mutex<BTreeMap<String, String>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Runtime {
@@ -122,8 +125,21 @@ impl Runtime {
     /// # Errors
     /// Every configuration problem at once.
     pub fn build(config: &Config, registries: &Registries) -> Result<Self, Problems> {
+        Self::build_with(config, registries, MetricsSettings::default())
+    }
+
+    /// [`Runtime::build`] with the metrics settings of Dapr's Configuration resource.
+    ///
+    /// # Errors
+    /// Every configuration problem at once.
+    pub fn build_with(
+        config: &Config,
+        registries: &Registries,
+        metrics: MetricsSettings,
+    ) -> Result<Self, Problems> {
         let app_id = config.app.app_id.clone();
-        let mut components = Components::default();
+        let metrics = Arc::new(Metrics::new(&app_id, metrics));
+        let mut components = Components::new(metrics.clone());
         let mut segments = HashMap::new();
         let mut registered = Vec::new();
         let mut warnings = Vec::new();
@@ -194,7 +210,13 @@ impl Runtime {
             app_channel: Mutex::new(None),
             app_connection: Mutex::new(None),
             attributes: Mutex::new(BTreeMap::new()),
+            metrics,
         })
+    }
+
+    /// The metrics registry every call records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The app id.

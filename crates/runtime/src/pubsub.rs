@@ -35,9 +35,11 @@ impl Runtime {
             data,
             metadata,
         };
-        p.run("publish", p.component.publish(message))
-            .await
-            .map_err(|e| e.context(format!("pubsub '{pubsub}'")))
+        let started = std::time::Instant::now();
+        let r = p.run("publish", p.component.publish(message)).await;
+        p.metrics
+            .publish(pubsub, topic, r.is_ok(), started.elapsed());
+        r.map_err(|e| e.context(format!("pubsub '{pubsub}'")))
     }
 
     /// Subscribes `handler` to `topic` of `pubsub` in a consumer group: `metadata`'s

@@ -17,11 +17,13 @@ mod ferretdb;
 mod mysql;
 pub mod peers;
 mod process;
+mod prometheus;
 mod zookeeper;
 
 pub use etcd::EtcdServer;
 pub use ferretdb::FerretDbServer;
 pub use mysql::MySqlServer;
+pub use prometheus::PrometheusServer;
 pub use zookeeper::ZooKeeperServer;
 
 /// How long a server gets to answer its first PING (or health check).

@@ -49,6 +49,9 @@ class DaprSidecar:
             "--app-protocol", app_protocol,
             "--dapr-grpc-port", str(self.grpc_port),
             "--dapr-http-port", str(self.http_port),
+            # Every sidecar its own metrics port: several run at once.
+            "--metrics-port", str(free_port()),
+            "--metrics-listen-address", "127.0.0.1",
         ], env=env)
         wait_until(self.proc, self._healthy, "Dapr healthz")
 

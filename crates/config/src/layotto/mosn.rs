@@ -6,14 +6,10 @@ use crate::node::{Node, child, index, json_string};
 use crate::{FlowControl, FlowRule};
 
 /// MOSN top-level keys accepted with a warning until their work lands, and why.
-const MOSN_TOP_LEVEL: [(&str, &str); 5] = [
+const MOSN_TOP_LEVEL: [(&str, &str); 4] = [
     (
         "tracing",
         "MOSN tracing is not implemented yet: no spans are exported",
-    ),
-    (
-        "metrics",
-        "MOSN metrics sinks are not implemented yet: nothing is exported (Prometheus included)",
     ),
     (
         "pprof",
@@ -38,12 +34,78 @@ impl Walker {
                 continue;
             }
             let path = child("$", key);
+            if key == "metrics" {
+                self.metrics_sinks(value, &path);
+                continue;
+            }
             match MOSN_TOP_LEVEL.iter().find(|(k, _)| *k == key) {
                 Some((_, why)) => self.warn(&path, *why),
                 None => self.warn(
                     &path,
                     format!("unknown MOSN key {} is ignored", json_string(key)),
                 ),
+            }
+        }
+    }
+
+    /// Reads MOSN's `metrics`: a `prometheus` sink's `config.port` is where the metrics are
+    /// served (Dapr's names, see the runtime's metrics); other sinks and keys are warnings.
+    fn metrics_sinks(&mut self, metrics: &Node, path: &str) {
+        let Some(m) = self.object(metrics, path, "the metrics section") else {
+            return;
+        };
+        for &(key, value) in &m.entries {
+            let key_path = child(path, key);
+            if key != "sinks" {
+                self.warn(
+                    &key_path,
+                    format!("MOSN metrics key {} has no effect", json_string(key)),
+                );
+                continue;
+            }
+            let Node::Array(sinks) = value else {
+                self.problem(
+                    &key_path,
+                    format!("expected an array, found {}", value.describe()),
+                );
+                continue;
+            };
+            for (i, sink) in sinks.iter().enumerate() {
+                let sink_path = index(&key_path, i);
+                let Some(s) = self.object(sink, &sink_path, "a metrics sink") else {
+                    continue;
+                };
+                match s.get("type") {
+                    Some(Node::String(t)) if t == "prometheus" => {}
+                    other => {
+                        self.warn(
+                            &sink_path,
+                            format!(
+                                "MOSN metrics sink {} is not supported: only \"prometheus\" is served",
+                                other.map_or_else(|| "without type".to_owned(), Node::to_compact_json)
+                            ),
+                        );
+                        continue;
+                    }
+                }
+                let port = s.get("config").and_then(|c| match c {
+                    Node::Object(e) => Fields::new(e).get("port").cloned(),
+                    _ => None,
+                });
+                match port {
+                    Some(Node::Number(n))
+                        if n.as_u64().is_some_and(|p| (1..=65535).contains(&p)) =>
+                    {
+                        self.metrics_port = n.as_u64().and_then(|p| u16::try_from(p).ok());
+                    }
+                    other => self.problem(
+                        &child(&sink_path, "config.port"),
+                        format!(
+                            "the prometheus sink needs a port (1-65535), found {}",
+                            other.map_or_else(|| "none".to_owned(), |n| n.to_compact_json())
+                        ),
+                    ),
+                }
             }
         }
     }

@@ -277,6 +277,10 @@ pub fn dapr_router(rt: Arc<Runtime>, opts: DaprHttpOptions) -> Router {
         .route("/v1.0/shutdown", post(health::shutdown))
         .route_layer(DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(middleware::from_fn_with_state(token, require_token))
+        .layer(middleware::from_fn_with_state(
+            ctx.rt.metrics().clone(),
+            crate::metrics::record,
+        ))
         .with_state(ctx)
 }
 

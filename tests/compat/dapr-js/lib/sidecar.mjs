@@ -90,6 +90,8 @@ export class Sidecar {
     sc.appPort = appPort ?? (await freePort());
     sc.grpcPort = grpcPort ?? (await freePort());
     sc.httpPort = httpPort ?? (await freePort());
+    // Every sidecar its own metrics port: several run at once.
+    const metricsPort = await freePort();
     const env = { ...process.env };
     delete env.DAPR_API_TOKEN;
     if (token) env.DAPR_API_TOKEN = token;
@@ -105,6 +107,8 @@ export class Sidecar {
         "--app-protocol", appProtocol,
         "--dapr-grpc-port", String(sc.grpcPort),
         "--dapr-http-port", String(sc.httpPort),
+        "--metrics-port", String(metricsPort),
+        "--metrics-listen-address", "127.0.0.1",
       ],
       { env, stdio: ["ignore", "inherit", "inherit"] },
     );

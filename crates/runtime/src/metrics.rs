@@ -1,0 +1,625 @@
+//! The sidecar's metrics, with daprd v1.14's names, labels and buckets
+//! (`dapr/dapr:pkg/diagnostics`; docs.dapr.io "Dapr metrics"), in one Prometheus registry.
+//!
+//! - Component calls, recorded at the one call path ([`crate::call`]):
+//!   `dapr_component_<block>_count` (counter) and `dapr_component_<block>_latencies` (histogram,
+//!   milliseconds), labels `app_id`, `component` (its name), `namespace` (`$NAMESPACE`, blank in
+//!   self-hosted mode), `operation`, `success`; `<block>` is `state`, `secret`, `configuration`,
+//!   `output_binding`, and, for what Dapr lacks, `lock`, `sequencer` and `file`. Publishing is
+//!   `dapr_component_pubsub_egress_{count,latencies}` (labels `app_id`, `component`,
+//!   `namespace`, `success`, `topic`); deliveries to the app are
+//!   `dapr_component_pubsub_ingress_{count,latencies}` (`process_status` and `status`: `success`,
+//!   `retry` or `drop`).
+//! - The edges' servers: `dapr_http_server_{request_count,latency,request_bytes,response_bytes}`
+//!   (plus `response_count` with increased cardinality) and
+//!   `dapr_grpc_io_server_{completed_rpcs,server_latency}`.
+//! - Start-up: `dapr_runtime_component_loaded`, `dapr_runtime_component_init_total`,
+//!   `dapr_runtime_component_init_fail_total`.
+//!
+//! Counters keep Dapr's names (no `_total` added). Latencies are in milliseconds with Dapr's
+//! default buckets (or the Configuration's `latencyDistributionBuckets`); unlike daprd, which
+//! truncates to whole milliseconds (so a 0.4 ms call lands in no latency bucket), they are
+//! recorded with sub-millisecond precision. HTTP `path` labels follow daprd 1.14: with
+//! `increasedCardinality` (its default) the raw path, with state and secret keys cut off;
+//! without it blank unless a `pathMatching` pattern matches, whose pattern is the label.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use layotto_core::Kind;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// daprd's default latency buckets, in milliseconds (`pkg/config/configuration.go`).
+pub const LATENCY_BUCKETS_MS: [f64; 34] = [
+    1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 13.0, 16.0, 20.0, 25.0, 30.0, 40.0, 50.0, 65.0, 80.0,
+    100.0, 130.0, 160.0, 200.0, 250.0, 300.0, 400.0, 500.0, 650.0, 800.0, 1000.0, 2000.0, 5000.0,
+    10000.0, 20000.0, 50000.0, 100_000.0,
+];
+
+/// daprd's size buckets, in bytes (`pkg/diagnostics/metrics.go`).
+pub const SIZE_BUCKETS: [f64; 13] = [
+    1024.0,
+    2048.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+    268_435_456.0,
+    1_073_741_824.0,
+    4_294_967_296.0,
+];
+
+/// The metrics part of Dapr's Configuration resource (`spec.metrics`).
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    /// `enabled` (default true): false records nothing.
+    pub enabled: bool,
+    /// `http.increasedCardinality` (daprd 1.14's default: true, raw paths).
+    pub increased_cardinality: bool,
+    /// `http.pathMatching`: path patterns (`/v1.0/invoke/app/method/orders/{id}`) whose
+    /// pattern becomes the `path` label.
+    pub path_matching: Vec<String>,
+    /// `http.excludeVerbs`: blank `method` labels.
+    pub exclude_verbs: bool,
+    /// `latencyDistributionBuckets` in milliseconds (default [`LATENCY_BUCKETS_MS`]).
+    pub latency_buckets_ms: Vec<f64>,
+    /// The `namespace` label (`$NAMESPACE`; blank in self-hosted mode).
+    pub namespace: String,
+    /// API logging (`--enable-api-logging`, the Configuration's `logging.apiLogging.enabled`):
+    /// one info line per API call, as daprd's (`HTTP API Called` / `gRPC API Called`, scopes
+    /// `dapr.runtime.http-info` / `dapr.runtime.grpc.api-info`).
+    pub api_logging: bool,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            increased_cardinality: true,
+            path_matching: Vec::new(),
+            exclude_verbs: false,
+            latency_buckets_ms: LATENCY_BUCKETS_MS.to_vec(),
+            namespace: std::env::var("NAMESPACE").unwrap_or_default(),
+            api_logging: false,
+        }
+    }
+}
+
+/// A counter and a latency histogram with the same labels.
+#[derive(Clone)]
+struct Pair {
+    count: IntCounterVec,
+    latency: HistogramVec,
+}
+
+/// The metrics registry of one sidecar. See the module documentation.
+pub struct Metrics {
+    registry: Registry,
+    app_id: String,
+    settings: MetricsSettings,
+    components: BTreeMap<Kind, Pair>,
+    egress: Pair,
+    ingress: Pair,
+    http_requests: IntCounterVec,
+    http_latency: HistogramVec,
+    http_request_bytes: HistogramVec,
+    http_response_bytes: HistogramVec,
+    http_responses: Option<IntCounterVec>,
+    grpc_completed: IntCounterVec,
+    grpc_latency: HistogramVec,
+    loaded: IntCounterVec,
+    init_total: IntCounterVec,
+    init_fail: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("app_id", &self.app_id)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The metric name part of each block's component metrics.
+fn block_name(kind: Kind) -> Option<&'static str> {
+    Some(match kind {
+        Kind::State => "state",
+        Kind::Secret => "secret",
+        Kind::Configuration => "configuration",
+        Kind::Binding => "output_binding",
+        Kind::Lock => "lock",
+        Kind::Sequencer => "sequencer",
+        Kind::File => "file",
+        _ => return None,
+    })
+}
+
+/// Dapr's `operation` label for our operation names.
+fn dapr_operation(kind: Kind, op: &str) -> &str {
+    match (kind, op) {
+        (Kind::State, "bulk_set") => "set",
+        (Kind::State, "transact") => "transaction",
+        _ => op,
+    }
+}
+
+const COMPONENT_LABELS: [&str; 5] = ["app_id", "component", "namespace", "operation", "success"];
+const HTTP_LABELS: [&str; 4] = ["app_id", "method", "path", "status"];
+
+impl Metrics {
+    /// A registry with every metric family, for `app_id`.
+    ///
+    /// # Panics
+    /// Never for the fixed names and labels used here (registration of a duplicate or malformed
+    /// family is the only failure).
+    pub fn new(app_id: &str, settings: MetricsSettings) -> Self {
+        let registry = Registry::new();
+        let buckets = settings.latency_buckets_ms.clone();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique counter");
+            c
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str], b: &[f64]| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(b.to_vec()), labels)
+                .expect("valid histogram");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique histogram");
+            h
+        };
+        let pair = |what: &str, labels: &[&str]| Pair {
+            count: counter(
+                &format!("dapr_component_{what}_count"),
+                &format!("The number of operations performed on the {what} component"),
+                labels,
+            ),
+            latency: histogram(
+                &format!("dapr_component_{what}_latencies"),
+                &format!("The latency of the operations performed on the {what} component (ms)"),
+                labels,
+                &buckets,
+            ),
+        };
+        let mut components = BTreeMap::new();
+        for kind in [
+            Kind::State,
+            Kind::Secret,
+            Kind::Configuration,
+            Kind::Binding,
+            Kind::Lock,
+            Kind::Sequencer,
+            Kind::File,
+        ] {
+            if let Some(n) = block_name(kind) {
+                components.insert(kind, pair(n, &COMPONENT_LABELS));
+            }
+        }
+        let egress = pair(
+            "pubsub_egress",
+            &["app_id", "component", "namespace", "success", "topic"],
+        );
+        let ingress = pair(
+            "pubsub_ingress",
+            &[
+                "app_id",
+                "component",
+                "namespace",
+                "process_status",
+                "status",
+                "topic",
+            ],
+        );
+        let http_responses = settings.increased_cardinality.then(|| {
+            counter(
+                "dapr_http_server_response_count",
+                "The number of HTTP responses",
+                &HTTP_LABELS,
+            )
+        });
+        Self {
+            http_requests: counter(
+                "dapr_http_server_request_count",
+                "Number of HTTP requests started in server.",
+                &HTTP_LABELS,
+            ),
+            http_latency: histogram(
+                "dapr_http_server_latency",
+                "HTTP request end-to-end latency in server (ms).",
+                &HTTP_LABELS,
+                &buckets,
+            ),
+            http_request_bytes: histogram(
+                "dapr_http_server_request_bytes",
+                "HTTP request size in bytes (Content-Length).",
+                &["app_id"],
+                &SIZE_BUCKETS,
+            ),
+            http_response_bytes: histogram(
+                "dapr_http_server_response_bytes",
+                "HTTP response size in bytes.",
+                &["app_id"],
+                &SIZE_BUCKETS,
+            ),
+            http_responses,
+            grpc_completed: counter(
+                "dapr_grpc_io_server_completed_rpcs",
+                "Count of RPCs by method and status.",
+                &["app_id", "grpc_server_method", "grpc_server_status"],
+            ),
+            grpc_latency: histogram(
+                "dapr_grpc_io_server_server_latency",
+                "Distribution of server latency in milliseconds, by method.",
+                &["app_id", "grpc_server_method", "grpc_server_status"],
+                &buckets,
+            ),
+            loaded: counter(
+                "dapr_runtime_component_loaded",
+                "The number of successfully loaded components",
+                &["app_id"],
+            ),
+            init_total: counter(
+                "dapr_runtime_component_init_total",
+                "The number of initialized components",
+                &["app_id", "component"],
+            ),
+            init_fail: counter(
+                "dapr_runtime_component_init_fail_total",
+                "The number of component initialization failures",
+                &["app_id", "component", "reason", "componentName"],
+            ),
+            components,
+            egress,
+            ingress,
+            registry,
+            app_id: app_id.to_owned(),
+            settings,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &MetricsSettings {
+        &self.settings
+    }
+
+    fn ms(d: Duration) -> f64 {
+        d.as_secs_f64() * 1000.0
+    }
+
+    /// Records one component call of `kind` (no-op for blocks without metrics).
+    pub fn component_call(
+        &self,
+        kind: Kind,
+        component: &str,
+        op: &str,
+        success: bool,
+        elapsed: Duration,
+    ) {
+        if !self.settings.enabled {
+            return;
+        }
+        let Some(p) = self.components.get(&kind) else {
+            return;
+        };
+        let ok = if success { "true" } else { "false" };
+        let labels = [
+            self.app_id.as_str(),
+            component,
+            self.settings.namespace.as_str(),
+            dapr_operation(kind, op),
+            ok,
+        ];
+        p.count.with_label_values(&labels).inc();
+        p.latency
+            .with_label_values(&labels)
+            .observe(Self::ms(elapsed));
+    }
+
+    /// Records one publish to `topic` of pub/sub `component`.
+    pub fn publish(&self, component: &str, topic: &str, success: bool, elapsed: Duration) {
+        if !self.settings.enabled {
+            return;
+        }
+        let ok = if success { "true" } else { "false" };
+        let labels = [
+            self.app_id.as_str(),
+            component,
+            self.settings.namespace.as_str(),
+            ok,
+            topic,
+        ];
+        self.egress.count.with_label_values(&labels).inc();
+        self.egress
+            .latency
+            .with_label_values(&labels)
+            .observe(Self::ms(elapsed));
+    }
+
+    /// Records one delivery to the app: `status` is `success`, `retry` or `drop` (`dropped`
+    /// by the app's `DROP` answer counts as `process_status` `drop`, `status` `success`, as in
+    /// daprd).
+    pub fn delivery(
+        &self,
+        component: &str,
+        topic: &str,
+        process_status: &str,
+        status: &str,
+        elapsed: Duration,
+    ) {
+        if !self.settings.enabled {
+            return;
+        }
+        let labels = [
+            self.app_id.as_str(),
+            component,
+            self.settings.namespace.as_str(),
+            process_status,
+            status,
+            topic,
+        ];
+        self.ingress.count.with_label_values(&labels).inc();
+        self.ingress
+            .latency
+            .with_label_values(&labels)
+            .observe(Self::ms(elapsed));
+    }
+
+    /// Records one request to the Dapr HTTP API (and logs it, with API logging on).
+    #[allow(clippy::too_many_arguments)]
+    pub fn http_request(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        elapsed: Duration,
+        request_bytes: u64,
+        response_bytes: u64,
+    ) {
+        if self.settings.api_logging {
+            tracing::info!(
+                target: "dapr.runtime.http-info",
+                method = %format_args!("{method} {path}"),
+                code = status,
+                duration = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                size = response_bytes,
+                "HTTP API Called"
+            );
+        }
+        if !self.settings.enabled {
+            return;
+        }
+        let method = if self.settings.exclude_verbs {
+            ""
+        } else {
+            http_method(method)
+        };
+        let path = self.path_label(path);
+        let status = status.to_string();
+        let labels = [self.app_id.as_str(), method, path.as_str(), status.as_str()];
+        self.http_requests.with_label_values(&labels).inc();
+        if let Some(r) = &self.http_responses {
+            r.with_label_values(&labels).inc();
+        }
+        self.http_latency
+            .with_label_values(&labels)
+            .observe(Self::ms(elapsed));
+        #[allow(clippy::cast_precision_loss)]
+        {
+            self.http_request_bytes
+                .with_label_values(&[self.app_id.as_str()])
+                .observe(request_bytes as f64);
+            self.http_response_bytes
+                .with_label_values(&[self.app_id.as_str()])
+                .observe(response_bytes as f64);
+        }
+    }
+
+    /// Records one gRPC call: `method` the full path (`/dapr.proto.runtime.v1.Dapr/GetState`),
+    /// `status` the code's name (`OK`, `NotFound`...).
+    pub fn grpc_request(&self, method: &str, status: &str, elapsed: Duration) {
+        if self.settings.api_logging {
+            tracing::info!(
+                target: "dapr.runtime.grpc.api-info",
+                method,
+                code = status,
+                duration = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                "gRPC API Called"
+            );
+        }
+        if !self.settings.enabled {
+            return;
+        }
+        let labels = [self.app_id.as_str(), method, status];
+        self.grpc_completed.with_label_values(&labels).inc();
+        self.grpc_latency
+            .with_label_values(&labels)
+            .observe(Self::ms(elapsed));
+    }
+
+    /// Records a component's initialisation: `type_` as in `state.in-memory`; `error` is `None` on
+    /// success, else `"init"` or `"creation"`.
+    pub fn component_init(&self, type_: &str, name: &str, error: Option<&str>) {
+        if !self.settings.enabled {
+            return;
+        }
+        match error {
+            None => {
+                self.loaded.with_label_values(&[self.app_id.as_str()]).inc();
+                self.init_total
+                    .with_label_values(&[self.app_id.as_str(), type_])
+                    .inc();
+            }
+            Some(reason) => self
+                .init_fail
+                .with_label_values(&[self.app_id.as_str(), type_, reason, name])
+                .inc(),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        use prometheus::Encoder as _;
+        let mut out = Vec::new();
+        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The `path` label of an HTTP request path (see the module documentation).
+    pub fn path_label(&self, path: &str) -> String {
+        let normalized = legacy_path(path);
+        if !self.settings.path_matching.is_empty() {
+            if STATIC_PATHS.contains(&path) {
+                return path.to_owned();
+            }
+            if let Some(p) = self
+                .settings
+                .path_matching
+                .iter()
+                .find(|p| pattern_matches(p, &normalized))
+            {
+                return p.clone();
+            }
+        }
+        if self.settings.increased_cardinality {
+            normalized
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// Paths daprd always labels as themselves under `pathMatching`.
+const STATIC_PATHS: [&str; 4] = [
+    "/dapr/config",
+    "/dapr/metrics",
+    "/dapr/subscribe",
+    "/healthz",
+];
+
+/// The HTTP verb, or `UNKNOWN` (daprd's `getMetricsMethod`).
+fn http_method(m: &str) -> &str {
+    match m {
+        "GET" | "PUT" | "POST" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" | "CONNECT" | "TRACE" => m,
+        _ => "UNKNOWN",
+    }
+}
+
+/// daprd 1.14's legacy path label: state and secret keys cut off, everything else as is.
+fn legacy_path(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').collect();
+    // ["", "v1.0", "state", "<store>", "<key>"...]
+    if parts.len() > 4 && parts[1] == "v1.0" && (parts[2] == "state" || parts[2] == "secrets") {
+        return parts[..4].join("/");
+    }
+    path.to_owned()
+}
+
+/// Whether `path` matches a Go 1.22 `ServeMux` pattern's path: literal segments, `{name}` for
+/// one segment, `{name...}` for the rest; a trailing `/` matches any continuation.
+fn pattern_matches(pattern: &str, path: &str) -> bool {
+    let pattern = pattern
+        .split_once(' ')
+        .map_or(pattern, |(_, p)| p)
+        .trim_start_matches('/');
+    let path = path.trim_start_matches('/');
+    let pat: Vec<&str> = pattern.split('/').collect();
+    let segs: Vec<&str> = path.split('/').collect();
+    for (i, p) in pat.iter().enumerate() {
+        if p.starts_with('{') && p.ends_with("...}") {
+            return true;
+        }
+        if p.is_empty() && i == pat.len() - 1 && i > 0 {
+            return segs.len() >= i;
+        }
+        let Some(s) = segs.get(i) else {
+            return false;
+        };
+        let wildcard = p.starts_with('{') && p.ends_with('}');
+        if !wildcard && p != s {
+            return false;
+        }
+    }
+    segs.len() == pat.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_labels_and_paths_as_daprd() {
+        let m = Metrics::new("myapp", MetricsSettings::default());
+        m.http_request(
+            "POST",
+            "/v1.0/state/statestore/k1",
+            204,
+            Duration::from_millis(3),
+            10,
+            0,
+        );
+        m.grpc_request(
+            "/dapr.proto.runtime.v1.Dapr/GetState",
+            "OK",
+            Duration::from_micros(400),
+        );
+        m.component_call(
+            Kind::State,
+            "statestore",
+            "transact",
+            true,
+            Duration::from_millis(2),
+        );
+        m.component_init("state.in-memory", "statestore", None);
+        let text = m.encode();
+        for want in [
+            r#"dapr_http_server_request_count{app_id="myapp",method="POST",path="/v1.0/state/statestore",status="204"} 1"#,
+            r#"dapr_http_server_response_count{app_id="myapp",method="POST",path="/v1.0/state/statestore",status="204"} 1"#,
+            r#"dapr_grpc_io_server_completed_rpcs{app_id="myapp",grpc_server_method="/dapr.proto.runtime.v1.Dapr/GetState",grpc_server_status="OK"} 1"#,
+            r#"dapr_component_state_count{app_id="myapp",component="statestore",namespace="","#,
+            r#"operation="transaction",success="true"} 1"#,
+            r#"dapr_runtime_component_init_total{app_id="myapp",component="state.in-memory"} 1"#,
+            "# TYPE dapr_http_server_latency histogram",
+            r#"dapr_http_server_latency_bucket{app_id="myapp",method="POST",path="/v1.0/state/statestore",status="204",le="4"} 1"#,
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn bounded_cardinality() {
+        let m = Metrics::new(
+            "a",
+            MetricsSettings {
+                increased_cardinality: false,
+                path_matching: vec!["/v1.0/invoke/myapp/method/orders/{id}".into()],
+                exclude_verbs: true,
+                ..MetricsSettings::default()
+            },
+        );
+        assert_eq!(
+            m.path_label("/v1.0/invoke/myapp/method/orders/123"),
+            "/v1.0/invoke/myapp/method/orders/{id}"
+        );
+        assert_eq!(m.path_label("/v1.0/invoke/myapp/method/items/1"), "");
+        assert_eq!(m.path_label("/dapr/config"), "/dapr/config");
+        m.http_request("GET", "/v1.0/x", 200, Duration::ZERO, 0, 0);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"dapr_http_server_request_count{app_id="a",method="",path="",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("dapr_http_server_response_count"), "{text}");
+        assert!(pattern_matches("/a/{rest...}", "/a/b/c"));
+        assert!(pattern_matches("GET /a/{x}", "/a/b"));
+        assert!(!pattern_matches("/a/{x}", "/a/b/c"));
+    }
+}
