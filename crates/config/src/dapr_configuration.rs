@@ -18,7 +18,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::Problem;
+use crate::{OtlpExporter, Problem, TracingSpec};
 
 /// What a Configuration resource sets. Unset values are `None`: the caller applies Dapr's
 /// defaults (see the `layotto-runtime` metrics settings).
@@ -38,6 +38,8 @@ pub struct DaprConfiguration {
     pub latency_buckets_ms: Option<Vec<f64>>,
     /// `spec.logging.apiLogging.enabled`.
     pub api_logging: Option<bool>,
+    /// `spec.tracing`.
+    pub tracing: Option<TracingSpec>,
     /// Parts accepted without effect, one each.
     pub warnings: Vec<Problem>,
 }
@@ -190,9 +192,7 @@ impl Parse<'_> {
             match key.as_str() {
                 "metrics" | "metric" => {}
                 "logging" => self.logging(value, &at),
-                "tracing" => {
-                    self.warn(&at, "tracing is not implemented yet: no spans are exported")
-                }
+                "tracing" => self.tracing(value, &at),
                 "nameResolution" => self.warn(
                     &at,
                     "nameResolution has no effect yet: sidecars do not invoke each other yet",
@@ -281,6 +281,66 @@ impl Parse<'_> {
         }
     }
 
+    fn tracing(&mut self, t: &Value, at: &str) {
+        let Some(t) = t.as_object() else {
+            self.error(at, "expected a mapping");
+            return;
+        };
+        let mut spec = TracingSpec::default();
+        for (key, value) in t {
+            let path = format!("{at}.{key}");
+            match key.as_str() {
+                "samplingRate" => {
+                    let rate = match value {
+                        Value::String(s) => s.trim().parse::<f64>().ok(),
+                        other => other.as_f64(),
+                    };
+                    match rate {
+                        Some(r) if (0.0..=1.0).contains(&r) => spec.sampling_rate = r,
+                        _ => self.error(
+                            &path,
+                            format!("expected a number from 0 to 1, found {value}"),
+                        ),
+                    }
+                }
+                "otel" => {
+                    let endpoint = value.get("endpointAddress").and_then(Value::as_str);
+                    let protocol = value
+                        .get("protocol")
+                        .and_then(Value::as_str)
+                        .unwrap_or("grpc");
+                    let secure = match value.get("isSecure") {
+                        Some(v) => self
+                            .bool_at(v, &format!("{path}.isSecure"))
+                            .unwrap_or(false),
+                        None => false,
+                    };
+                    match (endpoint, protocol) {
+                        (Some(e), "grpc" | "http") => {
+                            spec.otlp = Some(OtlpExporter {
+                                endpoint: e.to_owned(),
+                                http: protocol == "http",
+                                secure,
+                            });
+                        }
+                        (None, _) => self.error(&format!("{path}.endpointAddress"), "missing"),
+                        (_, p) => self.error(
+                            &format!("{path}.protocol"),
+                            format!("expected grpc or http, found '{p}'"),
+                        ),
+                    }
+                }
+                "zipkin" => match value.get("endpointAddress").and_then(Value::as_str) {
+                    Some(e) => spec.zipkin = Some(e.to_owned()),
+                    None => self.error(&format!("{path}.endpointAddress"), "missing"),
+                },
+                "stdout" => self.warn(&path, "tracing to stdout is not supported yet"),
+                _ => self.warn(&path, format!("unknown tracing key '{key}' is ignored")),
+            }
+        }
+        self.out.tracing = Some(spec);
+    }
+
     fn logging(&mut self, l: &Value, at: &str) {
         let api = l.get("apiLogging");
         if let Some(enabled) = api.and_then(|a| a.get("enabled")) {
@@ -334,7 +394,13 @@ spec:
         assert_eq!(c.path_matching, ["/orders/{id}"]);
         assert_eq!(c.api_logging, Some(true));
         let warned: Vec<&str> = c.warnings.iter().map(|w| w.path.as_str()).collect();
-        assert_eq!(warned, ["spec.metrics.rules", "spec.tracing"]);
+        assert_eq!(warned, ["spec.metrics.rules"]);
+        let t = c.tracing.expect("tracing");
+        assert_eq!(t.sampling_rate, 1.0);
+        assert_eq!(
+            t.zipkin.as_deref(),
+            Some("http://localhost:9411/api/v2/spans")
+        );
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub(crate) fn parse_partial(text: &str, source: &str) -> (Option<Config>, Vec<Pr
         warnings: Vec::new(),
         flow_control: None,
         metrics_port: None,
+        tracing: None,
     };
     let config = walker.document(&root);
     (config, walker.problems)
@@ -142,6 +143,7 @@ struct Walker {
     warnings: Vec<Problem>,
     flow_control: Option<FlowControl>,
     metrics_port: Option<u16>,
+    tracing: Option<crate::TracingSpec>,
 }
 
 impl Walker {
@@ -307,6 +309,7 @@ impl Walker {
             warnings: std::mem::take(&mut self.warnings),
             flow_control: self.flow_control.take(),
             metrics_port: self.metrics_port.take(),
+            tracing: self.tracing.take(),
             log_level,
         })
     }

@@ -43,6 +43,31 @@ pub use dapr_configuration::{
 /// The building block a component serves (the block table lives in `layotto-core`).
 pub use layotto_core::Kind;
 
+/// Where spans go and how many are kept: Dapr's Configuration `spec.tracing`, or a Layotto
+/// config's MOSN `tracing` section.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TracingSpec {
+    /// Fraction of new traces sampled, 0 to 1 (`samplingRate`); a sampled parent is followed.
+    pub sampling_rate: f64,
+    /// OTLP exporter.
+    pub otlp: Option<OtlpExporter>,
+    /// Zipkin collector URL (`http://host:9411/api/v2/spans`).
+    pub zipkin: Option<String>,
+    /// The service name of the spans (default: the app id).
+    pub service_name: Option<String>,
+}
+
+/// An OTLP span exporter (`tracing.otel` of Dapr's Configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpExporter {
+    /// `host:port`, or a URL.
+    pub endpoint: String,
+    /// `grpc` (default port 4317) or `http` (protobuf over HTTP, port 4318, `/v1/traces`).
+    pub http: bool,
+    /// TLS to the collector (`isSecure`).
+    pub secure: bool,
+}
+
 /// Where the gRPC server listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ListenAddr {
@@ -239,7 +264,7 @@ pub struct ComponentRef {
 }
 
 /// A loaded and validated Layotto configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     /// Where it came from: a file path or `"<embedded config_standalone.json>"`.
     pub source: String,
@@ -260,6 +285,8 @@ pub struct Config {
     /// `config.port`; 34903 in Layotto's files): the metrics are served there on every
     /// interface, as MOSN does.
     pub metrics_port: Option<u16>,
+    /// The MOSN `tracing` section, when it exports spans.
+    pub tracing: Option<TracingSpec>,
     /// MOSN's `default_log_level` of the server holding the gRPC listener (`DEBUG`, `INFO`,
     /// `WARN`, `ERROR`...), used when `RUST_LOG` is not set.
     pub log_level: Option<String>,

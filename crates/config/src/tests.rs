@@ -570,7 +570,7 @@ fn mosn_parts_are_classified_one_by_one() {
             .unwrap_or_else(|| panic!("no warning at {path}: {:#?}", config.warnings));
         assert!(w.message.contains(words), "{w}");
     };
-    warned("$.tracing", "tracing is not implemented yet");
+    warned("$.tracing", "SOFATracer");
     assert_eq!(config.metrics_port, Some(34903));
     warned("$.pprof", "pprof");
     warned("$.dynamic_resources", "xDS");

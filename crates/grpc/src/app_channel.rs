@@ -72,7 +72,8 @@ impl AppChannel for GrpcAppChannel {
         _sub: &TopicSubscription,
         ev: &TopicEvent,
     ) -> Result<EventOutcome, ChannelError> {
-        let req = crate::convert::topic_event(ev);
+        let mut req = tonic::Request::new(crate::convert::topic_event(ev));
+        crate::metrics::inject_trace(&mut req);
         let resp = self
             .client
             .clone()

@@ -2,6 +2,10 @@
 //! of a gRPC listener (see `layotto_runtime::metrics`): method is the request path
 //! (`/dapr.proto.runtime.v1.Dapr/GetState`), status the name of the `grpc-status` the response
 //! headers carry (a trailers-only error), else `OK`; latency runs until the response headers.
+//!
+//! With tracing on, each rpc is also a server span named by its method, child of the context
+//! the request carries (`traceparent`/`tracestate`, else `grpc-trace-bin`), and the call runs
+//! in it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +13,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use layotto_runtime::Metrics;
+use base64::Engine as _;
+use futures::future::Either;
+use layotto_runtime::{Metrics, trace};
+use opentelemetry::Context as OtelContext;
+use opentelemetry::context::{FutureExt as _, WithContext};
+use opentelemetry::trace::SpanKind;
 use tonic::codegen::http;
 
 /// Records the rpcs of the services it wraps into `metrics`.
@@ -48,7 +57,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Recorded<S::Future>;
+    type Future = Recorded<Either<S::Future, WithContext<S::Future>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -56,11 +65,39 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let method = req.uri().path().to_owned();
+        let span = if trace::enabled() {
+            let h = req.headers();
+            let text = |k: &str| h.get(k).and_then(|v| v.to_str().ok());
+            // Binary metadata is base64, padded or not.
+            let bin = h.get("grpc-trace-bin").and_then(|v| {
+                let engine = base64::engine::GeneralPurpose::new(
+                    &base64::alphabet::STANDARD,
+                    base64::engine::GeneralPurposeConfig::new()
+                        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+                );
+                engine.decode(v.as_bytes()).ok()
+            });
+            let parent =
+                trace::remote_parent(text("traceparent"), text("tracestate"), bin.as_deref());
+            trace::start(
+                method.clone(),
+                SpanKind::Server,
+                &parent,
+                vec![opentelemetry::KeyValue::new("rpc.system", "grpc")],
+            )
+        } else {
+            None
+        };
+        let inner = match &span {
+            None => Either::Left(self.inner.call(req)),
+            Some(cx) => Either::Right(self.inner.call(req).with_context(cx.clone())),
+        };
         Recorded {
-            inner: self.inner.call(req),
+            inner,
             started: Instant::now(),
             method,
             metrics: Some(self.metrics.clone()),
+            span,
         }
     }
 }
@@ -73,6 +110,7 @@ pin_project_lite::pin_project! {
         started: Instant,
         method: String,
         metrics: Option<Arc<Metrics>>,
+        span: Option<OtelContext>,
     }
 }
 
@@ -97,8 +135,25 @@ where
                 Err(_) => "Unknown",
             };
             m.grpc_request(this.method, status, this.started.elapsed());
+            if let Some(cx) = this.span.take() {
+                trace::finish(&cx, (status != "OK").then_some(status));
+            }
         }
         Poll::Ready(out)
+    }
+}
+
+/// Puts the current span's `traceparent` (and `tracestate`) on an outgoing call to the app.
+pub fn inject_trace<T>(req: &mut tonic::Request<T>) {
+    if let Some((parent, state)) = trace::current_traceparent() {
+        if let Ok(v) = parent.parse() {
+            req.metadata_mut().insert("traceparent", v);
+        }
+        if !state.is_empty()
+            && let Ok(v) = state.parse()
+        {
+            req.metadata_mut().insert("tracestate", v);
+        }
     }
 }
 

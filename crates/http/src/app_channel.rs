@@ -232,6 +232,18 @@ impl HttpAppChannel {
         {
             headers.insert(HeaderName::from_static(APP_API_TOKEN_HEADER), v);
         }
+        // The current span (a delivery's or an invocation's) is the app's parent.
+        if let Some((parent, state)) = layotto_runtime::trace::current_traceparent() {
+            if let Ok(v) = HeaderValue::from_str(&parent) {
+                headers.insert(HeaderName::from_static("traceparent"), v);
+            }
+            match HeaderValue::from_str(&state) {
+                Ok(v) if !state.is_empty() => {
+                    headers.insert(HeaderName::from_static("tracestate"), v);
+                }
+                _ => {}
+            }
+        }
         self.client
             .request(method, url)
             .timeout(timeout)
@@ -492,7 +504,15 @@ fn or_default(v: &str, default: &str) -> Value {
 }
 
 /// Trace fields from the message metadata; `traceparent` supersedes `traceid`, as in Dapr.
-fn put_trace(ce: &mut Map<String, Value>, md: &Metadata) {
+/// The publisher's own trace (the event's CloudEvents tracing extension) comes first.
+fn put_trace(ce: &mut Map<String, Value>, md: &Metadata, ev: &TopicEvent) {
+    if let Some(tp) = &ev.trace_parent {
+        ce.insert("traceparent".into(), Value::String(tp.clone()));
+        ce.insert("traceid".into(), Value::String(tp.clone()));
+    }
+    if let Some(ts) = &ev.trace_state {
+        ce.insert("tracestate".into(), Value::String(ts.clone()));
+    }
     if let Some(id) = md.get("traceid") {
         ce.insert("traceid".into(), Value::String(id.clone()));
     }
@@ -536,7 +556,7 @@ fn cloud_event(ev: &TopicEvent) -> Map<String, Value> {
     put_data(&mut ce, &ev.data_content_type, &ev.data);
     ce.insert("topic".into(), Value::String(ev.topic.clone()));
     ce.insert("pubsubname".into(), Value::String(ev.pubsub_name.clone()));
-    put_trace(&mut ce, &ev.metadata);
+    put_trace(&mut ce, &ev.metadata, ev);
     ce
 }
 
@@ -556,7 +576,7 @@ fn raw_event(ev: &TopicEvent) -> Map<String, Value> {
         "data_base64".into(),
         Value::String(base64::engine::general_purpose::STANDARD.encode(&ev.data)),
     );
-    put_trace(&mut ce, &ev.metadata);
+    put_trace(&mut ce, &ev.metadata, ev);
     ce
 }
 
@@ -928,6 +948,7 @@ mod tests {
             topic: "orders".into(),
             pubsub_name: "ps".into(),
             metadata: Metadata::new(),
+            ..TopicEvent::default()
         }
     }
 

@@ -1,5 +1,6 @@
 //! The HTTP side of the metrics: the Prometheus endpoint and the Dapr HTTP API's
-//! `dapr_http_server_*` recording (see `layotto_runtime::metrics`).
+//! `dapr_http_server_*` recording (see `layotto_runtime::metrics`), and, with tracing on, one
+//! server span per request (`METHOD /path`), child of the request's `traceparent`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,7 +34,34 @@ pub async fn record(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> 
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let request_bytes = content_length(req.headers());
-    let resp = next.run(req).await;
+    let span = if layotto_runtime::trace::enabled() {
+        let h = req.headers();
+        let text = |k: &str| h.get(k).and_then(|v| v.to_str().ok());
+        let parent =
+            layotto_runtime::trace::remote_parent(text("traceparent"), text("tracestate"), None);
+        layotto_runtime::trace::start(
+            format!("{method} {path}"),
+            opentelemetry::trace::SpanKind::Server,
+            &parent,
+            vec![opentelemetry::KeyValue::new(
+                "http.request.method",
+                method.clone(),
+            )],
+        )
+    } else {
+        None
+    };
+    let resp = match &span {
+        None => next.run(req).await,
+        Some(cx) => {
+            use opentelemetry::context::FutureExt as _;
+            next.run(req).with_context(cx.clone()).await
+        }
+    };
+    if let Some(cx) = &span {
+        let status = resp.status();
+        layotto_runtime::trace::finish(cx, status.is_server_error().then_some(status.as_str()));
+    }
     let response_bytes = content_length(resp.headers()).or_else(|| {
         use axum::body::HttpBody as _;
         resp.body().size_hint().exact()

@@ -22,6 +22,7 @@
 mod cli;
 mod logging;
 mod serve;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -167,6 +168,7 @@ fn merge(into: &mut DaprConfiguration, c: DaprConfiguration) {
     into.exclude_verbs = c.exclude_verbs.or(into.exclude_verbs);
     into.latency_buckets_ms = c.latency_buckets_ms.or(into.latency_buckets_ms.take());
     into.api_logging = c.api_logging.or(into.api_logging);
+    into.tracing = c.tracing.or(into.tracing.take());
     into.warnings.extend(c.warnings);
 }
 
@@ -452,6 +454,11 @@ fn serving(
         app,
         metrics,
         metrics_settings: settings,
+        // Dapr's Configuration wins over the Layotto config's MOSN section.
+        tracing: dapr_config
+            .tracing
+            .clone()
+            .or_else(|| config.tracing.clone()),
     })
 }
 

@@ -71,6 +71,8 @@ pub struct Serving {
     pub metrics: Option<std::net::SocketAddr>,
     /// Metrics settings from Dapr's Configuration resource.
     pub metrics_settings: layotto_runtime::MetricsSettings,
+    /// Where spans go, when tracing is configured.
+    pub tracing: Option<layotto_config::TracingSpec>,
 }
 
 /// Spawns `router` on `addr` (TCP or unix socket) into `tasks`.
@@ -156,9 +158,14 @@ pub async fn start(
         app,
         metrics,
         metrics_settings,
+        tracing,
     } = serving;
     // Both TLS users (the http binding, later backends) share one crypto provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let tracer = match &tracing {
+        Some(spec) => Some(crate::telemetry::install(spec, &config.app.app_id)?),
+        None => None,
+    };
     layotto_runtime::resolve_secret_refs(&mut config, &registries)
         .await
         .map_err(|p| p.to_string())?;
@@ -268,6 +275,10 @@ pub async fn start(
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     runtime.close().await;
+    if let Some(t) = tracer {
+        // Flushes the spans still batched (on a thread: the exporters block).
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+    }
     if let ListenAddr::Unix(path) = &config.grpc {
         let _ = std::fs::remove_file(path);
     }

@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use layotto_core::{Built, Contract, Error, Kind, Result};
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{Context, KeyValue};
 
 use crate::keys::KeyPrefix;
 use crate::metrics::Metrics;
@@ -144,7 +147,20 @@ impl<T: Contract + ?Sized> Target<'_, T> {
     /// The component's error, or `DeadlineExceeded` when the deadline passes first.
     pub async fn run<R>(&self, op: &str, call: impl Future<Output = Result<R>>) -> Result<R> {
         let started = Instant::now();
-        let r = self.deadlined(op, call).await;
+        let span = crate::trace::start(
+            format!("{}/{op}", T::KIND.api()),
+            SpanKind::Client,
+            &Context::current(),
+            vec![KeyValue::new("component", self.name.to_owned())],
+        );
+        let r = match span {
+            None => self.deadlined(op, call).await,
+            Some(cx) => {
+                let r = self.deadlined(op, call).with_context(cx.clone()).await;
+                crate::trace::finish(&cx, r.as_ref().err().map(|e| e.message.as_str()));
+                r
+            }
+        };
         self.metrics
             .component_call(T::KIND, self.name, op, r.is_ok(), started.elapsed());
         r

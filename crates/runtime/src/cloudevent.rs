@@ -39,6 +39,10 @@ pub struct TopicEvent {
     pub pubsub_name: String,
     /// Message metadata.
     pub metadata: Metadata,
+    /// The publisher's W3C `traceparent` (CloudEvents distributed-tracing extension).
+    pub trace_parent: Option<String>,
+    /// Its `tracestate`.
+    pub trace_state: Option<String>,
 }
 
 /// The media type of `content_type`, in lower case, without parameters.
@@ -144,6 +148,15 @@ pub fn envelope(
         .or_insert(Value::String("application/json".into()));
     ce.insert("topic".into(), Value::String(topic.to_owned()));
     ce.insert("pubsubname".into(), Value::String(pubsub_name.to_owned()));
+    // The publisher's trace, as Dapr's CloudEvents carry it (`traceid` is Dapr's older name).
+    if let Some((parent, state)) = crate::trace::current_traceparent() {
+        ce.entry("traceparent")
+            .or_insert_with(|| Value::String(parent.clone()));
+        ce.entry("traceid").or_insert(Value::String(parent));
+        if !state.is_empty() {
+            ce.entry("tracestate").or_insert(Value::String(state));
+        }
+    }
     serde_json::to_vec(&Value::Object(ce))
         .map(Bytes::from)
         .map_err(|e| Error::internal(format!("encoding CloudEvent: {e}")))
@@ -227,6 +240,8 @@ pub fn decode(raw: &[u8], topic: &str, pubsub_name: &str, metadata: Metadata) ->
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| pubsub_name.into()),
         metadata,
+        trace_parent: Some(s("traceparent")).filter(|t| !t.is_empty()),
+        trace_state: Some(s("tracestate")).filter(|t| !t.is_empty()),
     }
 }
 

@@ -34,6 +34,7 @@ mod state;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
+pub mod trace;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU8};

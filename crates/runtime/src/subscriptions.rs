@@ -85,10 +85,13 @@ impl Runtime {
             let ch = channel.clone();
             let sub = Arc::new(s.clone());
             let down = app_down.clone();
+            let metrics = self.metrics.clone();
             let handler = move |ev: TopicEvent| {
-                let (ch, sub, down) = (ch.clone(), sub.clone(), down.clone());
-                let fut: futures::future::BoxFuture<'static, Result<()>> =
-                    Box::pin(async move { deliver_to_app(ch.as_ref(), &sub, &ev, &down).await });
+                let (ch, sub, down, metrics) =
+                    (ch.clone(), sub.clone(), down.clone(), metrics.clone());
+                let fut: futures::future::BoxFuture<'static, Result<()>> = Box::pin(async move {
+                    deliver_to_app(ch.as_ref(), &sub, &ev, &down, &metrics).await
+                });
                 fut
             };
             match self
@@ -127,8 +130,46 @@ async fn deliver_to_app(
     sub: &TopicSubscription,
     ev: &TopicEvent,
     app_down: &tokio::sync::Notify,
+    metrics: &crate::Metrics,
 ) -> Result<()> {
-    match ch.deliver(sub, ev).await {
+    use opentelemetry::context::FutureExt as _;
+    let started = std::time::Instant::now();
+    let parent =
+        crate::trace::remote_parent(ev.trace_parent.as_deref(), ev.trace_state.as_deref(), None);
+    let span = crate::trace::start(
+        format!("pubsub/{}", ev.topic),
+        opentelemetry::trace::SpanKind::Consumer,
+        &parent,
+        vec![
+            opentelemetry::KeyValue::new("messaging.destination.name", ev.topic.clone()),
+            opentelemetry::KeyValue::new("component", ev.pubsub_name.clone()),
+        ],
+    );
+    let answer = match &span {
+        None => ch.deliver(sub, ev).await,
+        Some(cx) => ch.deliver(sub, ev).with_context(cx.clone()).await,
+    };
+    // daprd's labels: an app's DROP is processed as a drop but delivered successfully.
+    let (process_status, status) = match &answer {
+        Ok(EventOutcome::Success) => ("success", "success"),
+        Ok(EventOutcome::Drop) => ("drop", "success"),
+        Err(ChannelError::Unimplemented) => ("drop", "drop"),
+        Ok(EventOutcome::Retry) | Err(_) => ("retry", "retry"),
+    };
+    metrics.delivery(
+        &ev.pubsub_name,
+        &ev.topic,
+        process_status,
+        status,
+        started.elapsed(),
+    );
+    if let Some(cx) = &span {
+        crate::trace::finish(
+            cx,
+            (process_status == "retry").then_some("the app asked to retry"),
+        );
+    }
+    match answer {
         Ok(EventOutcome::Success) => Ok(()),
         Ok(EventOutcome::Drop) => {
             tracing::warn!(id = %ev.id, topic = %ev.topic, "app dropped event");

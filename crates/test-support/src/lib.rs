@@ -14,6 +14,7 @@ use process::{Process, Server};
 
 mod etcd;
 mod ferretdb;
+mod jaeger;
 mod mysql;
 pub mod peers;
 mod process;
@@ -22,6 +23,7 @@ mod zookeeper;
 
 pub use etcd::EtcdServer;
 pub use ferretdb::FerretDbServer;
+pub use jaeger::JaegerServer;
 pub use mysql::MySqlServer;
 pub use prometheus::PrometheusServer;
 pub use zookeeper::ZooKeeperServer;

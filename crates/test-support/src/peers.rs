@@ -48,8 +48,18 @@ pub const FERRETDB: Peer = Peer {
     prepare: &[("build/version/version.txt", "v1.24.2\n")],
 };
 
+/// Jaeger v1.76.0's all-in-one (collector with OTLP receivers, in-memory storage, query API).
+pub const JAEGER: Peer = Peer {
+    name: "jaeger-all-in-one",
+    module: "github.com/jaegertracing/jaeger",
+    version: "v1.76.0",
+    package: "./cmd/all-in-one",
+    build_flags: &[],
+    prepare: &[],
+};
+
 /// Every peer [`binary`] knows, for the `build-peers` tool.
-pub const ALL: &[Peer] = &[FERRETDB];
+pub const ALL: &[Peer] = &[FERRETDB, JAEGER];
 
 /// The cache root (see the module documentation).
 pub fn cache_root() -> PathBuf {

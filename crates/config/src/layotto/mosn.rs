@@ -6,11 +6,7 @@ use crate::node::{Node, child, index, json_string};
 use crate::{FlowControl, FlowRule};
 
 /// MOSN top-level keys accepted with a warning until their work lands, and why.
-const MOSN_TOP_LEVEL: [(&str, &str); 4] = [
-    (
-        "tracing",
-        "MOSN tracing is not implemented yet: no spans are exported",
-    ),
+const MOSN_TOP_LEVEL: [(&str, &str); 3] = [
     (
         "pprof",
         "MOSN pprof is not implemented: no profiling port is opened",
@@ -36,6 +32,10 @@ impl Walker {
             let path = child("$", key);
             if key == "metrics" {
                 self.metrics_sinks(value, &path);
+                continue;
+            }
+            if key == "tracing" {
+                self.tracing(value, &path);
                 continue;
             }
             match MOSN_TOP_LEVEL.iter().find(|(k, _)| *k == key) {
@@ -108,6 +108,92 @@ impl Walker {
                 }
             }
         }
+    }
+
+    /// Reads MOSN's `tracing` (`enable`, `driver`, `config`), as Layotto's trace configs set it:
+    /// `Zipkin` exports to `reporter_endpoint`; `jaeger` (Jaeger Thrift to a collector upstream)
+    /// exports OTLP/gRPC to the collector's host on port 4317, which Jaeger's collector also
+    /// accepts, with a warning saying so; `SkyWalking` and SOFATracer's `stdout` exporter are not
+    /// supported yet (warnings). Every trace is sampled, as Layotto does.
+    fn tracing(&mut self, tracing: &Node, path: &str) {
+        let Some(t) = self.object(tracing, path, "the tracing section") else {
+            return;
+        };
+        if matches!(t.get("enable"), Some(Node::Bool(false))) {
+            return;
+        }
+        let driver = match t.get("driver") {
+            Some(Node::String(d)) => d.to_ascii_lowercase(),
+            _ => String::new(),
+        };
+        let config = match t.get("config") {
+            Some(Node::Object(e)) => Some(Fields::new(e)),
+            _ => None,
+        };
+        let text = |k: &str| match config.as_ref().and_then(|c| c.get(k)) {
+            Some(Node::String(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        };
+        let mut spec = crate::TracingSpec {
+            sampling_rate: 1.0,
+            service_name: text("service_name"),
+            ..crate::TracingSpec::default()
+        };
+        match driver.as_str() {
+            "zipkin" => {
+                spec.zipkin = Some(
+                    text("reporter_endpoint")
+                        .unwrap_or_else(|| "http://127.0.0.1:9411/api/v2/spans".to_owned()),
+                );
+            }
+            "jaeger" => {
+                let collector = text("collector_endpoint")
+                    .unwrap_or_else(|| "http://127.0.0.1:14268/api/traces".to_owned());
+                let host = collector
+                    .split("://")
+                    .last()
+                    .and_then(|r| r.split(['/', ':']).next())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or("127.0.0.1")
+                    .to_owned();
+                let endpoint = format!("{host}:4317");
+                self.warn(
+                    path,
+                    format!(
+                        "Layotto's jaeger driver sends Jaeger Thrift to {collector}; here spans go \
+                         to the same collector over OTLP/gRPC at {endpoint}"
+                    ),
+                );
+                spec.otlp = Some(crate::OtlpExporter {
+                    endpoint,
+                    http: false,
+                    secure: false,
+                });
+            }
+            "skywalking" => {
+                self.warn(
+                    path,
+                    "the SkyWalking tracing driver is not supported yet: no spans are exported",
+                );
+                return;
+            }
+            _ => {
+                self.warn(
+                    path,
+                    format!(
+                        "the {} tracing driver (SOFATracer's stdout exporter) is not supported \
+                         yet: no spans are printed",
+                        if driver.is_empty() {
+                            "default"
+                        } else {
+                            driver.as_str()
+                        }
+                    ),
+                );
+                return;
+            }
+        }
+        self.tracing = Some(spec);
     }
 
     /// Classifies a MOSN server's keys; returns its `default_log_level`.

@@ -96,6 +96,8 @@ impl AppChannel for DaprGrpcAppChannel {
     ) -> Result<EventOutcome, ChannelError> {
         let mut req = super::api::topic_event(ev);
         req.path.clone_from(&sub.route);
+        let mut req = tonic::Request::new(req);
+        crate::metrics::inject_trace(&mut req);
         let resp = self
             .client
             .clone()
@@ -129,6 +131,7 @@ impl AppChannel for DaprGrpcAppChannel {
                 call.metadata_mut().insert(k, v);
             }
         }
+        crate::metrics::inject_trace(&mut call);
         match self.client.clone().on_invoke(call).await {
             Ok(resp) => {
                 let r = resp.into_inner();

@@ -1,0 +1,139 @@
+//! [`JaegerServer`]: Jaeger's all-in-one (built once by [`crate::peers`]) with every listener on
+//! a free 127.0.0.1 port, in-memory storage.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::process::{self, Process, Server};
+use crate::{free_port, peers};
+
+/// A Jaeger all-in-one v1.76.0 child process: collector (Jaeger gRPC/HTTP, OTLP gRPC and HTTP,
+/// Zipkin) and query API, each bound to 127.0.0.1 (its defaults bind every interface). Killed
+/// on drop.
+#[derive(Debug)]
+pub struct JaegerServer {
+    process: Process,
+    binary: PathBuf,
+    /// admin, collector gRPC, collector HTTP, OTLP gRPC, OTLP HTTP, Zipkin, query HTTP, query
+    /// gRPC.
+    ports: [u16; 8],
+}
+
+impl JaegerServer {
+    /// Starts the server (building it first when the peer cache lacks it) and waits until its
+    /// query API answers.
+    ///
+    /// # Panics
+    /// When the build fails, or the server is not ready within 20 s.
+    pub fn start() -> Self {
+        let binary = peers::binary(&peers::JAEGER);
+        process::start(Self {
+            process: Process::new(Self::NAME),
+            binary,
+            ports: [0; 8],
+        })
+    }
+
+    /// `127.0.0.1:port` of the OTLP gRPC receiver.
+    pub fn otlp_grpc(&self) -> String {
+        format!("127.0.0.1:{}", self.ports[3])
+    }
+
+    /// `127.0.0.1:port` of the OTLP HTTP receiver.
+    pub fn otlp_http(&self) -> String {
+        format!("127.0.0.1:{}", self.ports[4])
+    }
+
+    /// The Zipkin v2 collector URL.
+    pub fn zipkin_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v2/spans", self.ports[5])
+    }
+
+    /// The JSON of `GET path` on the query API (`/api/traces?service=...`), `None` unless 200.
+    pub fn query(&self, path: &str) -> Option<String> {
+        let mut s = process::connect(self.ports[6], Duration::from_secs(5))?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .ok()?;
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).ok()?;
+        let text = String::from_utf8_lossy(&got).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        if !head.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            return Some(unchunk(body));
+        }
+        Some(body.to_owned())
+    }
+}
+
+/// The payload of an HTTP/1.1 chunked body.
+fn unchunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+impl Server for JaegerServer {
+    const NAME: &'static str = "jaeger-all-in-one";
+    const NOT_READY: &'static str = "never answered its query API";
+    const POLL: Duration = Duration::from_millis(100);
+
+    fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    fn port(&self) -> u16 {
+        self.ports[6]
+    }
+
+    fn take_free_ports(&mut self) {
+        for p in &mut self.ports {
+            *p = free_port();
+        }
+    }
+
+    fn command(&self) -> Result<Command, String> {
+        let flags = [
+            "admin.http.host-port",
+            "collector.grpc-server.host-port",
+            "collector.http-server.host-port",
+            "collector.otlp.grpc.host-port",
+            "collector.otlp.http.host-port",
+            "collector.zipkin.host-port",
+            "query.http-server.host-port",
+            "query.grpc-server.host-port",
+        ];
+        let mut cmd = Command::new(&self.binary);
+        for (flag, port) in flags.iter().zip(self.ports) {
+            cmd.arg(format!("--{flag}=127.0.0.1:{port}"));
+        }
+        cmd.args(["--log-level=error", "--metrics-backend=none"])
+            .env("SPAN_STORAGE_TYPE", "memory")
+            .stderr(Stdio::null());
+        Ok(cmd)
+    }
+
+    fn ready(&self) -> bool {
+        self.query("/api/services").is_some()
+    }
+}
