@@ -687,6 +687,23 @@ impl AppChannel for HttpAppChannel {
         Ok(outcome(status, &body, &ev.id))
     }
 
+    async fn health(&self, path: &str) -> Result<(), ChannelError> {
+        let url = self.url(path, "")?;
+        let resp = self
+            .request(Method::GET, url, self.opts.event_timeout, HeaderMap::new())
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(ChannelError::Unavailable(format!(
+                "app health check {path} answered {}",
+                resp.status()
+            )))
+        }
+    }
+
     async fn invoke(&self, req: &InvokeRequest) -> Result<InvokeResponse, ChannelError> {
         let url = self.url(&req.method, &req.query)?;
         let mut headers =

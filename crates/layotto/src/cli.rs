@@ -344,6 +344,13 @@ impl DaprdArgs {
         if let Err(e) = self.listen_address() {
             out.push(e);
         }
+        let h = self.app_health();
+        if self.enable_app_health_check && h.timeout > h.interval {
+            out.push(
+                "value for 'health-probe-timeout' must be smaller than 'health-probe-interval'"
+                    .to_owned(),
+            );
+        }
         if let Err(e) = self.log_level() {
             out.push(e);
         }
@@ -420,11 +427,6 @@ impl DaprdArgs {
             "calls to the app are not limited (not supported yet)",
         );
         no_effect(
-            self.enable_app_health_check,
-            "enable-app-health-check",
-            "app health checks are not implemented yet",
-        );
-        no_effect(
             self.allowed_origins != "*",
             "allowed-origins",
             "the HTTP API sends no CORS headers (not supported yet)",
@@ -447,6 +449,18 @@ impl DaprdArgs {
             out.push("--dapr-listen-addresses: only the first address is bound".to_owned());
         }
         out
+    }
+
+    /// The app health settings, daprd's defaults for values out of range (interval 5 s,
+    /// timeout 500 ms, threshold 3).
+    pub fn app_health(&self) -> layotto_runtime::AppHealthSettings {
+        let pos = |v: i64, d: u64| u64::try_from(v).ok().filter(|v| *v > 0).unwrap_or(d);
+        layotto_runtime::AppHealthSettings {
+            path: self.app_health_check_path.clone(),
+            interval: std::time::Duration::from_secs(pos(self.app_health_probe_interval, 5)),
+            timeout: std::time::Duration::from_millis(pos(self.app_health_probe_timeout, 500)),
+            threshold: u32::try_from(pos(self.app_health_threshold, 3)).unwrap_or(3),
+        }
     }
 
     /// The largest HTTP request body: `--max-body-size` (`4Mi`, bytes), else the deprecated

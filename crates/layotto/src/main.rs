@@ -459,6 +459,11 @@ fn serving(
             .tracing
             .clone()
             .or_else(|| config.tracing.clone()),
+        // daprd: a negative value means the default of 5 s.
+        grace: std::time::Duration::from_secs(
+            u64::try_from(dapr.dapr_graceful_shutdown_seconds).unwrap_or(5),
+        ),
+        app_health: dapr.enable_app_health_check.then(|| dapr.app_health()),
     })
 }
 

@@ -73,6 +73,10 @@ pub struct Serving {
     pub metrics_settings: layotto_runtime::MetricsSettings,
     /// Where spans go, when tracing is configured.
     pub tracing: Option<layotto_config::TracingSpec>,
+    /// How long in-flight calls get at shutdown (`--dapr-graceful-shutdown-seconds`).
+    pub grace: std::time::Duration,
+    /// App health checks (`--enable-app-health-check`).
+    pub app_health: Option<layotto_runtime::AppHealthSettings>,
 }
 
 /// Spawns `router` on `addr` (TCP or unix socket) into `tasks`.
@@ -159,6 +163,8 @@ pub async fn start(
         metrics,
         metrics_settings,
         tracing,
+        grace,
+        app_health,
     } = serving;
     // Both TLS users (the http binding, later backends) share one crypto provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -253,6 +259,10 @@ pub async fn start(
     }
     runtime.mark_started();
 
+    if let (Some(channel), Some(settings)) = (channel.clone(), app_health) {
+        let rt = runtime.clone();
+        tokio::spawn(async move { rt.run_app_health(channel, settings).await });
+    }
     if let Some(channel) = channel {
         let rt = runtime.clone();
         tokio::spawn(async move { rt.start_app_subscriptions(channel).await });
@@ -271,9 +281,20 @@ pub async fn start(
             };
         }
     }
+    // Graceful shutdown: no new deliveries (an event in flight is acknowledged only once the
+    // app processed it; one cut short stays unacknowledged and is redelivered), the listeners
+    // stop accepting, calls in flight get `grace` to finish, then the components close.
     runtime.stop_app_subscriptions();
     let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            seconds = grace.as_secs(),
+            "calls still in flight after the graceful shutdown period: cut short"
+        );
+        tasks.abort_all();
+    }
     runtime.close().await;
     if let Some(t) = tracer {
         // Flushes the spans still batched (on a thread: the exporters block).

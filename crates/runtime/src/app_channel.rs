@@ -106,4 +106,10 @@ pub trait AppChannel: Send + Sync {
     async fn invoke(&self, _req: &InvokeRequest) -> Result<InvokeResponse, ChannelError> {
         Err(ChannelError::Unimplemented)
     }
+    /// One app health probe (daprd's `--enable-app-health-check`): HTTP apps answer `GET
+    /// <path>` with a 2xx, gRPC apps `AppCallbackHealthCheck/HealthCheck`. Channels without a
+    /// probe answer [`ChannelError::Unimplemented`].
+    async fn health(&self, _path: &str) -> Result<(), ChannelError> {
+        Err(ChannelError::Unimplemented)
+    }
 }

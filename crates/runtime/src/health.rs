@@ -83,6 +83,12 @@ impl Runtime {
     /// Readiness: INIT until start-up completes, then UP only if every component is UP.
     /// Each component is probed with a real round trip, concurrently.
     pub async fn readiness(&self) -> HealthReport {
+        self.readiness_with(true).await
+    }
+
+    /// [`Runtime::readiness`], with the app's health (health checks) when `include_app`: Dapr's
+    /// `/v1.0/healthz` is the sidecar's own health and leaves the app out, as daprd does.
+    pub async fn readiness_with(&self, include_app: bool) -> HealthReport {
         let mut components = BTreeMap::new();
         let startup = match self.ready.load(Ordering::SeqCst) {
             READY_INIT => Health {
@@ -107,6 +113,8 @@ impl Runtime {
             }
         }))
         .await;
+        let app = if include_app { self.app_health() } else { None };
+        let probes = probes.into_iter().chain(app.map(|h| ("app".to_owned(), h)));
         for (label, h) in probes {
             if h.status != HealthStatus::Up && status == HealthStatus::Up {
                 status = HealthStatus::Down;

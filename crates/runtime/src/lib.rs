@@ -13,6 +13,7 @@
 //! ([`app_channel`], `subscriptions`) live here, so every API surface shares them.
 
 pub mod app_channel;
+mod app_health;
 mod binding;
 mod build;
 pub mod call;
@@ -48,6 +49,7 @@ use layotto_core::{Health, HealthStatus, Registries};
 pub use app_channel::{
     AppChannel, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicSubscription,
 };
+pub use app_health::AppHealthSettings;
 pub use build::{resolve_secret_refs, validate};
 use call::Components;
 pub use call::with_deadline;
@@ -118,6 +120,10 @@ pub struct Runtime {
     app_connection: Mutex<Option<AppConnection>>,
     attributes: Mutex<BTreeMap<String, String>>,
     metrics: Arc<Metrics>,
+    /// Whether app health checks run, the app's health, and why it is unhealthy.
+    app_health_enabled: AtomicBool,
+    app_healthy: tokio::sync::watch::Sender<bool>,
+    app_unhealthy_reason: Mutex<String>,
 }
 
 impl Runtime {
@@ -212,6 +218,9 @@ impl Runtime {
             app_connection: Mutex::new(None),
             attributes: Mutex::new(BTreeMap::new()),
             metrics,
+            app_health_enabled: AtomicBool::new(false),
+            app_healthy: tokio::sync::watch::Sender::new(true),
+            app_unhealthy_reason: Mutex::new(String::new()),
         })
     }
 

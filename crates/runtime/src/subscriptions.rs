@@ -18,7 +18,14 @@ impl Runtime {
     pub async fn start_app_subscriptions(self: &Arc<Self>, channel: Arc<dyn AppChannel>) {
         self.set_app_channel(channel.clone());
         let app_down = Arc::new(tokio::sync::Notify::new());
+        let mut healthy = self.app_healthy.subscribe();
         loop {
+            // An unhealthy app (health checks) gets no deliveries until it recovers.
+            while !*healthy.borrow_and_update() {
+                if healthy.changed().await.is_err() || self.app_stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+            }
             let Some(subs) = self.await_app_subscriptions(channel.as_ref()).await else {
                 return;
             };
@@ -27,7 +34,19 @@ impl Runtime {
             }
             self.subscribe_app(&channel, subs, &app_down).await;
             loop {
-                app_down.notified().await;
+                tokio::select! {
+                    () = app_down.notified() => {}
+                    changed = healthy.changed() => {
+                        if changed.is_err() || self.app_stopped.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        if !*healthy.borrow_and_update() {
+                            self.drop_app_subscriptions();
+                            break;
+                        }
+                        continue;
+                    }
+                }
                 if self.app_stopped.load(Ordering::SeqCst) {
                     return;
                 }

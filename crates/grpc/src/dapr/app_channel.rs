@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
+use layotto_proto::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
 use layotto_runtime::{
     AppChannel, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicEvent,
     TopicSubscription,
@@ -20,6 +21,7 @@ use crate::app_channel::{channel_error, lazy_channel};
 #[derive(Clone)]
 pub struct DaprGrpcAppChannel {
     client: AppCallbackClient<Channel>,
+    health: AppCallbackHealthCheckClient<Channel>,
 }
 
 impl DaprGrpcAppChannel {
@@ -28,9 +30,11 @@ impl DaprGrpcAppChannel {
     /// # Errors
     /// The address is not a valid URI authority.
     pub fn new(host: &str, port: u16) -> Result<Self, tonic::transport::Error> {
+        let channel = lazy_channel(host, port)?;
         Ok(Self {
-            client: AppCallbackClient::new(lazy_channel(host, port)?)
+            client: AppCallbackClient::new(channel.clone())
                 .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
+            health: AppCallbackHealthCheckClient::new(channel),
         })
     }
 }
@@ -105,6 +109,15 @@ impl AppChannel for DaprGrpcAppChannel {
             .await
             .map_err(|s| channel_error(&s))?;
         Ok(super::api::outcome(resp.into_inner().status))
+    }
+
+    async fn health(&self, _path: &str) -> Result<(), ChannelError> {
+        self.health
+            .clone()
+            .health_check(())
+            .await
+            .map(|_| ())
+            .map_err(|s| channel_error(&s))
     }
 
     async fn invoke(&self, req: &InvokeRequest) -> Result<InvokeResponse, ChannelError> {

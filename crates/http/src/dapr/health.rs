@@ -23,7 +23,7 @@ const STARTUP_COMPONENT: &str = "runtime_startup";
 
 pub(crate) async fn healthz(State(ctx): State<Ctx>, params: Result<Params, ApiError>) -> Response {
     let ready = ctx.rt.liveness().status == HealthStatus::Up
-        && ctx.rt.readiness().await.status == HealthStatus::Up;
+        && ctx.rt.readiness_with(false).await.status == HealthStatus::Up;
     if !ready {
         return ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -155,6 +155,22 @@ impl Sidecar {
         Err(format!("layotto did not listen on {port} within 20 s"))
     }
 
+    /// Sends SIGTERM (as an orchestrator stopping the sidecar does) and waits up to `limit` for
+    /// the process to exit; its exit status, `None` if it is still running.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn uri(&self) -> String {
         format!("http://127.0.0.1:{}", self.grpc_port)
     }
