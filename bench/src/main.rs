@@ -42,6 +42,10 @@ pub struct Args {
     hot_cpus: bool,
     /// `--compare PATH`: a second sidecar build measured beside the first in the fixed-rate phase.
     compare: Option<PathBuf>,
+    /// `--compare-args "..."`: extra arguments of the `--compare` sidecar (whitespace
+    /// separated; `{port}` is replaced by a fresh free port), e.g. to measure the cost of
+    /// metrics or tracing with the same build.
+    compare_args: Vec<String>,
     /// Seconds of each fixed-rate scenario (in 1 s blocks, interleaved).
     fixed_seconds: u64,
     echo_server: Option<u16>,
@@ -59,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         smoke: false,
         fixed_only: false,
         compare: None,
+        compare_args: Vec::new(),
         hot_cpus: false,
         fixed_seconds: 10,
         echo_server: None,
@@ -86,6 +91,14 @@ fn parse_args() -> Result<Args, String> {
             "--fixed-only" => a.fixed_only = true,
             "--hot-cpus" => a.hot_cpus = true,
             "--compare" => a.compare = Some(it.next().ok_or("--compare needs a path")?.into()),
+            "--compare-args" => {
+                a.compare_args = it
+                    .next()
+                    .ok_or("--compare-args needs a value")?
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+            }
             "--fixed-seconds" => a.fixed_seconds = num(it.next(), "--fixed-seconds")?.max(1),
             "--echo-server" => {
                 a.echo_server = Some(

@@ -121,9 +121,19 @@ async fn start_env(args: &Args) -> Result<Env, String> {
     std::fs::create_dir_all(&dir.0).map_err(|e| e.to_string())?;
     let echo_port = free_port()?;
     let files = dir.0.join("files");
-    let (sidecar, grpc_port) = start_sidecar(&args.bin, &dir.0, &redis_addr, &files).await?;
+    let (sidecar, grpc_port) = start_sidecar(&args.bin, &dir.0, &redis_addr, &files, &[]).await?;
     let compare = match &args.compare {
-        Some(bin) => Some(start_sidecar(bin, &dir.0, &redis_addr, &files).await?),
+        Some(bin) => {
+            let mut extra = Vec::new();
+            for a in &args.compare_args {
+                extra.push(if a.contains("{port}") {
+                    a.replace("{port}", &free_port()?.to_string())
+                } else {
+                    a.clone()
+                });
+            }
+            Some(start_sidecar(bin, &dir.0, &redis_addr, &files, &extra).await?)
+        }
         None => None,
     };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -151,6 +161,7 @@ async fn start_sidecar(
     dir: &std::path::Path,
     redis_addr: &str,
     files: &std::path::Path,
+    extra: &[String],
 ) -> Result<(Proc, u16), String> {
     let port = free_port()?;
     let cfg = dir.join(format!("bench-{port}.json"));
@@ -162,6 +173,7 @@ async fn start_sidecar(
     let mut child = Command::new(bin)
         .args(["start", "-c"])
         .arg(&cfg)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

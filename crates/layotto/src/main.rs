@@ -433,6 +433,10 @@ fn serving(
     if let Some(e) = dapr_config.metrics_enabled {
         settings.enabled = e;
     }
+    // Nothing records what nobody can scrape.
+    if metrics.is_none() {
+        settings.enabled = false;
+    }
     if let Some(c) = dapr_config.increased_cardinality {
         settings.increased_cardinality = c;
     }
