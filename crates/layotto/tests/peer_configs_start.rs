@@ -2,12 +2,13 @@
 //! on the ports the file names, and answers readiness UP.
 //!
 //! The files name fixed ports (Redis on 6380, etcd on 2379, ZooKeeper on 2181, MongoDB on
-//! 27017, MySQL on 3306, the sidecar itself on 34904 and 34999) and one fixed socket path
-//! (`/tmp/client-proxy.sock`). So that no file needs an edit and no fixed port or path is taken
-//! on the machine, this test runs in a private network namespace with a private `/tmp`: the
-//! binary re-executes itself under `unshare --net --mount` (as root, or through a user namespace
-//! otherwise), brings the namespace's loopback up and mounts a tmpfs on `/tmp`. When the
-//! namespace cannot be made the test fails saying so; it never skips.
+//! 27017, MySQL on 3306, the sidecar itself on 34904 and 34999). So that no file needs an edit
+//! and no fixed port is taken on the machine, this test runs in a private network namespace:
+//! the binary re-executes itself under `unshare --net` (as root, or through a user namespace
+//! otherwise) and brings the namespace's loopback up. When the namespace cannot be made the test
+//! fails saying so; it never skips. (`config_uds.json`'s socket, `/tmp/client-proxy.sock`, is a
+//! file, not a port: it is created where the file says and removed at the sidecar's stop; the
+//! file system is shared, since the project itself may live under `/tmp`.)
 //!
 //! Per file: its servers start on its ports, `layotto start -c FILE` runs from the directory its
 //! relative paths expect (Layotto's own files assume the repository root, or `cmd/layotto`
@@ -170,18 +171,18 @@ fn unshare() -> Command {
     if !is_root() {
         c.arg("--map-root-user");
     }
-    c.args(["--net", "--mount"]);
+    c.arg("--net");
     c
 }
 
-/// Re-executes this binary inside a fresh network and mount namespace; fails when it cannot.
+/// Re-executes this binary inside a fresh network namespace; fails when it cannot.
 fn outside() {
     let probe = unshare().arg("true").output();
     match probe {
         Ok(o) if o.status.success() => {}
         Ok(o) => panic!(
             "{NAME} needs a private network namespace (root, or unprivileged user namespaces) \
-             and could not make one: `unshare --net --mount true` failed ({}): {}",
+             and could not make one: `unshare --net true` failed ({}): {}",
             o.status,
             String::from_utf8_lossy(&o.stderr).trim()
         ),
@@ -227,7 +228,6 @@ fn peer_configs() -> PathBuf {
 
 fn inside() {
     run(Command::new("ip").args(["link", "set", "lo", "up"]));
-    run(Command::new("mount").args(["-t", "tmpfs", "tmpfs", "/tmp"]));
     let configs = peer_configs();
     check_cases_cover_what_validates(&configs);
 
@@ -256,6 +256,10 @@ fn inside() {
         }
         sidecar.stop();
         drop(servers);
+        // The killed sidecar could not remove its socket file.
+        if let Probe::HelloUnix(path) = probe {
+            let _ = std::fs::remove_file(path);
+        }
         println!(
             "{file}: ready ({} server(s)) in {:.1} s",
             backends.len(),

@@ -214,6 +214,29 @@ impl MongoClient {
         r
     }
 
+    /// Asks for a TTL index on the date field `field` (documents expire at its value), as
+    /// upstream's components do, so a real MongoDB removes expired documents. Best effort: a
+    /// server without TTL indexes (FerretDB) is no error, the components check expiry
+    /// themselves.
+    pub async fn ttl_index(&self, field: &str) {
+        let index = mongodb::IndexModel::builder()
+            .keys(doc! { field: 1 })
+            .options(
+                mongodb::options::IndexOptions::builder()
+                    .expire_after(Duration::ZERO)
+                    .build(),
+            )
+            .build();
+        if let Err(e) = self
+            .call("create a TTL index", |c, _| async move {
+                c.create_index(index).await
+            })
+            .await
+        {
+            tracing::debug!(error = %e, field, "no TTL index; expiry is checked in queries");
+        }
+    }
+
     /// A real round trip: `ping`.
     pub async fn health(&self) -> Health {
         match self.ping().await {

@@ -31,9 +31,7 @@ use async_trait::async_trait;
 use layotto_core::lock::{LockStatus, LockStore};
 use layotto_core::metadata::decode;
 use layotto_core::{Component, ComponentMetadata, ComponentSpec, Health, Result};
-use mongodb::IndexModel;
 use mongodb::bson::{Document, doc};
-use mongodb::options::IndexOptions;
 
 use crate::client::{MongoClient, is_duplicate_key, now_plus};
 
@@ -263,19 +261,7 @@ impl Component for MongoLock {
     /// Connects, pings, and asks for the TTL index on `Expire` (best effort).
     async fn init(&self) -> Result<()> {
         self.client.connect().await?;
-        let index = IndexModel::builder()
-            .keys(doc! { EXPIRE_FIELD: 1 })
-            .options(IndexOptions::builder().expire_after(Duration::ZERO).build())
-            .build();
-        if let Err(e) = self
-            .client
-            .call("create the TTL index on Expire", |c, _| async move {
-                c.create_index(index).await
-            })
-            .await
-        {
-            tracing::debug!(error = %e, "no TTL index on Expire; expiry is checked in queries");
-        }
+        self.client.ttl_index(EXPIRE_FIELD).await;
         Ok(())
     }
 

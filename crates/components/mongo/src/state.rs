@@ -37,9 +37,7 @@ use layotto_core::state::{
 use layotto_core::{
     Component, ComponentMetadata, ComponentSpec, Error, Feature, Health, Metadata, Result,
 };
-use mongodb::IndexModel;
 use mongodb::bson::{Binary, Bson, Document, doc, spec::BinarySubtype};
-use mongodb::options::IndexOptions;
 
 use crate::client::{MongoClient, is_duplicate_key, now_plus};
 use crate::config::{DAPR_DEFAULTS, MongoConfig, RawConfig};
@@ -178,19 +176,7 @@ impl Component for MongoStateStore {
     /// every read anyway).
     async fn init(&self) -> Result<()> {
         self.client.connect().await?;
-        let index = IndexModel::builder()
-            .keys(doc! { TTL_FIELD: 1 })
-            .options(IndexOptions::builder().expire_after(Duration::ZERO).build())
-            .build();
-        if let Err(e) = self
-            .client
-            .call("create the TTL index on _ttl", |c, _| async move {
-                c.create_index(index).await
-            })
-            .await
-        {
-            tracing::debug!(error = %e, "no TTL index on _ttl; expiry is checked in reads");
-        }
+        self.client.ttl_index(TTL_FIELD).await;
         Ok(())
     }
 
