@@ -86,6 +86,6 @@ pub fn install(spec: &TracingSpec, app_id: &str) -> Result<SdkTracerProvider, St
     }
     let provider = b.build();
     opentelemetry::global::set_tracer_provider(provider.clone());
-    layotto_runtime::trace::enable();
+    layotto_runtime::trace::enable(spec.sampling_rate);
     Ok(provider)
 }

@@ -19,12 +19,17 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, KeyValue, global};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+/// Whether new traces (no sampled parent) are sampled at all (`samplingRate` > 0).
+static SAMPLES_NEW: AtomicBool = AtomicBool::new(true);
 
 /// The name of the global tracer the sidecar's spans come from.
 pub const TRACER: &str = "layotto-rs";
 
-/// Turns span creation on (the binary does, once a tracer provider is installed).
-pub fn enable() {
+/// Turns span creation on (the binary does, once a tracer provider is installed);
+/// `sampling_rate` is the provider's rate for new traces: at 0, no span is built unless a
+/// sampled parent asks for one (the sampler would drop it anyway).
+pub fn enable(sampling_rate: f64) {
+    SAMPLES_NEW.store(sampling_rate > 0.0, Ordering::SeqCst);
     ENABLED.store(true, Ordering::SeqCst);
 }
 
@@ -34,7 +39,9 @@ pub fn enabled() -> bool {
 }
 
 /// A new span `name` of `kind`, child of `parent`, with `attributes`; the context holding it.
-/// `None` while tracing is off.
+/// `None` while tracing is off. When the span could not be sampled (an unsampled parent, or
+/// none and a sampling rate of 0) no span is built: the answer is `parent` itself when it
+/// carries a context (so it still propagates), else `None`.
 pub fn start(
     name: impl Into<std::borrow::Cow<'static, str>>,
     kind: SpanKind,
@@ -42,6 +49,13 @@ pub fn start(
     attributes: Vec<KeyValue>,
 ) -> Option<Context> {
     if !enabled() {
+        return None;
+    }
+    let sc = parent.span().span_context().clone();
+    if sc.is_valid() && !sc.is_sampled() {
+        return Some(parent.clone());
+    }
+    if !sc.is_valid() && !SAMPLES_NEW.load(Ordering::Relaxed) {
         return None;
     }
     let tracer = global::tracer(TRACER);
@@ -158,6 +172,20 @@ pub fn current_traceparent() -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsampled_traces_build_no_span_but_propagate() {
+        enable(0.0);
+        assert!(start("x", SpanKind::Server, &Context::new(), vec![]).is_none());
+        let sc = parse_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+            None,
+        )
+        .expect("valid, not sampled");
+        let parent = Context::new().with_remote_span_context(sc.clone());
+        let got = start("x", SpanKind::Server, &parent, vec![]).expect("the parent propagates");
+        assert_eq!(got.span().span_context().span_id(), sc.span_id());
+    }
 
     #[test]
     fn w3c_and_grpc_trace_bin() {
