@@ -3,13 +3,14 @@
 //! `dapr/dapr:pkg/config/configuration.go`).
 //!
 //! Read here: `spec.metrics` (also spelt `spec.metric`; `enabled`, `http.increasedCardinality`,
-//! `http.pathMatching`, `http.excludeVerbs`, `latencyDistributionBuckets`) and
-//! `spec.logging.apiLogging.enabled`. Everything else is classified, never skipped silently:
+//! `http.pathMatching`, `http.excludeVerbs`, `latencyDistributionBuckets`),
+//! `spec.logging.apiLogging.enabled` and `spec.tracing` (`samplingRate`, absent: 0, nothing
+//! sampled; `otel`; `zipkin`). Everything else is classified, never skipped silently:
 //! parts that change what is allowed (`api.allowed` / `api.denied`, `secrets.scopes`,
 //! `accessControl`, `components.deny`) and the middleware pipelines (`httpPipeline`,
 //! `appHttpPipeline`) are errors ("not supported yet": ignoring them would open what the
-//! operator closed or drop a middleware they rely on); `tracing`, `nameResolution`, `features`,
-//! `mtls`, metric relabelling `rules` and unknown keys are warnings.
+//! operator closed or drop a middleware they rely on); `nameResolution`, `features`, `mtls`,
+//! metric relabelling `rules` and unknown keys are warnings.
 //!
 //! [`is_layotto_json`] tells this kind of file from a Layotto config: `-c`/`--config` takes
 //! either, and the content decides.

@@ -268,17 +268,17 @@ pub async fn start(
         tokio::spawn(async move { rt.start_app_subscriptions(channel).await });
     }
 
+    let mut outcome: Result<(), String> = Ok(());
     tokio::select! {
         () = shutdown_signal() => tracing::info!("shutting down"),
         () = shutdown.notified() => tracing::info!("shutdown requested through the API"),
         Some(res) = tasks.join_next() => {
-            let _ = stop_tx.send(true);
-            runtime.stop_app_subscriptions();
-            return match res {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.into()),
-                Err(e) => Err(format!("server task: {e}").into()),
-            };
+            // A server stopped by itself: an error, and the same orderly shutdown.
+            outcome = Err(match res {
+                Ok(Ok(())) => "a server stopped unexpectedly".to_owned(),
+                Ok(Err(e)) => e,
+                Err(e) => format!("server task: {e}"),
+            });
         }
     }
     // Graceful shutdown: no new deliveries (an event in flight is acknowledged only once the
@@ -297,11 +297,15 @@ pub async fn start(
     }
     runtime.close().await;
     if let Some(t) = tracer {
-        // Flushes the spans still batched (on a thread: the exporters block).
-        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+        // Flushes the spans still batched (on a thread: the exporters block), within the
+        // graceful period too.
+        let flush = tokio::task::spawn_blocking(move || t.shutdown());
+        if tokio::time::timeout(grace, flush).await.is_err() {
+            tracing::warn!("spans not flushed within the graceful shutdown period");
+        }
     }
     if let ListenAddr::Unix(path) = &config.grpc {
         let _ = std::fs::remove_file(path);
     }
-    Ok(())
+    outcome.map_err(Into::into)
 }

@@ -36,8 +36,12 @@ impl Runtime {
     ) {
         self.app_health_enabled.store(true, Ordering::SeqCst);
         let mut failures = 0u32;
+        let mut first = true;
         loop {
-            tokio::time::sleep(s.interval).await;
+            // The first probe runs at once; then one per interval.
+            if !std::mem::take(&mut first) {
+                tokio::time::sleep(s.interval).await;
+            }
             if self.app_stopped.load(Ordering::SeqCst) {
                 return;
             }

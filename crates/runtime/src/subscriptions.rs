@@ -137,6 +137,8 @@ impl Runtime {
     /// Stops delivering to the app for good.
     pub fn stop_app_subscriptions(&self) {
         self.app_stopped.store(true, Ordering::SeqCst);
+        // Wakes a subscription loop waiting for the app to become healthy, so it sees the stop.
+        self.app_healthy.send_modify(|_| ());
         self.drop_app_subscriptions();
     }
 }

@@ -98,7 +98,17 @@ pub fn parse_traceparent(value: &str, tracestate: Option<&str>) -> Option<SpanCo
     let mut parts = value.trim().split('-');
     let version = parts.next()?;
     let (trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?);
-    if version.len() != 2 || version == "ff" || trace.len() != 32 || span.len() != 16 {
+    let lower_hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if version.len() != 2
+        || version == "ff"
+        || trace.len() != 32
+        || span.len() != 16
+        || flags.len() != 2
+        || ![version, trace, span, flags].iter().all(|p| lower_hex(p))
+    {
         return None;
     }
     if version == "00" && parts.next().is_some() {

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use layotto_core::{Error, Health, Result};
+use layotto_core::{Error, ErrorKind as Kind, Health, Result};
 use mongodb::bson::{Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::CollectionOptions;
@@ -24,7 +24,8 @@ pub struct MongoClient {
     /// What to call the component in errors, e.g. `lock store 'm'`.
     pub(crate) label: String,
     cfg: MongoConfig,
-    inner: OnceLock<(Client, Collection<Document>)>,
+    /// The client, the component's collection and its guard collection.
+    inner: OnceLock<(Client, Collection<Document>, Collection<Document>)>,
     closed: AtomicBool,
     /// Whether read-modify-writes need a [`MongoClient::guarded`] section (the server is
     /// FerretDB, whose updates are not atomic).
@@ -74,10 +75,14 @@ impl MongoClient {
             let mut co = CollectionOptions::default();
             co.write_concern.clone_from(&self.cfg.write_concern);
             co.read_concern.clone_from(&self.cfg.read_concern);
-            let coll = client
-                .database(&self.cfg.database)
-                .collection_with_options::<Document>(&self.cfg.collection, co);
-            let _ = self.inner.set((client, coll));
+            let db = client.database(&self.cfg.database);
+            let coll = db.collection_with_options::<Document>(&self.cfg.collection, co.clone());
+            // Guards live beside the data, never among it: no key can collide with one.
+            let guards = db.collection_with_options::<Document>(
+                &format!("{}_guards", self.cfg.collection),
+                co,
+            );
+            let _ = self.inner.set((client, coll, guards));
         }
         let info = self
             .call("buildInfo", |_, db| async move {
@@ -113,7 +118,7 @@ impl MongoClient {
         if self.closed.load(Ordering::SeqCst) {
             return Err(self.err(Error::unavailable("the component is closed")));
         }
-        let Some((client, coll)) = self.inner.get() else {
+        let Some((client, coll, _)) = self.inner.get() else {
             return Err(self.err(Error::unavailable("the component was not initialised")));
         };
         let db = client.database(&self.cfg.database);
@@ -137,11 +142,14 @@ impl MongoClient {
     /// just runs. FerretDB 1.x does not: its update matches the filter on a read, then writes
     /// the computed document by `_id` (`internal/backends/sqlite/collection.go`, `UpdateAll`),
     /// so two concurrent `$inc`s can both apply to the same value. There `f` runs while this
-    /// component holds the guard document `{_id: "<id>#guard", owner, Expire}`: taken by
-    /// `insertOne` (unique `_id`, atomic on FerretDB too), deleted by its owner afterwards. A
-    /// guard whose holder died is taken over once its `Expire` (3 × `operationTimeout`) has
-    /// passed; a holder whose guard is close to that bound does not write (it fails
-    /// unavailable), so a taken-over guard never has two writers.
+    /// component holds the guard document `{_id: "<id>", owner, Expire}` in the collection
+    /// `<collectionName>_guards`: taken by `insertOne` (unique `_id`, atomic on FerretDB too),
+    /// deleted by its owner afterwards. A guard whose holder died (or gave up) is taken over once
+    /// its `Expire` (5 × `operationTimeout` + 1 s, on the holder's clock) has passed. The holder
+    /// writes only within one `operationTimeout` of taking it, and a section that ends
+    /// unavailable (a call timed out: the server may still be running it) or is cancelled keeps
+    /// its guard until it expires rather than let another writer in early. Clocks of sidecars
+    /// sharing a server are assumed to differ by less than that margin.
     ///
     /// # Errors
     /// Unavailable when the guard stays held by others for a whole `operationTimeout`; else
@@ -154,15 +162,15 @@ impl MongoClient {
         if !self.guard.load(Ordering::SeqCst) {
             return f(Guard { until: None }).await;
         }
-        let gid = format!("{id}#guard");
+        let gid = id.to_owned();
         let owner = uuid::Uuid::new_v4().to_string();
-        let lifetime = self.cfg.timeout * 3;
+        let lifetime = self.cfg.timeout * 5 + Duration::from_secs(1);
         let started = std::time::Instant::now();
         loop {
             let expire = now_plus(lifetime);
             let fresh = doc! { "_id": &gid, "owner": &owner, "Expire": expire };
             let taken = self
-                .call(what, |c, _| async move {
+                .call_guards(what, |c| async move {
                     match c.insert_one(fresh).await {
                         Ok(_) => Ok(true),
                         Err(e) if is_duplicate_key(&e) => Ok(false),
@@ -175,18 +183,15 @@ impl MongoClient {
             }
             let g = gid.clone();
             let held = self
-                .call(
-                    what,
-                    |c, _| async move { c.find_one(doc! { "_id": g }).await },
-                )
+                .call_guards(what, |c| async move { c.find_one(doc! { "_id": g }).await })
                 .await?;
             if let Some(h) = held
                 && h.get_datetime("Expire")
-                    .is_ok_and(|e| *e <= now_plus(Duration::ZERO))
+                    .map_or(true, |e| *e <= now_plus(Duration::ZERO))
             {
-                // Its holder died: take it over (only that holder's guard).
+                // Its holder died or gave up: take it over (only that holder's guard).
                 let stale = doc! { "_id": &gid, "owner": h.get_str("owner").unwrap_or_default() };
-                self.call(what, |c, _| async move { c.delete_one(stale).await })
+                self.call_guards(what, |c| async move { c.delete_one(stale).await })
                     .await?;
                 continue;
             }
@@ -204,14 +209,31 @@ impl MongoClient {
             until: Some(std::time::Instant::now() + self.cfg.timeout),
         })
         .await;
+        if matches!(&r, Err(e) if matches!(e.kind, Kind::Unavailable | Kind::DeadlineExceeded)) {
+            // A call may still be running on the server: the guard expires by itself.
+            return r;
+        }
         let mine = doc! { "_id": &gid, "owner": &owner };
         if let Err(e) = self
-            .call(what, |c, _| async move { c.delete_one(mine).await })
+            .call_guards(what, |c| async move { c.delete_one(mine).await })
             .await
         {
             tracing::warn!(error = %e, "guard of '{id}' not released; it expires by itself");
         }
         r
+    }
+
+    /// [`MongoClient::call`] on the guard collection.
+    async fn call_guards<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: FnOnce(Collection<Document>) -> Fut,
+        Fut: Future<Output = mongodb::error::Result<T>>,
+    {
+        let Some((_, _, guards)) = self.inner.get() else {
+            return Err(self.err(Error::unavailable("the component was not initialised")));
+        };
+        let guards = guards.clone();
+        self.call(what, |_, _| f(guards)).await
     }
 
     /// Asks for a TTL index on the date field `field` (documents expire at its value), as
@@ -248,7 +270,7 @@ impl MongoClient {
     /// Closes the client's connections; later calls fail as unavailable.
     pub async fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        if let Some((client, _)) = self.inner.get() {
+        if let Some((client, _, _)) = self.inner.get() {
             client.clone().shutdown().await;
         }
     }

@@ -119,7 +119,8 @@ impl Walker {
         let Some(t) = self.object(tracing, path, "the tracing section") else {
             return;
         };
-        if matches!(t.get("enable"), Some(Node::Bool(false))) {
+        // MOSN traces only when `enable` is true.
+        if !matches!(t.get("enable"), Some(Node::Bool(true))) {
             return;
         }
         let driver = match t.get("driver") {
