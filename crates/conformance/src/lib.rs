@@ -45,6 +45,26 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{n}-{}-{nanos}", std::process::id())
 }
 
+/// Awaits `fut`, a call made while its backend is down or frozen, and asserts it fails with
+/// `Unavailable` within the component's call `timeout` plus 1.5 s of slack (not hanging, not
+/// another error); panics naming `what` otherwise.
+pub async fn unavailable_within<T: std::fmt::Debug>(
+    timeout: Duration,
+    what: &str,
+    fut: impl Future<Output = layotto_core::Result<T>>,
+) {
+    let started = std::time::Instant::now();
+    let e = within(Duration::from_secs(10), what, fut)
+        .await
+        .expect_err(what);
+    assert_eq!(e.kind, layotto_core::ErrorKind::Unavailable, "{what}: {e}");
+    assert!(
+        started.elapsed() < timeout + Duration::from_millis(1500),
+        "{what} took {:?} with a {timeout:?} timeout",
+        started.elapsed()
+    );
+}
+
 /// Awaits `fut` for at most `limit`; panics naming `what` when it takes longer.
 pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
     match tokio::time::timeout(limit, fut).await {

@@ -1,7 +1,6 @@
 //! [`JaegerServer`]: Jaeger's all-in-one (built once by [`crate::peers`]) with every listener on
 //! a free 127.0.0.1 port, in-memory storage.
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -53,44 +52,8 @@ impl JaegerServer {
 
     /// The JSON of `GET path` on the query API (`/api/traces?service=...`), `None` unless 200.
     pub fn query(&self, path: &str) -> Option<String> {
-        let mut s = process::connect(self.ports[6], Duration::from_secs(5))?;
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .ok()?;
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).ok()?;
-        let text = String::from_utf8_lossy(&got).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        if !head.starts_with("HTTP/1.1 200") {
-            return None;
-        }
-        if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            return Some(unchunk(body));
-        }
-        Some(body.to_owned())
+        process::http_get(self.ports[6], path)
     }
-}
-
-/// The payload of an HTTP/1.1 chunked body.
-fn unchunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 impl Server for JaegerServer {

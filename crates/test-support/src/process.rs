@@ -172,3 +172,45 @@ pub(crate) fn connect(port: u16, read_timeout: Duration) -> Option<TcpStream> {
     let _ = s.set_read_timeout(Some(read_timeout));
     Some(s)
 }
+
+/// The body of `GET path` on `127.0.0.1:port` (HTTP/1.1, chunked bodies decoded) when it
+/// answers 200; `None` otherwise or when nothing answers.
+pub(crate) fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = connect(port, Duration::from_secs(5))?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).ok()?;
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Some(unchunk(body));
+    }
+    Some(body.to_owned())
+}
+
+/// The payload of an HTTP/1.1 chunked body.
+fn unchunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}

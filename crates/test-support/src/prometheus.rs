@@ -1,7 +1,6 @@
 //! [`PrometheusServer`]: a Prometheus server (Debian package `prometheus`) scraping given
 //! targets every second, on a free 127.0.0.1 port.
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -61,7 +60,7 @@ impl PrometheusServer {
                 encoded.push_str(&format!("%{b:02X}"));
             }
         }
-        http_get(self.port, &format!("/api/v1/query?query={encoded}"))
+        process::http_get(self.port, &format!("/api/v1/query?query={encoded}"))
             .unwrap_or_else(|| panic!("prometheus on {} did not answer {query}", self.port))
     }
 }
@@ -109,20 +108,6 @@ impl Server for PrometheusServer {
     }
 
     fn ready(&self) -> bool {
-        http_get(self.port, "/-/ready").is_some_and(|b| b.contains("Ready"))
+        process::http_get(self.port, "/-/ready").is_some_and(|b| b.contains("Ready"))
     }
-}
-
-/// The body of `GET path` on `127.0.0.1:port` when it answers 200.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = process::connect(port, Duration::from_secs(5))?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .ok()?;
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).ok()?;
-    let text = String::from_utf8_lossy(&got).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
 }
