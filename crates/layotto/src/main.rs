@@ -113,6 +113,9 @@ fn flag_problem(message: String) -> Problem {
 /// What the command line and its config files describe, fully validated.
 struct Checked {
     config: Config,
+    /// Whether a `-c` file was a Layotto config (else the config is the embedded one or the
+    /// Dapr-only base).
+    from_layotto_file: bool,
     registries: Registries,
     dapr_config: DaprConfiguration,
     warnings: Vec<Problem>,
@@ -225,6 +228,7 @@ fn checked(dapr: &DaprdArgs, daprd_mode: bool, strict: bool) -> Result<Checked, 
     match config {
         Some(config) if problems.is_empty() => Ok(Checked {
             config,
+            from_layotto_file: layotto_file.is_some(),
             registries,
             dapr_config,
             warnings,
@@ -339,24 +343,19 @@ fn wait(dapr: &DaprdArgs) -> ExitCode {
 }
 
 fn start(dapr: &DaprdArgs, daprd_mode: bool) -> ExitCode {
-    let Checked {
-        config,
-        registries,
-        dapr_config,
-        warnings,
-    } = match checked(dapr, daprd_mode, false) {
+    let checked = match checked(dapr, daprd_mode, false) {
         Ok(v) => v,
         Err(code) => return code,
     };
     let level = match dapr.log_level() {
         Ok(Some(l)) => l,
-        _ => mosn_level(config.log_level.as_deref()),
+        _ => mosn_level(checked.config.log_level.as_deref()),
     };
-    logging::init(level, dapr.log_as_json, &config.app.app_id);
-    for w in &warnings {
+    logging::init(level, dapr.log_as_json, &checked.config.app.app_id);
+    for w in &checked.warnings {
         tracing::warn!("{w}");
     }
-    let serving = match serving(dapr, daprd_mode, &config, &dapr_config) {
+    let serving = match serving(dapr, daprd_mode, &checked) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("layotto: {e}");
@@ -373,7 +372,7 @@ fn start(dapr: &DaprdArgs, daprd_mode: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(serve::start(config, registries, serving)) {
+    match rt.block_on(serve::start(checked.config, checked.registries, serving)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("layotto: {e}");
@@ -387,15 +386,12 @@ fn start(dapr: &DaprdArgs, daprd_mode: bool) -> ExitCode {
 fn serving(
     dapr: &DaprdArgs,
     daprd_mode: bool,
-    config: &Config,
-    dapr_config: &DaprConfiguration,
+    checked: &Checked,
 ) -> Result<serve::Serving, String> {
+    let (config, dapr_config) = (&checked.config, &checked.dapr_config);
+    let has_layotto_config = checked.from_layotto_file;
     let dapr_mode = daprd_mode || dapr.dapr_requested();
     let listen = dapr.listen_address()?;
-    let has_layotto_config = dapr
-        .config
-        .iter()
-        .any(|f| std::fs::read_to_string(f).is_ok_and(|t| layotto_config::is_layotto_json(&t)));
     let dapr_serving = if dapr_mode {
         Some(serve::DaprServing {
             http: std::net::SocketAddr::new(listen, dapr.http_port()?),
