@@ -1,7 +1,10 @@
 //! `dapr_grpc_io_server_completed_rpcs` and `dapr_grpc_io_server_server_latency` for every rpc
 //! of a gRPC listener (see `layotto_runtime::metrics`): method is the request path
-//! (`/dapr.proto.runtime.v1.Dapr/GetState`), status the name of the `grpc-status` the response
-//! headers carry (a trailers-only error), else `OK`; latency runs until the response headers.
+//! (`/dapr.proto.runtime.v1.Dapr/GetState`), status the name of the rpc's `grpc-status` as
+//! gRPC-Go spells it (`OK`, `NotFound`, ...). The rpc is recorded when it ends, as daprd's
+//! OpenCensus handler does: at a trailers-only answer, else when the response body's trailers
+//! arrive (so a stream that fails late counts with its real status), or as `Canceled` when the
+//! client goes away first; latency runs until then.
 //!
 //! With tracing on, each rpc is also a server span named by its method, child of the context
 //! the request carries (`traceparent`/`tracestate`, else `grpc-trace-bin`), and the call runs
@@ -102,8 +105,34 @@ where
     }
 }
 
+/// What finishing an rpc needs: where to record it, and its span.
+struct Finish {
+    started: Instant,
+    method: String,
+    metrics: Arc<Metrics>,
+    span: Option<OtelContext>,
+}
+
+impl Finish {
+    fn record(self, status: &'static str) {
+        self.metrics
+            .grpc_request(&self.method, status, self.started.elapsed());
+        if let Some(cx) = self.span {
+            trace::finish(&cx, (status != "OK").then_some(status));
+        }
+    }
+}
+
+/// The `grpc-status` in `headers`, by name, if there is one.
+fn grpc_status(headers: &http::HeaderMap) -> Option<&'static str> {
+    headers
+        .get("grpc-status")
+        .map(|v| status_name(v.to_str().ok().and_then(|v| v.parse().ok()).unwrap_or(2)))
+}
+
 pin_project_lite::pin_project! {
-    /// The response future of [`Metered`]: records the rpc when the response is ready.
+    /// The response future of [`Metered`]: records a trailers-only answer at once, else hands
+    /// the recording to the response body.
     pub struct Recorded<F> {
         #[pin]
         inner: F,
@@ -123,23 +152,86 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let out = std::task::ready!(this.inner.poll(cx));
-        if let Some(m) = this.metrics.take() {
-            let status = match &out {
-                Ok(resp) => status_name(
-                    resp.headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<i32>().ok())
-                        .unwrap_or(0),
-                ),
-                Err(_) => "Unknown",
-            };
-            m.grpc_request(this.method, status, this.started.elapsed());
-            if let Some(cx) = this.span.take() {
-                trace::finish(&cx, (status != "OK").then_some(status));
+        let Some(metrics) = this.metrics.take() else {
+            return Poll::Ready(out);
+        };
+        let finish = Finish {
+            started: *this.started,
+            method: std::mem::take(this.method),
+            metrics,
+            span: this.span.take(),
+        };
+        Poll::Ready(match out {
+            Err(e) => {
+                finish.record("Unknown");
+                Err(e)
+            }
+            Ok(resp) => match grpc_status(resp.headers()) {
+                Some(status) => {
+                    finish.record(status);
+                    Ok(resp)
+                }
+                None => Ok(resp.map(|body| {
+                    tonic::body::Body::new(RecordedBody {
+                        inner: body,
+                        finish: Some(finish),
+                    })
+                })),
+            },
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that records its rpc at its trailers, at its end, or when dropped
+    /// before either (the client cancelled).
+    struct RecordedBody {
+        #[pin]
+        inner: tonic::body::Body,
+        finish: Option<Finish>,
+    }
+
+    impl PinnedDrop for RecordedBody {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(f) = this.project().finish.take() {
+                f.record("Canceled");
             }
         }
-        Poll::Ready(out)
+    }
+}
+
+impl http_body::Body for RecordedBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        let status = match &frame {
+            Some(Ok(f)) => f
+                .trailers_ref()
+                .map(|t| grpc_status(t).unwrap_or("Unknown")),
+            Some(Err(_)) => Some("Unknown"),
+            // The end without trailers: no status was sent.
+            None => Some("Unknown"),
+        };
+        if let Some(status) = status
+            && let Some(f) = this.finish.take()
+        {
+            f.record(status);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -178,5 +270,80 @@ fn status_name(code: i32) -> &'static str {
         15 => "DataLoss",
         16 => "Unauthenticated",
         _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+    use tower::{Layer as _, Service as _, ServiceExt as _};
+
+    fn metrics() -> Arc<Metrics> {
+        Arc::new(Metrics::new(
+            "app",
+            layotto_runtime::MetricsSettings::default(),
+        ))
+    }
+
+    /// A streaming answer: one message, then trailers with `status` (a code number).
+    fn streamed(status: &'static str) -> http::Response<tonic::body::Body> {
+        let frames = futures::stream::iter([
+            Ok::<_, tonic::Status>(http_body::Frame::data(bytes::Bytes::from_static(b"m"))),
+            Ok(http_body::Frame::trailers({
+                let mut t = http::HeaderMap::new();
+                t.insert("grpc-status", http::HeaderValue::from_static(status));
+                t
+            })),
+        ]);
+        http::Response::new(tonic::body::Body::new(http_body_util::StreamBody::new(
+            frames,
+        )))
+    }
+
+    fn count(m: &Metrics, method: &str, status: &str) -> bool {
+        m.encode().contains(&format!(
+            r#"dapr_grpc_io_server_completed_rpcs{{app_id="app",grpc_server_method="{method}",grpc_server_status="{status}"}} 1"#
+        ))
+    }
+
+    #[tokio::test]
+    async fn status_comes_from_trailers_and_cancel_counts() {
+        let m = metrics();
+        let svc = tower::service_fn(|req: http::Request<()>| async move {
+            Ok::<_, std::convert::Infallible>(match req.uri().path() {
+                "/s/Fails" => streamed("5"),
+                _ => streamed("0"),
+            })
+        });
+        let mut svc = MetricsLayer::new(m.clone()).layer(svc);
+
+        let req = |p: &str| http::Request::builder().uri(p).body(()).expect("request");
+        let resp = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(req("/s/Fails"))
+            .await
+            .unwrap();
+        // Nothing is recorded before the rpc ends.
+        assert!(!m.encode().contains("/s/Fails"), "{}", m.encode());
+        let _ = resp.into_body().collect().await;
+        assert!(count(&m, "/s/Fails", "NotFound"), "{}", m.encode());
+
+        let resp = svc.ready().await.unwrap().call(req("/s/Ok")).await.unwrap();
+        let _ = resp.into_body().collect().await;
+        assert!(count(&m, "/s/Ok", "OK"), "{}", m.encode());
+
+        // The client goes away before the end.
+        let resp = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(req("/s/Gone"))
+            .await
+            .unwrap();
+        drop(resp);
+        assert!(count(&m, "/s/Gone", "Canceled"), "{}", m.encode());
     }
 }
