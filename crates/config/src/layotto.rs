@@ -311,6 +311,7 @@ impl Walker {
             metrics_port: self.metrics_port.take(),
             tracing: self.tracing.take(),
             log_level,
+            secret_scopes: Vec::new(),
         })
     }
 

@@ -37,7 +37,8 @@ use layotto_core::ComponentSpec;
 
 pub use dapr::{API_VERSION, load_resources, parse_resources};
 pub use dapr_configuration::{
-    DaprConfiguration, is_layotto_json, load_configuration, parse_configuration,
+    ApiAccessRule, DEFAULT_SAMPLING_RATE, DaprConfiguration, MetricRule, SecretScope,
+    is_layotto_json, load_configuration, parse_configuration,
 };
 
 /// The building block a component serves (the block table lives in `layotto-core`).
@@ -53,6 +54,9 @@ pub struct TracingSpec {
     pub otlp: Option<OtlpExporter>,
     /// Zipkin collector URL (`http://host:9411/api/v2/spans`).
     pub zipkin: Option<String>,
+    /// Spans also written to standard output, one JSON object a line (Dapr's `stdout: true`,
+    /// Layotto's SOFATracer `stdout` exporter).
+    pub stdout: bool,
     /// The service name of the spans (default: the app id).
     pub service_name: Option<String>,
 }
@@ -290,6 +294,9 @@ pub struct Config {
     /// MOSN's `default_log_level` of the server holding the gRPC listener (`DEBUG`, `INFO`,
     /// `WARN`, `ERROR`...), used when `RUST_LOG` is not set.
     pub log_level: Option<String>,
+    /// Which secrets the secrets API may hand out, per store (Dapr's Configuration
+    /// `spec.secrets.scopes`); a store without a scope hands out every key.
+    pub secret_scopes: Vec<SecretScope>,
 }
 
 /// MOSN's `flowControlFilter` stream filter on the gRPC listener: a per-method rate limit

@@ -2,6 +2,8 @@
 //! `dapr.proto.runtime.v1.Dapr`, `layotto-http` serving `/v1.0`). It names things the way
 //! Dapr names them and knows no transport: no tonic, no axum, no proto types.
 //!
+//! - [`access`]: the Configuration's API allow and deny lists and which API each route and
+//!   rpc belongs to.
 //! - [`errors`]: Dapr's error codes (`ERR_*`) with the HTTP status of each failed operation
 //!   ([`errors::http_error`]), and the `google.rpc.ErrorInfo` reasons (`DAPR_*`, domain
 //!   [`errors::DOMAIN`]) of its gRPC API ([`errors::grpc_reason`]).
@@ -15,6 +17,7 @@
 //! CloudEvent envelopes and their content-type rules live in the runtime
 //! (`layotto_runtime::cloudevent`), where publishing uses them.
 
+pub mod access;
 pub mod errors;
 pub mod headers;
 pub mod metadata;

@@ -13,6 +13,7 @@
 //! `mosn/layotto:pkg/grpc/default_api` delegates to its Dapr API. Every rpc runs under the
 //! client's deadline ([`Deadlines`]).
 
+pub mod access;
 mod app_channel;
 mod convert;
 pub mod dapr;
@@ -27,6 +28,7 @@ mod stream_sub;
 
 use std::sync::Arc;
 
+pub use access::AccessLayer;
 pub use app_channel::GrpcAppChannel;
 pub use deadline::Deadlines;
 pub use flow_control::FlowControlLayer;
@@ -52,7 +54,10 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub type GrpcRouter = tonic::transport::server::Router<
     tower::layer::util::Stack<
         FlowControlLayer,
-        tower::layer::util::Stack<MetricsLayer, tower::layer::util::Identity>,
+        tower::layer::util::Stack<
+            MetricsLayer,
+            tower::layer::util::Stack<AccessLayer, tower::layer::util::Identity>,
+        >,
     >,
 >;
 
@@ -64,6 +69,7 @@ pub fn router(rt: Arc<Runtime>) -> GrpcRouter {
         dapr::DaprGrpcOptions {
             shutdown: Arc::default(),
             runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+            access: layotto_dapr_wire::access::ApiAccess::default(),
         },
         &dapr::ApiToken::new(None),
     )
@@ -90,6 +96,7 @@ pub fn router_limited(
 ) -> GrpcRouter {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .layer(AccessLayer::new(&dapr_opts.access))
         .layer(MetricsLayer::new(rt.metrics().clone()))
         .layer(flow)
         .add_service(Deadlines::new(InterceptedService::new(

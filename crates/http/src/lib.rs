@@ -10,12 +10,13 @@ pub mod app_channel;
 
 pub use app_channel::{HttpAppChannel, HttpAppChannelOptions};
 
+mod cors;
 pub mod dapr;
 pub mod metrics;
 
 pub use metrics::metrics_router;
 
-pub use dapr::{AppConnection, DaprHttpOptions, dapr_router};
+pub use dapr::{AppConnection, DaprHttpOptions, dapr_public_router, dapr_router};
 
 use std::sync::Arc;
 

@@ -354,7 +354,64 @@ impl DaprdArgs {
         if let Err(e) = self.log_level() {
             out.push(e);
         }
+        if let Err(e) = self.block_shutdown() {
+            out.push(e);
+        }
+        if let Err(e) = self.public_address() {
+            out.push(e);
+        }
         out
+    }
+
+    /// `--dapr-block-shutdown-duration`: how long shutdown waits after SIGTERM (a Go
+    /// duration such as `30s`), `None` when not given. As daprd, giving it at all (even `0s`)
+    /// stops subscriptions at the signal.
+    ///
+    /// # Errors
+    /// A value that is no Go duration.
+    pub fn block_shutdown(&self) -> Result<Option<std::time::Duration>, String> {
+        let Some(raw) = self.dapr_block_shutdown_duration.as_deref() else {
+            return Ok(None);
+        };
+        let bad = || {
+            format!(
+                "invalid argument \"{raw}\" for \"--dapr-block-shutdown-duration\": expected a \
+                 duration such as 30s or 1m30s"
+            )
+        };
+        // Go's ParseDuration wants a unit on everything but 0.
+        if raw.trim().parse::<u64>().is_ok_and(|n| n != 0) {
+            return Err(bad());
+        }
+        layotto_core::metadata::parse_duration(raw, std::time::Duration::from_secs)
+            .map(Some)
+            .ok_or_else(bad)
+    }
+
+    /// daprd's public server (`--dapr-public-port`, on `--dapr-public-listen-address`, every
+    /// interface by default), when the port is given.
+    ///
+    /// # Errors
+    /// A port or address that does not parse.
+    pub fn public_address(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        let Some(port) = port("dapr-public-port", self.dapr_public_port.as_ref())? else {
+            return Ok(None);
+        };
+        let ip = match self.dapr_public_listen_address.as_deref() {
+            None | Some("") => std::net::IpAddr::from([0, 0, 0, 0]),
+            Some(a) => a
+                .parse()
+                .map_err(|_| format!("--dapr-public-listen-address: '{a}' is no IP address"))?,
+        };
+        Ok(Some(std::net::SocketAddr::new(ip, port)))
+    }
+
+    /// `--app-max-concurrency`: at most this many calls to the app at once; `None` (daprd's
+    /// `-1`, or any value below 1) is no limit.
+    pub fn app_max_concurrency(&self) -> Option<usize> {
+        usize::try_from(self.app_max_concurrency)
+            .ok()
+            .filter(|n| *n > 0)
     }
 
     /// One line per flag accepted without effect here.
@@ -412,34 +469,14 @@ impl DaprdArgs {
             "sidecars do not invoke each other yet, so no internal gRPC server is opened",
         );
         no_effect(
-            self.dapr_public_port.is_some() || self.dapr_public_listen_address.is_some(),
-            "dapr-public-port",
-            "no public server: /v1.0/healthz is on the Dapr HTTP port",
-        );
-        no_effect(
-            self.unix_domain_socket.is_some(),
-            "unix-domain-socket",
-            "the Dapr APIs listen on TCP only (not supported yet)",
-        );
-        no_effect(
-            self.app_max_concurrency > 0,
-            "app-max-concurrency",
-            "calls to the app are not limited (not supported yet)",
-        );
-        no_effect(
-            self.allowed_origins != "*",
-            "allowed-origins",
-            "the HTTP API sends no CORS headers (not supported yet)",
+            self.dapr_public_port.is_none() && self.dapr_public_listen_address.is_some(),
+            "dapr-public-listen-address",
+            "no --dapr-public-port is given",
         );
         no_effect(
             self.read_buffer_size.is_some() || self.dapr_http_read_buffer_size.is_some(),
             "read-buffer-size",
             "headers are bounded by the HTTP server's own limits",
-        );
-        no_effect(
-            self.dapr_block_shutdown_duration.is_some(),
-            "dapr-block-shutdown-duration",
-            "shutdown is not blocked (not supported yet)",
         );
         if self
             .dapr_listen_addresses

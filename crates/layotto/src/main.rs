@@ -171,7 +171,28 @@ fn merge(into: &mut DaprConfiguration, c: DaprConfiguration) {
     into.exclude_verbs = c.exclude_verbs.or(into.exclude_verbs);
     into.latency_buckets_ms = c.latency_buckets_ms.or(into.latency_buckets_ms.take());
     into.api_logging = c.api_logging.or(into.api_logging);
+    into.sampling_rate_set |= c.sampling_rate_set;
     into.tracing = c.tracing.or(into.tracing.take());
+    // Lists set by a later file replace the earlier ones, as daprd's unmarshalling does.
+    for (to, from) in [
+        (&mut into.api_allowed, c.api_allowed),
+        (&mut into.api_denied, c.api_denied),
+    ] {
+        if !from.is_empty() {
+            *to = from;
+        }
+    }
+    if !c.metric_rules.is_empty() {
+        into.metric_rules = c.metric_rules;
+    }
+    if !c.secret_scopes.is_empty() {
+        into.secret_scopes = c.secret_scopes;
+    }
+    for f in c.features {
+        if !into.features.contains(&f) {
+            into.features.push(f);
+        }
+    }
     into.warnings.extend(c.warnings);
 }
 
@@ -206,6 +227,7 @@ fn checked(dapr: &DaprdArgs, daprd_mode: bool, strict: bool) -> Result<Checked, 
         if let Some(id) = &dapr.app_id {
             c.app.app_id.clone_from(id);
         }
+        c.secret_scopes.clone_from(&dapr_config.secret_scopes);
         for dir in &dapr.resources() {
             let (entries, found) = layotto_config::load_resources(dir, &c.app.app_id);
             problems.extend(found);
@@ -403,6 +425,13 @@ fn serving(
                 })
                 .transpose()?,
             max_body_bytes: dapr.max_body_bytes(layotto_http::dapr::DEFAULT_MAX_BODY_BYTES)?,
+            unix_domain_socket: dapr
+                .unix_domain_socket
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .map(std::path::PathBuf::from),
+            public: dapr.public_address()?,
+            allowed_origins: dapr.allowed_origins.clone(),
         })
     } else {
         None
@@ -445,6 +474,7 @@ fn serving(
     if let Some(b) = &dapr_config.latency_buckets_ms {
         settings.latency_buckets_ms.clone_from(b);
     }
+    settings.rules.clone_from(&dapr_config.metric_rules);
     settings.api_logging = dapr
         .enable_api_logging
         .or(dapr_config.api_logging)
@@ -455,16 +485,68 @@ fn serving(
         metrics,
         metrics_settings: settings,
         // Dapr's Configuration wins over the Layotto config's MOSN section.
-        tracing: dapr_config
-            .tracing
-            .clone()
-            .or_else(|| config.tracing.clone()),
-        // daprd: a negative value means the default of 5 s.
-        grace: std::time::Duration::from_secs(
-            u64::try_from(dapr.dapr_graceful_shutdown_seconds).unwrap_or(5),
-        ),
+        tracing: {
+            let mut t = dapr_config
+                .tracing
+                .clone()
+                .or_else(|| config.tracing.clone());
+            if dapr_mode {
+                otel_from_env(&mut t, dapr_config.sampling_rate_set, |k| {
+                    std::env::var(k).ok()
+                });
+            }
+            t
+        },
+        // daprd: a negative value means the default of 5 s, 0 no limit.
+        grace: match u64::try_from(dapr.dapr_graceful_shutdown_seconds) {
+            Ok(0) => None,
+            Ok(s) => Some(std::time::Duration::from_secs(s)),
+            Err(_) => Some(std::time::Duration::from_secs(5)),
+        },
+        block_shutdown: dapr.block_shutdown()?,
         app_health: dapr.enable_app_health_check.then(|| dapr.app_health()),
+        app_max_concurrency: dapr.app_max_concurrency(),
+        access: layotto_dapr_wire::access::ApiAccess::new(
+            dapr_config
+                .api_allowed
+                .iter()
+                .map(|r| (r.name.as_str(), r.version.as_str(), r.protocol.as_str())),
+            dapr_config
+                .api_denied
+                .iter()
+                .map(|r| (r.name.as_str(), r.version.as_str(), r.protocol.as_str())),
+        ),
     })
+}
+
+/// daprd's `SetTracingSpecFromEnv`: without an OTLP endpoint in the Configuration,
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` names one (`OTEL_EXPORTER_OTLP_PROTOCOL` `http/...` for
+/// OTLP/HTTP, `OTEL_EXPORTER_OTLP_INSECURE=true` for no TLS), sampling every trace unless the
+/// Configuration set a rate.
+fn otel_from_env(
+    tracing: &mut Option<layotto_config::TracingSpec>,
+    rate_set: bool,
+    env: impl Fn(&str) -> Option<String>,
+) {
+    if tracing.as_ref().is_some_and(|t| t.otlp.is_some()) {
+        return;
+    }
+    let Some(endpoint) = env("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|e| !e.is_empty()) else {
+        return;
+    };
+    let endpoint = endpoint
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .to_owned();
+    let t = tracing.get_or_insert_with(layotto_config::TracingSpec::default);
+    if !rate_set {
+        t.sampling_rate = 1.0;
+    }
+    t.otlp = Some(layotto_config::OtlpExporter {
+        endpoint,
+        http: env("OTEL_EXPORTER_OTLP_PROTOCOL").is_some_and(|p| p.starts_with("http")),
+        secure: env("OTEL_EXPORTER_OTLP_INSECURE").as_deref() != Some("true"),
+    });
 }
 
 /// MOSN's `default_log_level` in `tracing`'s words (`FATAL`/`CRITICAL` read as `error`), else
@@ -476,5 +558,55 @@ fn mosn_level(mosn_level: Option<&str>) -> &'static str {
         Some("WARN" | "WARNING") => "warn",
         Some("ERROR" | "FATAL" | "CRITICAL") => "error",
         _ => "info",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otlp_from_the_environment_as_daprd() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let mut t = None;
+        otel_from_env(
+            &mut t,
+            false,
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ]),
+        );
+        let t = t.expect("tracing from the environment");
+        assert_eq!(t.sampling_rate, 1.0);
+        let o = t.otlp.expect("otlp");
+        assert_eq!(o.endpoint, "collector:4318");
+        assert!(o.http && o.secure);
+
+        // A Configuration's rate and endpoint win.
+        let mut t = Some(layotto_config::TracingSpec {
+            sampling_rate: 0.5,
+            ..layotto_config::TracingSpec::default()
+        });
+        otel_from_env(
+            &mut t,
+            true,
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "c:4317"),
+                ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+            ]),
+        );
+        let t = t.expect("kept");
+        assert_eq!(t.sampling_rate, 0.5);
+        assert!(!t.otlp.expect("otlp").secure);
+        let mut none = None;
+        otel_from_env(&mut none, false, env(&[]));
+        assert!(none.is_none());
     }
 }

@@ -59,6 +59,13 @@ pub struct DaprServing {
     pub grpc: Option<std::net::SocketAddr>,
     /// Largest request body of the HTTP API, bytes.
     pub max_body_bytes: usize,
+    /// `--unix-domain-socket`: the HTTP and gRPC APIs listen on `DIR/dapr-<appid>-http.socket`
+    /// and `DIR/dapr-<appid>-grpc.socket` instead of TCP.
+    pub unix_domain_socket: Option<std::path::PathBuf>,
+    /// `--dapr-public-port`: health and metadata without the API token.
+    pub public: Option<std::net::SocketAddr>,
+    /// `--allowed-origins`.
+    pub allowed_origins: String,
 }
 
 /// Everything `start` serves besides the config.
@@ -73,10 +80,35 @@ pub struct Serving {
     pub metrics_settings: layotto_runtime::MetricsSettings,
     /// Where spans go, when tracing is configured.
     pub tracing: Option<layotto_config::TracingSpec>,
-    /// How long in-flight calls get at shutdown (`--dapr-graceful-shutdown-seconds`).
-    pub grace: std::time::Duration,
+    /// How long in-flight calls get at shutdown (`--dapr-graceful-shutdown-seconds`; `None`:
+    /// as long as they take).
+    pub grace: Option<std::time::Duration>,
+    /// `--dapr-block-shutdown-duration`: after SIGTERM, subscriptions stop and the APIs keep
+    /// serving this long, or until the app reports unhealthy.
+    pub block_shutdown: Option<std::time::Duration>,
     /// App health checks (`--enable-app-health-check`).
     pub app_health: Option<layotto_runtime::AppHealthSettings>,
+    /// `--app-max-concurrency`: calls to the app at once.
+    pub app_max_concurrency: Option<usize>,
+    /// The Configuration's API allow and deny lists.
+    pub access: layotto_dapr_wire::access::ApiAccess,
+}
+
+/// Binds a unix socket at `path`, replacing a file left by a process that is gone; a socket
+/// some process still answers on is an error, not taken over.
+fn bind_unix(path: &std::path::Path, what: &str) -> Result<tokio::net::UnixListener, String> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "binding {what} on unix:{}: another process is listening there",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| format!("removing stale socket {}: {e}", path.display()))?;
+    }
+    tokio::net::UnixListener::bind(path)
+        .map_err(|e| format!("binding {what} on unix:{}: {e}", path.display()))
 }
 
 /// Spawns `router` on `addr` (TCP or unix socket) into `tasks`.
@@ -102,12 +134,7 @@ async fn spawn_grpc(
             tasks.spawn(serve_grpc(router, incoming, stop));
         }
         ListenAddr::Unix(path) => {
-            if path.exists() {
-                std::fs::remove_file(path)
-                    .map_err(|e| format!("removing stale socket {}: {e}", path.display()))?;
-            }
-            let listener = tokio::net::UnixListener::bind(path)
-                .map_err(|e| format!("binding gRPC on unix:{}: {e}", path.display()))?;
+            let listener = bind_unix(path, "gRPC")?;
             tracing::info!(path = %path.display(), "gRPC listening on unix socket");
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
             tasks.spawn(serve_grpc(router, incoming, stop));
@@ -122,6 +149,25 @@ fn set_nodelay(s: &tokio::net::TcpStream) {
     if let Err(e) = s.set_nodelay(true) {
         tracing::debug!("TCP_NODELAY: {e}");
     }
+}
+
+/// Binds the unix socket `path` and serves `app` on it into `tasks`.
+fn spawn_http_unix(
+    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
+    what: &'static str,
+    app: axum::Router,
+    path: &std::path::Path,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = bind_unix(path, what)?;
+    tracing::info!(path = %path.display(), "{what} listening on unix socket");
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+            .map_err(|e| format!("{what}: {e}"))
+    });
+    Ok(())
 }
 
 /// Binds `addr` and serves `app` on it into `tasks`.
@@ -164,8 +210,28 @@ pub async fn start(
         metrics_settings,
         tracing,
         grace,
+        block_shutdown,
         app_health,
+        app_max_concurrency,
+        access,
     } = serving;
+    // Under `--unix-domain-socket` the API servers listen on sockets, not TCP, as daprd's.
+    let sockets = dapr
+        .as_ref()
+        .and_then(|d| d.unix_domain_socket.as_ref())
+        .map(|dir| {
+            let id = &config.app.app_id;
+            (
+                dir.join(format!("dapr-{id}-http.socket")),
+                dir.join(format!("dapr-{id}-grpc.socket")),
+            )
+        });
+    if let Some((_, grpc_socket)) = &sockets
+        && dapr.as_ref().is_some_and(|d| d.grpc.is_none())
+    {
+        // Without a Layotto config the Layotto listener is the Dapr gRPC API itself.
+        config.grpc = ListenAddr::Unix(grpc_socket.clone());
+    }
     // Both TLS users (the http binding, later backends) share one crypto provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tracer = match &tracing {
@@ -190,7 +256,7 @@ pub async fn start(
         }
     };
 
-    let channel: Option<Arc<dyn layotto_runtime::AppChannel>> = match &app {
+    let mut channel: Option<Arc<dyn layotto_runtime::AppChannel>> = match &app {
         Some(a) if a.protocol == "grpc" => Some(Arc::new(
             layotto_grpc::dapr::DaprGrpcAppChannel::new(&a.channel_address, a.port)
                 .map_err(|e| format!("app address: {e}"))?,
@@ -211,6 +277,13 @@ pub async fn start(
             None => None,
         },
     };
+    if let Some(limit) = app_max_concurrency {
+        tracing::info!("app max concurrency set to {limit}");
+        channel = channel.map(|inner| {
+            Arc::new(layotto_runtime::LimitedAppChannel::new(inner, limit))
+                as Arc<dyn layotto_runtime::AppChannel>
+        });
+    }
     // The app channel is in place before any API port serves, so the first invocation finds
     // it (subscriptions start once the servers are up).
     if let Some(channel) = &channel {
@@ -237,9 +310,20 @@ pub async fn start(
             shutdown: shutdown.clone(),
             app: app.clone(),
             runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+            access: access.clone(),
+            allowed_origins: d.allowed_origins.clone(),
         };
+        if let Some(addr) = d.public {
+            let public = layotto_http::dapr_public_router(runtime.clone(), &opts);
+            spawn_http(&mut tasks, "Dapr public server", public, addr, stopped()).await?;
+        }
         let api = layotto_http::dapr_router(runtime.clone(), opts);
-        spawn_http(&mut tasks, "Dapr HTTP API", api, d.http, stopped()).await?;
+        match &sockets {
+            Some((http_socket, _)) => {
+                spawn_http_unix(&mut tasks, "Dapr HTTP API", api, http_socket, stopped())?;
+            }
+            None => spawn_http(&mut tasks, "Dapr HTTP API", api, d.http, stopped()).await?,
+        }
     }
 
     runtime.init().await?;
@@ -248,6 +332,7 @@ pub async fn start(
     let grpc_opts = layotto_grpc::dapr::DaprGrpcOptions {
         shutdown: shutdown.clone(),
         runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+        access,
     };
     // MOSN's flowControlFilter belongs to the Layotto gRPC listener only.
     let flow = layotto_grpc::FlowControlLayer::new(config.flow_control.as_ref());
@@ -255,7 +340,11 @@ pub async fn start(
     spawn_grpc(&mut tasks, router, &config.grpc, stopped()).await?;
     if let Some(addr) = dapr.as_ref().and_then(|d| d.grpc) {
         let router = layotto_grpc::router_with(runtime.clone(), grpc_opts, &token);
-        spawn_grpc(&mut tasks, router, &ListenAddr::Tcp(addr), stopped()).await?;
+        let at = match &sockets {
+            Some((_, grpc_socket)) => ListenAddr::Unix(grpc_socket.clone()),
+            None => ListenAddr::Tcp(addr),
+        };
+        spawn_grpc(&mut tasks, router, &at, stopped()).await?;
     }
     runtime.mark_started();
 
@@ -269,8 +358,12 @@ pub async fn start(
     }
 
     let mut outcome: Result<(), String> = Ok(());
+    let mut signalled = false;
     tokio::select! {
-        () = shutdown_signal() => tracing::info!("shutting down"),
+        () = shutdown_signal() => {
+            signalled = true;
+            tracing::info!("shutting down");
+        }
         () = shutdown.notified() => tracing::info!("shutdown requested through the API"),
         Some(res) = tasks.join_next() => {
             // A server stopped by itself: an error, and the same orderly shutdown.
@@ -281,31 +374,66 @@ pub async fn start(
             });
         }
     }
+    // A second signal while shutting down ends the process at once, as daprd's.
+    tokio::spawn(async {
+        shutdown_signal().await;
+        tracing::error!("received a second signal during shutdown; exiting immediately");
+        std::process::exit(1);
+    });
     // Graceful shutdown: no new deliveries (an event in flight is acknowledged only once the
     // app processed it; one cut short stays unacknowledged and is redelivered), the listeners
     // stop accepting, calls in flight get `grace` to finish, then the components close.
     runtime.stop_app_subscriptions();
+    if let (Some(block), true, true) = (block_shutdown, signalled, outcome.is_ok()) {
+        // daprd's `--dapr-block-shutdown-duration`: the APIs keep serving (the app may still
+        // publish and save), deliveries have stopped.
+        tracing::info!(
+            "Blocking graceful shutdown for {block:?} or until app reports unhealthy..."
+        );
+        tokio::select! {
+            () = tokio::time::sleep(block) => {
+                tracing::info!("Block shutdown period expired, entering shutdown...");
+            }
+            () = runtime.app_unhealthy() => {
+                tracing::info!("App reported unhealthy, entering shutdown...");
+            }
+        }
+    }
     let _ = stop_tx.send(true);
-    let drained =
-        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!(
-            seconds = grace.as_secs(),
-            "calls still in flight after the graceful shutdown period: cut short"
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    let drained = match grace {
+        Some(grace) => tokio::time::timeout(grace, drain).await.is_ok(),
+        None => {
+            drain.await;
+            true
+        }
+    };
+    if !drained {
+        tracing::error!(
+            seconds = grace.unwrap_or_default().as_secs(),
+            "Graceful shutdown timeout exceeded, forcing shutdown: calls still in flight are cut short"
         );
         tasks.abort_all();
+        if outcome.is_ok() {
+            outcome = Err("graceful shutdown timeout exceeded".to_owned());
+        }
     }
     runtime.close().await;
     if let Some(t) = tracer {
         // Flushes the spans still batched (on a thread: the exporters block), within the
         // graceful period too.
         let flush = tokio::task::spawn_blocking(move || t.shutdown());
-        if tokio::time::timeout(grace, flush).await.is_err() {
+        let limit = grace.unwrap_or(std::time::Duration::from_secs(5));
+        if tokio::time::timeout(limit, flush).await.is_err() {
             tracing::warn!("spans not flushed within the graceful shutdown period");
         }
     }
     if let ListenAddr::Unix(path) = &config.grpc {
         let _ = std::fs::remove_file(path);
+    }
+    if let Some((http_socket, grpc_socket)) = &sockets {
+        let _ = std::fs::remove_file(http_socket);
+        let _ = std::fs::remove_file(grpc_socket);
     }
     outcome.map_err(Into::into)
 }

@@ -158,7 +158,7 @@ async fn client_sidecar_component_and_publish_delivery_app_reach_jaeger() {
     )
     .expect("config");
     let (http, grpc) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_layotto"))
+    let child = Command::new(env!("CARGO_BIN_EXE_layotto"))
         .args(["--app-id", "traced", "--app-port", &app_port.to_string()])
         .arg("--config")
         .arg(&config)
@@ -172,11 +172,16 @@ async fn client_sidecar_component_and_publish_delivery_app_reach_jaeger() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn layotto");
+    // Killed on every exit, a failed assertion too (else it keeps the test's output open).
+    let mut child = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     // Ready once the app's subscription is in place: a publish then reaches it.
     loop {
         assert!(Instant::now() < deadline, "sidecar not ready");
-        assert!(child.try_wait().ok().flatten().is_none(), "sidecar exited");
+        assert!(
+            child.0.try_wait().ok().flatten().is_none(),
+            "sidecar exited"
+        );
         let ready = std::net::TcpStream::connect(("127.0.0.1", http)).is_ok();
         if ready {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -245,6 +250,14 @@ async fn client_sidecar_component_and_publish_delivery_app_reach_jaeger() {
         &format!("00-{PUBLISH_TRACE}-{delivery_id}-01"),
         "the app's parent is the delivery span"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

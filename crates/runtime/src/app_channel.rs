@@ -113,3 +113,58 @@ pub trait AppChannel: Send + Sync {
         Err(ChannelError::Unimplemented)
     }
 }
+
+/// An app channel that lets at most `limit` calls reach the app at once (daprd's
+/// `--app-max-concurrency`): further calls wait for a slot, in order; a caller that gives up
+/// while waiting leaves the queue. Health probes are not limited, as in daprd.
+///
+/// daprd limits every call to an HTTP app but only `OnInvoke` to a gRPC app (its
+/// `pkg/channel/grpc` leaves deliveries unlimited); here the limit covers every call to the app
+/// whatever its protocol: subscriptions listing, deliveries and invocations.
+pub struct LimitedAppChannel {
+    inner: std::sync::Arc<dyn AppChannel>,
+    slots: tokio::sync::Semaphore,
+}
+
+impl LimitedAppChannel {
+    /// `inner` with at most `limit` (at least 1) calls at once.
+    pub fn new(inner: std::sync::Arc<dyn AppChannel>, limit: usize) -> Self {
+        Self {
+            inner,
+            slots: tokio::sync::Semaphore::new(limit.max(1)),
+        }
+    }
+
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ChannelError> {
+        self.slots
+            .acquire()
+            .await
+            .map_err(|_| ChannelError::Unavailable("the app channel is closed".to_owned()))
+    }
+}
+
+#[async_trait]
+impl AppChannel for LimitedAppChannel {
+    async fn list_subscriptions(&self) -> Result<Vec<TopicSubscription>, ChannelError> {
+        let _slot = self.slot().await?;
+        self.inner.list_subscriptions().await
+    }
+
+    async fn deliver(
+        &self,
+        sub: &TopicSubscription,
+        event: &TopicEvent,
+    ) -> Result<EventOutcome, ChannelError> {
+        let _slot = self.slot().await?;
+        self.inner.deliver(sub, event).await
+    }
+
+    async fn invoke(&self, req: &InvokeRequest) -> Result<InvokeResponse, ChannelError> {
+        let _slot = self.slot().await?;
+        self.inner.invoke(req).await
+    }
+
+    async fn health(&self, path: &str) -> Result<(), ChannelError> {
+        self.inner.health(path).await
+    }
+}

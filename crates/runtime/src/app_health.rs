@@ -78,6 +78,15 @@ impl Runtime {
         failures
     }
 
+    /// Completes when the app is reported unhealthy (never, without health checks): what
+    /// ends `--dapr-block-shutdown-duration` early.
+    pub async fn app_unhealthy(&self) {
+        let mut rx = self.app_healthy.subscribe();
+        if rx.wait_for(|healthy| !healthy).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// The app's health for readiness, when health checks run.
     pub(crate) fn app_health(&self) -> Option<Health> {
         if !self.app_health_enabled.load(Ordering::SeqCst) {

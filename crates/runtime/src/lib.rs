@@ -47,7 +47,8 @@ use layotto_core::sequencer::Sequencer;
 use layotto_core::{Health, HealthStatus, Registries};
 
 pub use app_channel::{
-    AppChannel, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicSubscription,
+    AppChannel, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, LimitedAppChannel,
+    TopicSubscription,
 };
 pub use app_health::AppHealthSettings;
 pub use build::{resolve_secret_refs, validate};
@@ -124,6 +125,8 @@ pub struct Runtime {
     app_health_enabled: AtomicBool,
     app_healthy: tokio::sync::watch::Sender<bool>,
     app_unhealthy_reason: Mutex<String>,
+    /// Secret scopes by store name.
+    secret_scopes: HashMap<String, layotto_config::SecretScope>,
 }
 
 impl Runtime {
@@ -221,6 +224,11 @@ impl Runtime {
             app_health_enabled: AtomicBool::new(false),
             app_healthy: tokio::sync::watch::Sender::new(true),
             app_unhealthy_reason: Mutex::new(String::new()),
+            secret_scopes: config
+                .secret_scopes
+                .iter()
+                .map(|s| (s.store_name.clone(), s.clone()))
+                .collect(),
         })
     }
 

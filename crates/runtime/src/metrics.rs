@@ -27,7 +27,30 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use layotto_core::Kind;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, Opts, Registry};
+
+type IntCounterVec = Family<prometheus::IntCounterVec>;
+type HistogramVec = Family<prometheus::HistogramVec>;
+
+/// A Prometheus metric vector: the child for label values.
+trait Vector {
+    type Child;
+    fn child(&self, values: &[&str]) -> Self::Child;
+}
+
+impl Vector for prometheus::IntCounterVec {
+    type Child = prometheus::IntCounter;
+    fn child(&self, values: &[&str]) -> Self::Child {
+        self.with_label_values(values)
+    }
+}
+
+impl Vector for prometheus::HistogramVec {
+    type Child = prometheus::Histogram;
+    fn child(&self, values: &[&str]) -> Self::Child {
+        self.with_label_values(values)
+    }
+}
 
 /// daprd's default latency buckets, in milliseconds (`pkg/config/configuration.go`).
 pub const LATENCY_BUCKETS_MS: [f64; 34] = [
@@ -69,6 +92,9 @@ pub struct MetricsSettings {
     pub latency_buckets_ms: Vec<f64>,
     /// The `namespace` label (`$NAMESPACE`; blank in self-hosted mode).
     pub namespace: String,
+    /// `rules`: label values rewritten before export, each pattern in turn (Dapr's
+    /// `spec.metrics.rules`; the YAML order, where daprd's is a Go map's).
+    pub rules: Vec<layotto_config::MetricRule>,
     /// API logging (`--enable-api-logging`, the Configuration's `logging.apiLogging.enabled`):
     /// one info line per API call, as daprd's (`HTTP API Called` / `gRPC API Called`, scopes
     /// `dapr.runtime.http-info` / `dapr.runtime.grpc.api-info`).
@@ -84,9 +110,61 @@ impl Default for MetricsSettings {
             exclude_verbs: false,
             latency_buckets_ms: LATENCY_BUCKETS_MS.to_vec(),
             namespace: std::env::var("NAMESPACE").unwrap_or_default(),
+            rules: Vec::new(),
             api_logging: false,
         }
     }
+}
+
+/// One metric family and the relabelling rules of its labels.
+#[derive(Clone)]
+struct Family<V> {
+    vec: V,
+    /// `(label index, pattern, replacement)`, applied in order.
+    rules: Vec<(usize, regex::Regex, String)>,
+}
+
+impl<V: Vector> Family<V> {
+    /// The child for `values` (one per label, in order), after the rules rewrote them: each
+    /// match of a pattern in a non-empty value is replaced, as daprd's `WithTags`.
+    fn with_label_values(&self, values: &[&str]) -> V::Child {
+        if self.rules.is_empty() {
+            return self.vec.child(values);
+        }
+        let mut owned: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        for (i, re, replacement) in &self.rules {
+            if let Some(v) = owned.get_mut(*i).filter(|v| !v.is_empty()) {
+                *v = re.replace_all(v, replacement.as_str()).into_owned();
+            }
+        }
+        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+        self.vec.child(&refs)
+    }
+}
+
+/// A metric's name as rules compare it: without the first `dapr_`, `/` read as `_`.
+fn rule_key(name: &str) -> String {
+    name.replacen("dapr_", "", 1).replace('/', "_")
+}
+
+/// The compiled rules of the family `name` with `labels`.
+fn family_rules(
+    rules: &[layotto_config::MetricRule],
+    name: &str,
+    labels: &[&str],
+) -> Vec<(usize, regex::Regex, String)> {
+    let key = rule_key(name);
+    rules
+        .iter()
+        .filter(|r| rule_key(&r.name) == key)
+        .flat_map(|r| r.labels.iter())
+        .filter_map(|(label, replacement, pattern)| {
+            let i = labels.iter().position(|l| l == label)?;
+            // Patterns were checked when the Configuration was read.
+            let re = regex::Regex::new(pattern).ok()?;
+            Some((i, re, replacement.clone()))
+        })
+        .collect()
 }
 
 /// A counter and a latency histogram with the same labels.
@@ -161,19 +239,29 @@ impl Metrics {
         let registry = Registry::new();
         let buckets = settings.latency_buckets_ms.clone();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
+            let c = prometheus::IntCounterVec::new(Opts::new(name, help), labels)
+                .expect("valid counter");
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique counter");
-            c
+            Family {
+                vec: c,
+                rules: family_rules(&settings.rules, name, labels),
+            }
         };
         let histogram = |name: &str, help: &str, labels: &[&str], b: &[f64]| {
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(b.to_vec()), labels)
-                .expect("valid histogram");
+            let h = prometheus::HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(b.to_vec()),
+                labels,
+            )
+            .expect("valid histogram");
             registry
                 .register(Box::new(h.clone()))
                 .expect("unique histogram");
-            h
+            Family {
+                vec: h,
+                rules: family_rules(&settings.rules, name, labels),
+            }
         };
         let pair = |what: &str, labels: &[&str]| Pair {
             count: counter(
@@ -621,5 +709,65 @@ mod tests {
         assert!(pattern_matches("/a/{rest...}", "/a/b/c"));
         assert!(pattern_matches("GET /a/{x}", "/a/b"));
         assert!(!pattern_matches("/a/{x}", "/a/b/c"));
+    }
+
+    #[test]
+    fn rules_rewrite_label_values() {
+        let rule = |name: &str, label: &str, rep: &str, pat: &str| layotto_config::MetricRule {
+            name: name.into(),
+            labels: vec![(label.into(), rep.into(), pat.into())],
+        };
+        let m = Metrics::new(
+            "a",
+            MetricsSettings {
+                rules: vec![
+                    // With and without the `dapr_` prefix, as daprd matches them.
+                    rule(
+                        "dapr_http_server_request_count",
+                        "path",
+                        "/orders/",
+                        "/orders/.+",
+                    ),
+                    rule("http_server_latency", "path", "/orders/", "/orders/.+"),
+                    rule(
+                        "dapr_component_state_count",
+                        "component",
+                        "store-$1",
+                        "^s(\\d)$",
+                    ),
+                ],
+                ..MetricsSettings::default()
+            },
+        );
+        m.http_request(
+            "GET",
+            "/v1.0/invoke/x/method/orders/1",
+            200,
+            Duration::ZERO,
+            0,
+            0,
+        );
+        m.http_request(
+            "GET",
+            "/v1.0/invoke/x/method/orders/2",
+            200,
+            Duration::ZERO,
+            0,
+            0,
+        );
+        m.component_call(Kind::State, "s1", "get", true, Duration::ZERO);
+        let text = m.encode();
+        for want in [
+            r#"dapr_http_server_request_count{app_id="a",method="GET",path="/v1.0/invoke/x/method/orders/",status="200"} 2"#,
+            r#"dapr_http_server_latency_count{app_id="a",method="GET",path="/v1.0/invoke/x/method/orders/",status="200"} 2"#,
+            r#"dapr_component_state_count{app_id="a",component="store-1",namespace="""#,
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        // Families without rules keep their values.
+        assert!(
+            text.contains(r#"path="/v1.0/invoke/x/method/orders/1""#),
+            "{text}"
+        );
     }
 }

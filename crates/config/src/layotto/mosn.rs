@@ -178,18 +178,38 @@ impl Walker {
                 );
                 return;
             }
-            _ => {
+            // Layotto's default driver: SOFATracer spans through the exporters listed in
+            // `config.exporter`; Layotto registers `stdout` (one log line per span).
+            "" | "sofatracer" => {
+                let exporters: Vec<String> = match config.as_ref().and_then(|c| c.get("exporter")) {
+                    Some(Node::Array(a)) => a
+                        .iter()
+                        .filter_map(|n| match n {
+                            Node::String(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                for e in exporters.iter().filter(|e| e.as_str() != "stdout") {
+                    self.warn(
+                        path,
+                        format!("the SOFATracer exporter '{e}' is not supported (stdout is)"),
+                    );
+                }
+                if !exporters.iter().any(|e| e == "stdout") {
+                    self.warn(
+                        path,
+                        "SOFATracer without the stdout exporter: no spans are exported",
+                    );
+                    return;
+                }
+                spec.stdout = true;
+            }
+            other => {
                 self.warn(
                     path,
-                    format!(
-                        "the {} tracing driver (SOFATracer's stdout exporter) is not supported \
-                         yet: no spans are printed",
-                        if driver.is_empty() {
-                            "default"
-                        } else {
-                            driver.as_str()
-                        }
-                    ),
+                    format!("the tracing driver '{other}' is not supported: no spans are exported"),
                 );
                 return;
             }

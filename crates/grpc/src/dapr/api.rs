@@ -39,6 +39,8 @@ pub struct DaprGrpcOptions {
     pub shutdown: Arc<Notify>,
     /// Reported as `runtime_version` by `GetMetadata`.
     pub runtime_version: String,
+    /// The Configuration's API allow and deny lists (gRPC rules).
+    pub access: layotto_dapr_wire::access::ApiAccess,
 }
 
 /// Serves the Dapr runtime API.

@@ -92,6 +92,11 @@ pub struct DaprHttpOptions {
     pub app: Option<AppConnection>,
     /// Runtime version reported by the metadata API.
     pub runtime_version: String,
+    /// The Configuration's API allow and deny lists (HTTP rules).
+    pub access: layotto_dapr_wire::access::ApiAccess,
+    /// CORS origins (`--allowed-origins`, comma-separated); `*` (daprd's default) sends no
+    /// CORS headers at all, as daprd.
+    pub allowed_origins: String,
 }
 
 impl Default for DaprHttpOptions {
@@ -102,6 +107,8 @@ impl Default for DaprHttpOptions {
             shutdown: Arc::new(Notify::new()),
             app: None,
             runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+            access: layotto_dapr_wire::access::ApiAccess::default(),
+            allowed_origins: "*".to_owned(),
         }
     }
 }
@@ -189,19 +196,46 @@ pub(crate) fn add_metadata_headers(resp: &mut Response, md: &Metadata) {
     }
 }
 
-/// Dapr's HTTP API over `rt` (see the module docs for the routes).
-pub fn dapr_router(rt: Arc<Runtime>, opts: DaprHttpOptions) -> Router {
-    let token: Arc<Option<String>> = Arc::new(opts.api_token.filter(|t| !t.is_empty()));
-    let ctx = Ctx {
+fn context(rt: Arc<Runtime>, opts: &DaprHttpOptions) -> Ctx {
+    Ctx {
         rt,
         shared: Arc::new(Shared {
-            shutdown: opts.shutdown,
-            app: opts.app,
-            runtime_version: opts.runtime_version,
+            shutdown: opts.shutdown.clone(),
+            app: opts.app.clone(),
+            runtime_version: opts.runtime_version.clone(),
             config_subs: Mutex::new(HashMap::new()),
         }),
-    };
+    }
+}
+
+/// daprd's public server (`--dapr-public-port`): `GET /v1.0/healthz`,
+/// `GET /v1.0/healthz/outbound`, `GET /v1.0/metadata` and `PUT /v1.0/metadata/{key}`, without
+/// the API token, CORS or body limit (`dapr/dapr:pkg/api/http/server.go`), under the same
+/// allow and deny lists.
+pub fn dapr_public_router(rt: Arc<Runtime>, opts: &DaprHttpOptions) -> Router {
+    let ctx = context(rt, opts);
     Router::new()
+        .route("/v1.0/healthz", get(health::healthz))
+        .route("/v1.0/healthz/outbound", get(health::outbound))
+        .route("/v1.0/metadata", get(metadata::get))
+        .route("/v1.0/metadata/{key}", put(metadata::put))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(opts.access.clone()),
+            enforce_access,
+        ))
+        .layer(middleware::from_fn_with_state(
+            ctx.rt.metrics().clone(),
+            crate::metrics::record,
+        ))
+        .with_state(ctx)
+}
+
+/// Dapr's HTTP API over `rt` (see the module docs for the routes).
+pub fn dapr_router(rt: Arc<Runtime>, opts: DaprHttpOptions) -> Router {
+    let token: Arc<Option<String>> = Arc::new(opts.api_token.clone().filter(|t| !t.is_empty()));
+    let ctx = context(rt, &opts);
+    let cors = crate::cors::layer(&opts.allowed_origins);
+    let router = Router::new()
         .route("/v1.0/healthz", get(health::healthz))
         .route("/v1.0/healthz/outbound", get(health::outbound))
         .route("/v1.0/state/{store}", post(state::save).put(state::save))
@@ -276,12 +310,52 @@ pub fn dapr_router(rt: Arc<Runtime>, opts: DaprHttpOptions) -> Router {
         .route("/v1.0/metadata/{key}", put(metadata::put))
         .route("/v1.0/shutdown", post(health::shutdown))
         .route_layer(DefaultBodyLimit::max(opts.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(opts.access),
+            enforce_access,
+        ));
+    // daprd's order: token check, then CORS, then the routes.
+    let router = match cors {
+        Some(c) => router.layer(c),
+        None => router,
+    };
+    router
         .layer(middleware::from_fn_with_state(token, require_token))
         .layer(middleware::from_fn_with_state(
             ctx.rt.metrics().clone(),
             crate::metrics::record,
         ))
         .with_state(ctx)
+}
+
+/// Answers a request for an API the allow and deny lists close as daprd does, where such a
+/// route is not registered at all: its fallback, service invocation, answers 404
+/// `ERR_DIRECT_INVOKE` when it is itself open, else the router's plain 404.
+async fn enforce_access(
+    State(access): State<Arc<layotto_dapr_wire::access::ApiAccess>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if access.http_allows(req.uri().path()) {
+        return next.run(req).await;
+    }
+    if access.http_invoke_allowed() {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            layotto_dapr_wire::errors::ERR_DIRECT_INVOKE,
+            "failed getting app id either from the URL path or the header dapr-app-id",
+        )
+        .into_response();
+    }
+    (
+        StatusCode::NOT_FOUND,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        "404 page not found\n",
+    )
+        .into_response()
 }
 
 /// Rejects requests without the right `dapr-api-token` (constant-time comparison); health

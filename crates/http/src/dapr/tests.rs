@@ -84,6 +84,15 @@ async fn echo_server() -> String {
 }
 
 async fn sidecar_with(opts: DaprHttpOptions, started: bool, binding_url: &str) -> Sidecar {
+    sidecar_scoped(opts, started, binding_url, Vec::new()).await
+}
+
+async fn sidecar_scoped(
+    opts: DaprHttpOptions,
+    started: bool,
+    binding_url: &str,
+    secret_scopes: Vec<layotto_config::SecretScope>,
+) -> Sidecar {
     let dir = tempfile::tempdir().expect("tempdir");
     let secrets = dir.path().join("secrets.json");
     std::fs::write(
@@ -93,6 +102,7 @@ async fn sidecar_with(opts: DaprHttpOptions, started: bool, binding_url: &str) -
     .expect("write secrets");
     let files = dir.path().join("files");
     let mut config = layotto_config::standalone().expect("standalone config");
+    config.secret_scopes = secret_scopes;
     for entry in &mut config.components {
         match entry.kind {
             Kind::Secret => {
@@ -1127,5 +1137,156 @@ async fn unknown_routes_and_methods() {
     assert_eq!(
         get(&s.router, "/v1.0/state/state_demo/bulk").await.body,
         "5"
+    );
+}
+
+// ----- Configuration access rules, secret scopes, CORS -----
+
+#[tokio::test]
+async fn denied_apis_answer_as_unregistered_routes() {
+    let access = |allowed: &[(&str, &str, &str)], denied: &[(&str, &str, &str)]| DaprHttpOptions {
+        access: layotto_dapr_wire::access::ApiAccess::new(
+            allowed.iter().copied(),
+            denied.iter().copied(),
+        ),
+        ..DaprHttpOptions::default()
+    };
+    // Invocation open: a closed route falls back to it and fails finding an app id.
+    let s = sidecar_with(
+        access(&[], &[("state", "v1", "http")]),
+        true,
+        "http://127.0.0.1:9",
+    )
+    .await;
+    let r = get(&s.router, &format!("/v1.0/state/{STATE}/k")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.code(), "ERR_DIRECT_INVOKE");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("dapr-app-id")
+    );
+    assert_eq!(
+        get(&s.router, &format!("/v1.0/secrets/{SECRETS}/db-password"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // An allow list: everything else is closed, health checks never are.
+    let s = sidecar_with(
+        access(&[("secrets", "v1", "http")], &[]),
+        true,
+        "http://127.0.0.1:9",
+    )
+    .await;
+    let r = post(
+        &s.router,
+        &format!("/v1.0/state/{STATE}"),
+        json!([{"key": "a", "value": 1}]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body.as_ref(), b"404 page not found\n");
+    assert_eq!(
+        get(&s.router, "/v1.0/healthz").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        get(&s.router, &format!("/v1.0/secrets/{SECRETS}/db-password"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&s.router, "/v1.0/metadata").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn secret_scopes_deny_and_filter() {
+    let scope = layotto_config::SecretScope {
+        store_name: SECRETS.into(),
+        default_deny: true,
+        allowed: Vec::new(),
+        denied: Vec::new(),
+    };
+    let s = sidecar_scoped(
+        DaprHttpOptions::default(),
+        true,
+        "http://127.0.0.1:9",
+        vec![scope],
+    )
+    .await;
+    let r = get(&s.router, &format!("/v1.0/secrets/{SECRETS}/db-password")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "ERR_PERMISSION_DENIED");
+    assert_eq!(
+        r.json()["message"],
+        format!("access denied by policy to get \"db-password\" from \"{SECRETS}\"")
+    );
+    let r = get(&s.router, &format!("/v1.0/secrets/{SECRETS}/bulk")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), json!({}));
+
+    let scope = layotto_config::SecretScope {
+        store_name: SECRETS.into(),
+        default_deny: false,
+        allowed: Vec::new(),
+        denied: vec!["db-password".into()],
+    };
+    let s = sidecar_scoped(
+        DaprHttpOptions::default(),
+        true,
+        "http://127.0.0.1:9",
+        vec![scope],
+    )
+    .await;
+    let bulk = get(&s.router, &format!("/v1.0/secrets/{SECRETS}/bulk"))
+        .await
+        .json();
+    assert!(bulk.get("db-password").is_none(), "{bulk}");
+    assert!(bulk.get("nested:a").is_some(), "{bulk}");
+}
+
+#[tokio::test]
+async fn cors_only_when_origins_are_given() {
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/v1.0/healthz")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .body(Body::empty())
+            .expect("request")
+    };
+    let s = sidecar().await;
+    let r = send(&s.router, preflight("http://a.example.com")).await;
+    assert!(r.header("access-control-allow-origin").is_none());
+
+    let opts = DaprHttpOptions {
+        allowed_origins: "http://*.example.com,http://localhost:8080".into(),
+        ..DaprHttpOptions::default()
+    };
+    let s = sidecar_with(opts, true, "http://127.0.0.1:9").await;
+    let r = send(&s.router, preflight("http://a.example.com")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://a.example.com")
+    );
+    let r = send(&s.router, preflight("http://evil.test")).await;
+    assert!(r.header("access-control-allow-origin").is_none());
+    let req = Request::builder()
+        .uri("/v1.0/healthz")
+        .header("origin", "http://localhost:8080")
+        .body(Body::empty())
+        .expect("request");
+    let r = send(&s.router, req).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://localhost:8080")
     );
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod daprd;
 pub mod shared;
 
 pub fn free_port() -> u16 {

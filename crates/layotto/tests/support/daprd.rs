@@ -1,0 +1,165 @@
+//! The binary started as daprd is (no subcommand, daprd's flags), and raw HTTP/1.1 requests
+//! to it over TCP or a unix socket.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::free_port;
+
+/// A running sidecar; killed when dropped.
+pub struct Daprd {
+    pub child: Child,
+    pub http: u16,
+    pub grpc: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Daprd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daprd {
+    /// Starts the binary with `args` (`{dir}` is replaced by a fresh temp dir, which holds
+    /// `files`, each `(name, content)`), plus `--dapr-http-port`, `--dapr-grpc-port` and
+    /// `--metrics-port` on free ports, and waits until `ready` (default: `/v1.0/healthz` on the
+    /// HTTP port answers 204).
+    pub fn start(
+        files: &[(&str, &str)],
+        args: &[&str],
+        env: &[(&str, &str)],
+        ready: Option<&dyn Fn(&Daprd) -> bool>,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_str().expect("utf-8").to_owned();
+        for (name, content) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, content.replace("{dir}", &root)).expect("write");
+        }
+        let (http, grpc) = (free_port(), free_port());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_layotto"));
+        cmd.args(args.iter().map(|a| a.replace("{dir}", &root)))
+            .args(["--dapr-http-port", &http.to_string()])
+            .args(["--dapr-grpc-port", &grpc.to_string()])
+            .args(["--metrics-port", &free_port().to_string()])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut d = Daprd {
+            child: cmd.spawn().expect("spawn layotto"),
+            http,
+            grpc,
+            dir,
+        };
+        let healthz = |d: &Daprd| {
+            request(d.http, "GET", "/v1.0/healthz", &[], "").is_some_and(|r| r.status == 204)
+        };
+        let ready = ready.unwrap_or(&healthz);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready(&d) {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("layotto exited with {status}: {}", d.stderr());
+            }
+            assert!(Instant::now() < deadline, "not ready within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    /// Everything the process wrote to stderr (once it has exited).
+    pub fn stderr(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    /// The header lines, as sent.
+    pub head: String,
+    pub body: String,
+}
+
+impl Reply {
+    /// The value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+fn exchange(
+    mut s: impl Read + Write,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<Reply> {
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut got = String::new();
+    s.read_to_string(&mut got).ok()?;
+    let status = got.get(9..12)?.parse().ok()?;
+    let (head, body) = got.split_once("\r\n\r\n")?;
+    Some(Reply {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    })
+}
+
+/// A plain HTTP/1.1 request to 127.0.0.1:`port` (no client library needed for this).
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<Reply> {
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    exchange(s, method, path, headers, body)
+}
+
+/// The same request over the unix socket `socket`.
+pub fn request_unix(
+    socket: &std::path::Path,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<Reply> {
+    let s = std::os::unix::net::UnixStream::connect(socket).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    exchange(s, method, path, &[], body)
+}
