@@ -250,7 +250,7 @@ pub fn inject_trace<T>(req: &mut tonic::Request<T>) {
 }
 
 /// The name gRPC-Go gives a status code (`codes.Code.String()`), as daprd's label.
-fn status_name(code: i32) -> &'static str {
+pub(crate) fn status_name(code: i32) -> &'static str {
     match code {
         0 => "OK",
         1 => "Canceled",

@@ -161,6 +161,14 @@ pub struct HttpAppChannel {
     client: reqwest::Client,
     base: String,
     opts: HttpAppChannelOptions,
+    metrics: Option<std::sync::Arc<layotto_runtime::Metrics>>,
+}
+
+/// What the app answered: status, headers, the whole body (or why it could not be read).
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Result<Bytes, reqwest::Error>,
 }
 
 impl HttpAppChannel {
@@ -192,7 +200,65 @@ impl HttpAppChannel {
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| Error::internal(format!("cannot build HTTP client: {e}")))?;
-        Ok(Self { client, base, opts })
+        Ok(Self {
+            client,
+            base,
+            opts,
+            metrics: None,
+        })
+    }
+
+    /// Records every call in `metrics` (`dapr_http_client_*`, `dapr_http_healthprobes_*`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<layotto_runtime::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Sends `rb` (`sent` body bytes, to `path` with verb `method`) and reads the whole
+    /// answer, recording the call (a health probe when `probe`).
+    async fn exchange(
+        &self,
+        rb: RequestBuilder,
+        method: &Method,
+        path: &str,
+        sent: usize,
+        probe: bool,
+    ) -> Result<Answer, reqwest::Error> {
+        let started = std::time::Instant::now();
+        let out = match rb.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                Ok(Answer {
+                    status,
+                    headers,
+                    body: resp.bytes().await,
+                })
+            }
+            Err(e) => Err(e),
+        };
+        if let Some(m) = &self.metrics {
+            let status = out.as_ref().ok().map(|a| a.status.as_u16());
+            if probe {
+                m.health_probe(false, &status.unwrap_or(500).to_string(), started.elapsed());
+            } else {
+                let received = out
+                    .as_ref()
+                    .ok()
+                    .and_then(|a| a.body.as_ref().ok())
+                    .map_or(0, Bytes::len);
+                m.http_client(
+                    method.as_str(),
+                    path,
+                    status,
+                    sent,
+                    received,
+                    started.elapsed(),
+                );
+            }
+        }
+        out
     }
 
     /// The app's base URL, `http://host:port`.
@@ -620,12 +686,12 @@ impl AppChannel for HttpAppChannel {
         let url = self.url(SUBSCRIBE_PATH, "")?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let rb = self.request(Method::GET, url.clone(), self.opts.event_timeout, headers);
         let resp = self
-            .request(Method::GET, url.clone(), self.opts.event_timeout, headers)
-            .send()
+            .exchange(rb, &Method::GET, SUBSCRIBE_PATH, 0, false)
             .await
             .map_err(|e| unavailable(&e))?;
-        let status = resp.status();
+        let status = resp.status;
         if status == StatusCode::NOT_FOUND {
             tracing::debug!("app has no {SUBSCRIBE_PATH}: no subscriptions");
             return Ok(Vec::new());
@@ -639,7 +705,7 @@ impl AppChannel for HttpAppChannel {
             tracing::error!(%status, "app returned an unexpected status from {SUBSCRIBE_PATH}; no subscriptions");
             return Ok(Vec::new());
         }
-        let body = resp.bytes().await.map_err(|e| unavailable(&e))?;
+        let body = resp.body.map_err(|e| unavailable(&e))?;
         parse_subscriptions(&body)
             .map_err(|e| ChannelError::Unavailable(format!("GET {url}: malformed answer: {e}")))
     }
@@ -672,15 +738,17 @@ impl AppChannel for HttpAppChannel {
             CONTENT_TYPE,
             HeaderValue::from_static(CLOUDEVENT_CONTENT_TYPE),
         );
-        let resp = self
+        let sent = body.len();
+        let rb = self
             .request(Method::POST, url, self.opts.event_timeout, headers)
-            .body(body)
-            .send()
+            .body(body);
+        let resp = self
+            .exchange(rb, &Method::POST, &sub.route, sent, false)
             .await
             .map_err(|e| unavailable(&e))?;
-        let status = resp.status();
+        let status = resp.status;
         // Dapr: an unreadable 2xx body counts as no status (success).
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = resp.body.unwrap_or_default();
         if sub.bulk && status.is_success() {
             return Ok(bulk_outcome(&body, &ev.id));
         }
@@ -689,17 +757,17 @@ impl AppChannel for HttpAppChannel {
 
     async fn health(&self, path: &str) -> Result<(), ChannelError> {
         let url = self.url(path, "")?;
+        let rb = self.request(Method::GET, url, self.opts.event_timeout, HeaderMap::new());
         let resp = self
-            .request(Method::GET, url, self.opts.event_timeout, HeaderMap::new())
-            .send()
+            .exchange(rb, &Method::GET, path, 0, true)
             .await
             .map_err(|e| unavailable(&e))?;
-        if resp.status().is_success() {
+        if resp.status.is_success() {
             Ok(())
         } else {
             Err(ChannelError::Unavailable(format!(
                 "app health check {path} answered {}",
-                resp.status()
+                resp.status
             )))
         }
     }
@@ -713,25 +781,26 @@ impl AppChannel for HttpAppChannel {
         {
             headers.insert(CONTENT_TYPE, ct);
         }
-        let mut rb = self.request(verb(&req.http_verb), url, self.opts.invoke_timeout, headers);
+        let method = verb(&req.http_verb);
+        let mut rb = self.request(method.clone(), url, self.opts.invoke_timeout, headers);
         if !req.data.is_empty() {
             rb = rb.body(req.data.clone());
         }
-        let resp = rb.send().await.map_err(|e| unavailable(&e))?;
-        let status = resp.status().as_u16();
+        let resp = self
+            .exchange(rb, &method, &req.method, req.data.len(), false)
+            .await
+            .map_err(|e| unavailable(&e))?;
         let content_type = resp
-            .headers()
+            .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let headers = response_headers(resp.headers());
-        let data: Bytes = resp.bytes().await.map_err(|e| unavailable(&e))?;
         Ok(InvokeResponse {
-            status,
+            status: resp.status.as_u16(),
             content_type,
-            data,
-            headers,
+            data: resp.body.map_err(|e| unavailable(&e))?,
+            headers: response_headers(&resp.headers),
         })
     }
 }

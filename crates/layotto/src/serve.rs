@@ -259,7 +259,8 @@ pub async fn start(
     let mut channel: Option<Arc<dyn layotto_runtime::AppChannel>> = match &app {
         Some(a) if a.protocol == "grpc" => Some(Arc::new(
             layotto_grpc::dapr::DaprGrpcAppChannel::new(&a.channel_address, a.port)
-                .map_err(|e| format!("app address: {e}"))?,
+                .map_err(|e| format!("app address: {e}"))?
+                .with_metrics(runtime.metrics().clone()),
         )),
         Some(a) => Some(Arc::new(
             layotto_http::HttpAppChannel::new(
@@ -267,12 +268,14 @@ pub async fn start(
                 a.port,
                 layotto_http::HttpAppChannelOptions::from_env(),
             )
-            .map_err(|e| format!("app address: {e}"))?,
+            .map_err(|e| format!("app address: {e}"))?
+            .with_metrics(runtime.metrics().clone()),
         )),
         None => match config.app.grpc_callback_port {
             Some(port) => Some(Arc::new(
                 layotto_grpc::GrpcAppChannel::new(&config.app.grpc_callback_host, port)
-                    .map_err(|e| format!("app callback address: {e}"))?,
+                    .map_err(|e| format!("app callback address: {e}"))?
+                    .with_metrics(runtime.metrics().clone()),
             )),
             None => None,
         },

@@ -296,6 +296,16 @@ async fn app_max_concurrency_limits_calls_to_the_app() {
         started.elapsed() >= Duration::from_millis(800),
         "one after the other"
     );
+    // Each call to the app is in daprd's client metrics.
+    let text = request(d.metrics, "GET", "/metrics", &[], "")
+        .expect("metrics")
+        .body;
+    assert!(
+        text.contains(
+            r#"dapr_http_client_completed_count{app_id="myapp",method="GET",path="slow",status="200"} 4"#
+        ),
+        "{text}"
+    );
 }
 
 #[test]

@@ -13,6 +13,13 @@
 //! - The edges' servers: `dapr_http_server_{request_count,latency,request_bytes,response_bytes}`
 //!   (plus `response_count` with increased cardinality) and
 //!   `dapr_grpc_io_server_{completed_rpcs,server_latency}`.
+//! - Calls to the app (the app channel): `dapr_http_client_{completed_count,roundtrip_latency,
+//!   sent_bytes,received_bytes}` (labels `app_id`, `method`, `path` — the app's path without
+//!   its leading `/`, under the same cardinality rules — and `status`, the app's HTTP status or
+//!   `500` when it could not be reached) and `dapr_grpc_io_client_{completed_rpcs,
+//!   roundtrip_latency,sent_bytes_per_rpc,received_bytes_per_rpc}` (`grpc_client_method`,
+//!   `grpc_client_status`); app health probes count in `dapr_http_healthprobes_*` and
+//!   `dapr_grpc_io_healthprobes_*` (`completed_count`, `roundtrip_latency`).
 //! - Start-up: `dapr_runtime_component_loaded`, `dapr_runtime_component_init_total`,
 //!   `dapr_runtime_component_init_fail_total`.
 //!
@@ -167,6 +174,18 @@ fn family_rules(
         .collect()
 }
 
+/// The app channel's families.
+struct ClientFamilies {
+    http: Pair,
+    http_sent: HistogramVec,
+    http_received: HistogramVec,
+    http_probes: Pair,
+    grpc: Pair,
+    grpc_sent: HistogramVec,
+    grpc_received: HistogramVec,
+    grpc_probes: Pair,
+}
+
 /// A counter and a latency histogram with the same labels.
 #[derive(Clone)]
 struct Pair {
@@ -189,6 +208,7 @@ pub struct Metrics {
     http_responses: Option<IntCounterVec>,
     grpc_completed: IntCounterVec,
     grpc_latency: HistogramVec,
+    client: ClientFamilies,
     loaded: IntCounterVec,
     init_total: IntCounterVec,
     init_fail: IntCounterVec,
@@ -312,7 +332,67 @@ impl Metrics {
                 &HTTP_LABELS,
             )
         });
+        let named_pair = |count: &str, latency: &str, what: &str, labels: &[&str]| Pair {
+            count: counter(count, &format!("Count of {what}."), labels),
+            latency: histogram(
+                latency,
+                &format!("Roundtrip latency of {what} in milliseconds."),
+                labels,
+                &buckets,
+            ),
+        };
+        let client = ClientFamilies {
+            http: named_pair(
+                "dapr_http_client_completed_count",
+                "dapr_http_client_roundtrip_latency",
+                "HTTP calls to the app",
+                &HTTP_LABELS,
+            ),
+            http_sent: histogram(
+                "dapr_http_client_sent_bytes",
+                "Bytes sent to the app in request bodies.",
+                &HTTP_LABELS,
+                &SIZE_BUCKETS,
+            ),
+            http_received: histogram(
+                "dapr_http_client_received_bytes",
+                "Bytes received from the app in response bodies.",
+                &["app_id"],
+                &SIZE_BUCKETS,
+            ),
+            http_probes: named_pair(
+                "dapr_http_healthprobes_completed_count",
+                "dapr_http_healthprobes_roundtrip_latency",
+                "HTTP health probes of the app",
+                &["app_id", "status"],
+            ),
+            grpc: named_pair(
+                "dapr_grpc_io_client_completed_rpcs",
+                "dapr_grpc_io_client_roundtrip_latency",
+                "gRPC calls to the app",
+                &["app_id", "grpc_client_method", "grpc_client_status"],
+            ),
+            grpc_sent: histogram(
+                "dapr_grpc_io_client_sent_bytes_per_rpc",
+                "Bytes sent to the app per rpc.",
+                &["app_id", "grpc_client_method"],
+                &SIZE_BUCKETS,
+            ),
+            grpc_received: histogram(
+                "dapr_grpc_io_client_received_bytes_per_rpc",
+                "Bytes received from the app per rpc.",
+                &["app_id", "grpc_client_method"],
+                &SIZE_BUCKETS,
+            ),
+            grpc_probes: named_pair(
+                "dapr_grpc_io_healthprobes_completed_count",
+                "dapr_grpc_io_healthprobes_roundtrip_latency",
+                "gRPC health probes of the app",
+                &["app_id", "grpc_client_status"],
+            ),
+        };
         Self {
+            client,
             http_requests: counter(
                 "dapr_http_server_request_count",
                 "Number of HTTP requests started in server.",
@@ -529,6 +609,124 @@ impl Metrics {
         self.grpc_latency
             .with_label_values(&labels)
             .observe(Self::ms(elapsed));
+    }
+
+    /// Records one HTTP call to the app: `method` the verb, `path` the app's path, `status` the
+    /// app's HTTP status (`None`: not reached, recorded as `500` as daprd does), body sizes in
+    /// bytes.
+    pub fn http_client(
+        &self,
+        method: &str,
+        path: &str,
+        status: Option<u16>,
+        sent: usize,
+        received: usize,
+        elapsed: Duration,
+    ) {
+        if !self.settings.enabled {
+            return;
+        }
+        let c = &self.client;
+        let method = if self.settings.exclude_verbs {
+            ""
+        } else {
+            http_method(method)
+        };
+        let path = self.client_path_label(path);
+        let status = status.unwrap_or(500).to_string();
+        let labels = [self.app_id.as_str(), method, path.as_str(), status.as_str()];
+        c.http.count.with_label_values(&labels).inc();
+        c.http
+            .latency
+            .with_label_values(&labels)
+            .observe(Self::ms(elapsed));
+        // daprd records the sent size without a status.
+        let sent_labels = [self.app_id.as_str(), method, path.as_str(), ""];
+        #[allow(clippy::cast_precision_loss)]
+        {
+            c.http_sent
+                .with_label_values(&sent_labels)
+                .observe(sent as f64);
+            c.http_received
+                .with_label_values(&[self.app_id.as_str()])
+                .observe(received as f64);
+        }
+    }
+
+    /// Records one gRPC call to the app: `method` the full path, `status` the code's name,
+    /// message sizes in bytes (`received` 0 on an error).
+    pub fn grpc_client(
+        &self,
+        method: &str,
+        status: &str,
+        sent: usize,
+        received: usize,
+        elapsed: Duration,
+    ) {
+        if !self.settings.enabled {
+            return;
+        }
+        let c = &self.client;
+        let labels = [self.app_id.as_str(), method, status];
+        c.grpc.count.with_label_values(&labels).inc();
+        c.grpc
+            .latency
+            .with_label_values(&labels)
+            .observe(Self::ms(elapsed));
+        let sized = [self.app_id.as_str(), method];
+        #[allow(clippy::cast_precision_loss)]
+        {
+            c.grpc_sent.with_label_values(&sized).observe(sent as f64);
+            c.grpc_received
+                .with_label_values(&sized)
+                .observe(received as f64);
+        }
+    }
+
+    /// Records one app health probe: over gRPC (`status` a code name) or HTTP (`status` the
+    /// HTTP status, `500` when the app was not reached).
+    pub fn health_probe(&self, grpc: bool, status: &str, elapsed: Duration) {
+        if !self.settings.enabled {
+            return;
+        }
+        let p = if grpc {
+            &self.client.grpc_probes
+        } else {
+            &self.client.http_probes
+        };
+        let labels = [self.app_id.as_str(), status];
+        p.count.with_label_values(&labels).inc();
+        p.latency
+            .with_label_values(&labels)
+            .observe(Self::ms(elapsed));
+    }
+
+    /// The `path` label of a call to the app: the path without its leading `/` (as daprd
+    /// labels the app's method), a `pathMatching` pattern that matches it, or blank without
+    /// increased cardinality.
+    pub fn client_path_label(&self, path: &str) -> String {
+        let bare = path
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('/');
+        let slashed = format!("/{bare}");
+        if STATIC_PATHS.contains(&slashed.as_str()) {
+            return slashed;
+        }
+        if let Some(p) = self
+            .settings
+            .path_matching
+            .iter()
+            .find(|p| pattern_matches(p, &slashed))
+        {
+            return p.clone();
+        }
+        if self.settings.increased_cardinality {
+            bare.to_owned()
+        } else {
+            String::new()
+        }
     }
 
     /// Records a component's initialisation: `type_` as in `state.in-memory`; `error` is `None` on

@@ -14,7 +14,7 @@ use tonic::Code;
 use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::Channel;
 
-use crate::app_channel::{channel_error, lazy_channel};
+use crate::app_channel::{channel_error, lazy_channel, metered};
 
 /// Calls a Dapr app's `AppCallback` at `http://host:port`; connects lazily and reconnects, so
 /// an app that starts later is reached.
@@ -22,6 +22,7 @@ use crate::app_channel::{channel_error, lazy_channel};
 pub struct DaprGrpcAppChannel {
     client: AppCallbackClient<Channel>,
     health: AppCallbackHealthCheckClient<Channel>,
+    metrics: Option<std::sync::Arc<layotto_runtime::Metrics>>,
 }
 
 impl DaprGrpcAppChannel {
@@ -35,9 +36,20 @@ impl DaprGrpcAppChannel {
             client: AppCallbackClient::new(channel.clone())
                 .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
             health: AppCallbackHealthCheckClient::new(channel),
+            metrics: None,
         })
     }
+
+    /// Records every call in `metrics` (`dapr_grpc_io_client_*`, health checks in
+    /// `dapr_grpc_io_healthprobes_*`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<layotto_runtime::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
 }
+
+const APP_CALLBACK: &str = "/dapr.proto.runtime.v1.AppCallback/";
 
 /// The route of a Dapr subscription: the first rule without a match expression, else the
 /// default (CEL rules are not evaluated).
@@ -72,12 +84,15 @@ fn http_status(code: Code) -> u16 {
 #[async_trait]
 impl AppChannel for DaprGrpcAppChannel {
     async fn list_subscriptions(&self) -> Result<Vec<TopicSubscription>, ChannelError> {
-        let resp = self
-            .client
-            .clone()
-            .list_topic_subscriptions(())
-            .await
-            .map_err(|s| channel_error(&s))?;
+        let mut client = self.client.clone();
+        let resp = metered(
+            self.metrics.as_deref(),
+            &format!("{APP_CALLBACK}ListTopicSubscriptions"),
+            tonic::Request::new(()),
+            |r| client.list_topic_subscriptions(r),
+        )
+        .await
+        .map_err(|s| channel_error(&s))?;
         Ok(resp
             .into_inner()
             .subscriptions
@@ -102,22 +117,29 @@ impl AppChannel for DaprGrpcAppChannel {
         req.path.clone_from(&sub.route);
         let mut req = tonic::Request::new(req);
         crate::metrics::inject_trace(&mut req);
-        let resp = self
-            .client
-            .clone()
-            .on_topic_event(req)
-            .await
-            .map_err(|s| channel_error(&s))?;
+        let mut client = self.client.clone();
+        let resp = metered(
+            self.metrics.as_deref(),
+            &format!("{APP_CALLBACK}OnTopicEvent"),
+            req,
+            |r| client.on_topic_event(r),
+        )
+        .await
+        .map_err(|s| channel_error(&s))?;
         Ok(super::api::outcome(resp.into_inner().status))
     }
 
     async fn health(&self, _path: &str) -> Result<(), ChannelError> {
-        self.health
-            .clone()
-            .health_check(())
-            .await
-            .map(|_| ())
-            .map_err(|s| channel_error(&s))
+        let mut health = self.health.clone();
+        metered(
+            self.metrics.as_deref(),
+            "/dapr.proto.runtime.v1.AppCallbackHealthCheck/HealthCheck",
+            tonic::Request::new(()),
+            |r| health.health_check(r),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|s| channel_error(&s))
     }
 
     async fn invoke(&self, req: &InvokeRequest) -> Result<InvokeResponse, ChannelError> {
@@ -145,7 +167,15 @@ impl AppChannel for DaprGrpcAppChannel {
             }
         }
         crate::metrics::inject_trace(&mut call);
-        match self.client.clone().on_invoke(call).await {
+        let mut client = self.client.clone();
+        let answer = metered(
+            self.metrics.as_deref(),
+            &format!("{APP_CALLBACK}OnInvoke"),
+            call,
+            |r| client.on_invoke(r),
+        )
+        .await;
+        match answer {
             Ok(resp) => {
                 let r = resp.into_inner();
                 Ok(InvokeResponse {

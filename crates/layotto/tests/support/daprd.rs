@@ -12,6 +12,7 @@ pub struct Daprd {
     pub child: Child,
     pub http: u16,
     pub grpc: u16,
+    pub metrics: u16,
     pub dir: tempfile::TempDir,
 }
 
@@ -40,12 +41,12 @@ impl Daprd {
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
             std::fs::write(path, content.replace("{dir}", &root)).expect("write");
         }
-        let (http, grpc) = (free_port(), free_port());
+        let (http, grpc, metrics) = (free_port(), free_port(), free_port());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_layotto"));
         cmd.args(args.iter().map(|a| a.replace("{dir}", &root)))
             .args(["--dapr-http-port", &http.to_string()])
             .args(["--dapr-grpc-port", &grpc.to_string()])
-            .args(["--metrics-port", &free_port().to_string()])
+            .args(["--metrics-port", &metrics.to_string()])
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -56,6 +57,7 @@ impl Daprd {
             child: cmd.spawn().expect("spawn layotto"),
             http,
             grpc,
+            metrics,
             dir,
         };
         let healthz = |d: &Daprd| {
