@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use layotto_test_support::JaegerServer;
+use layotto_test_support::{JaegerServer, TestCerts};
 use serde_json::{Value, json};
 use support::free_port;
 
@@ -260,4 +260,75 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `otel.isSecure` defaults to true, as in daprd: spans reach a collector that only speaks TLS,
+/// its certificate checked against the roots `SSL_CERT_FILE` names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_over_tls_by_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = TestCerts::generate();
+    let file = |name: &str, pem: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, pem).expect("write pem");
+        p
+    };
+    let ca = file("ca.pem", &certs.ca_cert);
+    let jaeger = JaegerServer::start_with_otlp_tls(
+        file("server.pem", &certs.server_cert),
+        file("server.key", &certs.server_key),
+    );
+    let res = dir.path().join("resources");
+    std::fs::create_dir(&res).expect("resources");
+    std::fs::write(res.join("components.yaml"), RESOURCES).expect("components");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: tls\n\
+             spec:\n  tracing:\n    samplingRate: \"1\"\n    otel:\n      endpointAddress: \
+             \"localhost:{}\"\n      protocol: grpc\n",
+            jaeger.otlp_grpc().rsplit(':').next().expect("port")
+        ),
+    )
+    .expect("config");
+    let (http, grpc) = (free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_layotto"))
+        .args(["--app-id", "tls-traced", "--config"])
+        .arg(&config)
+        .arg("--resources-path")
+        .arg(&res)
+        .args(["--dapr-http-port", &http.to_string()])
+        .args(["--dapr-grpc-port", &grpc.to_string()])
+        .args(["--enable-metrics=false"])
+        .env("RUST_LOG", "warn")
+        .env("SSL_CERT_FILE", &ca)
+        .env_remove("SSL_CERT_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn layotto");
+    let mut child = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    const TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4736";
+    loop {
+        assert!(Instant::now() < deadline, "sidecar not ready");
+        assert!(
+            child.0.try_wait().ok().flatten().is_none(),
+            "sidecar exited"
+        );
+        if std::net::TcpStream::connect(("127.0.0.1", http)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = post_with_trace(
+        http,
+        "/v1.0/state/statestore",
+        r#"[{"key": "k", "value": "v"}]"#,
+        &format!("00-{TRACE}-{STATE_PARENT}-01"),
+    );
+    assert_eq!(status, 204);
+    let got = spans(&jaeger, TRACE, 2).await;
+    assert!(got.contains_key("state/set"), "{got:?}");
 }

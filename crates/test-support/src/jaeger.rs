@@ -18,6 +18,8 @@ pub struct JaegerServer {
     /// admin, collector gRPC, collector HTTP, OTLP gRPC, OTLP HTTP, Zipkin, query HTTP, query
     /// gRPC.
     ports: [u16; 8],
+    /// Certificate and key files of the OTLP gRPC receiver's TLS, when it has TLS.
+    otlp_tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl JaegerServer {
@@ -32,6 +34,22 @@ impl JaegerServer {
             process: Process::new(Self::NAME),
             binary,
             ports: [0; 8],
+            otlp_tls: None,
+        })
+    }
+
+    /// [`JaegerServer::start`] with TLS on the OTLP gRPC receiver, serving the PEM
+    /// certificate `cert` with its key `key` (files).
+    ///
+    /// # Panics
+    /// As [`JaegerServer::start`].
+    pub fn start_with_otlp_tls(cert: PathBuf, key: PathBuf) -> Self {
+        let binary = peers::binary(&peers::JAEGER);
+        process::start(Self {
+            process: Process::new(Self::NAME),
+            binary,
+            ports: [0; 8],
+            otlp_tls: Some((cert, key)),
         })
     }
 
@@ -89,6 +107,11 @@ impl Server for JaegerServer {
         let mut cmd = Command::new(&self.binary);
         for (flag, port) in flags.iter().zip(self.ports) {
             cmd.arg(format!("--{flag}=127.0.0.1:{port}"));
+        }
+        if let Some((cert, key)) = &self.otlp_tls {
+            cmd.arg("--collector.otlp.grpc.tls.enabled=true")
+                .arg(format!("--collector.otlp.grpc.tls.cert={}", cert.display()))
+                .arg(format!("--collector.otlp.grpc.tls.key={}", key.display()));
         }
         cmd.args(["--log-level=error", "--metrics-backend=none"])
             .env("SPAN_STORAGE_TYPE", "memory")
