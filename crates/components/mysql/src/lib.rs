@@ -1,6 +1,7 @@
 //! MySQL components of layotto-rs (tested against MariaDB): the `mysql` sequencer (ids from a
-//! table, segments for WEAK requests) and the `snowflake` sequencer (ids made in the sidecar
-//! from a worker id leased in MySQL).
+//! table, segments for WEAK requests), the `snowflake` sequencer (ids made in the sidecar
+//! from a worker id leased in MySQL) and Dapr's `state.mysql` state store in daprd's table
+//! layout ([`state`]).
 //!
 //! Both read the connection keys of Layotto's MySQL components (`mysqlHost` / `mysqlUrl` /
 //! `connectionString`, `userName`, `password`, `databaseName`, `tableName`; see [`config`])
@@ -17,11 +18,13 @@ pub mod config;
 pub mod idgen;
 pub mod sequencer;
 pub mod snowflake;
+pub mod state;
 pub mod worker;
 
 use std::sync::Arc;
 
 use layotto_core::sequencer::Sequencer;
+use layotto_core::state::StateStore;
 use layotto_core::{MetadataKeys, Registries, Result};
 
 pub use client::MySqlClient;
@@ -32,13 +35,17 @@ pub use config::{
 };
 pub use sequencer::{MySqlSequencer, MySqlSequencerMetadata};
 pub use snowflake::{SnowflakeMetadata, SnowflakeSequencer};
+pub use state::{MySqlStateMetadata, MySqlStateStore};
 
 /// Type string of the MySQL sequencer, as Layotto's config files name it.
 pub const MYSQL_TYPE: &str = "mysql";
 /// Type string of the snowflake sequencer, as Layotto's config files name it.
 pub const SNOWFLAKE_TYPE: &str = "snowflake";
+/// Type string of the state store: Dapr's `state.mysql` (`mysql` in a Layotto config's `state`
+/// section).
+pub const STATE_TYPE: &str = "state.mysql";
 
-/// Registers the `mysql` and `snowflake` sequencers.
+/// Registers the `mysql` and `snowflake` sequencers and the `state.mysql` state store.
 ///
 /// # Errors
 /// Invalid argument when one of these types is already registered.
@@ -52,6 +59,11 @@ pub fn register(r: &mut Registries) -> Result<()> {
         &[SNOWFLAKE_TYPE],
         MetadataKeys::of::<SnowflakeMetadata>(),
         |s| Ok(Arc::new(SnowflakeSequencer::from_spec(s)?) as Arc<dyn Sequencer>),
+    )?;
+    r.register::<dyn StateStore>(
+        &[MYSQL_TYPE, STATE_TYPE],
+        MetadataKeys::of::<MySqlStateMetadata>(),
+        |s| Ok(Arc::new(MySqlStateStore::from_spec(s)?) as Arc<dyn StateStore>),
     )?;
     Ok(())
 }

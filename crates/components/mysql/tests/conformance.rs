@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use layotto_components_mysql::idgen::Layout;
-use layotto_components_mysql::{MySqlSequencer, SnowflakeSequencer};
+use layotto_components_mysql::{MySqlSequencer, MySqlStateStore, SnowflakeSequencer};
 use layotto_conformance::{unique, within};
 use layotto_core::sequencer::Sequencer;
+use layotto_core::state::StateStore;
 use layotto_core::{Component, ComponentSpec, ErrorKind, HealthStatus, Kind, Registries};
 use layotto_test_support::MySqlServer;
 use sqlx::mysql::MySqlPool;
@@ -686,4 +687,215 @@ async fn documented_ddl_runs() {
     s.init().await.expect("the documented table is accepted");
     let f = snowflake_with(snowflake_spec(&server).with("tableName", "doc_workers")).await;
     assert_eq!(f.worker_id().await, Some(1));
+}
+
+/// A `state.mysql` spec on `server` as Dapr's docs write it: a Go DSN without a database, the
+/// database in `schemaName`.
+fn state_spec(server: &MySqlServer) -> ComponentSpec {
+    ComponentSpec::new("statestore", "state.mysql")
+        .with(
+            "connectionString",
+            format!(
+                "{}:{}@tcp({})/?allowNativePasswords=true",
+                server.user(),
+                server.password(),
+                server.addr()
+            ),
+        )
+        .with("schemaName", server.database())
+        .with("timeoutInSeconds", "2")
+}
+
+async fn state_store(server: &MySqlServer) -> Arc<MySqlStateStore> {
+    let s = MySqlStateStore::from_spec(&state_spec(server)).expect("valid spec");
+    s.init().await.expect("init state.mysql");
+    Arc::new(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_suite() {
+    let server = MySqlServer::start();
+    layotto_conformance::state::run_all(|| async {
+        state_store(&server).await as Arc<dyn StateStore>
+    })
+    .await;
+}
+
+/// Rows as daprd writes and reads them: the table's columns in daprd's order; JSON values
+/// (`contentType: application/json`) stored as JSON with `isbinary` 0, bytes as a JSON string
+/// of base64 with `isbinary` 1, a UUID ETag, `expiredate` from `ttlInSeconds`; rows written the
+/// way daprd writes them read back, expired ones never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_table_layout_matches_dapr() {
+    use layotto_core::state::SetRequest;
+    let server = MySqlServer::start();
+    let s = state_store(&server).await;
+    let db = raw(&server).await;
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT COLUMN_NAME FROM information_schema.columns WHERE TABLE_SCHEMA = DATABASE() AND \
+         TABLE_NAME = 'state' ORDER BY ORDINAL_POSITION",
+    )
+    .fetch_all(&db)
+    .await
+    .expect("columns");
+    assert_eq!(
+        columns,
+        [
+            "id",
+            "value",
+            "isbinary",
+            "insertDate",
+            "updateDate",
+            "eTag",
+            "expiredate"
+        ]
+    );
+    let json = layotto_core::Metadata::from([
+        ("contentType".to_owned(), "application/json".to_owned()),
+        ("ttlInSeconds".to_owned(), "100".to_owned()),
+    ]);
+    s.set(SetRequest {
+        key: "app||j".into(),
+        value: br#"{"a":1}"#.to_vec().into(),
+        metadata: json,
+        ..SetRequest::default()
+    })
+    .await
+    .expect("set json");
+    s.set(SetRequest {
+        key: "app||b".into(),
+        value: vec![0u8, 1, 255].into(),
+        ..SetRequest::default()
+    })
+    .await
+    .expect("set bytes");
+    let row = |key: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query(
+                "SELECT CAST(value AS CHAR), isbinary, eTag, expiredate IS NOT NULL FROM state \
+                 WHERE id = ?",
+            )
+            .bind(key)
+            .fetch_one(&db)
+            .await
+            .expect("row")
+        }
+    };
+    let j = row("app||j").await;
+    let value: String = j.get(0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&value).expect("json"),
+        serde_json::json!({"a": 1})
+    );
+    assert!(!j.get::<bool, _>(1));
+    assert!(uuid::Uuid::parse_str(&j.get::<String, _>(2)).is_ok());
+    assert!(j.get::<bool, _>(3), "ttlInSeconds sets expiredate");
+    let b = row("app||b").await;
+    assert_eq!(b.get::<String, _>(0), r#""AAH/""#);
+    assert!(b.get::<bool, _>(1));
+    let got = s
+        .get("app||j", &Default::default())
+        .await
+        .expect("get")
+        .expect("item");
+    assert!(got.metadata.contains_key("ttlExpireTime"), "{got:?}");
+
+    // What daprd writes, read back here.
+    for (id, value, binary, expire) in [
+        ("dapr||json", r#"{"from": "daprd"}"#, false, "NULL"),
+        ("dapr||bytes", r#""aGVsbG8=""#, true, "NULL"),
+        (
+            "dapr||gone",
+            r#""x""#,
+            false,
+            "CURRENT_TIMESTAMP - INTERVAL 1 SECOND",
+        ),
+    ] {
+        sqlx::query(AssertSqlSafe(format!(
+            "REPLACE INTO state (id, value, eTag, isbinary, expiredate) VALUES (?, ?, ?, ?, {expire})"
+        )))
+        .bind(id)
+        .bind(value)
+        .bind("00000000-0000-4000-8000-000000000000")
+        .bind(binary)
+        .execute(&db)
+        .await
+        .expect("daprd's row");
+    }
+    let json = s
+        .get("dapr||json", &Default::default())
+        .await
+        .expect("get")
+        .expect("item");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&json.data).expect("json"),
+        serde_json::json!({"from": "daprd"})
+    );
+    assert_eq!(
+        json.etag.as_deref(),
+        Some("00000000-0000-4000-8000-000000000000")
+    );
+    let bytes = s
+        .get("dapr||bytes", &Default::default())
+        .await
+        .expect("get")
+        .expect("item");
+    assert_eq!(bytes.data.as_ref(), b"hello");
+    assert_eq!(
+        s.get("dapr||gone", &Default::default()).await.expect("get"),
+        None
+    );
+    // First-write over an expired row takes it; over a live one is a mismatch.
+    let first = |key: &str| SetRequest {
+        key: key.into(),
+        value: b"1".to_vec().into(),
+        options: layotto_core::state::StateOptions {
+            concurrency: layotto_core::state::Concurrency::FirstWrite,
+            ..Default::default()
+        },
+        ..SetRequest::default()
+    };
+    s.set(first("dapr||gone"))
+        .await
+        .expect("expired row replaced");
+    let e = s.set(first("dapr||json")).await.expect_err("live row");
+    assert_eq!(e.kind, ErrorKind::EtagMismatch, "{e}");
+}
+
+/// daprd's cleanup claim: the sidecar that wins the `last-cleanup` row deletes expired rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_cleanup_removes_expired_rows() {
+    let server = MySqlServer::start();
+    let s = MySqlStateStore::from_spec(&state_spec(&server).with("cleanupInterval", "1s"))
+        .expect("valid spec");
+    s.init().await.expect("init");
+    let db = raw(&server).await;
+    sqlx::query(
+        "REPLACE INTO state (id, value, eTag, isbinary, expiredate) VALUES ('old', '1', 'e', 0, \
+         CURRENT_TIMESTAMP - INTERVAL 1 SECOND)",
+    )
+    .execute(&db)
+    .await
+    .expect("expired row");
+    within(Duration::from_secs(10), "the expired row removed", async {
+        loop {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM state WHERE id = 'old'")
+                .fetch_one(&db)
+                .await
+                .expect("count");
+            if n == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let claimed: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM dapr_metadata WHERE id = 'last-cleanup'")
+            .fetch_one(&db)
+            .await
+            .expect("claim row");
+    assert_eq!(claimed, 1);
+    s.close().await.expect("close");
 }

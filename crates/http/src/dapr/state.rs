@@ -111,11 +111,20 @@ fn set_request(item: SaveItem, extra: &Metadata) -> Result<SetRequest, Error> {
     let options = options_in(item.options.as_ref())?;
     let value = serde_json::to_vec(&item.value)
         .map_err(|e| Error::invalid(format!("can't serialize value: {e}")))?;
+    let mut metadata = merged(item.metadata, extra);
+    // The value is JSON: stores that keep JSON apart from bytes (Dapr's `state.mysql`) read
+    // `contentType`, as from a gRPC client that says so.
+    if !metadata
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("contentType"))
+    {
+        metadata.insert("contentType".to_owned(), "application/json".to_owned());
+    }
     Ok(SetRequest {
         key: item.key,
         value: value.into(),
         etag: item.etag,
-        metadata: merged(item.metadata, extra),
+        metadata,
         options,
     })
 }
