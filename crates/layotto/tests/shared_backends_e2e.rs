@@ -75,3 +75,68 @@ async fn sidecars_share_mysql() {
     distinct_ids(&clients, "sequencer_demo", 100).await;
     distinct_ids(&clients, "snowflake_demo", 100).await;
 }
+
+/// Two daprd-style sidecars on one `state.mysql` Component YAML share state through Dapr's HTTP
+/// API: what one saves the other reads, with its ETag; a stale ETag is 409.
+#[test]
+fn daprd_style_sidecars_share_mysql_state() {
+    use support::daprd::{Daprd, request};
+    let db = MySqlServer::start();
+    let component = format!(
+        "apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: statestore
+spec:
+  type: state.mysql
+  version: v1
+  metadata:
+  - name: connectionString
+    value: \"{}:{}@tcp({})/?allowNativePasswords=true\"
+  - name: schemaName
+    value: {}
+",
+        db.user(),
+        db.password(),
+        db.addr(),
+        db.database()
+    );
+    let start = || {
+        Daprd::start(
+            &[("res/state.yaml", &component)],
+            &["--app-id", "orders", "--resources-path", "{dir}/res"],
+            &[],
+            None,
+        )
+    };
+    let (a, b) = (start(), start());
+    let r = request(
+        a.http,
+        "POST",
+        "/v1.0/state/statestore",
+        &[],
+        r#"[{"key": "order-1", "value": {"qty": 2}}]"#,
+    )
+    .expect("save");
+    assert_eq!(r.status, 204, "{r:?}");
+    let got = request(b.http, "GET", "/v1.0/state/statestore/order-1", &[], "").expect("get");
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&got.body).expect("json"),
+        json!({"qty": 2})
+    );
+    let etag = got.header("etag").expect("ETag header").to_owned();
+    let save = |port: u16, etag: &str, qty: u32| {
+        request(
+            port,
+            "POST",
+            "/v1.0/state/statestore",
+            &[],
+            &format!(r#"[{{"key": "order-1", "value": {{"qty": {qty}}}, "etag": "{etag}"}}]"#),
+        )
+        .expect("save with etag")
+        .status
+    };
+    assert_eq!(save(a.http, &etag, 3), 204);
+    assert_eq!(save(b.http, &etag, 4), 409, "the ETag is stale now");
+}
