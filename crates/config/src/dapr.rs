@@ -276,13 +276,19 @@ impl Walker<'_> {
             Some(spec) => self.mapping(spec, &spec_path, "the component spec"),
         };
         let typed = self.type_(spec.as_ref(), &spec_path);
-        if let Some(version) = spec.as_ref().and_then(|s| s.get("version")) {
-            match version {
+        // Which versions a type has is the component's to say (checked when it is built).
+        let mut version = String::new();
+        if let Some(v) = spec.as_ref().and_then(|s| s.get("version")) {
+            match v {
                 Yaml::Null => {}
-                Yaml::Str(v) if v.is_empty() || v == "v1" => {}
+                Yaml::Str(v) if v.is_empty() => {}
+                Yaml::Str(v) if v.starts_with('v') && v.len() > 1 => version.clone_from(v),
                 other => self.problem(
                     &format!("{spec_path}.version"),
-                    format!("spec.version must be 'v1', got {}", shown(Some(other))),
+                    format!(
+                        "spec.version must be a version such as 'v1', got {}",
+                        shown(Some(other))
+                    ),
                 ),
             }
         }
@@ -312,6 +318,7 @@ impl Walker<'_> {
                 name,
                 type_,
                 metadata,
+                version,
             },
             path: base,
             file: self.file.to_owned(),

@@ -767,6 +767,7 @@ impl Walker {
                 name: name.to_owned(),
                 type_,
                 metadata,
+                version: String::new(),
             },
             path,
             file: self.file.clone(),

@@ -24,6 +24,9 @@ pub struct ComponentSpec {
     pub type_: String,
     /// Component-specific settings.
     pub metadata: Metadata,
+    /// The component version a Dapr Component YAML names (`spec.version`, e.g. `v2`); empty
+    /// when none is given, which means the type's default (`v1`).
+    pub version: String,
 }
 
 impl ComponentSpec {
@@ -33,7 +36,14 @@ impl ComponentSpec {
             name: name.into(),
             type_: type_.into(),
             metadata: Metadata::new(),
+            version: String::new(),
         }
+    }
+    /// Sets the component version (builder style).
+    #[must_use]
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
     }
     /// Adds one metadata entry (builder style).
     #[must_use]
@@ -298,7 +308,19 @@ impl<T: ?Sized> Registry<T> {
     /// # Errors
     /// An unknown type, or the factory's error (bad metadata).
     pub fn create(&self, spec: &ComponentSpec) -> Result<Arc<T>> {
-        (self.registration(&spec.type_)?.factory)(spec)
+        let r = self.registration(&spec.type_)?;
+        let versions = r.keys.versions();
+        if !spec.version.is_empty() && !versions.contains(&spec.version.as_str()) {
+            return Err(Error::invalid(format!(
+                "{} component '{}': type '{}' has no version '{}' (versions: {})",
+                self.api,
+                spec.name,
+                spec.type_,
+                spec.version,
+                versions.join(", ")
+            )));
+        }
+        (r.factory)(spec)
     }
     /// The warnings `spec`'s metadata earns under its type's declared keys and the block's
     /// `runtime_keys` (see [`MetadataKeys::warnings_with`]); empty for an unknown type.

@@ -44,6 +44,9 @@ pub trait ComponentMetadata: DeserializeOwned {
     /// Keys the peers accept for this component that have no effect here (e.g. Dapr's Redis
     /// connection-pool tuning): accepted, and reported by [`MetadataKeys::warnings`].
     const NO_EFFECT: &'static [&'static str] = &[];
+    /// The component versions (Dapr's `spec.version`) the type implements; a Component YAML
+    /// naming another is refused. The first is the default when none is given.
+    const VERSIONS: &'static [&'static str] = &["v1"];
 }
 
 /// The keys a component type declares: what its metadata struct reads and what it accepts
@@ -52,6 +55,7 @@ pub trait ComponentMetadata: DeserializeOwned {
 pub struct MetadataKeys {
     known: Vec<&'static str>,
     no_effect: Vec<&'static str>,
+    versions: Vec<&'static str>,
 }
 
 impl MetadataKeys {
@@ -60,6 +64,16 @@ impl MetadataKeys {
         Self {
             known: field_names::<M>(),
             no_effect: M::NO_EFFECT.to_vec(),
+            versions: M::VERSIONS.to_vec(),
+        }
+    }
+
+    /// The component versions the type implements (`v1` when it declares none).
+    pub fn versions(&self) -> Vec<&'static str> {
+        if self.versions.is_empty() {
+            vec!["v1"]
+        } else {
+            self.versions.clone()
         }
     }
 

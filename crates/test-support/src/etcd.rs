@@ -200,6 +200,12 @@ impl Server for EtcdServer {
                 "stderr",
                 "--log-level",
                 "error",
+                // A 500 ms election timeout makes etcd's minimum lease 1 s (it is 1.5 election
+                // timeouts, 2 s by default), so a 1 s TTL is what the state suite observes.
+                "--heartbeat-interval",
+                "100",
+                "--election-timeout",
+                "500",
             ]);
         Ok(cmd)
     }

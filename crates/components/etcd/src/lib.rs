@@ -1,6 +1,7 @@
 //! etcd components of layotto-rs, in Layotto's key layouts: lock (leases, a working
 //! keep-alive), sequencer (ids are etcd key versions) and configuration store
-//! (`/appId/group/label/key`, subscriptions by watch).
+//! (`/appId/group/label/key`, subscriptions by watch); and Dapr's `state.etcd` in daprd's
+//! layout, versions v1 and v2 ([`state`]).
 //!
 //! All of them read the connection keys of Layotto's etcd components
 //! (`mosn/layotto:components/pkg/utils/etcd.go`: `endpoints`, `dialTimeout`, `username`,
@@ -16,12 +17,14 @@ pub mod config;
 mod configuration;
 mod lock;
 mod sequencer;
+pub mod state;
 
 use std::sync::Arc;
 
 use layotto_core::configuration::ConfigStore;
 use layotto_core::lock::LockStore;
 use layotto_core::sequencer::Sequencer;
+use layotto_core::state::StateStore;
 use layotto_core::{MetadataKeys, Registries, Result};
 
 pub use client::EtcdClient;
@@ -35,12 +38,16 @@ pub use configuration::{
 };
 pub use lock::{EtcdLock, EtcdLockMetadata};
 pub use sequencer::{EtcdSequencer, EtcdSequencerMetadata, MAX_FLOOR_GAP};
+pub use state::{EtcdStateMetadata, EtcdStateStore};
 
 /// Type string of every etcd component, as Layotto's config files name it. Dapr has no etcd
 /// lock, sequencer or configuration store, so no Dapr-style (`lock.etcd`...) type is invented.
 pub const TYPE: &str = "etcd";
+/// Dapr's type of the etcd state store ([`state`]).
+pub const STATE_TYPE: &str = "state.etcd";
 
-/// Registers the etcd lock store, sequencer and configuration store under `etcd`.
+/// Registers the etcd lock store, sequencer and configuration store under `etcd`, and the
+/// state store under `etcd` and `state.etcd`.
 ///
 /// # Errors
 /// Invalid argument when one of these types is already registered.
@@ -54,6 +61,11 @@ pub fn register(r: &mut Registries) -> Result<()> {
     r.register::<dyn ConfigStore>(&[TYPE], MetadataKeys::of::<EtcdConfigMetadata>(), |s| {
         Ok(Arc::new(EtcdConfigStore::from_spec(s)?) as Arc<dyn ConfigStore>)
     })?;
+    r.register::<dyn StateStore>(
+        &[TYPE, STATE_TYPE],
+        MetadataKeys::of::<EtcdStateMetadata>(),
+        |s| Ok(Arc::new(EtcdStateStore::from_spec(s)?) as Arc<dyn StateStore>),
+    )?;
     Ok(())
 }
 

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
-use layotto_components_etcd::{EtcdConfigStore, EtcdLock, EtcdSequencer};
+use layotto_components_etcd::{EtcdConfigStore, EtcdLock, EtcdSequencer, EtcdStateStore};
 use layotto_conformance::{unique, within};
 use layotto_core::configuration::{ConfigItem, ConfigQuery, ConfigStore};
 use layotto_core::lock::{LockStatus, LockStore};
 use layotto_core::sequencer::Sequencer;
+use layotto_core::state::StateStore;
 use layotto_core::{Component, ComponentSpec, ErrorKind, HealthStatus, Kind, Metadata, Registries};
 use layotto_test_support::EtcdServer;
 
@@ -768,4 +769,110 @@ fn bad_metadata_names_the_component_and_key() {
         .create_any(Kind::Configuration, &cfg)
         .expect("config_demo");
     assert!(built.warnings.is_empty(), "{:?}", built.warnings);
+}
+
+async fn state_store(server: &EtcdServer, version: &str) -> Arc<EtcdStateStore> {
+    let s = EtcdStateStore::from_spec(&spec(server, "state.etcd").with_version(version))
+        .expect("valid spec");
+    s.init().await.expect("init etcd state store");
+    Arc::new(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_suite_v1() {
+    let server = EtcdServer::start();
+    layotto_conformance::state::run_all(|| async {
+        state_store(&server, "v1").await as Arc<dyn StateStore>
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_suite_v2() {
+    let server = EtcdServer::start();
+    layotto_conformance::state::run_all(|| async {
+        state_store(&server, "v2").await as Arc<dyn StateStore>
+    })
+    .await;
+}
+
+/// daprd's layout: key `keyPrefixPath/key`; v1 raw bytes, v2 the protobuf envelope
+/// (`data` = 1, `ts` = 2, `ttl` = 3) under a lease when `ttlInSeconds` is given; ETag the
+/// ModRevision. Values daprd wrote are read back; a version the type lacks is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_layout_matches_dapr() {
+    use layotto_core::state::SetRequest;
+    let server = EtcdServer::start();
+    let mut c = raw(&server).await;
+    let v1 = state_store(&server, "").await;
+    v1.set(SetRequest {
+        key: "app||one".into(),
+        value: b"raw bytes".to_vec().into(),
+        ..SetRequest::default()
+    })
+    .await
+    .expect("set v1");
+    let kv = raw_get(&mut c, "/app||one").await.expect("v1 key");
+    assert_eq!(kv.value(), b"raw bytes");
+    let got = v1
+        .get("app||one", &Metadata::new())
+        .await
+        .expect("get")
+        .expect("item");
+    assert_eq!(got.etag, Some(kv.mod_revision().to_string()));
+
+    let v2 = state_store(&server, "v2").await;
+    v2.set(SetRequest {
+        key: "app||two".into(),
+        value: br#"{"a":1}"#.to_vec().into(),
+        metadata: Metadata::from([("ttlInSeconds".to_owned(), "100".to_owned())]),
+        ..SetRequest::default()
+    })
+    .await
+    .expect("set v2");
+    let kv = raw_get(&mut c, "/app||two").await.expect("v2 key");
+    assert!(kv.lease() != 0, "ttlInSeconds puts the key under a lease");
+    let bytes = kv.value();
+    assert!(bytes.starts_with(b"\x0a\x07{\"a\":1}\x12"), "{bytes:?}");
+    assert!(
+        bytes.ends_with(b"\x1a\x02\x08\x64"),
+        "ttl = Duration{{100 s}}: {bytes:?}"
+    );
+    let got = v2
+        .get("app||two", &Metadata::new())
+        .await
+        .expect("get")
+        .expect("item");
+    assert_eq!(got.data.as_ref(), br#"{"a":1}"#);
+    assert!(got.metadata.contains_key("ttlExpireTime"), "{got:?}");
+
+    // A v2 value as daprd writes it (data, ts, empty ttl), read here.
+    c.put(
+        "/app||dapr",
+        b"\x0a\x02hi\x12\x06\x08\xc0\xb4\x8a\xb4\x06\x1a\x00".to_vec(),
+        None,
+    )
+    .await
+    .expect("daprd's value");
+    let got = v2
+        .get("app||dapr", &Metadata::new())
+        .await
+        .expect("get")
+        .expect("item");
+    assert_eq!(got.data.as_ref(), b"hi");
+    assert_eq!(
+        got.metadata.get("ttlExpireTime").map(String::as_str),
+        Some("2024-07-01T12:00:00Z")
+    );
+
+    let e = registries()
+        .create::<dyn StateStore>(&spec(&server, "state.etcd").with_version("v3"))
+        .err()
+        .expect("no v3");
+    assert!(e.message.contains("has no version 'v3'"), "{e}");
+    let e = registries()
+        .create::<dyn StateStore>(&spec(&server, "etcd").with_version("v2"))
+        .map(|_| ())
+        .err();
+    assert!(e.is_none(), "the Layotto name takes v2 too: {e:?}");
 }
