@@ -44,7 +44,8 @@
 //! writes are daprd's `REPLACE INTO`. A delete with an ETag that deletes no row is a mismatch.
 //! Expired rows are never read; every `cleanupInterval` (default 1 h; 0 turns it off) one
 //! sidecar, chosen by daprd's `last-cleanup` row in the metadata table, deletes them.
-//! Transactions run in one MySQL transaction, rolled back at the first failure.
+//! Transactions run in one MySQL transaction, rolled back at the first failure (or when the
+//! call is cut short by `timeoutInSeconds`).
 //!
 //! Keys: `connectionString` (a Go driver DSN such as `user:pass@tcp(host:3306)/`, as Dapr's
 //! docs show it; the database comes from `schemaName`), `schemaName`, `tableName`,
@@ -417,6 +418,14 @@ async fn remove(
     }
 }
 
+/// The key an operation writes.
+fn key_of(op: &TransactionOp) -> String {
+    match op {
+        TransactionOp::Upsert(r) => r.key.clone(),
+        TransactionOp::Delete(r) => r.key.clone(),
+    }
+}
+
 /// How a write ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Write {
@@ -594,41 +603,28 @@ impl StateStore for MySqlStateStore {
         let failed = self
             .client
             .call(what, |p| async move {
-                let mut conn = p.acquire().await?;
-                let single = ops.len() == 1;
-                if !single {
-                    sqlx::raw_sql("START TRANSACTION")
-                        .execute(&mut *conn)
-                        .await?;
+                // One operation runs alone (as daprd); more in a sqlx transaction, which rolls
+                // back when dropped unfinished (a mismatch, an error, the call's timeout).
+                if let [op] = ops.as_slice() {
+                    let mut conn = p.acquire().await?;
+                    let r = match op {
+                        TransactionOp::Upsert(r) => write(&mut conn, &sql, r, &ttls[0]).await?,
+                        TransactionOp::Delete(r) => remove(&mut conn, &sql, r).await?,
+                    };
+                    return Ok((r == Write::Mismatch).then(|| key_of(op)));
                 }
+                let mut tx = p.begin().await?;
                 for (op, ttl) in ops.iter().zip(&ttls) {
                     let r = match op {
-                        TransactionOp::Upsert(r) => write(&mut conn, &sql, r, ttl).await,
-                        TransactionOp::Delete(r) => remove(&mut conn, &sql, r).await,
+                        TransactionOp::Upsert(r) => write(&mut tx, &sql, r, ttl).await?,
+                        TransactionOp::Delete(r) => remove(&mut tx, &sql, r).await?,
                     };
-                    let key = match op {
-                        TransactionOp::Upsert(r) => &r.key,
-                        TransactionOp::Delete(r) => &r.key,
-                    };
-                    match r {
-                        Ok(Write::Done) => {}
-                        Ok(Write::Mismatch) => {
-                            if !single {
-                                sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
-                            }
-                            return Ok(Some(key.clone()));
-                        }
-                        Err(e) => {
-                            if !single {
-                                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-                            }
-                            return Err(e);
-                        }
+                    if r == Write::Mismatch {
+                        tx.rollback().await?;
+                        return Ok(Some(key_of(op)));
                     }
                 }
-                if !single {
-                    sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
-                }
+                tx.commit().await?;
                 Ok(None)
             })
             .await?;
