@@ -583,8 +583,12 @@ fn optional_spec_fields_are_tolerated() {
         &problems(&component("c", "state.redis", "  version: 2\n")),
         "doc[0].spec.version: spec.version must be a version such as 'v1', got 2",
     );
-    let v2 = ok(&component("c", "state.etcd", "  version: v2
-"));
+    let v2 = ok(&component(
+        "c",
+        "state.etcd",
+        "  version: v2
+",
+    ));
     assert_eq!(v2[0].spec.version, "v2");
     has(
         &problems(&component("c", "state.redis", "  metadata: {a: b}\n")),

@@ -7,10 +7,17 @@
 //!   allowed rule or one matches. A rule matches by its group (`name` `state`, `version` `v1`
 //!   or `v1alpha1`) or, as daprd also reads it, when `version/name` is a prefix of the route's
 //!   `v1.0/state/{storeName}/{key}` template. `healthz` is always allowed.
+//! - HTTP rules are decided on the route the router matched (its template), never on the raw
+//!   path, so no spelling of a path reaches a closed route.
 //! - gRPC: each `name.version` (`state.v1`) names a fixed list of `dapr.proto.runtime.v1.Dapr`
 //!   rpcs; only rpcs under `/dapr.proto.runtime.` are checked, and rules that name no list are
-//!   without effect. Layotto's `spec.proto.runtime.v1.Runtime` rpcs that mirror a Dapr rpc
-//!   follow the same rules (an extension: daprd has no such API to guard).
+//!   without effect. Layotto's `spec.proto.runtime.v1` rpcs follow the same rules (an
+//!   extension: daprd has no such API to guard): those that do what a Dapr API does under its
+//!   name (`SaveConfiguration` under `configuration.v1`, `TryLock` and `LockKeepAlive` under
+//!   `lock.v1alpha1`...), the others under names of their own: `sequencer.v1` (`GetNextId`),
+//!   `file.v1` (the file rpcs), `hello.v1` (`SayHello`), `lifecycle.v1`
+//!   (`ApplyConfiguration`). As for Dapr's, with an allow list an rpc it does not name is
+//!   closed.
 
 use std::collections::HashSet;
 
@@ -116,7 +123,8 @@ const GRPC_ENDPOINTS: &[(&str, &[&str])] = &[
         ],
     ),
     ("state.v1alpha1", &["QueryStateAlpha1"]),
-    ("publish.v1", &["PublishEvent"]),
+    // `BulkPublishEvent` joined this list after 1.14; it is served here, so it is guarded.
+    ("publish.v1", &["PublishEvent", "BulkPublishEvent"]),
     ("publish.v1alpha1", &["BulkPublishEventAlpha1"]),
     ("bindings.v1", &["InvokeBinding"]),
     ("secrets.v1", &["GetSecret", "GetBulkSecret"]),
@@ -196,28 +204,40 @@ const GRPC_ENDPOINTS: &[(&str, &[&str])] = &[
     ("subscribe.v1alpha1", &["SubscribeTopicEventsAlpha1"]),
 ];
 
-/// Layotto's rpcs that mirror a Dapr rpc, with the Dapr rpc whose rules they follow.
-const LAYOTTO_MIRRORS: &[(&str, &str)] = &[
-    ("InvokeService", "InvokeService"),
-    ("GetState", "GetState"),
-    ("GetBulkState", "GetBulkState"),
-    ("SaveState", "SaveState"),
-    ("DeleteState", "DeleteState"),
-    ("DeleteBulkState", "DeleteBulkState"),
-    ("ExecuteStateTransaction", "ExecuteStateTransaction"),
-    ("PublishEvent", "PublishEvent"),
-    ("InvokeBinding", "InvokeBinding"),
-    ("GetSecret", "GetSecret"),
-    ("GetBulkSecret", "GetBulkSecret"),
-    ("GetConfiguration", "GetConfiguration"),
-    ("SubscribeConfiguration", "SubscribeConfiguration"),
-    ("TryLock", "TryLockAlpha1"),
-    ("Unlock", "UnlockAlpha1"),
+/// Layotto's rpcs (`spec.proto.runtime.v1.Runtime` and `.Lifecycle`) with their rule name.
+const LAYOTTO_ENDPOINTS: &[(&str, &str)] = &[
+    ("Runtime/InvokeService", "invoke.v1"),
+    ("Runtime/GetState", "state.v1"),
+    ("Runtime/GetBulkState", "state.v1"),
+    ("Runtime/SaveState", "state.v1"),
+    ("Runtime/DeleteState", "state.v1"),
+    ("Runtime/DeleteBulkState", "state.v1"),
+    ("Runtime/ExecuteStateTransaction", "state.v1"),
+    ("Runtime/PublishEvent", "publish.v1"),
+    ("Runtime/SubscribeTopicEvents", "subscribe.v1alpha1"),
+    ("Runtime/InvokeBinding", "bindings.v1"),
+    ("Runtime/GetSecret", "secrets.v1"),
+    ("Runtime/GetBulkSecret", "secrets.v1"),
+    ("Runtime/GetConfiguration", "configuration.v1"),
+    ("Runtime/SaveConfiguration", "configuration.v1"),
+    ("Runtime/DeleteConfiguration", "configuration.v1"),
+    ("Runtime/SubscribeConfiguration", "configuration.v1"),
+    ("Runtime/TryLock", "lock.v1alpha1"),
+    ("Runtime/LockKeepAlive", "lock.v1alpha1"),
+    ("Runtime/Unlock", "unlock.v1alpha1"),
+    ("Runtime/GetNextId", "sequencer.v1"),
+    ("Runtime/GetFile", "file.v1"),
+    ("Runtime/PutFile", "file.v1"),
+    ("Runtime/ListFile", "file.v1"),
+    ("Runtime/DelFile", "file.v1"),
+    ("Runtime/GetFileMeta", "file.v1"),
+    ("Runtime/SayHello", "hello.v1"),
+    ("Lifecycle/ApplyConfiguration", "lifecycle.v1"),
 ];
 
 const DAPR_PREFIX: &str = "/dapr.proto.runtime.";
 const DAPR_SERVICE: &str = "/dapr.proto.runtime.v1.Dapr/";
-const LAYOTTO_SERVICE: &str = "/spec.proto.runtime.v1.Runtime/";
+const LAYOTTO_PREFIX: &str = "/spec.proto.runtime.v1.";
 
 /// The message of a denied gRPC call's `ErrorInfo` (`http.error_message`); the status is
 /// `UNIMPLEMENTED` with message [`GRPC_DENIED_STATUS_MESSAGE`], as daprd answers.
@@ -230,8 +250,9 @@ pub const GRPC_DENIED_STATUS_MESSAGE: &str = "Not Implemented";
 pub struct ApiAccess {
     http_allowed: HashSet<String>,
     http_denied: HashSet<String>,
-    grpc_allowed: HashSet<&'static str>,
-    grpc_denied: HashSet<&'static str>,
+    /// Rule names (`state.v1`) that name a known list.
+    grpc_allowed: HashSet<String>,
+    grpc_denied: HashSet<String>,
 }
 
 impl ApiAccess {
@@ -259,8 +280,10 @@ impl ApiAccess {
                     set_http.insert(format!("{version}/{name}"));
                 } else if protocol == "grpc" {
                     let key = format!("{name}.{version}");
-                    if let Some((_, rpcs)) = GRPC_ENDPOINTS.iter().find(|(k, _)| *k == key) {
-                        set_grpc.extend(rpcs.iter().copied());
+                    let known = GRPC_ENDPOINTS.iter().any(|(k, _)| *k == key)
+                        || LAYOTTO_ENDPOINTS.iter().any(|(_, k)| *k == key);
+                    if known {
+                        set_grpc.insert(key);
                     }
                 }
             }
@@ -276,23 +299,24 @@ impl ApiAccess {
             && self.grpc_denied.is_empty()
     }
 
-    /// Whether the HTTP request path `path` (`/v1.0/state/s/k`) is served. Paths of no known
-    /// endpoint are let through (they find no route).
-    pub fn http_allows(&self, path: &str) -> bool {
+    /// Whether the route the router matched, its template `route` (`/v1.0/state/{store}/{key}`,
+    /// parameters in braces, a catch-all `{*rest}`), is served. A route of no known endpoint
+    /// is closed by any rule (daprd would not have it).
+    pub fn http_allows(&self, route: &str) -> bool {
         if self.http_allowed.is_empty() && self.http_denied.is_empty() {
             return true;
         }
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let Some(e) = HTTP_ENDPOINTS.iter().find(|e| matches_route(e, &segments)) else {
-            return true;
-        };
-        self.endpoint_allowed(e)
+        let segments: Vec<&str> = route.trim_start_matches('/').split('/').collect();
+        match HTTP_ENDPOINTS.iter().find(|e| matches_route(e, &segments)) {
+            Some(e) => self.endpoint_allowed(e),
+            None => false,
+        }
     }
 
     /// Whether service invocation (`/v1.0/invoke/...`) is served: daprd's fallback route for
     /// paths it does not serve.
     pub fn http_invoke_allowed(&self) -> bool {
-        self.http_allows("/v1.0/invoke/x/method/y")
+        self.http_allows("/v1.0/invoke/{app_id}/method/{*method}")
     }
 
     fn endpoint_allowed(&self, e: &HttpEndpoint) -> bool {
@@ -317,23 +341,26 @@ impl ApiAccess {
         if self.grpc_allowed.is_empty() && self.grpc_denied.is_empty() {
             return true;
         }
-        let rpc = if let Some(rpc) = full_method.strip_prefix(DAPR_SERVICE) {
-            rpc
+        let rule = if let Some(rpc) = full_method.strip_prefix(DAPR_SERVICE) {
+            GRPC_ENDPOINTS
+                .iter()
+                .find(|(_, rpcs)| rpcs.contains(&rpc))
+                .map(|(k, _)| *k)
+        } else if let Some(rpc) = full_method.strip_prefix(LAYOTTO_PREFIX) {
+            LAYOTTO_ENDPOINTS
+                .iter()
+                .find(|(m, _)| *m == rpc)
+                .map(|(_, k)| *k)
         } else if full_method.starts_with(DAPR_PREFIX) {
-            // Another Dapr runtime service: by name only in an allow list.
-            return self.grpc_allowed.is_empty();
-        } else if let Some(rpc) = full_method.strip_prefix(LAYOTTO_SERVICE) {
-            match LAYOTTO_MIRRORS.iter().find(|(l, _)| *l == rpc) {
-                Some((_, dapr)) => dapr,
-                None => return true,
-            }
+            None
         } else {
+            // Not an API of the runtime (health, reflection, a proxied app service).
             return true;
         };
-        if self.grpc_denied.contains(rpc) {
+        if rule.is_some_and(|r| self.grpc_denied.contains(r)) {
             return false;
         }
-        self.grpc_allowed.is_empty() || self.grpc_allowed.contains(rpc)
+        self.grpc_allowed.is_empty() || rule.is_some_and(|r| self.grpc_allowed.contains(r))
     }
 }
 
@@ -372,11 +399,13 @@ mod tests {
             [("state", "v1", "http"), ("state", "v1alpha1", "http")],
             [("state", "v1", "http")],
         );
-        assert!(!a.http_allows("/v1.0/state/s/k"));
-        assert!(a.http_allows("/v1.0-alpha1/state/s/query"));
-        assert!(!a.http_allows("/v1.0/publish/p/t"));
+        assert!(!a.http_allows("/v1.0/state/{store}/{key}"));
+        assert!(a.http_allows("/v1.0-alpha1/state/{store}/query"));
+        assert!(!a.http_allows("/v1.0/publish/{pubsub}/{*topic}"));
         assert!(a.http_allows("/v1.0/healthz"));
         assert!(!a.http_invoke_allowed());
+        // A route no endpoint knows is closed once there are rules.
+        assert!(!a.http_allows("/v1.0/unknown/{x}"));
         // The URL spelling is a prefix of the route template.
         let a = ApiAccess::new(
             [],
@@ -385,13 +414,13 @@ mod tests {
                 ("bulk", "v1.0-alpha1/publish", "http"),
             ],
         );
-        assert!(!a.http_allows("/v1.0/secrets/s/k"));
-        assert!(!a.http_allows("/v1.0-alpha1/publish/bulk/p/t"));
-        assert!(a.http_allows("/v1.0/publish/p/t"));
-        assert!(a.http_allows("/v1.0/state/s/k"));
+        assert!(!a.http_allows("/v1.0/secrets/{store}/{key}"));
+        assert!(!a.http_allows("/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}"));
+        assert!(a.http_allows("/v1.0/publish/{pubsub}/{*topic}"));
+        assert!(a.http_allows("/v1.0/state/{store}/{key}"));
         // gRPC rules do not touch HTTP.
         let a = ApiAccess::new([("state", "v1", "grpc")], []);
-        assert!(a.http_allows("/v1.0/secrets/s/k"));
+        assert!(a.http_allows("/v1.0/secrets/{store}/{key}"));
     }
 
     #[test]
@@ -401,9 +430,18 @@ mod tests {
         assert!(!a.grpc_allows("/dapr.proto.runtime.v1.Dapr/PublishEvent"));
         assert!(!a.grpc_allows("/spec.proto.runtime.v1.Runtime/PublishEvent"));
         assert!(a.grpc_allows("/spec.proto.runtime.v1.Runtime/GetState"));
-        // Layotto-only rpcs and other services are not Dapr's to guard.
-        assert!(a.grpc_allows("/spec.proto.runtime.v1.Runtime/GetNextId"));
+        // Under an allow list, Layotto's own APIs need their own names; other services are not
+        // the runtime's to guard.
+        assert!(!a.grpc_allows("/spec.proto.runtime.v1.Runtime/GetNextId"));
+        assert!(!a.grpc_allows("/spec.proto.runtime.v1.Lifecycle/ApplyConfiguration"));
+        assert!(!a.grpc_allows("/dapr.proto.runtime.v1.Dapr/SomethingNew"));
         assert!(a.grpc_allows("/grpc.health.v1.Health/Check"));
+        let a = ApiAccess::new(
+            [("sequencer", "v1", "grpc")],
+            [("lock", "v1alpha1", "grpc")],
+        );
+        assert!(a.grpc_allows("/spec.proto.runtime.v1.Runtime/GetNextId"));
+        assert!(!a.grpc_allows("/spec.proto.runtime.v1.Runtime/LockKeepAlive"));
         // Exact names, no prefixes; a rule naming no list has no effect.
         let a = ApiAccess::new([("state", "v1.0", "grpc")], [("lock", "v1alpha1", "grpc")]);
         assert!(a.grpc_allows("/dapr.proto.runtime.v1.Dapr/GetState"));

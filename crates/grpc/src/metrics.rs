@@ -141,6 +141,22 @@ pin_project_lite::pin_project! {
         metrics: Option<Arc<Metrics>>,
         span: Option<OtelContext>,
     }
+
+    impl<F> PinnedDrop for Recorded<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before an answer: the client went away (or its deadline passed).
+            let this = this.project();
+            if let Some(metrics) = this.metrics.take() {
+                Finish {
+                    started: *this.started,
+                    method: std::mem::take(this.method),
+                    metrics,
+                    span: this.span.take(),
+                }
+                .record("Canceled");
+            }
+        }
+    }
 }
 
 impl<F, E> Future for Recorded<F>
@@ -345,5 +361,16 @@ mod tests {
             .unwrap();
         drop(resp);
         assert!(count(&m, "/s/Gone", "Canceled"), "{}", m.encode());
+
+        // Cancelled before any answer (the handler still running).
+        let pending = tower::service_fn(|_: http::Request<()>| {
+            std::future::pending::<
+                Result<http::Response<tonic::body::Body>, std::convert::Infallible>,
+            >()
+        });
+        let mut svc = MetricsLayer::new(m.clone()).layer(pending);
+        let fut = svc.ready().await.unwrap().call(req("/s/Slow"));
+        drop(fut);
+        assert!(count(&m, "/s/Slow", "Canceled"), "{}", m.encode());
     }
 }

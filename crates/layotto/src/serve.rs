@@ -7,26 +7,49 @@ use layotto_config::{Config, ListenAddr};
 use layotto_runtime::Runtime;
 use tokio_stream::StreamExt as _;
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT, listened to from start-up on, so none is missed between two waits.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// The next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = recv(self.term.as_mut()) => {}
+                () = recv(self.int.as_mut()) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -247,6 +270,8 @@ pub async fn start(
     let api_token = std::env::var("DAPR_API_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
+    // Listened to from here on: a signal during start-up is not lost.
+    let mut signals = Signals::new();
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -363,7 +388,7 @@ pub async fn start(
     let mut outcome: Result<(), String> = Ok(());
     let mut signalled = false;
     tokio::select! {
-        () = shutdown_signal() => {
+        () = signals.next() => {
             signalled = true;
             tracing::info!("shutting down");
         }
@@ -377,9 +402,14 @@ pub async fn start(
             });
         }
     }
-    // A second signal while shutting down ends the process at once, as daprd's.
-    tokio::spawn(async {
-        shutdown_signal().await;
+    // A second signal while shutting down ends the process at once, as daprd's (the first
+    // signal, when the shutdown began otherwise).
+    tokio::spawn(async move {
+        if !signalled {
+            signals.next().await;
+            tracing::info!("received a signal during shutdown; shutting down");
+        }
+        signals.next().await;
         tracing::error!("received a second signal during shutdown; exiting immediately");
         std::process::exit(1);
     });

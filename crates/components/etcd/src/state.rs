@@ -313,32 +313,74 @@ impl StateStore for EtcdStateStore {
                 compares.extend(condition);
             } else if condition.is_some() {
                 return Err(self.client.err(Error::invalid(format!(
-                    "key '{key}': an ETag or first-write check on a key an earlier operation of                      the same transaction writes"
+                    "key '{key}': an ETag or first-write check on a key an earlier operation of \
+                     the same transaction writes"
                 ))));
             }
             last.insert(key, i);
         }
-        let mut writes = Vec::with_capacity(last.len());
+        // One lease per distinct TTL, revoked again unless the transaction applied.
+        let mut leases: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
         let mut keys = Vec::with_capacity(last.len());
-        for (i, op) in ops.iter().enumerate() {
-            if last.get(&key_of(op)) != Some(&i) {
-                continue;
+        let applied = self
+            .run(&ops, &last, compares, &mut leases, &mut keys)
+            .await;
+        if !matches!(applied, Ok(true)) {
+            for id in leases.into_values() {
+                let client = self.client.clone();
+                tokio::spawn(async move {
+                    let _ = client
+                        .call("revoke an unused lease", |mut c| async move {
+                            c.lease_revoke(id).await
+                        })
+                        .await;
+                });
             }
+        }
+        match applied {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.mismatch(&keys)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl EtcdStateStore {
+    /// Grants the leases (into `leases`, TTL seconds to lease id) and runs one transaction of
+    /// the last operation on each key (`last`: key to index) under `compares`; whether they
+    /// held.
+    async fn run(
+        &self,
+        ops: &[TransactionOp],
+        last: &std::collections::HashMap<String, usize>,
+        compares: Vec<Compare>,
+        leases: &mut std::collections::HashMap<i64, i64>,
+        keys: &mut Vec<String>,
+    ) -> Result<bool> {
+        let mut writes = Vec::with_capacity(last.len());
+        for (i, op) in ops.iter().enumerate() {
             match op {
-                TransactionOp::Upsert(r) => {
+                TransactionOp::Upsert(r) if last.get(&r.key) == Some(&i) => {
                     let ttl = parse_ttl(&r.metadata)
                         .map_err(|e| self.client.err(e))?
                         .filter(|d| !d.is_zero())
                         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
                     let options = match ttl {
                         Some(secs) => {
-                            let lease = self
-                                .client
-                                .call("grant lease", |mut c| async move {
-                                    c.lease_grant(secs, None).await
-                                })
-                                .await?;
-                            Some(PutOptions::new().with_lease(lease.id()))
+                            let id = match leases.get(&secs) {
+                                Some(id) => *id,
+                                None => {
+                                    let lease = self
+                                        .client
+                                        .call("grant lease", |mut c| async move {
+                                            c.lease_grant(secs, None).await
+                                        })
+                                        .await?;
+                                    leases.insert(secs, lease.id());
+                                    lease.id()
+                                }
+                            };
+                            Some(PutOptions::new().with_lease(id))
                         }
                         None => None,
                     };
@@ -349,10 +391,11 @@ impl StateStore for EtcdStateStore {
                     ));
                     keys.push(r.key.clone());
                 }
-                TransactionOp::Delete(r) => {
+                TransactionOp::Delete(r) if last.get(&r.key) == Some(&i) => {
                     writes.push(TxnOp::delete(self.key(&r.key), None));
                     keys.push(r.key.clone());
                 }
+                _ => {}
             }
         }
         let txn = Txn::new().when(compares).and_then(writes);
@@ -365,11 +408,7 @@ impl StateStore for EtcdStateStore {
             .client
             .call(what, |mut c| async move { c.txn(txn).await })
             .await?;
-        if resp.succeeded() {
-            Ok(())
-        } else {
-            Err(self.mismatch(&keys))
-        }
+        Ok(resp.succeeded())
     }
 }
 

@@ -10,7 +10,7 @@
 //!
 //! ```sql
 //! CREATE TABLE IF NOT EXISTS state (
-//!   id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
+//!   id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL PRIMARY KEY,
 //!                                           -- the key as the runtime prefixes it: appid||key
 //!   value JSON NOT NULL,                    -- the JSON value, or a JSON string of base64
 //!   isbinary BOOLEAN NOT NULL,              -- whether value holds base64 of raw bytes
@@ -25,8 +25,10 @@
 //!
 //! The one difference from daprd's DDL is the `id` column's character set: daprd takes the
 //! server's default, which on a `latin1` server refuses non-Latin keys and on MySQL 8 compares
-//! keys case-insensitively (`A` and `a` one row); here keys are exact UTF-8. daprd reads and
-//! writes such a table unchanged.
+//! keys case-insensitively (`A` and `a` one row); here keys are exact UTF-8 (`utf8mb4` with a
+//! binary NO PAD collation: `utf8mb4_nopad_bin` on MariaDB, `utf8mb4_0900_bin` on MySQL 8, so
+//! `k` and `k ` are two keys). daprd reads and writes such a table unchanged. A TTL reaching
+//! past 2038-01-19 (the end of `TIMESTAMP`) is refused.
 //!
 //! # Values
 //!
@@ -122,6 +124,7 @@ struct Sql {
     replace: String,
     delete: String,
     delete_etag: String,
+    claim_first: String,
     claim_cleanup: String,
     cleanup: String,
 }
@@ -133,7 +136,7 @@ impl Sql {
         Self {
             create: format!(
                 "CREATE TABLE IF NOT EXISTS `{table}` (id VARCHAR({MAX_KEY_LEN}) CHARACTER SET \
-                 utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY, value JSON NOT NULL, isbinary BOOLEAN NOT NULL, insertDate TIMESTAMP NOT \
+                 utf8mb4 COLLATE {{collation}} NOT NULL PRIMARY KEY, value JSON NOT NULL, isbinary BOOLEAN NOT NULL, insertDate TIMESTAMP NOT \
                  NULL DEFAULT CURRENT_TIMESTAMP, updateDate TIMESTAMP NOT NULL DEFAULT \
                  CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, eTag VARCHAR(36) NOT NULL, \
                  expiredate TIMESTAMP NULL, INDEX expiredate_idx(expiredate))"
@@ -148,7 +151,8 @@ impl Sql {
             ),
             get: format!(
                 "SELECT CAST(value AS CHAR), eTag, isbinary, \
-                 IFNULL(UNIX_TIMESTAMP(expiredate), 0) FROM `{table}` WHERE id = ? AND {LIVE}"
+                 CAST(IFNULL(UNIX_TIMESTAMP(expiredate), 0) AS SIGNED) FROM `{table}` WHERE id = \
+                 ? AND {LIVE}"
             ),
             update: format!(
                 "UPDATE `{table}` SET value = ?, eTag = ?, isbinary = ?, expiredate = {{ttl}} \
@@ -168,10 +172,15 @@ impl Sql {
             ),
             delete: format!("DELETE FROM `{table}` WHERE id = ?"),
             delete_etag: format!("DELETE FROM `{table}` WHERE id = ? AND eTag = ?"),
+            // The row daprd claims with one `INSERT ... ON DUPLICATE KEY UPDATE`; as two
+            // statements here, since the driver counts matched rather than changed rows.
+            claim_first: format!(
+                "INSERT IGNORE INTO `{meta}` (id, value) VALUES ('last-cleanup', \
+                 CURRENT_TIMESTAMP)"
+            ),
             claim_cleanup: format!(
-                "INSERT INTO `{meta}` (id, value) VALUES ('last-cleanup', CURRENT_TIMESTAMP) ON \
-                 DUPLICATE KEY UPDATE value = IF(CURRENT_TIMESTAMP > DATE_ADD(value, INTERVAL \
-                 ?*1000 MICROSECOND), CURRENT_TIMESTAMP, value)"
+                "UPDATE `{meta}` SET value = CURRENT_TIMESTAMP WHERE id = 'last-cleanup' AND \
+                 CURRENT_TIMESTAMP > DATE_ADD(value, INTERVAL ?*1000 MICROSECOND)"
             ),
             cleanup: format!(
                 "DELETE FROM `{table}` WHERE expiredate IS NOT NULL AND expiredate <= \
@@ -298,15 +307,25 @@ impl MySqlStateStore {
 
     /// Removes expired rows when this sidecar wins daprd's `last-cleanup` claim.
     async fn cleanup(client: &MySqlClient, sql: &Sql, interval: Duration) -> Result<u64> {
-        let (claim, delete) = (sql.claim_cleanup.clone(), sql.cleanup.clone());
+        let (first, claim, delete) = (
+            sql.claim_first.clone(),
+            sql.claim_cleanup.clone(),
+            sql.cleanup.clone(),
+        );
         let millis = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX) - 100;
         client
             .call("remove expired rows", |p| async move {
-                let won = sqlx::query(AssertSqlSafe(claim))
-                    .bind(millis)
+                let mut won = sqlx::query(AssertSqlSafe(first))
                     .execute(&p)
                     .await?
                     .rows_affected();
+                if won == 0 {
+                    won = sqlx::query(AssertSqlSafe(claim))
+                        .bind(millis)
+                        .execute(&p)
+                        .await?
+                        .rows_affected();
+                }
                 if won == 0 {
                     return Ok(0);
                 }
@@ -323,16 +342,30 @@ impl MySqlStateStore {
 /// INTERVAL n SECOND` (a validated integer, so it is spliced as daprd does).
 fn ttl_sql(metadata: &Metadata) -> Result<String> {
     Ok(match parse_ttl(metadata)? {
-        Some(d) if !d.is_zero() => format!("CURRENT_TIMESTAMP + INTERVAL {} SECOND", d.as_secs()),
+        Some(d) if !d.is_zero() => {
+            // MySQL's TIMESTAMP ends at 2038-01-19 03:14:07 UTC.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            if now.saturating_add(d.as_secs()) > i32::MAX.unsigned_abs().into() {
+                return Err(Error::invalid(format!(
+                    "metadata 'ttlInSeconds' = {} expires after 2038-01-19, the end of MySQL's \
+                     TIMESTAMP column 'expiredate'",
+                    d.as_secs()
+                )));
+            }
+            format!("CURRENT_TIMESTAMP + INTERVAL {} SECOND", d.as_secs())
+        }
         _ => "NULL".to_owned(),
     })
 }
 
 /// The `value` and `isbinary` columns of `value` (see the module documentation).
 fn encode_value(value: &[u8], metadata: &Metadata) -> (String, bool) {
-    let json = metadata.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case(CONTENT_TYPE_KEY) && v.trim().starts_with("application/json")
-    });
+    let json = metadata
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case(CONTENT_TYPE_KEY) && v == "application/json");
     if json
         && let Ok(text) = std::str::from_utf8(value)
         && serde_json::from_str::<serde_json::Value>(text).is_ok()
@@ -440,7 +473,16 @@ impl Component for MySqlStateStore {
         let sql = self.sql.clone();
         self.client
             .call("create the state tables", |p| async move {
-                sqlx::raw_sql(AssertSqlSafe(sql.create.clone()))
+                // Keys compare exactly, trailing spaces too: a NO PAD binary collation.
+                let version: String = sqlx::query_scalar("SELECT VERSION()").fetch_one(&p).await?;
+                let collation = if version.contains("MariaDB") {
+                    "utf8mb4_nopad_bin"
+                } else if version.starts_with('5') {
+                    "utf8mb4_bin"
+                } else {
+                    "utf8mb4_0900_bin"
+                };
+                sqlx::raw_sql(AssertSqlSafe(sql.create.replace("{collation}", collation)))
                     .execute(&p)
                     .await?;
                 sqlx::raw_sql(AssertSqlSafe(sql.create_meta.clone()))

@@ -861,6 +861,20 @@ async fn state_table_layout_matches_dapr() {
         .expect("expired row replaced");
     let e = s.set(first("dapr||json")).await.expect_err("live row");
     assert_eq!(e.kind, ErrorKind::EtagMismatch, "{e}");
+    // Keys are exact: a trailing space makes another key.
+    s.set(first("app||sp "))
+        .await
+        .expect("a key with a trailing space");
+    assert_eq!(
+        s.get("app||sp", &Default::default()).await.expect("get"),
+        None
+    );
+    // A TTL past the end of TIMESTAMP is refused, not stored as a zero date.
+    let mut far = first("app||far");
+    far.metadata
+        .insert("ttlInSeconds".into(), "2147483647".into());
+    let e = s.set(far).await.expect_err("past 2038");
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
 }
 
 /// daprd's cleanup claim: the sidecar that wins the `last-cleanup` row deletes expired rows.

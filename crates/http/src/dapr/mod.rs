@@ -219,7 +219,7 @@ pub fn dapr_public_router(rt: Arc<Runtime>, opts: &DaprHttpOptions) -> Router {
         .route("/v1.0/healthz/outbound", get(health::outbound))
         .route("/v1.0/metadata", get(metadata::get))
         .route("/v1.0/metadata/{key}", put(metadata::put))
-        .layer(middleware::from_fn_with_state(
+        .route_layer(middleware::from_fn_with_state(
             Arc::new(opts.access.clone()),
             enforce_access,
         ))
@@ -310,7 +310,7 @@ pub fn dapr_router(rt: Arc<Runtime>, opts: DaprHttpOptions) -> Router {
         .route("/v1.0/metadata/{key}", put(metadata::put))
         .route("/v1.0/shutdown", post(health::shutdown))
         .route_layer(DefaultBodyLimit::max(opts.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
+        .route_layer(middleware::from_fn_with_state(
             Arc::new(opts.access),
             enforce_access,
         ));
@@ -330,13 +330,15 @@ pub fn dapr_router(rt: Arc<Runtime>, opts: DaprHttpOptions) -> Router {
 
 /// Answers a request for an API the allow and deny lists close as daprd does, where such a
 /// route is not registered at all: its fallback, service invocation, answers 404
-/// `ERR_DIRECT_INVOKE` when it is itself open, else the router's plain 404.
+/// `ERR_DIRECT_INVOKE` when it is itself open, else the router's plain 404. Runs on matched
+/// routes only and decides on the route's template, so no spelling of a path gets around it.
 async fn enforce_access(
     State(access): State<Arc<layotto_dapr_wire::access::ApiAccess>>,
+    matched: Option<axum::extract::MatchedPath>,
     req: Request,
     next: Next,
 ) -> Response {
-    if access.http_allows(req.uri().path()) {
+    if matched.is_some_and(|m| access.http_allows(m.as_str())) {
         return next.run(req).await;
     }
     if access.http_invoke_allowed() {

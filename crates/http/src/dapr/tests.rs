@@ -1173,6 +1173,29 @@ async fn denied_apis_answer_as_unregistered_routes() {
             .status,
         StatusCode::OK
     );
+    // Other spellings of a closed route stay closed (empty segments match routes too).
+    for path in ["/v1.0/state//k", "//v1.0/state/x/k"] {
+        let r = get(&s.router, path).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains(STATE),
+            "{path}: {:?}",
+            r.body
+        );
+    }
+    let s = sidecar_with(
+        access(&[], &[("publish", "v1", "http")]),
+        true,
+        "http://127.0.0.1:9",
+    )
+    .await;
+    let r = post(
+        &s.router,
+        &format!("/v1.0/publish/{PUBSUB}//"),
+        json!({"a": 1}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
     // An allow list: everything else is closed, health checks never are.
     let s = sidecar_with(
         access(&[("secrets", "v1", "http")], &[]),
