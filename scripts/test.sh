@@ -11,6 +11,8 @@ echo "==> installing test dependencies"
 # which the build script of etcd-client (crates/components/etcd) runs.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+# redis-cli checks a key's expiry in crates/layotto/tests/daprd_interop.rs.
+command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
@@ -35,7 +37,7 @@ fi
 python3 -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools pytest "dapr[grpc]==1.19.0"
 
 echo "==> test peers (built from the Go module proxy once per version, cached in ~/.cache/layotto-rs/peers)"
-command -v go >/dev/null || { echo "Go is required to build the test peers (FerretDB)" >&2; exit 1; }
+command -v go >/dev/null || { echo "Go is required to build the test peers (FerretDB, Jaeger, daprd)" >&2; exit 1; }
 cargo run -q -p layotto-test-support --bin build-peers --locked
 
 echo "==> cargo fmt --check"

@@ -58,8 +58,19 @@ pub const JAEGER: Peer = Peer {
     prepare: &[],
 };
 
+/// Dapr's sidecar `daprd` v1.14.0 with its stable components (`allcomponents` does not build
+/// on Go 1.26: no SQLite name resolver, etcd state or JetStream in this build).
+pub const DAPRD: Peer = Peer {
+    name: "daprd",
+    module: "github.com/dapr/dapr",
+    version: "v1.14.0",
+    package: "./cmd/daprd",
+    build_flags: &["-tags", "stablecomponents"],
+    prepare: &[],
+};
+
 /// Every peer [`binary`] knows, for the `build-peers` tool.
-pub const ALL: &[Peer] = &[FERRETDB, JAEGER];
+pub const ALL: &[Peer] = &[FERRETDB, JAEGER, DAPRD];
 
 /// The cache root (see the module documentation).
 pub fn cache_root() -> PathBuf {

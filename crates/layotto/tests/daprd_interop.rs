@@ -1,0 +1,217 @@
+//! Interop with Dapr's own sidecar: `daprd` v1.14.0 (built from the Go module proxy by the
+//! test harness, `layotto_test_support::peers::DAPRD`) and layotto-rs, both with app id
+//! `orders` and the same Component YAML, share state on MariaDB (`state.mysql`) and Redis
+//! (`state.redis`): what one saves through Dapr's HTTP API the other reads, with the ETag the
+//! other's next write must carry.
+//!
+//! daprd is kept on loopback: `DAPR_HOST_IP=127.0.0.1` (else it probes an outside address) and
+//! a Configuration with Kubernetes name resolution (whose init does no I/O; mDNS would
+//! multicast).
+#![allow(missing_docs)]
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use layotto_test_support::{MySqlServer, RedisServer, peers};
+use serde_json::{Value, json};
+use support::daprd::{Daprd, Reply, request};
+use support::free_port;
+
+const CONFIG: &str = "apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: interop
+spec:
+  nameResolution:
+    component: kubernetes
+  metrics:
+    enabled: false
+";
+
+/// daprd, killed on drop.
+struct Dapr {
+    child: Child,
+    http: u16,
+}
+
+impl Drop for Dapr {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_daprd(dir: &std::path::Path) -> Dapr {
+    let bin = peers::binary(&peers::DAPRD);
+    let (http, grpc, internal, metrics) = (free_port(), free_port(), free_port(), free_port());
+    let child = Command::new(bin)
+        .args(["--app-id", "orders", "--resources-path"])
+        .arg(dir.join("res"))
+        .arg("--config")
+        .arg(dir.join("config.yaml"))
+        .args(["--dapr-http-port", &http.to_string()])
+        .args(["--dapr-grpc-port", &grpc.to_string()])
+        .args(["--dapr-internal-grpc-port", &internal.to_string()])
+        .args([
+            "--metrics-port",
+            &metrics.to_string(),
+            "--enable-metrics=false",
+        ])
+        .args([
+            "--dapr-listen-addresses",
+            "127.0.0.1",
+            "--log-level",
+            "warn",
+        ])
+        .env("DAPR_HOST_IP", "127.0.0.1")
+        .env("NAMESPACE", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn daprd");
+    let mut d = Dapr { child, http };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while request(http, "GET", "/v1.0/healthz", &[], "").is_none_or(|r| r.status != 204) {
+        if let Ok(Some(status)) = d.child.try_wait() {
+            panic!("daprd exited with {status}");
+        }
+        assert!(Instant::now() < deadline, "daprd not healthy within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d
+}
+
+fn save(port: u16, store: &str, key: &str, value: &Value, etag: Option<&str>) -> Reply {
+    let mut item = json!({"key": key, "value": value});
+    if let Some(e) = etag {
+        item["etag"] = json!(e);
+    }
+    request(
+        port,
+        "POST",
+        &format!("/v1.0/state/{store}"),
+        &[],
+        &json!([item]).to_string(),
+    )
+    .expect("save")
+}
+
+fn get(port: u16, store: &str, key: &str) -> (Value, String) {
+    let r = request(port, "GET", &format!("/v1.0/state/{store}/{key}"), &[], "").expect("get");
+    assert_eq!(r.status, 200, "GET {store}/{key} on port {port}: {r:?}");
+    let etag = r.header("etag").expect("ETag").to_owned();
+    (serde_json::from_str(&r.body).expect("JSON value"), etag)
+}
+
+#[test]
+fn daprd_and_layotto_share_state() {
+    let db = MySqlServer::start();
+    let redis = RedisServer::start();
+    let components = format!(
+        "apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: mysqlstore
+spec:
+  type: state.mysql
+  version: v1
+  metadata:
+  - name: connectionString
+    value: \"{user}:{pw}@tcp({addr})/?allowNativePasswords=true\"
+  - name: schemaName
+    value: {db}
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: redisstore
+spec:
+  type: state.redis
+  version: v1
+  metadata:
+  - name: redisHost
+    value: {redis}
+",
+        user = db.user(),
+        pw = db.password(),
+        addr = db.addr(),
+        db = db.database(),
+        redis = redis.addr(),
+    );
+    let ours = Daprd::start(
+        &[
+            ("config.yaml", CONFIG),
+            ("res/components.yaml", &components),
+        ],
+        &[
+            "--app-id",
+            "orders",
+            "--resources-path",
+            "{dir}/res",
+            "--config",
+            "{dir}/config.yaml",
+        ],
+        &[],
+        None,
+    );
+    let dapr = start_daprd(ours.dir.path());
+
+    for store in ["mysqlstore", "redisstore"] {
+        // daprd writes, layotto-rs reads and updates with daprd's ETag, daprd reads that.
+        let v = json!({"from": "daprd", "n": 1});
+        assert_eq!(save(dapr.http, store, "a", &v, None).status, 204, "{store}");
+        let (got, etag) = get(ours.http, store, "a");
+        assert_eq!(got, v, "{store}: layotto-rs reads daprd's value");
+        let v2 = json!({"from": "layotto", "n": 2});
+        let r = save(ours.http, store, "a", &v2, Some(&etag));
+        assert_eq!(r.status, 204, "{store}: daprd's ETag accepted: {r:?}");
+        let (got, etag2) = get(dapr.http, store, "a");
+        assert_eq!(got, v2, "{store}: daprd reads layotto-rs's value");
+        // The ETag daprd sees now is layotto-rs's; the old one is stale for both.
+        let r = save(dapr.http, store, "a", &json!(3), Some(&etag));
+        assert_eq!(r.status, 409, "{store}: stale ETag refused by daprd: {r:?}");
+        assert_eq!(
+            save(dapr.http, store, "a", &json!(4), Some(&etag2)).status,
+            204
+        );
+        assert_eq!(get(ours.http, store, "a").0, json!(4), "{store}");
+
+        // layotto-rs writes a plain string and a TTL, daprd reads them.
+        assert_eq!(
+            save(ours.http, store, "s", &json!("text"), None).status,
+            204
+        );
+        assert_eq!(get(dapr.http, store, "s").0, json!("text"), "{store}");
+        let r = request(
+            ours.http,
+            "POST",
+            &format!("/v1.0/state/{store}"),
+            &[],
+            r#"[{"key": "t", "value": 1, "metadata": {"ttlInSeconds": "100"}}]"#,
+        )
+        .expect("save with TTL");
+        assert_eq!(r.status, 204);
+        let r = request(dapr.http, "GET", &format!("/v1.0/state/{store}/t"), &[], "")
+            .expect("daprd get");
+        assert_eq!(r.status, 200, "{store}: {r:?}");
+        if store == "mysqlstore" {
+            assert!(
+                r.header("metadata.ttlExpireTime").is_some(),
+                "{store}: daprd sees the TTL: {r:?}"
+            );
+        } else {
+            // daprd's Redis store reports no ttlExpireTime; the key's own expiry is the TTL.
+            let out = Command::new("redis-cli")
+                .args(["-p", &redis.port().to_string(), "PTTL", "orders||t"])
+                .output()
+                .expect("redis-cli (Debian package redis-tools)");
+            let ms: i64 = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .expect("PTTL");
+            assert!(ms > 90_000 && ms <= 100_000, "{store}: PTTL {ms}");
+        }
+    }
+}
