@@ -142,53 +142,20 @@ async fn client_sidecar_component_and_publish_delivery_app_reach_jaeger() {
     let jaeger = JaegerServer::start();
     let seen: Seen = Arc::default();
     let app_port = app(seen.clone()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let res = dir.path().join("resources");
-    std::fs::create_dir(&res).expect("resources");
-    std::fs::write(res.join("components.yaml"), RESOURCES).expect("components");
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
+    let config = format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: tracing\n\
+         spec:\n  tracing:\n    samplingRate: \"1\"\n    otel:\n      endpointAddress: \
+         \"{}\"\n      isSecure: false\n      protocol: grpc\n",
+        jaeger.otlp_grpc()
+    );
+    let (_child, http, _dir) = sidecar(
         &config,
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: tracing\n\
-             spec:\n  tracing:\n    samplingRate: \"1\"\n    otel:\n      endpointAddress: \
-             \"{}\"\n      isSecure: false\n      protocol: grpc\n",
-            jaeger.otlp_grpc()
-        ),
+        &["--app-id", "traced", "--app-port", &app_port.to_string()],
+        &[],
     )
-    .expect("config");
-    let (http, grpc) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_layotto"))
-        .args(["--app-id", "traced", "--app-port", &app_port.to_string()])
-        .arg("--config")
-        .arg(&config)
-        .arg("--resources-path")
-        .arg(&res)
-        .args(["--dapr-http-port", &http.to_string()])
-        .args(["--dapr-grpc-port", &grpc.to_string()])
-        .args(["--enable-metrics=false"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn layotto");
-    // Killed on every exit, a failed assertion too (else it keeps the test's output open).
-    let mut child = KillOnDrop(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    // Ready once the app's subscription is in place: a publish then reaches it.
-    loop {
-        assert!(Instant::now() < deadline, "sidecar not ready");
-        assert!(
-            child.0.try_wait().ok().flatten().is_none(),
-            "sidecar exited"
-        );
-        let ready = std::net::TcpStream::connect(("127.0.0.1", http)).is_ok();
-        if ready {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    .await;
+    // Ready once the app's subscription is in place too: a publish then reaches it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let status = post_with_trace(
         http,
@@ -250,7 +217,51 @@ async fn client_sidecar_component_and_publish_delivery_app_reach_jaeger() {
         &format!("00-{PUBLISH_TRACE}-{delivery_id}-01"),
         "the app's parent is the delivery span"
     );
-    drop(child);
+}
+
+/// Starts the binary with `config` (a Configuration resource), the in-memory components and
+/// `args`, `env`; waits until its HTTP API accepts. The process (killed on drop), its HTTP
+/// port, and the temp dir holding its files.
+async fn sidecar(
+    config: &str,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (KillOnDrop, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let res = dir.path().join("resources");
+    std::fs::create_dir(&res).expect("resources");
+    std::fs::write(res.join("components.yaml"), RESOURCES).expect("components");
+    let config_path = dir.path().join("config.yaml");
+    std::fs::write(&config_path, config).expect("config");
+    let (http, grpc) = (free_port(), free_port());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_layotto"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--resources-path")
+        .arg(&res)
+        .args(["--dapr-http-port", &http.to_string()])
+        .args(["--dapr-grpc-port", &grpc.to_string()])
+        .args(["--enable-metrics=false"])
+        .env("RUST_LOG", "warn")
+        .env_remove("SSL_CERT_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // Killed on every exit, a failed assertion too (else it keeps the test's output open).
+    let mut child = KillOnDrop(cmd.spawn().expect("spawn layotto"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
+        assert!(Instant::now() < deadline, "sidecar not ready");
+        assert!(
+            child.0.try_wait().ok().flatten().is_none(),
+            "sidecar exited"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, http, dir)
 }
 
 struct KillOnDrop(std::process::Child);
@@ -278,50 +289,19 @@ async fn otlp_over_tls_by_default() {
         file("server.pem", &certs.server_cert),
         file("server.key", &certs.server_key),
     );
-    let res = dir.path().join("resources");
-    std::fs::create_dir(&res).expect("resources");
-    std::fs::write(res.join("components.yaml"), RESOURCES).expect("components");
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
+    let config = format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: tls\n\
+         spec:\n  tracing:\n    samplingRate: \"1\"\n    otel:\n      endpointAddress: \
+         \"localhost:{}\"\n      protocol: grpc\n",
+        jaeger.otlp_grpc().rsplit(':').next().expect("port")
+    );
+    let (_child, http, _dir) = sidecar(
         &config,
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: tls\n\
-             spec:\n  tracing:\n    samplingRate: \"1\"\n    otel:\n      endpointAddress: \
-             \"localhost:{}\"\n      protocol: grpc\n",
-            jaeger.otlp_grpc().rsplit(':').next().expect("port")
-        ),
+        &["--app-id", "tls-traced"],
+        &[("SSL_CERT_FILE", ca.as_os_str())],
     )
-    .expect("config");
-    let (http, grpc) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_layotto"))
-        .args(["--app-id", "tls-traced", "--config"])
-        .arg(&config)
-        .arg("--resources-path")
-        .arg(&res)
-        .args(["--dapr-http-port", &http.to_string()])
-        .args(["--dapr-grpc-port", &grpc.to_string()])
-        .args(["--enable-metrics=false"])
-        .env("RUST_LOG", "warn")
-        .env("SSL_CERT_FILE", &ca)
-        .env_remove("SSL_CERT_DIR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn layotto");
-    let mut child = KillOnDrop(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    .await;
     const TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4736";
-    loop {
-        assert!(Instant::now() < deadline, "sidecar not ready");
-        assert!(
-            child.0.try_wait().ok().flatten().is_none(),
-            "sidecar exited"
-        );
-        if std::net::TcpStream::connect(("127.0.0.1", http)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let status = post_with_trace(
         http,
         "/v1.0/state/statestore",
