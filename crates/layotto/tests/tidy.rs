@@ -112,7 +112,8 @@ fn only_the_edge_knows_transports() {
         .into_iter()
         .map(str::to_owned)
         .collect::<Vec<_>>();
-    checked.extend(backend_crates());
+    let backends = backend_crates();
+    checked.extend(backends.iter().cloned());
     for krate in checked {
         let d = deps(&krate);
         for forbidden in [
@@ -123,6 +124,11 @@ fn only_the_edge_knows_transports() {
             "layotto-grpc",
             "layotto-http",
         ] {
+            // A backend may store protobuf (daprd's etcd v2 state envelope is one): prost is
+            // its encoding there, not a transport.
+            if forbidden == "prost" && backends.contains(&krate) {
+                continue;
+            }
             assert!(
                 !d.iter().any(|n| n == forbidden),
                 "{krate} depends on {forbidden}"
