@@ -171,8 +171,21 @@ fn merge(into: &mut DaprConfiguration, c: DaprConfiguration) {
     into.exclude_verbs = c.exclude_verbs.or(into.exclude_verbs);
     into.latency_buckets_ms = c.latency_buckets_ms.or(into.latency_buckets_ms.take());
     into.api_logging = c.api_logging.or(into.api_logging);
+    // Tracing field by field, as daprd merges files onto one Configuration.
+    match (into.tracing.as_mut(), c.tracing) {
+        (Some(t), Some(n)) => {
+            if c.sampling_rate_set {
+                t.sampling_rate = n.sampling_rate;
+            }
+            t.otlp = n.otlp.or(t.otlp.take());
+            t.zipkin = n.zipkin.or(t.zipkin.take());
+            t.stdout |= n.stdout;
+            t.service_name = n.service_name.or(t.service_name.take());
+        }
+        (None, Some(n)) => into.tracing = Some(n),
+        (_, None) => {}
+    }
     into.sampling_rate_set |= c.sampling_rate_set;
-    into.tracing = c.tracing.or(into.tracing.take());
     // Lists set by a later file replace the earlier ones, as daprd's unmarshalling does.
     for (to, from) in [
         (&mut into.api_allowed, c.api_allowed),
@@ -564,6 +577,21 @@ fn mosn_level(mosn_level: Option<&str>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuration_files_merge_tracing_field_by_field() {
+        let parse = |t: &str| layotto_config::parse_configuration(t, "c.yaml").expect("valid");
+        let mut into = parse(
+            "kind: Configuration\nspec:\n  tracing:\n    samplingRate: \"0.5\"\n    otel:\n      endpointAddress: c:4317\n",
+        );
+        merge(
+            &mut into,
+            parse("kind: Configuration\nspec:\n  tracing:\n    stdout: true\n"),
+        );
+        let t = into.tracing.expect("tracing");
+        assert_eq!(t.sampling_rate, 0.5, "a later file without a rate keeps it");
+        assert!(t.stdout && t.otlp.is_some(), "{t:?}");
+    }
 
     #[test]
     fn otlp_from_the_environment_as_daprd() {

@@ -377,6 +377,7 @@ pub async fn start(
     runtime.mark_started();
 
     if let (Some(channel), Some(settings)) = (channel.clone(), app_health) {
+        runtime.expect_app_health();
         let rt = runtime.clone();
         tokio::spawn(async move { rt.run_app_health(channel, settings).await });
     }

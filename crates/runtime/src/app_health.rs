@@ -27,6 +27,15 @@ pub struct AppHealthSettings {
 }
 
 impl Runtime {
+    /// Turns app health checks on before they run: until the first good probe the app counts
+    /// as unhealthy (no deliveries, readiness `app` DOWN, a blocked shutdown ends at once), as
+    /// daprd's. Call before [`Runtime::start_app_subscriptions`].
+    pub fn expect_app_health(&self) {
+        self.app_health_enabled.store(true, Ordering::SeqCst);
+        *crate::lock(&self.app_unhealthy_reason) = "no health probe has answered yet".to_owned();
+        self.app_healthy.send_replace(false);
+    }
+
     /// Probes the app through `channel` until [`Runtime::stop_app_subscriptions`]; see the
     /// module documentation.
     pub async fn run_app_health(
@@ -51,7 +60,7 @@ impl Runtime {
                 Ok(Ok(())) => {
                     failures = 0;
                     if !healthy {
-                        tracing::info!("app is healthy again: resuming its subscriptions");
+                        tracing::info!("app is healthy: its subscriptions run");
                         self.app_healthy.send_replace(true);
                     }
                 }
