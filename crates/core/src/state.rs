@@ -158,6 +158,16 @@ pub struct BulkGetItem {
     pub item: std::result::Result<Option<StateItem>, String>,
 }
 
+impl TransactionOp {
+    /// The key the operation writes or deletes.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Upsert(r) => &r.key,
+            Self::Delete(r) => &r.key,
+        }
+    }
+}
+
 impl SetRequest {
     /// Whether the ETag has to be checked for this write.
     pub fn etag_to_check(&self) -> Option<&str> {

@@ -123,6 +123,19 @@ impl Finish {
     }
 }
 
+impl<F> RecordedProj<'_, F> {
+    /// What recording the rpc needs, once: `None` when it was already taken.
+    fn take_finish(&mut self) -> Option<Finish> {
+        let metrics = self.metrics.take()?;
+        Some(Finish {
+            started: *self.started,
+            method: std::mem::take(self.method),
+            metrics,
+            span: self.span.take(),
+        })
+    }
+}
+
 /// The `grpc-status` in `headers`, by name, if there is one.
 fn grpc_status(headers: &http::HeaderMap) -> Option<&'static str> {
     headers
@@ -133,6 +146,7 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<&'static str> {
 pin_project_lite::pin_project! {
     /// The response future of [`Metered`]: records a trailers-only answer at once, else hands
     /// the recording to the response body.
+    #[project = RecordedProj]
     pub struct Recorded<F> {
         #[pin]
         inner: F,
@@ -145,15 +159,8 @@ pin_project_lite::pin_project! {
     impl<F> PinnedDrop for Recorded<F> {
         fn drop(this: Pin<&mut Self>) {
             // Dropped before an answer: the client went away (or its deadline passed).
-            let this = this.project();
-            if let Some(metrics) = this.metrics.take() {
-                Finish {
-                    started: *this.started,
-                    method: std::mem::take(this.method),
-                    metrics,
-                    span: this.span.take(),
-                }
-                .record("Canceled");
+            if let Some(f) = this.project().take_finish() {
+                f.record("Canceled");
             }
         }
     }
@@ -166,16 +173,10 @@ where
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let out = std::task::ready!(this.inner.poll(cx));
-        let Some(metrics) = this.metrics.take() else {
+        let mut this = self.project();
+        let out = std::task::ready!(this.inner.as_mut().poll(cx));
+        let Some(finish) = this.take_finish() else {
             return Poll::Ready(out);
-        };
-        let finish = Finish {
-            started: *this.started,
-            method: std::mem::take(this.method),
-            metrics,
-            span: this.span.take(),
         };
         Poll::Ready(match out {
             Err(e) => {

@@ -227,9 +227,10 @@ impl HttpAppChannel {
     ) -> Result<Answer, reqwest::Error> {
         let started = std::time::Instant::now();
         let out = match rb.send().await {
-            Ok(resp) => {
+            Ok(mut resp) => {
                 let status = resp.status();
-                let headers = resp.headers().clone();
+                // Moved out, not copied: reading the body consumes the response.
+                let headers = std::mem::take(resp.headers_mut());
                 Ok(Answer {
                     status,
                     headers,

@@ -58,17 +58,16 @@ pub fn install(spec: &TracingSpec, app_id: &str) -> Result<SdkTracerProvider, St
             })
             .join()
             .map_err(|_| "building the OTLP/HTTP exporter panicked".to_owned())?
-        } else if o.secure {
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(url)
-                .with_tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots())
-                .build()
         } else {
-            opentelemetry_otlp::SpanExporter::builder()
+            let b = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(url)
-                .build()
+                .with_endpoint(url);
+            if o.secure {
+                b.with_tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots())
+                    .build()
+            } else {
+                b.build()
+            }
         }
         .map_err(|e| format!("tracing.otel.endpointAddress {}: {e}", o.endpoint))?;
         b = b.with_batch_exporter(exporter);

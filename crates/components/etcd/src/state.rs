@@ -198,15 +198,14 @@ impl EtcdStateStore {
 
     /// The condition an operation carries: its ETag, or absence for first-write.
     fn condition(&self, op: &TransactionOp) -> Result<Option<Compare>> {
-        let (key, etag, first_write) = match op {
+        let (etag, first_write) = match op {
             TransactionOp::Upsert(r) => (
-                &r.key,
                 r.etag_to_check(),
                 r.options.concurrency == Concurrency::FirstWrite,
             ),
-            TransactionOp::Delete(r) => (&r.key, r.etag_to_check(), false),
+            TransactionOp::Delete(r) => (r.etag_to_check(), false),
         };
-        let key = self.key(key);
+        let key = self.key(op.key());
         Ok(match etag {
             Some(etag) => {
                 // A non-numeric ETag can match no revision: compare with one no key has.
@@ -298,15 +297,11 @@ impl StateStore for EtcdStateStore {
         // etcd refuses a key twice in one transaction: the last operation on a key is the one
         // written (what applying them in order leaves), and only the first may carry a check
         // (a later one would check a revision this transaction has not made yet).
-        let key_of = |op: &TransactionOp| match op {
-            TransactionOp::Upsert(r) => r.key.clone(),
-            TransactionOp::Delete(r) => r.key.clone(),
-        };
         let mut compares = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut last = std::collections::HashMap::new();
         for (i, op) in ops.iter().enumerate() {
-            let key = key_of(op);
+            let key = op.key().to_owned();
             self.check_key(&key)?;
             let condition = self.condition(op)?;
             if seen.insert(key.clone()) {

@@ -451,14 +451,6 @@ async fn remove(
     }
 }
 
-/// The key an operation writes.
-fn key_of(op: &TransactionOp) -> String {
-    match op {
-        TransactionOp::Upsert(r) => r.key.clone(),
-        TransactionOp::Delete(r) => r.key.clone(),
-    }
-}
-
 /// How a write ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Write {
@@ -622,16 +614,11 @@ impl StateStore for MySqlStateStore {
     async fn transact(&self, ops: Vec<TransactionOp>, _metadata: &Metadata) -> Result<()> {
         let mut ttls = Vec::with_capacity(ops.len());
         for op in &ops {
-            match op {
-                TransactionOp::Upsert(r) => {
-                    self.check_key(&r.key)?;
-                    ttls.push(ttl_sql(&r.metadata).map_err(|e| self.client.err(e))?);
-                }
-                TransactionOp::Delete(r) => {
-                    self.check_key(&r.key)?;
-                    ttls.push(String::new());
-                }
-            }
+            self.check_key(op.key())?;
+            ttls.push(match op {
+                TransactionOp::Upsert(r) => ttl_sql(&r.metadata).map_err(|e| self.client.err(e))?,
+                TransactionOp::Delete(_) => String::new(),
+            });
         }
         if ops.is_empty() {
             return Ok(());
@@ -653,7 +640,7 @@ impl StateStore for MySqlStateStore {
                         TransactionOp::Upsert(r) => write(&mut conn, &sql, r, &ttls[0]).await?,
                         TransactionOp::Delete(r) => remove(&mut conn, &sql, r).await?,
                     };
-                    return Ok((r == Write::Mismatch).then(|| key_of(op)));
+                    return Ok((r == Write::Mismatch).then(|| op.key().to_owned()));
                 }
                 let mut tx = p.begin().await?;
                 for (op, ttl) in ops.iter().zip(&ttls) {
@@ -663,7 +650,7 @@ impl StateStore for MySqlStateStore {
                     };
                     if r == Write::Mismatch {
                         tx.rollback().await?;
-                        return Ok(Some(key_of(op)));
+                        return Ok(Some(op.key().to_owned()));
                     }
                 }
                 tx.commit().await?;
