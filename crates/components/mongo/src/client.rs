@@ -166,6 +166,7 @@ impl MongoClient {
         let owner = uuid::Uuid::new_v4().to_string();
         let lifetime = self.cfg.timeout * 5 + Duration::from_secs(1);
         let started = std::time::Instant::now();
+        let mut attempt = 0u32;
         loop {
             let expire = now_plus(lifetime);
             let fresh = doc! { "_id": &gid, "owner": &owner, "Expire": expire };
@@ -201,8 +202,12 @@ impl MongoClient {
                     self.cfg.timeout
                 ))));
             }
+            // Backing off (1, 2, 4 ... 32 ms, plus jitter) keeps waiting writers from loading
+            // the server the holder needs: FerretDB serialises writes, so a busy loop of failed
+            // inserts slowed the holder enough to starve waiters past the timeout.
+            attempt = (attempt + 1).min(5);
             let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 8);
-            tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
+            tokio::time::sleep(Duration::from_millis((1 << attempt) + jitter)).await;
         }
         // Writes inside must land well before another component may take the guard over.
         let r = f(Guard {
