@@ -904,11 +904,13 @@ mod tests {
     }
 
     /// A port nothing listens on.
-    async fn dead_port() -> u16 {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        l.local_addr().expect("addr").port()
+    /// A port nothing listens on, held (bound, never listening) so that no other test takes
+    /// it while the socket lives: connections to it are refused.
+    fn dead_port() -> (tokio::net::TcpSocket, u16) {
+        let s = tokio::net::TcpSocket::new_v4().expect("socket");
+        s.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let port = s.local_addr().expect("addr").port();
+        (s, port)
     }
 
     fn channel(port: u16, token: Option<&str>) -> HttpAppChannel {
@@ -1338,7 +1340,7 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_listening_is_unavailable() {
-        let port = dead_port().await;
+        let (_held, port) = dead_port();
         let ch = channel(port, None);
         let r = ch.list_subscriptions().await;
         let Err(ChannelError::Unavailable(msg)) = r else {
