@@ -53,10 +53,25 @@ pub struct DaprConfiguration {
     pub api_denied: Vec<ApiAccessRule>,
     /// `spec.secrets.scopes`, one per secret store at most.
     pub secret_scopes: Vec<SecretScope>,
+    /// `spec.nameResolution`: how other apps' sidecars are found.
+    pub name_resolution: Option<NameResolutionSpec>,
     /// `spec.features` turned on (`enabled: true`), by name.
     pub features: Vec<String>,
     /// Parts accepted without effect, one each.
     pub warnings: Vec<Problem>,
+}
+
+/// `spec.nameResolution` (`NameResolutionSpec` in `dapr/dapr:pkg/config`): the resolver
+/// component and its free-form configuration, handed to the resolver as given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NameResolutionSpec {
+    /// `component`: `mdns`, `sqlite`, `kubernetes` (empty: daprd's default, `mdns` in
+    /// self-hosted mode).
+    pub component: String,
+    /// `version` (default `v1`).
+    pub version: String,
+    /// `configuration`, as written (a mapping, or null).
+    pub configuration: Value,
 }
 
 /// One rule of `spec.api.allowed` / `spec.api.denied` (`APIAccessRule` in
@@ -265,10 +280,7 @@ impl Parse<'_> {
                 "metrics" | "metric" => {}
                 "logging" => self.logging(value, &at),
                 "tracing" => self.tracing(value, &at),
-                "nameResolution" => self.warn(
-                    &at,
-                    "nameResolution has no effect yet: sidecars do not invoke each other yet",
-                ),
+                "nameResolution" => self.name_resolution(value, &at),
                 "features" => self.features(value, &at),
                 "api" => self.api(value, &at),
                 "secrets" => self.secrets(value, &at),
@@ -555,6 +567,40 @@ impl Parse<'_> {
                 denied,
             });
         }
+    }
+
+    fn name_resolution(&mut self, v: &Value, at: &str) {
+        let Some(m) = v.as_object() else {
+            if !v.is_null() {
+                self.error(
+                    at,
+                    "expected a mapping with component, version, configuration",
+                );
+            }
+            return;
+        };
+        let mut spec = NameResolutionSpec {
+            component: String::new(),
+            version: "v1".to_owned(),
+            configuration: Value::Null,
+        };
+        for (key, value) in m {
+            let path = format!("{at}.{key}");
+            match (key.as_str(), value) {
+                ("component", Value::String(c)) => spec.component.clone_from(c),
+                ("version", Value::String(v)) if !v.is_empty() => spec.version.clone_from(v),
+                ("version", Value::String(_) | Value::Null) | ("component", Value::Null) => {}
+                ("configuration", c) => spec.configuration = c.clone(),
+                ("component" | "version", other) => {
+                    self.error(&path, format!("expected a string, found {other}"));
+                }
+                _ => self.warn(
+                    &path,
+                    format!("unknown nameResolution key '{key}' is ignored"),
+                ),
+            }
+        }
+        self.out.name_resolution = Some(spec);
     }
 
     fn features(&mut self, v: &Value, at: &str) {

@@ -37,8 +37,8 @@ use layotto_core::ComponentSpec;
 
 pub use dapr::{API_VERSION, load_resources, parse_resources};
 pub use dapr_configuration::{
-    ApiAccessRule, DEFAULT_SAMPLING_RATE, DaprConfiguration, MetricRule, SecretScope,
-    is_layotto_json, load_configuration, parse_configuration,
+    ApiAccessRule, DEFAULT_SAMPLING_RATE, DaprConfiguration, MetricRule, NameResolutionSpec,
+    SecretScope, is_layotto_json, load_configuration, parse_configuration,
 };
 
 /// The building block a component serves (the block table lives in `layotto-core`).

@@ -18,6 +18,7 @@ pub mod file;
 pub mod hello;
 pub mod lock;
 pub mod metadata;
+pub mod nameresolution;
 pub mod pubsub;
 pub mod secret;
 pub mod sequencer;
@@ -30,3 +31,4 @@ pub use component::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use metadata::{ComponentMetadata, MetadataKeys};
+pub use nameresolution::{NameResolver, Registration, ResolveRequest};

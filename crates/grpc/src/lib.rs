@@ -19,9 +19,11 @@ mod convert;
 pub mod dapr;
 pub mod deadline;
 pub mod flow_control;
+pub mod internal;
 mod layotto_dapr;
 mod lifecycle;
 pub mod metrics;
+pub mod proxy;
 mod runtime_api;
 pub mod status;
 mod stream_sub;
@@ -70,6 +72,7 @@ pub fn router(rt: Arc<Runtime>) -> GrpcRouter {
             shutdown: Arc::default(),
             runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
             access: layotto_dapr_wire::access::ApiAccess::default(),
+            proxy: None,
         },
         &dapr::ApiToken::new(None),
     )
@@ -94,11 +97,10 @@ pub fn router_limited(
     token: &dapr::ApiToken,
     flow: FlowControlLayer,
 ) -> GrpcRouter {
-    tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .layer(AccessLayer::new(&dapr_opts.access))
-        .layer(MetricsLayer::new(rt.metrics().clone()))
-        .layer(flow)
+    let rt_metrics = rt.metrics().clone();
+    let proxy = dapr_opts.proxy.clone();
+    let mut routes = tonic::service::Routes::builder();
+    routes
         .add_service(Deadlines::new(InterceptedService::new(
             RuntimeServer::new(RuntimeService::new(rt.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -110,9 +112,19 @@ pub fn router_limited(
             token.clone(),
         )))
         .add_service(Deadlines::new(InterceptedService::new(
-            DaprServer::new(dapr::DaprService::new(rt, dapr_opts))
+            DaprServer::new(dapr::DaprService::new(rt, dapr_opts.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             token.clone(),
-        )))
+        )));
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .layer(AccessLayer::new(&dapr_opts.access))
+        .layer(MetricsLayer::new(rt_metrics))
+        .layer(flow)
+        .add_routes(proxy::with_fallback(
+            routes.routes(),
+            proxy,
+            Some(token.clone()),
+        ))
 }

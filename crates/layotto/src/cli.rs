@@ -256,6 +256,35 @@ impl DaprdArgs {
         Ok(port("dapr-grpc-port", self.dapr_grpc_port.as_ref())?.unwrap_or(DAPR_GRPC_PORT))
     }
 
+    /// `--dapr-internal-grpc-port` (`None` when not given; 0 picks a free port).
+    ///
+    /// # Errors
+    /// Not a port number.
+    pub fn internal_grpc_port(&self) -> Result<Option<u16>, String> {
+        port(
+            "dapr-internal-grpc-port",
+            self.dapr_internal_grpc_port.as_ref(),
+        )
+    }
+
+    /// `--dapr-internal-grpc-listen-address` (default: every interface, as daprd).
+    ///
+    /// # Errors
+    /// Not an IP address.
+    pub fn internal_grpc_listen_address(&self) -> Result<std::net::IpAddr, String> {
+        match self
+            .dapr_internal_grpc_listen_address
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("") => Ok(std::net::IpAddr::from([0, 0, 0, 0])),
+            Some("localhost") => Ok(std::net::IpAddr::from([127, 0, 0, 1])),
+            Some(a) => a.parse().map_err(|_| {
+                format!("--dapr-internal-grpc-listen-address: '{a}' is no IP address")
+            }),
+        }
+    }
+
     /// `--metrics-port`, default 9090.
     ///
     /// # Errors
@@ -328,6 +357,13 @@ impl DaprdArgs {
         }
         if self.app_ssl {
             out.push("--app-ssl (TLS to the app) is not supported yet".to_owned());
+        }
+        if self.enable_mtls {
+            out.push(
+                "--enable-mtls: mTLS between sidecars (Sentry) is not supported yet; without it \
+                 sidecars would talk in clear text"
+                    .to_owned(),
+            );
         }
         for (flag, v) in [
             ("app-port", &self.app_port),
@@ -441,7 +477,6 @@ impl DaprdArgs {
         );
         let sentry = "mTLS between sidecars (Sentry) is not supported";
         no_effect(self.sentry_address.is_some(), "sentry-address", sentry);
-        no_effect(self.enable_mtls, "enable-mtls", sentry);
         no_effect(
             self.control_plane_address.is_some(),
             "control-plane-address",
@@ -463,10 +498,10 @@ impl DaprdArgs {
             "deprecated alias: read as --resources-path",
         );
         no_effect(
-            self.dapr_internal_grpc_port.is_some()
-                || self.dapr_internal_grpc_listen_address.is_some(),
-            "dapr-internal-grpc-port",
-            "sidecars do not invoke each other yet, so no internal gRPC server is opened",
+            self.dapr_internal_grpc_port.is_none()
+                && self.dapr_internal_grpc_listen_address.is_some(),
+            "dapr-internal-grpc-listen-address",
+            "no --dapr-internal-grpc-port is given",
         );
         no_effect(
             self.dapr_public_port.is_none() && self.dapr_public_listen_address.is_some(),

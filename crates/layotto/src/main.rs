@@ -201,6 +201,9 @@ fn merge(into: &mut DaprConfiguration, c: DaprConfiguration) {
     if !c.secret_scopes.is_empty() {
         into.secret_scopes = c.secret_scopes;
     }
+    if c.name_resolution.is_some() {
+        into.name_resolution = c.name_resolution;
+    }
     for f in c.features {
         if !into.features.contains(&f) {
             into.features.push(f);
@@ -519,6 +522,11 @@ fn serving(
         block_shutdown: dapr.block_shutdown()?,
         app_health: dapr.enable_app_health_check.then(|| dapr.app_health()),
         app_max_concurrency: dapr.app_max_concurrency(),
+        internal: if dapr_mode {
+            internal_serving(dapr, dapr_config)?
+        } else {
+            None
+        },
         access: layotto_dapr_wire::access::ApiAccess::new(
             dapr_config
                 .api_allowed
@@ -530,6 +538,36 @@ fn serving(
                 .map(|r| (r.name.as_str(), r.version.as_str(), r.protocol.as_str())),
         ),
     })
+}
+
+/// The internal gRPC server and name resolution: opened when `--dapr-internal-grpc-port` or
+/// the Configuration's `nameResolution` is given (daprd always opens one, on a random port, and
+/// always registers in mDNS; here a sidecar started without either reaches only its own app and
+/// sends no multicast). The resolver defaults to mDNS, as daprd's in self-hosted mode.
+fn internal_serving(
+    dapr: &DaprdArgs,
+    dapr_config: &DaprConfiguration,
+) -> Result<Option<serve::InternalServing>, String> {
+    let port = dapr.internal_grpc_port()?;
+    let nr = dapr_config.name_resolution.as_ref();
+    if port.is_none() && nr.is_none() {
+        return Ok(None);
+    }
+    let null = serde_json::Value::Null;
+    let (component, version, configuration) = nr.map_or(("mdns", "v1", &null), |n| {
+        (n.component.as_str(), n.version.as_str(), &n.configuration)
+    });
+    let resolver = layotto_components_nameresolution::build(component, version, configuration)
+        .map_err(|e| e.message)?;
+    let ip = dapr.internal_grpc_listen_address()?;
+    Ok(Some(serve::InternalServing {
+        addr: std::net::SocketAddr::new(ip, port.unwrap_or(0)),
+        resolver,
+        host_address: layotto_components_nameresolution::host_address(
+            ip,
+            std::env::var("DAPR_HOST_IP").ok(),
+        ),
+    }))
 }
 
 /// daprd's `SetTracingSpecFromEnv`: without an OTLP endpoint in the Configuration,

@@ -91,6 +91,17 @@ pub struct DaprServing {
     pub allowed_origins: String,
 }
 
+/// The internal gRPC server (Dapr's `ServiceInvocation`, between sidecars) and name
+/// resolution.
+pub struct InternalServing {
+    /// Where the internal gRPC API listens (`--dapr-internal-grpc-port`, port 0: any free one).
+    pub addr: std::net::SocketAddr,
+    /// How other apps' sidecars are found, and this one published.
+    pub resolver: Arc<dyn layotto_core::NameResolver>,
+    /// The address other sidecars reach this one at.
+    pub host_address: String,
+}
+
 /// Everything `start` serves besides the config.
 pub struct Serving {
     /// Dapr's APIs, when served.
@@ -115,6 +126,8 @@ pub struct Serving {
     pub app_max_concurrency: Option<usize>,
     /// The Configuration's API allow and deny lists.
     pub access: layotto_dapr_wire::access::ApiAccess,
+    /// Invocation between sidecars, when an internal gRPC port or a name resolution is given.
+    pub internal: Option<InternalServing>,
 }
 
 /// Binds a unix socket at `path`, replacing a file left by a process that is gone; a socket
@@ -163,6 +176,63 @@ async fn spawn_grpc(
             tasks.spawn(serve_grpc(router, incoming, stop));
         }
     }
+    Ok(())
+}
+
+/// Opens the internal gRPC server, makes other apps reachable through name resolution and
+/// publishes this sidecar there.
+async fn spawn_internal(
+    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
+    runtime: &Arc<Runtime>,
+    internal: InternalServing,
+    max_body_bytes: usize,
+    proxy: Option<Arc<layotto_grpc::proxy::GrpcProxy>>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(internal.addr)
+        .await
+        .map_err(|e| format!("binding the internal gRPC API on {}: {e}", internal.addr))?;
+    let port = listener.local_addr()?.port();
+    tracing::info!(addr = %listener.local_addr()?, "internal gRPC listening");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+        if let Ok(s) = &s {
+            set_nodelay(s);
+        }
+        s
+    });
+    let routes = layotto_grpc::internal::routes(runtime.clone(), max_body_bytes, proxy);
+    tasks.spawn(async move {
+        tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, stop)
+            .await
+            .map_err(|e| format!("internal gRPC: {e}"))
+    });
+    runtime.set_remote_invocation(
+        internal.resolver.clone(),
+        Arc::new(layotto_grpc::internal::InternalClient::new(max_body_bytes)),
+        port,
+    );
+    let me = layotto_core::Registration {
+        app_id: runtime.app_id().to_owned(),
+        namespace: runtime.namespace().to_owned(),
+        host_address: internal.host_address.clone(),
+        internal_port: port,
+        ..layotto_core::Registration::default()
+    };
+    internal.resolver.register(&me).await.map_err(|e| {
+        format!(
+            "name resolution ({}): registering {}:{port}: {}",
+            internal.resolver.kind(),
+            internal.host_address,
+            e.message
+        )
+    })?;
+    tracing::info!(
+        resolver = internal.resolver.kind(),
+        "name resolution: this sidecar is reachable at {}:{port}",
+        internal.host_address
+    );
     Ok(())
 }
 
@@ -237,6 +307,7 @@ pub async fn start(
         app_health,
         app_max_concurrency,
         access,
+        internal,
     } = serving;
     // Under `--unix-domain-socket` the API servers listen on sockets, not TCP, as daprd's.
     let sockets = dapr
@@ -357,10 +428,25 @@ pub async fn start(
     runtime.init().await?;
 
     let token = layotto_grpc::dapr::ApiToken::new(api_token.as_deref());
+    // gRPC proxying: with Dapr's APIs, calls for an app's own gRPC services are forwarded.
+    let proxy = match &dapr {
+        Some(_) => {
+            let grpc_app = app
+                .as_ref()
+                .filter(|a| a.protocol == "grpc")
+                .map(|a| (a.channel_address.as_str(), a.port));
+            Some(Arc::new(
+                layotto_grpc::proxy::GrpcProxy::new(runtime.clone(), grpc_app)
+                    .map_err(|e| format!("gRPC proxy: {e}"))?,
+            ))
+        }
+        None => None,
+    };
     let grpc_opts = layotto_grpc::dapr::DaprGrpcOptions {
         shutdown: shutdown.clone(),
         runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
         access,
+        proxy: proxy.clone(),
     };
     // MOSN's flowControlFilter belongs to the Layotto gRPC listener only.
     let flow = layotto_grpc::FlowControlLayer::new(config.flow_control.as_ref());
@@ -373,6 +459,22 @@ pub async fn start(
             None => ListenAddr::Tcp(addr),
         };
         spawn_grpc(&mut tasks, router, &at, stopped()).await?;
+    }
+    if let Some(internal) = internal {
+        let max_body = dapr
+            .as_ref()
+            .map_or(layotto_http::dapr::DEFAULT_MAX_BODY_BYTES, |d| {
+                d.max_body_bytes
+            });
+        spawn_internal(
+            &mut tasks,
+            &runtime,
+            internal,
+            max_body,
+            proxy.clone(),
+            stopped(),
+        )
+        .await?;
     }
     runtime.mark_started();
 
@@ -452,6 +554,7 @@ pub async fn start(
             outcome = Err("graceful shutdown timeout exceeded".to_owned());
         }
     }
+    runtime.close_remote_invocation().await;
     runtime.close().await;
     if let Some(t) = tracer {
         // Flushes the spans still batched (on a thread: the exporters block), within the

@@ -112,6 +112,9 @@ fn dapr_run(extra: &[&str]) -> Daprd {
     .collect();
     let child = bin()
         .args(&args)
+        // `dapr run` passes an internal gRPC port, so the sidecar registers in mDNS (Dapr's
+        // default name resolution); publishing the loopback keeps its packets there.
+        .env("DAPR_HOST_IP", "127.0.0.1")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

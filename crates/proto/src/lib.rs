@@ -8,6 +8,9 @@
 //!   building blocks this runtime serves (invoke, state, pub/sub, bindings, secrets,
 //!   configuration, lock, metadata, shutdown). Actor, workflow, crypto, job and AI rpcs are not
 //!   generated; tonic answers them `UNIMPLEMENTED`.
+//! - [`dapr::proto::internals::v1`]: package `dapr.proto.internals.v1` (service
+//!   `ServiceInvocation`: `CallLocal`, `CallLocalStream`, `CallActor`), wire-identical to
+//!   `dapr/dapr` v1.14.0, spoken between sidecars on the internal gRPC port.
 //!
 //! Only the edge crates depend on this one.
 #![allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -27,6 +30,13 @@ pub mod dapr {
             /// `dapr.proto.common.v1`.
             pub mod v1 {
                 tonic::include_proto!("dapr.proto.common.v1");
+            }
+        }
+        /// `dapr.proto.internals.*`: the sidecar-to-sidecar API.
+        pub mod internals {
+            /// `dapr.proto.internals.v1`.
+            pub mod v1 {
+                tonic::include_proto!("dapr.proto.internals.v1");
             }
         }
         /// `dapr.proto.runtime.*`.

@@ -1,10 +1,141 @@
-//! Service invocation through the app channel.
+//! Service invocation: this sidecar's own app through the app channel, any other app through
+//! name resolution and the sidecar-to-sidecar channel (Dapr's direct messaging,
+//! `dapr/dapr:pkg/messaging/direct_messaging.go`).
+//!
+//! Every way an app invokes (Dapr HTTP `/v1.0/invoke`, the `dapr-app-id` header, Dapr and
+//! Layotto `InvokeService`) meets [`Runtime::invoke_service`]; the internal gRPC server hands
+//! what other sidecars send to [`Runtime::invoke_local`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use layotto_core::{Error, ErrorKind, Result};
+use async_trait::async_trait;
+use layotto_core::{Error, ErrorKind, NameResolver, ResolveRequest, Result};
 
 use crate::{AppChannel, ChannelError, InvokeRequest, InvokeResponse, Runtime, lock};
+
+/// Header (HTTP) and metadata (gRPC) key naming the calling app, set by the caller's sidecar
+/// and passed to the callee app (daprd's `invokev1.CallerIDHeader`).
+pub const CALLER_APP_ID: &str = "dapr-caller-app-id";
+/// Key naming the called app, passed to the callee app (daprd's `invokev1.CalleeIDHeader`).
+pub const CALLEE_APP_ID: &str = "dapr-callee-app-id";
+/// Key naming the caller's namespace (daprd's `invokev1.CallerNamespaceHeader`).
+pub const CALLER_NAMESPACE: &str = "dapr-caller-namespace";
+
+/// An app as a caller names it: `id` or `id.namespace` (daprd's
+/// `requestAppIDAndNamespace`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppAddress {
+    /// The app id.
+    pub id: String,
+    /// The namespace the caller named, `None` for "the caller's own".
+    pub namespace: Option<String>,
+}
+
+impl AppAddress {
+    /// Parses `target`: `app` or `app.namespace`.
+    ///
+    /// # Errors
+    /// An empty target (`InvalidArgument`); an empty part or more than one `.` (`Internal`:
+    /// daprd's "invalid app id", which it answers 500 / `INTERNAL`).
+    pub fn parse(target: &str) -> Result<Self> {
+        if target.is_empty() {
+            return Err(Error::empty_field("app id"));
+        }
+        let mut parts = target.split('.');
+        let id = parts.next().unwrap_or_default();
+        let namespace = parts.next();
+        if parts.next().is_some() || id.is_empty() || namespace.is_some_and(str::is_empty) {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!("invalid app id {target}: expected 'app-id' or 'app-id.namespace'"),
+            ));
+        }
+        Ok(Self {
+            id: id.to_owned(),
+            namespace: namespace.map(str::to_owned),
+        })
+    }
+}
+
+/// The sidecar-to-sidecar channel: how a request for another app reaches that app's sidecar.
+/// The edge implements it over Dapr's `dapr.proto.internals.v1.ServiceInvocation`.
+#[async_trait]
+pub trait RemoteChannel: Send + Sync {
+    /// Invokes `req` on app `callee` behind the sidecar whose internal gRPC port is at
+    /// `address` (`host:port`). `req.headers` already carry [`CALLER_APP_ID`] and
+    /// [`CALLEE_APP_ID`].
+    ///
+    /// # Errors
+    /// [`ChannelError::Unavailable`] when that sidecar cannot be reached or failed (the
+    /// resolution is then forgotten), [`ChannelError::Unimplemented`] when it does not serve
+    /// invocation.
+    async fn invoke(
+        &self,
+        address: &str,
+        callee: &str,
+        req: &InvokeRequest,
+    ) -> std::result::Result<InvokeResponse, ChannelError>;
+}
+
+/// How long a resolved address is reused before the resolver is asked again (so that calls
+/// spread over several instances of an app, and a moved one is found).
+pub const RESOLUTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Name resolution and the remote channel, once the internal gRPC server runs.
+pub(crate) struct Remote {
+    resolver: Arc<dyn NameResolver>,
+    channel: Arc<dyn RemoteChannel>,
+    /// This sidecar's internal gRPC port (the port Kubernetes DNS resolution assumes).
+    port: u16,
+    /// Resolved addresses by `(id, namespace)` with when they were resolved; forgotten after
+    /// [`RESOLUTION_LIFETIME`] or when a call to them fails.
+    cache: std::sync::Mutex<HashMap<(String, String), (String, std::time::Instant)>>,
+}
+
+/// Where calls for an app go ([`Runtime::route`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// This sidecar's own app.
+    Own,
+    /// Another app's sidecar.
+    Remote {
+        /// `host:port` of its internal gRPC API.
+        address: String,
+        /// The app id.
+        id: String,
+        /// Its namespace.
+        namespace: String,
+    },
+}
+
+impl Remote {
+    /// The address of `id` in `namespace`, and whether it was just resolved (not cached).
+    async fn resolve(&self, id: &str, namespace: &str) -> Result<(String, bool)> {
+        let key = (id.to_owned(), namespace.to_owned());
+        let cached = lock(&self.cache)
+            .get(&key)
+            .filter(|(_, at)| at.elapsed() < RESOLUTION_LIFETIME)
+            .map(|(a, _)| a.clone());
+        if let Some(a) = cached {
+            return Ok((a, false));
+        }
+        let a = self
+            .resolver
+            .resolve(&ResolveRequest {
+                id: id.to_owned(),
+                namespace: namespace.to_owned(),
+                port: self.port,
+            })
+            .await?;
+        lock(&self.cache).insert(key, (a.clone(), std::time::Instant::now()));
+        Ok((a, true))
+    }
+
+    fn forget(&self, id: &str, namespace: &str) {
+        lock(&self.cache).remove(&(id.to_owned(), namespace.to_owned()));
+    }
+}
 
 impl Runtime {
     /// Makes `channel` the way to reach the app for service invocation (also done by
@@ -13,32 +144,151 @@ impl Runtime {
         *lock(&self.app_channel) = Some(channel);
     }
 
-    /// Invokes `req.method` on app `app_id` through the app channel.
-    ///
-    /// Only this sidecar's own app is reachable (there is no name resolution across sidecars
-    /// yet).
+    /// Makes other apps reachable: `resolver` finds their sidecars, `channel` carries the
+    /// calls; `internal_port` is this sidecar's internal gRPC port.
+    pub fn set_remote_invocation(
+        &self,
+        resolver: Arc<dyn NameResolver>,
+        channel: Arc<dyn RemoteChannel>,
+        internal_port: u16,
+    ) {
+        *lock(&self.remote) = Some(Arc::new(Remote {
+            resolver,
+            channel,
+            port: internal_port,
+            cache: std::sync::Mutex::default(),
+        }));
+    }
+
+    /// This sidecar's namespace (`$NAMESPACE`, empty in self-hosted mode).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Invokes `req.method` on app `target` (`id` or `id.namespace`): this sidecar's own app
+    /// through the app channel, another through name resolution and the remote channel.
     ///
     /// # Errors
-    /// Empty app id or method (`InvalidArgument`); another app id (`NotFound`); no app channel
-    /// configured or the app unreachable (`Unavailable`); the app cannot take invocations
+    /// Empty or malformed app id, empty method (`InvalidArgument`); another app without remote
+    /// invocation configured, or unknown to name resolution (`NotFound`); no app channel or the
+    /// app or its sidecar unreachable (`Unavailable`); the app cannot take invocations
     /// (`Unsupported`).
     pub async fn invoke_service(
         &self,
-        app_id: &str,
+        target: &str,
         req: &InvokeRequest,
     ) -> Result<InvokeResponse> {
-        if app_id.is_empty() {
-            return Err(Error::empty_field("app id"));
-        }
+        let address = AppAddress::parse(target)?;
         if req.method.is_empty() {
             return Err(Error::empty_field("method"));
         }
-        if app_id != self.app_id {
-            return Err(Error::not_found(format!(
-                "app id '{app_id}' is not known: this sidecar reaches only its own app '{}'",
-                self.app_id
-            )));
+        let namespace = address
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.namespace.clone());
+        if address.id == self.app_id && namespace == self.namespace {
+            let mut req = req.clone();
+            self.mark_call(&mut req, &address.id);
+            return self.invoke_local(&req).await;
         }
+        let remote = self.remote_for(target)?;
+        let mut req = req.clone();
+        self.mark_call(&mut req, &address.id);
+        // One retry with a fresh resolution when a cached address failed: the callee may have
+        // moved (restarted on another port) since it was resolved.
+        for attempt in 0..2 {
+            let (at, fresh) = remote.resolve(&address.id, &namespace).await?;
+            match remote.channel.invoke(&at, &address.id, &req).await {
+                Ok(r) => return Ok(r),
+                Err(ChannelError::Unavailable(m)) => {
+                    remote.forget(&address.id, &namespace);
+                    if fresh || attempt == 1 {
+                        return Err(Error::unavailable(format!(
+                            "invoking '{}' on app '{target}' at {at}: {m}",
+                            req.method
+                        )));
+                    }
+                }
+                Err(ChannelError::Unimplemented) => {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!("the sidecar of app '{target}' at {at} does not serve invocation"),
+                    ));
+                }
+            }
+        }
+        unreachable!("the second attempt always returns")
+    }
+
+    fn remote_for(&self, target: &str) -> Result<Arc<Remote>> {
+        lock(&self.remote).clone().ok_or_else(|| {
+            Error::not_found(format!(
+                "app id '{target}' is not known: this sidecar has no internal gRPC port \
+                 (--dapr-internal-grpc-port), so it reaches only its own app '{}'",
+                self.app_id
+            ))
+        })
+    }
+
+    /// Where calls for `target` (`id` or `id.namespace`) go: this sidecar's own app, or the
+    /// internal gRPC port of another app's sidecar (for gRPC proxying, which forwards whole
+    /// HTTP/2 calls rather than invocations).
+    ///
+    /// # Errors
+    /// As [`Runtime::invoke_service`] for the id.
+    pub async fn route(&self, target: &str) -> Result<Route> {
+        let address = AppAddress::parse(target)?;
+        let namespace = address
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.namespace.clone());
+        if address.id == self.app_id && namespace == self.namespace {
+            return Ok(Route::Own);
+        }
+        let remote = self.remote_for(target)?;
+        let (at, _) = remote.resolve(&address.id, &namespace).await?;
+        Ok(Route::Remote {
+            address: at,
+            id: address.id,
+            namespace,
+        })
+    }
+
+    /// Forgets the resolution of `id` in `namespace` (after a call to it failed).
+    pub fn forget_route(&self, id: &str, namespace: &str) {
+        if let Some(r) = lock(&self.remote).clone() {
+            r.forget(id, namespace);
+        }
+    }
+
+    /// The headers daprd adds to every invocation: who calls, who is called.
+    fn mark_call(&self, req: &mut InvokeRequest, callee: &str) {
+        req.headers.retain(|(k, _)| {
+            !k.eq_ignore_ascii_case(CALLER_APP_ID)
+                && !k.eq_ignore_ascii_case(CALLEE_APP_ID)
+                && !k.eq_ignore_ascii_case(CALLER_NAMESPACE)
+        });
+        req.headers
+            .push((CALLER_APP_ID.to_owned(), self.app_id.clone()));
+        req.headers
+            .push((CALLEE_APP_ID.to_owned(), callee.to_owned()));
+        if !self.namespace.is_empty() {
+            req.headers
+                .push((CALLER_NAMESPACE.to_owned(), self.namespace.clone()));
+        }
+    }
+
+    /// Invokes `req.method` on this sidecar's own app: what the internal gRPC server does with
+    /// a call another sidecar sends.
+    ///
+    /// # Errors
+    /// Empty method (`InvalidArgument`); no app channel or the app unreachable
+    /// (`Unavailable`); the app cannot take invocations (`Unsupported`).
+    pub async fn invoke_local(&self, req: &InvokeRequest) -> Result<InvokeResponse> {
+        if req.method.is_empty() {
+            return Err(Error::empty_field("method"));
+        }
+        let app_id = &self.app_id;
         let channel = lock(&self.app_channel).clone().ok_or_else(|| {
             Error::unavailable(format!(
                 "app '{app_id}' has no app channel (start the sidecar with an app port)"
@@ -53,5 +303,45 @@ impl Runtime {
                 Error::unavailable(format!("invoking '{}' on app '{app_id}': {m}", req.method))
             }
         })
+    }
+
+    /// Withdraws this sidecar from name resolution (shutdown).
+    pub async fn close_remote_invocation(&self) {
+        let remote = lock(&self.remote).take();
+        if let Some(r) = remote {
+            r.resolver.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_addresses_parse_as_daprd() {
+        assert_eq!(
+            AppAddress::parse("orders").unwrap(),
+            AppAddress {
+                id: "orders".into(),
+                namespace: None
+            }
+        );
+        assert_eq!(
+            AppAddress::parse("orders.prod").unwrap(),
+            AppAddress {
+                id: "orders".into(),
+                namespace: Some("prod".into())
+            }
+        );
+        assert_eq!(
+            AppAddress::parse("").unwrap_err().kind,
+            ErrorKind::InvalidArgument
+        );
+        for bad in ["a.b.c", ".ns", "app.", "."] {
+            let e = AppAddress::parse(bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Internal, "{bad}");
+            assert!(e.message.starts_with("invalid app id "), "{}", e.message);
+        }
     }
 }

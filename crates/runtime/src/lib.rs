@@ -55,6 +55,10 @@ pub use build::{resolve_secret_refs, validate};
 use call::Components;
 pub use call::with_deadline;
 pub use cloudevent::TopicEvent;
+pub use invoke::{
+    AppAddress, CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE, RESOLUTION_LIFETIME, RemoteChannel,
+    Route,
+};
 pub use metrics::{Metrics, MetricsSettings};
 use segments::SegmentCache;
 
@@ -125,6 +129,11 @@ pub struct Runtime {
     app_health_enabled: AtomicBool,
     app_healthy: tokio::sync::watch::Sender<bool>,
     app_unhealthy_reason: Mutex<String>,
+    /// This sidecar's namespace (`$NAMESPACE`).
+    namespace: String,
+    /// Other apps' sidecars: name resolution and the remote channel (none without an internal
+    /// gRPC port).
+    remote: Mutex<Option<Arc<invoke::Remote>>>,
     /// Secret scopes by store name.
     secret_scopes: HashMap<String, layotto_config::SecretScope>,
 }
@@ -148,6 +157,7 @@ impl Runtime {
         metrics: MetricsSettings,
     ) -> Result<Self, Problems> {
         let app_id = config.app.app_id.clone();
+        let namespace = metrics.namespace.clone();
         let metrics = Arc::new(Metrics::new(&app_id, metrics));
         let mut components = Components::new(metrics.clone());
         let mut segments = HashMap::new();
@@ -224,6 +234,8 @@ impl Runtime {
             app_health_enabled: AtomicBool::new(false),
             app_healthy: tokio::sync::watch::Sender::new(true),
             app_unhealthy_reason: Mutex::new(String::new()),
+            namespace,
+            remote: Mutex::new(None),
             secret_scopes: config
                 .secret_scopes
                 .iter()

@@ -41,6 +41,9 @@ pub struct DaprGrpcOptions {
     pub runtime_version: String,
     /// The Configuration's API allow and deny lists (gRPC rules).
     pub access: layotto_dapr_wire::access::ApiAccess,
+    /// gRPC proxying of calls for services this sidecar does not serve (`None`: they are
+    /// `UNIMPLEMENTED`).
+    pub proxy: Option<Arc<crate::proxy::GrpcProxy>>,
 }
 
 /// Serves the Dapr runtime API.

@@ -65,7 +65,7 @@ fn route(r: Option<&layotto_proto::dapr::proto::runtime::v1::TopicRoutes>) -> St
 }
 
 /// HTTP-style status of a gRPC code, for [`InvokeResponse::status`].
-fn http_status(code: Code) -> u16 {
+pub(crate) fn http_status(code: Code) -> u16 {
     match code {
         Code::Ok => 200,
         Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,

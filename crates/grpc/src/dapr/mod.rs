@@ -12,6 +12,7 @@ use tonic::{Request, Status};
 
 pub use api::{DaprGrpcOptions, DaprService};
 pub use app_channel::DaprGrpcAppChannel;
+pub(crate) use app_channel::http_status;
 
 /// Header (gRPC metadata) carrying the API token, as Dapr names it.
 pub use layotto_dapr_wire::headers::API_TOKEN_HEADER;

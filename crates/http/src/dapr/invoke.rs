@@ -41,12 +41,73 @@ pub(crate) async fn invoke(
     headers: HeaderMap,
     RawBody(data): RawBody,
 ) -> Result<Response, ApiError> {
+    let target = raw_method(&uri);
+    forward(&ctx, &app_id, target, &method, query, &headers, data).await
+}
+
+/// `path` as Go's `path.Clean` leaves it: `.` and `..` resolved (never above the root),
+/// repeated and trailing slashes removed.
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Any other path with a `dapr-app-id` header (daprd's fallback route): the whole path,
+/// cleaned, is the method of that app. Without the header: daprd's 404 `ERR_DIRECT_INVOKE`,
+/// or a plain 404 when the allow and deny lists close invocation.
+pub(crate) async fn by_header(
+    State(ctx): State<Ctx>,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    RawBody(data): RawBody,
+) -> Result<Response, ApiError> {
+    let app_id = headers
+        .get(layotto_dapr_wire::headers::APP_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && ctx.shared.invoke_open)
+        .map(str::to_owned);
+    let Some(app_id) = app_id else {
+        if !ctx.shared.invoke_open {
+            return Ok((StatusCode::NOT_FOUND, "404 page not found\n").into_response());
+        }
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            layotto_dapr_wire::errors::ERR_DIRECT_INVOKE,
+            "failed getting app id either from the URL path or the header dapr-app-id",
+        ));
+    };
+    let target = clean_path(uri.path()).trim_start_matches('/').to_owned();
+    forward(&ctx, &app_id, target, &method, query, &headers, data).await
+}
+
+/// One invocation of `target` on `app_id` with the caller's verb, query, headers and body.
+async fn forward(
+    ctx: &Ctx,
+    app_id: &str,
+    target: String,
+    method: &Method,
+    query: Option<String>,
+    headers: &HeaderMap,
+    data: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
     let req = InvokeRequest {
-        method: raw_method(&uri),
+        method: target,
         http_verb: method.as_str().to_ascii_uppercase(),
         query: query.unwrap_or_default(),
         content_type,
@@ -64,9 +125,9 @@ pub(crate) async fn invoke(
     };
     let resp = ctx
         .rt
-        .invoke_service(&app_id, &req)
+        .invoke_service(app_id, &req)
         .await
-        .map_err(err(Op::Invoke { app_id: &app_id }))?;
+        .map_err(err(Op::Invoke { app_id }))?;
     let status = match resp.status {
         0 => StatusCode::OK,
         s => StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -95,6 +156,14 @@ pub(crate) async fn invoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_cleaned_as_go_does() {
+        assert_eq!(clean_path("/a/b/../c"), "/a/c");
+        assert_eq!(clean_path("/../../etc/passwd"), "/etc/passwd");
+        assert_eq!(clean_path("//a/./b/"), "/a/b");
+        assert_eq!(clean_path("/"), "/");
+    }
 
     #[test]
     fn method_is_taken_raw() {

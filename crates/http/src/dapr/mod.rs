@@ -124,6 +124,8 @@ struct Shared {
     shutdown: Arc<Notify>,
     app: Option<AppConnection>,
     runtime_version: String,
+    /// Whether the allow and deny lists leave service invocation open.
+    invoke_open: bool,
     /// Live configuration subscriptions by id.
     config_subs: Mutex<HashMap<String, configuration::Subscription>>,
 }
@@ -203,6 +205,7 @@ fn context(rt: Arc<Runtime>, opts: &DaprHttpOptions) -> Ctx {
             shutdown: opts.shutdown.clone(),
             app: opts.app.clone(),
             runtime_version: opts.runtime_version.clone(),
+            invoke_open: opts.access.http_invoke_allowed(),
             config_subs: Mutex::new(HashMap::new()),
         }),
     }
@@ -309,11 +312,12 @@ pub fn dapr_router(rt: Arc<Runtime>, opts: DaprHttpOptions) -> Router {
         .route("/v1.0/metadata", get(metadata::get))
         .route("/v1.0/metadata/{key}", put(metadata::put))
         .route("/v1.0/shutdown", post(health::shutdown))
-        .route_layer(DefaultBodyLimit::max(opts.max_body_bytes))
         .route_layer(middleware::from_fn_with_state(
             Arc::new(opts.access),
             enforce_access,
-        ));
+        ))
+        .fallback(invoke::by_header)
+        .layer(DefaultBodyLimit::max(opts.max_body_bytes));
     // daprd's order: token check, then CORS, then the routes.
     let router = match cors {
         Some(c) => router.layer(c),

@@ -1,0 +1,288 @@
+//! Interop with Dapr's sidecar for service invocation: `daprd` v1.14.0 (built by the test
+//! harness, `layotto_test_support::peers::DAPRD`) in front of app `dapp` and layotto-rs in
+//! front of app `lapp`, both started with daprd's launch line and Dapr's default name
+//! resolution, mDNS, invoke each other's apps in both directions over HTTP and gRPC, with
+//! 20 MiB bodies.
+//!
+//! mDNS multicasts, so the test runs in a private network namespace it makes itself (the
+//! binary re-executes itself under `unshare --net`), whose only interface is a loopback marked
+//! multicast; daprd gets `DAPR_HOST_IP=127.0.0.1` there. When the namespace cannot be made
+//! the test fails saying so; it never skips.
+#![allow(missing_docs)]
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use layotto_proto::dapr::proto::common::v1 as common;
+use layotto_proto::dapr::proto::runtime::v1 as dapr;
+use layotto_proto::prost_types;
+use layotto_test_support::peers;
+use support::daprd::{Daprd, request};
+use support::free_port;
+use support::invoke_app::app;
+
+const INSIDE: &str = "LAYOTTO_DAPRD_INVOCATION_NETNS";
+const NAME: &str = "daprd_and_layotto_invoke_each_other_over_mdns";
+
+const CONFIG: &str = "apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: invocation
+spec:
+  metrics:
+    enabled: false
+";
+
+/// daprd, killed on drop.
+struct Dapr {
+    child: Child,
+    http: u16,
+    grpc: u16,
+}
+
+impl Drop for Dapr {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_daprd(dir: &std::path::Path, app_port: u16) -> Dapr {
+    std::fs::write(dir.join("config.yaml"), CONFIG).expect("config");
+    let bin = peers::binary(&peers::DAPRD);
+    let (http, grpc, internal, metrics) = (free_port(), free_port(), free_port(), free_port());
+    let child = Command::new(bin)
+        .args(["--app-id", "dapp", "--app-port", &app_port.to_string()])
+        .arg("--config")
+        .arg(dir.join("config.yaml"))
+        .args(["--dapr-http-port", &http.to_string()])
+        .args(["--dapr-grpc-port", &grpc.to_string()])
+        .args(["--dapr-internal-grpc-port", &internal.to_string()])
+        .args(["--metrics-port", &metrics.to_string()])
+        .args(["--dapr-listen-addresses", "127.0.0.1"])
+        .args(["--max-body-size", "32Mi", "--log-level", "warn"])
+        .env("DAPR_HOST_IP", "127.0.0.1")
+        .env("NAMESPACE", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn daprd");
+    let mut d = Dapr { child, http, grpc };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while request(http, "GET", "/v1.0/healthz", &[], "").is_none_or(|r| r.status != 204) {
+        if let Ok(Some(status)) = d.child.try_wait() {
+            panic!("daprd exited with {status}");
+        }
+        assert!(Instant::now() < deadline, "daprd not healthy within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d
+}
+
+#[test]
+fn daprd_and_layotto_invoke_each_other_over_mdns() {
+    if std::env::var_os(INSIDE).is_some() {
+        inside();
+        return;
+    }
+    // Built before entering the namespace (the Go module proxy is outside it).
+    let _ = peers::binary(&peers::DAPRD);
+    let probe = Command::new("unshare").args(["--net", "true"]).output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "{NAME} needs a private network namespace (root) and could not make one: \
+             `unshare --net true` failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => panic!("{NAME} needs `unshare` (Debian package util-linux): {e}"),
+    }
+    let status = Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", NAME, "--nocapture", "--test-threads", "1"])
+        .env(INSIDE, "1")
+        .status()
+        .expect("run the test inside the namespace");
+    assert!(
+        status.success(),
+        "{NAME} failed inside its namespace ({status})"
+    );
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn inside() {
+    ip(&["link", "set", "lo", "up"]);
+    ip(&["link", "set", "lo", "multicast", "on"]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run());
+}
+
+async fn run() {
+    let (dapp, lapp) = (app("dapp").await, app("lapp").await);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daprd = start_daprd(dir.path(), dapp.port);
+    dapp.sidecar.set(daprd.http).expect("once");
+    let internal = free_port().to_string();
+    let layotto = Daprd::start(
+        &[("config.yaml", CONFIG)],
+        &[
+            "--app-id",
+            "lapp",
+            "--app-port",
+            &lapp.port.to_string(),
+            "--config",
+            "{dir}/config.yaml",
+            "--dapr-internal-grpc-port",
+            &internal,
+            "--max-body-size",
+            "32Mi",
+        ],
+        &[("DAPR_HOST_IP", "127.0.0.1")],
+        None,
+    );
+    lapp.sidecar.set(layotto.http).expect("once");
+    let http = support::http();
+
+    // Each way over HTTP: verb, path, query, headers, status and body kept.
+    for (from, to, to_app) in [(layotto.http, "dapp", &dapp), (daprd.http, "lapp", &lapp)] {
+        let r = http
+            .patch(format!(
+                "http://127.0.0.1:{from}/v1.0/invoke/{to}/method/orders/7?x=1&y=2"
+            ))
+            .header("x-custom", "kept")
+            .body("hello")
+            .send()
+            .await
+            .expect("invoke");
+        assert_eq!(r.status(), 201, "to {to}");
+        assert_eq!(r.headers()["x-app"], to);
+        assert_eq!(
+            r.text().await.expect("body"),
+            format!("{to}:PATCH /orders/7?x=1&y=2:hello")
+        );
+        let seen = to_app
+            .seen
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("called");
+        assert_eq!(seen.headers["x-custom"], "kept");
+        let caller = if to == "dapp" { "lapp" } else { "dapp" };
+        assert_eq!(seen.headers["dapr-caller-app-id"], caller, "to {to}");
+        assert_eq!(seen.headers["dapr-callee-app-id"], to);
+
+        let r = http
+            .post(format!(
+                "http://127.0.0.1:{from}/v1.0/invoke/{to}/method/status/404"
+            ))
+            .send()
+            .await
+            .expect("invoke");
+        assert_eq!(r.status(), 404, "to {to}");
+
+        // 20 MiB each way.
+        let r = http
+            .post(format!(
+                "http://127.0.0.1:{from}/v1.0/invoke/{to}/method/size"
+            ))
+            .body(vec![b'x'; 20 << 20])
+            .send()
+            .await
+            .expect("big request");
+        assert_eq!(r.status(), 200, "to {to}");
+        assert_eq!(r.text().await.expect("body"), (20 << 20).to_string());
+        let r = http
+            .get(format!(
+                "http://127.0.0.1:{from}/v1.0/invoke/{to}/method/big"
+            ))
+            .send()
+            .await
+            .expect("big answer");
+        assert_eq!(r.status(), 200, "to {to}");
+        assert_eq!(r.bytes().await.expect("body").len(), 20 << 20);
+    }
+
+    // A round trip: daprd -> lapp -> layotto -> dapp.
+    let r = http
+        .put(format!(
+            "http://127.0.0.1:{}/v1.0/invoke/lapp/method/relay/dapp/deep?k=v",
+            daprd.http
+        ))
+        .body("round")
+        .send()
+        .await
+        .expect("relay");
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.text().await.expect("body"),
+        "lapp>dapp:PUT /deep?k=v:round"
+    );
+
+    // Each way over gRPC InvokeService.
+    for (from, to) in [(layotto.grpc, "dapp"), (daprd.grpc, "lapp")] {
+        let mut grpc = dapr::dapr_client::DaprClient::connect(format!("http://127.0.0.1:{from}"))
+            .await
+            .expect("connect");
+        let answer = grpc
+            .invoke_service(dapr::InvokeServiceRequest {
+                id: to.into(),
+                message: Some(common::InvokeRequest {
+                    method: "grpc/path".into(),
+                    data: Some(prost_types::Any {
+                        type_url: String::new(),
+                        value: b"over grpc".to_vec(),
+                    }),
+                    content_type: "text/plain".into(),
+                    http_extension: Some(common::HttpExtension {
+                        verb: common::http_extension::Verb::Post.into(),
+                        querystring: "q=1".into(),
+                    }),
+                }),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("InvokeService to {to}: {s:?}"))
+            .into_inner();
+        assert_eq!(
+            answer.data.expect("data").value,
+            format!("{to}:POST /grpc/path?q=1:over grpc").into_bytes(),
+            "to {to}"
+        );
+    }
+
+    // An id nobody registered: daprd's answer, within its lookup time.
+    let started = Instant::now();
+    let r = http
+        .post(format!(
+            "http://127.0.0.1:{}/v1.0/invoke/nobody/method/x",
+            layotto.http
+        ))
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 500);
+    let body: serde_json::Value =
+        serde_json::from_slice(&r.bytes().await.expect("body")).expect("json");
+    assert_eq!(
+        body["message"],
+        "failed to invoke, id: nobody, err: couldn't find service: nobody"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(daprd);
+}

@@ -1,0 +1,104 @@
+//! An HTTP app for invocation tests: echoes what it got, relays through its own sidecar, or
+//! answers a chosen status; it records every request.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+
+/// What an app saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub len: usize,
+}
+
+/// An app: echoes, relays through its sidecar, or answers a chosen status.
+pub struct App {
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// The HTTP port of its sidecar, set once that runs.
+    pub sidecar: Arc<OnceLock<u16>>,
+}
+
+/// `name`'s app on a free port: `/relay/<app>/<method...>` calls <app> through its sidecar and
+/// answers `<name>>` + that answer; `/status/<code>` answers that status; `/size` answers the
+/// body's length; `/big` 20 MiB; anything else `<name>:<VERB> <path>?<query>:<body>` with 201.
+pub async fn app(name: &'static str) -> App {
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let sidecar: Arc<OnceLock<u16>> = Arc::default();
+    let (log, own) = (seen.clone(), sidecar.clone());
+    let client = super::http();
+    let router = Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (log, own, client) = (log.clone(), own.clone(), client.clone());
+            async move {
+                log.lock().expect("lock").push(Seen {
+                    method: method.clone(),
+                    uri: uri.clone(),
+                    headers: headers.clone(),
+                    len: body.len(),
+                });
+                let path = uri.path();
+                if let Some(rest) = path.strip_prefix("/relay/") {
+                    // `/relay/<app>/<method...>`: the same call to <app> through our sidecar.
+                    let (target, method_path) = rest.split_once('/').unwrap_or((rest, ""));
+                    let port = *own.get().expect("sidecar port known");
+                    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+                    let r = client
+                        .request(
+                            method,
+                            format!(
+                                "http://127.0.0.1:{port}/v1.0/invoke/{target}/method/{method_path}{query}"
+                            ),
+                        )
+                        .body(body)
+                        .send()
+                        .await
+                        .expect("relay");
+                    let status = StatusCode::from_u16(r.status().as_u16()).expect("status");
+                    let mut out = format!("{name}>").into_bytes();
+                    out.extend_from_slice(&r.bytes().await.expect("relay body"));
+                    return (status, out).into_response();
+                }
+                if let Some(code) = path.strip_prefix("/status/") {
+                    let code = StatusCode::from_u16(code.parse().expect("code")).expect("status");
+                    return (code, [("x-app", name)], format!("{name} says {code}")).into_response();
+                }
+                if path == "/size" {
+                    return (StatusCode::OK, body.len().to_string()).into_response();
+                }
+                if path == "/big" {
+                    return (StatusCode::OK, vec![b'z'; 20 << 20]).into_response();
+                }
+                let mut out = format!("{name}:{method} {path}?{}:", uri.query().unwrap_or(""))
+                    .into_bytes();
+                out.extend_from_slice(&body);
+                (
+                    StatusCode::CREATED,
+                    [("x-app", name), ("content-type", "text/x-echo")],
+                    out,
+                )
+                    .into_response()
+            }
+        },
+    );
+    // Bodies of any size (axum's default limit is 2 MiB).
+    let router = router.layer(axum::extract::DefaultBodyLimit::disable());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind app");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    App {
+        port,
+        seen,
+        sidecar,
+    }
+}
