@@ -2,7 +2,8 @@
 //! harness, `layotto_test_support::peers::DAPRD`) in front of app `dapp` and layotto-rs in
 //! front of app `lapp`, both started with daprd's launch line and Dapr's default name
 //! resolution, mDNS, invoke each other's apps in both directions over HTTP and gRPC, with
-//! 20 MiB bodies.
+//! 20 MiB bodies; and each proxies a gRPC call (`dapr-app-id` metadata) to a gRPC app behind
+//! the other.
 //!
 //! mDNS multicasts, so the test runs in a private network namespace it makes itself (the
 //! binary re-executes itself under `unshare --net`), whose only interface is a loopback marked
@@ -12,7 +13,9 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use layotto_proto::dapr::proto::common::v1 as common;
@@ -49,12 +52,13 @@ impl Drop for Dapr {
     }
 }
 
-fn start_daprd(dir: &std::path::Path, app_port: u16) -> Dapr {
+fn start_daprd(dir: &std::path::Path, app_id: &str, app_port: u16, protocol: &str) -> Dapr {
     std::fs::write(dir.join("config.yaml"), CONFIG).expect("config");
     let bin = peers::binary(&peers::DAPRD);
     let (http, grpc, internal, metrics) = (free_port(), free_port(), free_port(), free_port());
     let child = Command::new(bin)
-        .args(["--app-id", "dapp", "--app-port", &app_port.to_string()])
+        .args(["--app-id", app_id, "--app-port", &app_port.to_string()])
+        .args(["--app-protocol", protocol])
         .arg("--config")
         .arg(dir.join("config.yaml"))
         .args(["--dapr-http-port", &http.to_string()])
@@ -136,7 +140,7 @@ fn inside() {
 async fn run() {
     let (dapp, lapp) = (app("dapp").await, app("lapp").await);
     let dir = tempfile::tempdir().expect("tempdir");
-    let daprd = start_daprd(dir.path(), dapp.port);
+    let daprd = start_daprd(dir.path(), "dapp", dapp.port, "http");
     dapp.sidecar.set(daprd.http).expect("once");
     let internal = free_port().to_string();
     let layotto = Daprd::start(
@@ -284,5 +288,108 @@ async fn run() {
         "failed to invoke, id: nobody, err: couldn't find service: nobody"
     );
     assert!(started.elapsed() < Duration::from_secs(3));
+
+    // gRPC proxying: each sidecar forwards a call for an app's own gRPC service (here
+    // `AppCallbackHealthCheck`, which neither sidecar serves itself) to the other's app.
+    let (dgrpc_port, dgrpc_seen) = grpc_app().await;
+    let (lgrpc_port, lgrpc_seen) = grpc_app().await;
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let _dgrpc = start_daprd(dir2.path(), "dgrpc", dgrpc_port, "grpc");
+    let internal = free_port().to_string();
+    let _lgrpc = Daprd::start(
+        &[("config.yaml", CONFIG)],
+        &[
+            "--app-id",
+            "lgrpc",
+            "--app-port",
+            &lgrpc_port.to_string(),
+            "--app-protocol",
+            "grpc",
+            "--config",
+            "{dir}/config.yaml",
+            "--dapr-internal-grpc-port",
+            &internal,
+        ],
+        &[("DAPR_HOST_IP", "127.0.0.1")],
+        None,
+    );
+    for (from, to, seen, caller) in [
+        (layotto.grpc, "dgrpc", &dgrpc_seen, "lapp"),
+        (daprd.grpc, "lgrpc", &lgrpc_seen, "dapp"),
+    ] {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{from}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut client =
+            dapr::app_callback_health_check_client::AppCallbackHealthCheckClient::new(channel);
+        let mut call = tonic::Request::new(());
+        call.metadata_mut()
+            .insert("dapr-app-id", to.parse().expect("id"));
+        call.metadata_mut()
+            .insert("x-custom", "kept".parse().expect("v"));
+        client
+            .health_check(call)
+            .await
+            .unwrap_or_else(|s| panic!("proxied call to {to}: {s:?}"));
+        let md = seen
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("the app was called");
+        assert_eq!(
+            md.get("x-custom").map(String::as_str),
+            Some("kept"),
+            "to {to}"
+        );
+        assert_eq!(
+            md.get("dapr-caller-app-id").map(String::as_str),
+            Some(caller),
+            "to {to}"
+        );
+        assert_eq!(md.get("dapr-callee-app-id").map(String::as_str), Some(to));
+    }
     drop(daprd);
+}
+
+/// A gRPC app serving only `AppCallbackHealthCheck`; records each call's metadata.
+async fn grpc_app() -> (u16, Arc<Mutex<Vec<HashMap<String, String>>>>) {
+    struct App(Arc<Mutex<Vec<HashMap<String, String>>>>);
+    #[tonic::async_trait]
+    impl dapr::app_callback_health_check_server::AppCallbackHealthCheck for App {
+        async fn health_check(
+            &self,
+            req: tonic::Request<()>,
+        ) -> Result<tonic::Response<dapr::HealthCheckResponse>, tonic::Status> {
+            let md = req
+                .metadata()
+                .iter()
+                .filter_map(|kv| match kv {
+                    tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                        Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
+                    }
+                    tonic::metadata::KeyAndValueRef::Binary(..) => None,
+                })
+                .collect();
+            self.0.lock().expect("lock").push(md);
+            Ok(tonic::Response::new(dapr::HealthCheckResponse {}))
+        }
+    }
+    let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let svc = dapr::app_callback_health_check_server::AppCallbackHealthCheckServer::new(App(
+        seen.clone()
+    ));
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await;
+    });
+    (port, seen)
 }
