@@ -312,6 +312,7 @@ impl Walker {
             tracing: self.tracing.take(),
             log_level,
             secret_scopes: Vec::new(),
+            resiliency: crate::resiliency::Resiliency::default(),
         })
     }
 

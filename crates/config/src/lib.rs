@@ -26,6 +26,7 @@ mod dapr;
 mod dapr_configuration;
 mod layotto;
 mod node;
+pub mod resiliency;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +41,7 @@ pub use dapr_configuration::{
     ApiAccessRule, DEFAULT_SAMPLING_RATE, DaprConfiguration, MetricRule, NameResolutionSpec,
     SecretScope, is_layotto_json, load_configuration, parse_configuration,
 };
+pub use resiliency::{load_resiliency, parse_resiliency};
 
 /// The building block a component serves (the block table lives in `layotto-core`).
 pub use layotto_core::Kind;
@@ -297,6 +299,8 @@ pub struct Config {
     /// Which secrets the secrets API may hand out, per store (Dapr's Configuration
     /// `spec.secrets.scopes`); a store without a scope hands out every key.
     pub secret_scopes: Vec<SecretScope>,
+    /// Dapr's `Resiliency` resources from the resources path, merged.
+    pub resiliency: resiliency::Resiliency,
 }
 
 /// MOSN's `flowControlFilter` stream filter on the gRPC listener: a per-method rate limit

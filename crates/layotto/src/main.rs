@@ -249,6 +249,10 @@ fn checked(dapr: &DaprdArgs, daprd_mode: bool, strict: bool) -> Result<Checked, 
             problems.extend(found);
             problems.extend(c.merge_components(entries));
         }
+        match layotto_config::load_resiliency(&dapr.resources(), &c.app.app_id) {
+            Ok(r) => c.resiliency = r,
+            Err(p) => problems.extend(p),
+        }
         c
     });
     if let Some(c) = &config {

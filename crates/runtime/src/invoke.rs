@@ -166,7 +166,8 @@ impl Runtime {
     }
 
     /// Invokes `req.method` on app `target` (`id` or `id.namespace`): this sidecar's own app
-    /// through the app channel, another through name resolution and the remote channel.
+    /// through the app channel, another through name resolution and the remote channel, under
+    /// the Resiliency policies targeting that app id (timeouts, retries, circuit breakers).
     ///
     /// # Errors
     /// Empty or malformed app id, empty method (`InvalidArgument`); another app without remote
@@ -178,6 +179,21 @@ impl Runtime {
         target: &str,
         req: &InvokeRequest,
     ) -> Result<InvokeResponse> {
+        let id = AppAddress::parse(target)?.id;
+        match self.policies.app(&id) {
+            Some(p) => {
+                self.policies
+                    .run(p, &id, &req.method, &self.metrics, || {
+                        self.invoke_once(target, req)
+                    })
+                    .await
+            }
+            None => self.invoke_once(target, req).await,
+        }
+    }
+
+    /// One attempt of [`Runtime::invoke_service`], without resiliency policies.
+    async fn invoke_once(&self, target: &str, req: &InvokeRequest) -> Result<InvokeResponse> {
         let address = AppAddress::parse(target)?;
         if req.method.is_empty() {
             return Err(Error::empty_field("method"));

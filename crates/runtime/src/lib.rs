@@ -28,6 +28,7 @@ mod lock;
 mod meta;
 pub mod metrics;
 mod pubsub;
+mod resiliency;
 mod secret;
 pub mod segments;
 mod sequencer;
@@ -134,6 +135,8 @@ pub struct Runtime {
     /// Other apps' sidecars: name resolution and the remote channel (none without an internal
     /// gRPC port).
     remote: Mutex<Option<Arc<invoke::Remote>>>,
+    /// Resiliency policies of calls to apps.
+    policies: resiliency::Policies,
     /// Secret scopes by store name.
     secret_scopes: HashMap<String, layotto_config::SecretScope>,
 }
@@ -236,6 +239,7 @@ impl Runtime {
             app_unhealthy_reason: Mutex::new(String::new()),
             namespace,
             remote: Mutex::new(None),
+            policies: resiliency::Policies::new(config.resiliency.clone()),
             secret_scopes: config
                 .secret_scopes
                 .iter()

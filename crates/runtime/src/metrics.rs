@@ -212,6 +212,8 @@ pub struct Metrics {
     loaded: IntCounterVec,
     init_total: IntCounterVec,
     init_fail: IntCounterVec,
+    resiliency_count: IntCounterVec,
+    resiliency_activations: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -248,6 +250,15 @@ fn dapr_operation(kind: Kind, op: &str) -> &str {
 
 const COMPONENT_LABELS: [&str; 5] = ["app_id", "component", "namespace", "operation", "success"];
 const HTTP_LABELS: [&str; 4] = ["app_id", "method", "path", "status"];
+const RESILIENCY_LABELS: [&str; 7] = [
+    "app_id",
+    "flow_direction",
+    "name",
+    "namespace",
+    "policy",
+    "status",
+    "target",
+];
 
 impl Metrics {
     /// A registry with every metric family, for `app_id`.
@@ -442,6 +453,17 @@ impl Metrics {
                 "dapr_runtime_component_init_fail_total",
                 "The number of component initialization failures",
                 &["app_id", "component", "reason", "componentName"],
+            ),
+            resiliency_count: counter(
+                "dapr_resiliency_count",
+                "Number of times a resiliency policy has been applied to a building block.",
+                &RESILIENCY_LABELS,
+            ),
+            resiliency_activations: counter(
+                "dapr_resiliency_activations_total",
+                "Number of times a resiliency policy has been activated in a building block \
+                 after a failure or after a state change.",
+                &RESILIENCY_LABELS,
             ),
             components,
             egress,
@@ -746,6 +768,37 @@ impl Metrics {
                 .init_fail
                 .with_label_values(&[self.app_id.as_str(), type_, reason, name])
                 .inc(),
+        }
+    }
+
+    /// Records one use of resiliency policy `policy` (`timeout`, `retry`, `circuitbreaker`) of
+    /// the Resiliency resource `name` on outbound calls to `target` (`app_<id>`), as daprd's
+    /// `dapr_resiliency_count`, and with `activated` also `dapr_resiliency_activations_total`
+    /// (a timeout fired, a retry made, a breaker state change). `status` is a breaker's state
+    /// (`closed`, `open`, `half-open`), empty for the other policies.
+    pub fn resiliency(
+        &self,
+        name: &str,
+        policy: &str,
+        target: &str,
+        status: &str,
+        activated: bool,
+    ) {
+        if !self.settings.enabled {
+            return;
+        }
+        let labels = [
+            self.app_id.as_str(),
+            "outbound",
+            name,
+            self.settings.namespace.as_str(),
+            policy,
+            status,
+            target,
+        ];
+        self.resiliency_count.with_label_values(&labels).inc();
+        if activated {
+            self.resiliency_activations.with_label_values(&labels).inc();
         }
     }
 

@@ -65,42 +65,11 @@ pub fn host_address(listen: std::net::IpAddr, dapr_host_ip: Option<String>) -> S
 
 /// A Go duration (`1s`, `1m30s`, `800ms`) or a number of seconds.
 pub(crate) fn duration(text: &str, what: &str) -> Result<Duration> {
-    let t = text.trim();
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let bad = || {
+    layotto_core::metadata::parse_duration(text, Duration::from_secs).ok_or_else(|| {
         Error::invalid(format!(
             "{what}: '{text}' is not a duration (e.g. 5s, 1m30s, 800ms)"
         ))
-    };
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let n: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return Err(bad()),
-        };
-        total += Duration::from_secs_f64(n * unit);
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
+    })
 }
 
 #[cfg(test)]

@@ -26,7 +26,8 @@ pub struct App {
 }
 
 /// `name`'s app on a free port: `/relay/<app>/<method...>` calls <app> through its sidecar and
-/// answers `<name>>` + that answer; `/status/<code>` answers that status; `/size` answers the
+/// answers `<name>>` + that answer; `/status/<code>` answers that status; `/flaky/<n>/<key>`
+/// answers 503 to its first n calls, then 200; `/slow/<ms>` answers after that long; `/size` answers the
 /// body's length; `/big` 20 MiB; anything else `<name>:<VERB> <path>?<query>:<body>` with 201.
 pub async fn app(name: &'static str) -> App {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
@@ -68,6 +69,20 @@ pub async fn app(name: &'static str) -> App {
                 if let Some(code) = path.strip_prefix("/status/") {
                     let code = StatusCode::from_u16(code.parse().expect("code")).expect("status");
                     return (code, [("x-app", name)], format!("{name} says {code}")).into_response();
+                }
+                if let Some(rest) = path.strip_prefix("/flaky/") {
+                    // `/flaky/<n>/<key>`: 503 for the first n calls of that path, then 200.
+                    let n: usize = rest.split('/').next().unwrap_or("0").parse().unwrap_or(0);
+                    let calls = log.lock().expect("lock").iter().filter(|s| s.uri.path() == path).count();
+                    if calls <= n {
+                        return (StatusCode::SERVICE_UNAVAILABLE, format!("failure {calls}")).into_response();
+                    }
+                    return (StatusCode::OK, format!("ok after {} calls", calls)).into_response();
+                }
+                if let Some(ms) = path.strip_prefix("/slow/") {
+                    let ms: u64 = ms.parse().expect("milliseconds");
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    return (StatusCode::OK, "slept").into_response();
                 }
                 if path == "/size" {
                     return (StatusCode::OK, body.len().to_string()).into_response();

@@ -1,0 +1,606 @@
+//! Dapr's `Resiliency` resources (`apiVersion: dapr.io/v1alpha1`, `kind: Resiliency`; the Dapr
+//! docs pages "Resiliency policies" and "Targets", `dapr/dapr:pkg/apis/resiliency/v1alpha1`),
+//! read from the resources path beside the components.
+//!
+//! `spec.policies` names timeouts, retries and circuit breakers; `spec.targets.apps.<app-id>`
+//! picks them for calls to that app. Several resources applying to this app merge, a later file
+//! overriding a policy or target of the same name. Targets this runtime cannot apply yet
+//! (`actors`, `components`) are reported as problems rather than ignored.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::Problem;
+
+/// One retry policy (`spec.policies.retries.<name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// `policy: exponential` (else `constant`).
+    pub exponential: bool,
+    /// `duration`: the constant interval, or the first exponential one (default 5 s constant,
+    /// 500 ms exponential, as dapr/kit).
+    pub duration: Duration,
+    /// `maxInterval` of exponential backoff (default 60 s).
+    pub max_interval: Duration,
+    /// `maxRetries`; `None` retries without limit (`-1`, Dapr's default).
+    pub max_retries: Option<u32>,
+    /// `matching.httpStatusCodes` (Dapr 1.15): the app statuses that are retried, as inclusive
+    /// ranges; empty: every status outside 200-399.
+    pub http_status_codes: Vec<(u16, u16)>,
+    /// `matching.gRPCStatusCodes` (Dapr 1.15): the gRPC codes retried; empty: every error.
+    pub grpc_status_codes: Vec<(u16, u16)>,
+}
+
+/// What a circuit breaker's `trip` compares (CEL variables of Dapr's breaker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TripCounter {
+    /// `requests`.
+    Requests,
+    /// `totalSuccesses`.
+    TotalSuccesses,
+    /// `totalFailures`.
+    TotalFailures,
+    /// `consecutiveSuccesses`.
+    ConsecutiveSuccesses,
+    /// `consecutiveFailures`.
+    ConsecutiveFailures,
+}
+
+/// `trip: <counter> <op> <number>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trip {
+    /// The counter compared.
+    pub counter: TripCounter,
+    /// `>`, `>=`, `==`, `<=` or `<`.
+    pub op: &'static str,
+    /// The number it is compared with.
+    pub value: u64,
+}
+
+impl Trip {
+    /// Whether counts `(requests, total successes, total failures, consecutive successes,
+    /// consecutive failures)` trip the breaker.
+    pub fn trips(&self, counts: [u64; 5]) -> bool {
+        let v = counts[self.counter as usize];
+        match self.op {
+            ">" => v > self.value,
+            ">=" => v >= self.value,
+            "==" => v == self.value,
+            "<=" => v <= self.value,
+            _ => v < self.value,
+        }
+    }
+}
+
+/// One circuit breaker (`spec.policies.circuitBreakers.<name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    /// `maxRequests` let through while half-open (default 1).
+    pub max_requests: u32,
+    /// `interval`: how often the counts of a closed breaker are cleared (`None`: never).
+    pub interval: Option<Duration>,
+    /// `timeout`: how long it stays open before letting requests try again (default 60 s).
+    pub timeout: Duration,
+    /// `trip` (default `consecutiveFailures > 5`).
+    pub trip: Trip,
+}
+
+/// The policies one target uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetPolicies {
+    /// Limit of each attempt.
+    pub timeout: Option<Duration>,
+    /// How failed attempts are retried.
+    pub retry: Option<RetryPolicy>,
+    /// The circuit breaker, with its policy name (breakers are kept per name and endpoint).
+    pub circuit_breaker: Option<(String, BreakerPolicy)>,
+}
+
+/// The resiliency rules applying to this app, merged over every `Resiliency` resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resiliency {
+    /// `spec.targets.apps`, resolved to their policies, by app id.
+    pub apps: BTreeMap<String, TargetPolicies>,
+    /// The names of the resources read, for logs.
+    pub names: Vec<String>,
+}
+
+#[derive(Default)]
+struct Raw {
+    timeouts: BTreeMap<String, Duration>,
+    retries: BTreeMap<String, RetryPolicy>,
+    breakers: BTreeMap<String, BreakerPolicy>,
+    apps: BTreeMap<String, (Value, String)>,
+    names: Vec<String>,
+}
+
+struct Reader<'a> {
+    file: &'a str,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Reader<'_> {
+    fn problem(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_owned(),
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, v: &Value, path: &str, bare_ms: bool) -> Option<Duration> {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            other => {
+                self.problem(
+                    path,
+                    format!("expected a duration such as 5s, found {other}"),
+                );
+                return None;
+            }
+        };
+        let bare: fn(u64) -> Duration = if bare_ms {
+            Duration::from_millis
+        } else {
+            Duration::from_secs
+        };
+        let d = layotto_core::metadata::parse_duration(&text, bare);
+        if d.is_none() {
+            self.problem(
+                path,
+                format!("'{text}' is not a duration (e.g. 5s, 1m30s, 500ms)"),
+            );
+        }
+        d
+    }
+
+    fn codes(&mut self, v: Option<&Value>, path: &str, max: u16) -> Vec<(u16, u16)> {
+        let Some(v) = v else { return Vec::new() };
+        let Some(text) = v.as_str() else {
+            self.problem(path, "expected a list such as \"500-599,429\"");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            match (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
+                (Ok(a), Ok(b)) if a <= b && b <= max && (max < 100 || a >= 100) => {
+                    out.push((a, b));
+                }
+                _ => self.problem(path, format!("'{part}' is not a code or range of codes")),
+            }
+        }
+        out
+    }
+
+    fn retry(&mut self, v: &Value, path: &str) -> Option<RetryPolicy> {
+        let exponential = match v
+            .get("policy")
+            .and_then(Value::as_str)
+            .unwrap_or("constant")
+        {
+            "constant" => false,
+            "exponential" => true,
+            other => {
+                self.problem(
+                    &format!("{path}.policy"),
+                    format!("'{other}' is neither constant nor exponential"),
+                );
+                return None;
+            }
+        };
+        let default = if exponential {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(5)
+        };
+        let duration = match v.get("duration") {
+            Some(d) => self.duration(d, &format!("{path}.duration"), false)?,
+            None => default,
+        };
+        let max_interval = match v.get("maxInterval") {
+            Some(d) => self.duration(d, &format!("{path}.maxInterval"), false)?,
+            None => Duration::from_secs(60),
+        };
+        let max_retries = match v.get("maxRetries") {
+            None | Some(Value::Null) => None,
+            Some(n) => match n
+                .as_i64()
+                .or_else(|| n.as_str().and_then(|s| s.parse().ok()))
+            {
+                Some(n) if n < 0 => None,
+                Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+                None => {
+                    self.problem(&format!("{path}.maxRetries"), "expected a whole number");
+                    return None;
+                }
+            },
+        };
+        let matching = v.get("matching");
+        Some(RetryPolicy {
+            exponential,
+            duration,
+            max_interval,
+            max_retries,
+            http_status_codes: self.codes(
+                matching.and_then(|m| m.get("httpStatusCodes")),
+                &format!("{path}.matching.httpStatusCodes"),
+                599,
+            ),
+            grpc_status_codes: self.codes(
+                matching.and_then(|m| m.get("gRPCStatusCodes")),
+                &format!("{path}.matching.gRPCStatusCodes"),
+                16,
+            ),
+        })
+    }
+
+    fn trip(&mut self, v: Option<&Value>, path: &str) -> Option<Trip> {
+        let Some(v) = v else {
+            return Some(Trip {
+                counter: TripCounter::ConsecutiveFailures,
+                op: ">",
+                value: 5,
+            });
+        };
+        let text = v.as_str().unwrap_or_default().trim().to_owned();
+        let parsed = (|| {
+            let op = [">=", "<=", "==", ">", "<"]
+                .into_iter()
+                .find(|op| text.contains(op))?;
+            let (left, right) = text.split_once(op)?;
+            let counter = match left.trim() {
+                "requests" => TripCounter::Requests,
+                "totalSuccesses" => TripCounter::TotalSuccesses,
+                "totalFailures" => TripCounter::TotalFailures,
+                "consecutiveSuccesses" => TripCounter::ConsecutiveSuccesses,
+                "consecutiveFailures" => TripCounter::ConsecutiveFailures,
+                _ => return None,
+            };
+            Some(Trip {
+                counter,
+                op,
+                value: right.trim().parse().ok()?,
+            })
+        })();
+        if parsed.is_none() {
+            self.problem(
+                path,
+                format!(
+                    "trip '{text}' is not supported: one comparison of requests, \
+                     totalSuccesses, totalFailures, consecutiveSuccesses or \
+                     consecutiveFailures with a number (e.g. consecutiveFailures > 5)"
+                ),
+            );
+        }
+        parsed
+    }
+
+    fn breaker(&mut self, v: &Value, path: &str) -> Option<BreakerPolicy> {
+        let max_requests = match v.get("maxRequests") {
+            None | Some(Value::Null) => 1,
+            Some(n) => match n
+                .as_u64()
+                .or_else(|| n.as_str().and_then(|s| s.parse().ok()))
+            {
+                Some(0) => 1,
+                Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
+                None => {
+                    self.problem(&format!("{path}.maxRequests"), "expected a whole number");
+                    return None;
+                }
+            },
+        };
+        let interval = match v.get("interval") {
+            Some(d) => {
+                Some(self.duration(d, &format!("{path}.interval"), false)?).filter(|d| !d.is_zero())
+            }
+            None => None,
+        };
+        let timeout = match v.get("timeout") {
+            Some(d) => Some(self.duration(d, &format!("{path}.timeout"), false)?)
+                .filter(|d| !d.is_zero())
+                .unwrap_or(Duration::from_secs(60)),
+            None => Duration::from_secs(60),
+        };
+        let trip = self.trip(v.get("trip"), &format!("{path}.trip"))?;
+        Some(BreakerPolicy {
+            max_requests,
+            interval,
+            timeout,
+            trip,
+        })
+    }
+
+    fn document(&mut self, doc: &Value, base: &str, app_id: &str, raw: &mut Raw) {
+        if doc.get("kind").and_then(Value::as_str) != Some("Resiliency") {
+            return;
+        }
+        if let Some(scopes) = doc.get("scopes").and_then(Value::as_array)
+            && !scopes.is_empty()
+            && !scopes.iter().any(|s| s.as_str() == Some(app_id))
+        {
+            return;
+        }
+        if doc.get("apiVersion").and_then(Value::as_str) != Some("dapr.io/v1alpha1") {
+            self.problem(
+                &format!("{base}.apiVersion"),
+                "apiVersion must be 'dapr.io/v1alpha1' for a Resiliency",
+            );
+        }
+        let name = doc
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        raw.names.push(name);
+        let policies = doc.pointer("/spec/policies");
+        let each = |key: &str| {
+            policies
+                .and_then(|p| p.get(key))
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+        };
+        for (k, v) in each("timeouts") {
+            let path = format!("{base}.spec.policies.timeouts.{k}");
+            if let Some(d) = self.duration(&v, &path, true) {
+                raw.timeouts.insert(k, d);
+            }
+        }
+        for (k, v) in each("retries") {
+            let path = format!("{base}.spec.policies.retries.{k}");
+            if let Some(r) = self.retry(&v, &path) {
+                raw.retries.insert(k, r);
+            }
+        }
+        for (k, v) in each("circuitBreakers") {
+            let path = format!("{base}.spec.policies.circuitBreakers.{k}");
+            if let Some(b) = self.breaker(&v, &path) {
+                raw.breakers.insert(k, b);
+            }
+        }
+        if let Some(targets) = doc.pointer("/spec/targets").and_then(Value::as_object) {
+            for (kind, value) in targets {
+                let path = format!("{base}.spec.targets.{kind}");
+                match kind.as_str() {
+                    "apps" => {
+                        for (id, t) in value.as_object().cloned().unwrap_or_default() {
+                            raw.apps.insert(id.clone(), (t, format!("{path}.{id}")));
+                        }
+                    }
+                    "components" | "actors" => self.problem(
+                        &path,
+                        format!(
+                            "resiliency targets of {kind} are not supported yet (only apps): \
+                             the policies would not apply"
+                        ),
+                    ),
+                    other => self.problem(&path, format!("unknown target kind '{other}'")),
+                }
+            }
+        }
+    }
+
+    fn resolve(&mut self, raw: Raw) -> Resiliency {
+        let mut out = Resiliency {
+            names: raw.names,
+            ..Resiliency::default()
+        };
+        for (id, (t, path)) in raw.apps {
+            let mut p = TargetPolicies::default();
+            let pick = |key: &str| t.get(key).and_then(Value::as_str).map(str::to_owned);
+            if let Some(n) = pick("timeout") {
+                match raw.timeouts.get(&n) {
+                    Some(d) => p.timeout = Some(*d),
+                    None => self.problem(
+                        &format!("{path}.timeout"),
+                        format!("no timeout policy '{n}'"),
+                    ),
+                }
+            }
+            if let Some(n) = pick("retry") {
+                match raw.retries.get(&n) {
+                    Some(r) => p.retry = Some(r.clone()),
+                    None => {
+                        self.problem(&format!("{path}.retry"), format!("no retry policy '{n}'"))
+                    }
+                }
+            }
+            if let Some(n) = pick("circuitBreaker") {
+                match raw.breakers.get(&n) {
+                    Some(b) => p.circuit_breaker = Some((n, b.clone())),
+                    None => self.problem(
+                        &format!("{path}.circuitBreaker"),
+                        format!("no circuit breaker policy '{n}'"),
+                    ),
+                }
+            }
+            out.apps.insert(id, p);
+        }
+        out
+    }
+}
+
+/// Reads every `Resiliency` resource under `dirs` that applies to `app_id` (no `scopes`, or
+/// `scopes` naming it), merged.
+///
+/// # Errors
+/// Every problem at once: a policy that does not parse, a target naming a missing policy, a
+/// target kind not supported yet.
+pub fn load_resiliency(
+    dirs: &[impl AsRef<Path>],
+    app_id: &str,
+) -> Result<Resiliency, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut raw = Raw::default();
+    for dir in dirs {
+        let Ok(read) = std::fs::read_dir(dir.as_ref()) else {
+            continue; // the component loader reports unreadable directories
+        };
+        let mut files: Vec<_> = read
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| {
+                    x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml")
+                })
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            let file = f.display().to_string();
+            let Ok(text) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            parse_into(&text, &file, app_id, &mut raw, &mut problems);
+        }
+    }
+    let mut r = Reader {
+        file: "resiliency",
+        problems: &mut problems,
+    };
+    let out = r.resolve(raw);
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// [`load_resiliency`] over one YAML text.
+///
+/// # Errors
+/// As [`load_resiliency`].
+pub fn parse_resiliency(text: &str, file: &str, app_id: &str) -> Result<Resiliency, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut raw = Raw::default();
+    parse_into(text, file, app_id, &mut raw, &mut problems);
+    let mut r = Reader {
+        file,
+        problems: &mut problems,
+    };
+    let out = r.resolve(raw);
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+fn parse_into(text: &str, file: &str, app_id: &str, raw: &mut Raw, problems: &mut Vec<Problem>) {
+    use serde::Deserialize as _;
+    let mut r = Reader { file, problems };
+    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
+        // Syntax errors are the component loader's to report.
+        let Ok(v) = Value::deserialize(doc) else {
+            return;
+        };
+        r.document(&v, &format!("doc[{i}]"), app_id, raw);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata:
+  name: res
+scopes: [caller]
+spec:
+  policies:
+    timeouts:
+      quick: 300ms
+      bare: 250
+    retries:
+      thrice:
+        policy: constant
+        duration: 50ms
+        maxRetries: 3
+      forever:
+        policy: exponential
+        maxInterval: 2s
+        matching:
+          httpStatusCodes: \"500-599,429\"
+    circuitBreakers:
+      cb:
+        maxRequests: 1
+        timeout: 2s
+        trip: consecutiveFailures >= 3
+  targets:
+    apps:
+      callee:
+        timeout: quick
+        retry: thrice
+        circuitBreaker: cb
+      other:
+        retry: forever
+        timeout: bare
+";
+
+    #[test]
+    fn policies_resolve_per_app() {
+        let r = parse_resiliency(DOC, "r.yaml", "caller").unwrap();
+        let c = &r.apps["callee"];
+        assert_eq!(c.timeout, Some(Duration::from_millis(300)));
+        let retry = c.retry.as_ref().unwrap();
+        assert_eq!(
+            (retry.exponential, retry.duration, retry.max_retries),
+            (false, Duration::from_millis(50), Some(3))
+        );
+        let (name, b) = c.circuit_breaker.as_ref().unwrap();
+        assert_eq!(name, "cb");
+        assert_eq!(b.timeout, Duration::from_secs(2));
+        assert!(b.trip.trips([0, 0, 0, 0, 3]) && !b.trip.trips([0, 0, 0, 0, 2]));
+        let o = &r.apps["other"];
+        assert_eq!(o.timeout, Some(Duration::from_millis(250)));
+        let f = o.retry.as_ref().unwrap();
+        assert_eq!(
+            (f.exponential, f.duration, f.max_retries),
+            (true, Duration::from_millis(500), None)
+        );
+        assert_eq!(f.http_status_codes, [(500, 599), (429, 429)]);
+        // Out of scope: nothing applies.
+        assert!(
+            parse_resiliency(DOC, "r.yaml", "someone")
+                .unwrap()
+                .apps
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bad_policies_and_unsupported_targets_are_problems() {
+        let bad = DOC
+            .replace(
+                "consecutiveFailures >= 3",
+                "consecutiveFailures > 3 && requests > 1",
+            )
+            .replace("retry: thrice", "retry: twice")
+            .replace(
+                "    apps:\n",
+                "    components:\n      store: {}\n    apps:\n",
+            );
+        let p = parse_resiliency(&bad, "r.yaml", "caller").unwrap_err();
+        let all: Vec<_> = p.iter().map(|p| p.message.as_str()).collect();
+        assert!(
+            all.iter()
+                .any(|m| m.contains("trip") && m.contains("not supported")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter().any(|m| m.contains("no retry policy 'twice'")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter()
+                .any(|m| m.contains("targets of components are not supported")),
+            "{all:?}"
+        );
+    }
+}
