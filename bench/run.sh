@@ -9,3 +9,8 @@ if ! command -v redis-server >/dev/null; then
 fi
 cargo build --release --locked -p layotto -p layotto-bench
 ./target/release/layotto-bench --bin target/release/layotto --report bench/REPORT.md "$@"
+# Service invocation beside Dapr's own sidecar (built by the test harness: build-peers).
+daprd="$HOME/.cache/layotto-rs/peers/daprd-v1.14.0/daprd"
+[ -x "$daprd" ] || cargo run -q --release --locked -p layotto-test-support --bin build-peers
+./target/release/layotto-bench --invocation --daprd "$daprd" --bin target/release/layotto \
+  --report bench/REPORT.md --fixed-seconds 10

@@ -17,7 +17,10 @@
 //! - `--fixed-only`: only the fixed-rate runs and the servers' CPU during them, for profiling
 //!   (no report is written); `--compare PATH` adds a second sidecar build to them (A/B), and
 //!   `--hot-cpus` runs them beside idle-priority spinners (see `HotCpus`).
+//! - `--invocation [--daprd PATH]`: only service invocation, hop by hop, beside daprd (see
+//!   `invocation.rs`); its section of `--report` is replaced.
 
+mod invocation;
 mod load;
 mod scenarios;
 mod startup;
@@ -28,6 +31,12 @@ use std::time::Duration;
 
 /// Command-line settings.
 pub struct Args {
+    /// `--invocation`: only the service invocation scenarios.
+    invocation: bool,
+    /// `--daprd PATH`: the daprd measured beside the sidecar in `--invocation`.
+    daprd: Option<PathBuf>,
+    /// `--http-echo PORT`: serve the HTTP echo app (a child of `--invocation`).
+    http_echo: Option<u16>,
     bin: PathBuf,
     concurrency: usize,
     conns: usize,
@@ -63,6 +72,9 @@ fn parse_args() -> Result<Args, String> {
         smoke: false,
         fixed_only: false,
         compare: None,
+        invocation: false,
+        daprd: None,
+        http_echo: None,
         compare_args: Vec::new(),
         hot_cpus: false,
         fixed_seconds: 10,
@@ -100,6 +112,12 @@ fn parse_args() -> Result<Args, String> {
                     .collect();
             }
             "--fixed-seconds" => a.fixed_seconds = num(it.next(), "--fixed-seconds")?.max(1),
+            "--invocation" => a.invocation = true,
+            "--daprd" => a.daprd = Some(it.next().ok_or("--daprd needs a path")?.into()),
+            "--http-echo" => {
+                a.http_echo =
+                    Some(u16::try_from(num(it.next(), "--http-echo")?).map_err(|e| e.to_string())?);
+            }
             "--echo-server" => {
                 a.echo_server = Some(
                     u16::try_from(num(it.next(), "--echo-server")?).map_err(|e| e.to_string())?,
@@ -112,7 +130,7 @@ fn parse_args() -> Result<Args, String> {
     if a.smoke && !explicit_bin {
         a.bin = startup::repo_root().join("target/debug/layotto");
     }
-    if a.echo_server.is_none() && !a.bin.exists() {
+    if a.echo_server.is_none() && a.http_echo.is_none() && !a.bin.exists() {
         return Err(format!(
             "{} does not exist: build it first (cargo build --release -p layotto)",
             a.bin.display()
@@ -151,7 +169,18 @@ fn main() -> ExitCode {
             }
         };
     }
-    let result = if args.smoke {
+    if let Some(port) = args.http_echo {
+        return match rt.block_on(invocation::serve_http_echo(port)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("layotto-bench HTTP echo: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let result = if args.invocation {
+        rt.block_on(invocation::run(&args, args.daprd.as_deref()))
+    } else if args.smoke {
         rt.block_on(scenarios::smoke(&args))
     } else {
         rt.block_on(scenarios::full(&args))

@@ -499,7 +499,11 @@ impl RemoteChannel for InternalClient {
             }
             match s.code() {
                 Code::Unimplemented => ChannelError::Unimplemented,
-                _ => ChannelError::Unavailable(s.message().to_owned()),
+                // Not reached, or reached but not yet processing (daprd retries these).
+                Code::Unavailable | Code::Unauthenticated => {
+                    ChannelError::Unavailable(s.message().to_owned())
+                }
+                _ => ChannelError::Failed(s.message().to_owned()),
             }
         })
     }

@@ -63,7 +63,8 @@ impl GrpcProxy {
         token: Option<&ApiToken>,
         req: axum::http::Request<Body>,
     ) -> axum::http::Response<Body> {
-        match self.try_forward(token, req).await {
+        let internal = token.is_none();
+        match self.try_forward(token, internal, req).await {
             Ok(r) => r,
             Err(s) => {
                 let (parts, ()) = s.into_http::<()>().into_parts();
@@ -75,6 +76,7 @@ impl GrpcProxy {
     async fn try_forward(
         &self,
         token: Option<&ApiToken>,
+        internal: bool,
         req: axum::http::Request<Body>,
     ) -> Result<axum::http::Response<Body>, Status> {
         if let Some(t) = token
@@ -98,12 +100,27 @@ impl GrpcProxy {
                 req.uri().path()
             )));
         };
-        let route = self.rt.route(&target).await.map_err(|e| {
-            Status::internal(format!(
-                "failed to proxy request: failed to resolve {target}: {}",
-                e.message
-            ))
-        })?;
+        // On the internal port the caller is another sidecar that resolved this one: the call is
+        // for this sidecar's own app, never relayed further (no loops, no open relay).
+        if internal {
+            let id = target.split('.').next().unwrap_or_default();
+            if id != self.rt.app_id() {
+                return Err(Status::permission_denied(format!(
+                    "failed to proxy request: this sidecar serves app '{}', not '{target}'",
+                    self.rt.app_id()
+                )));
+            }
+        }
+        let route = if internal {
+            Route::Own
+        } else {
+            self.rt.route(&target).await.map_err(|e| {
+                Status::internal(format!(
+                    "failed to proxy request: failed to resolve {target}: {}",
+                    e.message
+                ))
+            })?
+        };
         let (mut parts, body) = req.into_parts();
         parts.headers.remove(API_TOKEN_HEADER);
         let (channel, remote) = match &route {

@@ -561,6 +561,13 @@ fn internal_serving(
     let (component, version, configuration) = nr.map_or(("mdns", "v1", &null), |n| {
         (n.component.as_str(), n.version.as_str(), &n.configuration)
     });
+    if component == "kubernetes" && port.is_none() {
+        return Err(
+            "nameResolution kubernetes: --dapr-internal-grpc-port is required (other sidecars \
+             are dialled at their Service on this sidecar's own internal port)"
+                .to_owned(),
+        );
+    }
     let resolver = layotto_components_nameresolution::build(component, version, configuration)
         .map_err(|e| e.message)?;
     let ip = dapr.internal_grpc_listen_address()?;

@@ -41,8 +41,9 @@ spec:
     )
 }
 
-/// A sidecar for app `id` (with `app` behind it, if any), registered in the file `db`.
-fn sidecar(id: &str, app: Option<&App>, db: &std::path::Path) -> Daprd {
+/// A sidecar for app `id` (with `app` behind it, if any), registered in the file `db`, with
+/// environment `env`.
+fn sidecar(id: &str, app: Option<&App>, db: &std::path::Path, env: &[(&str, &str)]) -> Daprd {
     let internal = free_port().to_string();
     let app_port = app.map(|a| a.port.to_string());
     let mut args = vec![
@@ -61,7 +62,7 @@ fn sidecar(id: &str, app: Option<&App>, db: &std::path::Path) -> Daprd {
         args.extend(["--app-port", p]);
     }
     let cfg = config(db);
-    let d = Daprd::start(&[("config.yaml", &cfg)], &args, &[], None);
+    let d = Daprd::start(&[("config.yaml", &cfg)], &args, env, None);
     if let Some(a) = app {
         a.sidecar.set(d.http).expect("set once");
     }
@@ -73,10 +74,22 @@ async fn three_sidecars_invoke_each_other_through_sqlite_name_resolution() {
     let shared = tempfile::tempdir().expect("tempdir");
     let db = shared.path().join("nr.db");
     let (b_app, c_app) = (app("b").await, app("c").await);
-    let a = sidecar("a", None, &db);
-    let _b = sidecar("b", Some(&b_app), &db);
-    let _c = sidecar("c", Some(&c_app), &db);
-    let http = support::http();
+    // a's API wants a token, which never travels further; c's sidecar sends c's app its own.
+    let a = sidecar("a", None, &db, &[("DAPR_API_TOKEN", "a-secret")]);
+    let _b = sidecar("b", Some(&b_app), &db, &[]);
+    let _c = sidecar("c", Some(&c_app), &db, &[("APP_API_TOKEN", "c-app-secret")]);
+    let _ = support::http();
+    let http = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::HeaderName::from_static("dapr-api-token"),
+                reqwest::header::HeaderValue::from_static("a-secret"),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .expect("client");
     let base = format!("http://127.0.0.1:{}", a.http);
 
     // A -> B -> C, keeping verb, path, query, headers, status and body.
@@ -115,7 +128,11 @@ async fn three_sidecars_invoke_each_other_through_sqlite_name_resolution() {
     assert_eq!(at_c.uri.to_string(), "/orders/7?x=1&y=2");
     assert_eq!(at_c.headers["dapr-caller-app-id"], "b");
     assert_eq!(at_c.headers["dapr-callee-app-id"], "c");
-    assert!(at_c.headers.get("dapr-api-token").is_none());
+    assert!(
+        at_b.headers.get("dapr-api-token").is_none(),
+        "a's token reached b"
+    );
+    assert_eq!(at_c.headers["dapr-api-token"], "c-app-secret");
 
     // The callee's headers, content type and error statuses come back as the app sent them.
     let r = http
@@ -200,9 +217,17 @@ async fn three_sidecars_invoke_each_other_through_sqlite_name_resolution() {
     assert_eq!(r.status(), 413);
 
     // Dapr gRPC InvokeService from a's sidecar reaches c.
-    let mut grpc = dapr::dapr_client::DaprClient::connect(format!("http://127.0.0.1:{}", a.grpc))
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", a.grpc))
+        .expect("endpoint")
+        .connect()
         .await
         .expect("connect");
+    let mut grpc =
+        dapr::dapr_client::DaprClient::with_interceptor(channel, |mut r: tonic::Request<()>| {
+            r.metadata_mut()
+                .insert("dapr-api-token", "a-secret".parse().expect("token"));
+            Ok(r)
+        });
     let answer = grpc
         .invoke_service(dapr::InvokeServiceRequest {
             id: "c".into(),

@@ -44,6 +44,9 @@ pub enum ChannelError {
     Unimplemented,
     /// The app is not reachable or failed; try again later.
     Unavailable(String),
+    /// The other side was reached and answered with an error (a callee sidecar that could not
+    /// invoke its app): not worth resending the same request.
+    Failed(String),
 }
 
 impl std::error::Error for ChannelError {}
@@ -53,6 +56,7 @@ impl std::fmt::Display for ChannelError {
         match self {
             Self::Unimplemented => f.write_str("app does not implement this callback"),
             Self::Unavailable(m) => write!(f, "app unavailable: {m}"),
+            Self::Failed(m) => write!(f, "{m}"),
         }
     }
 }

@@ -180,6 +180,9 @@ impl Runtime {
         req: &InvokeRequest,
     ) -> Result<InvokeResponse> {
         let id = AppAddress::parse(target)?.id;
+        if req.method.is_empty() {
+            return Err(Error::empty_field("method"));
+        }
         match self.policies.app(&id) {
             Some(p) => {
                 self.policies
@@ -210,8 +213,9 @@ impl Runtime {
         let remote = self.remote_for(target)?;
         let mut req = req.clone();
         self.mark_call(&mut req, &address.id);
-        // One retry with a fresh resolution when a cached address failed: the callee may have
-        // moved (restarted on another port) since it was resolved.
+        // One retry with a fresh resolution when a cached address could not be reached (never
+        // after the callee answered, so a request that reached an app is not sent twice): the
+        // callee may have moved since it was resolved.
         for attempt in 0..2 {
             let (at, fresh) = remote.resolve(&address.id, &namespace).await?;
             match remote.channel.invoke(&at, &address.id, &req).await {
@@ -229,6 +233,12 @@ impl Runtime {
                     return Err(Error::new(
                         ErrorKind::Unsupported,
                         format!("the sidecar of app '{target}' at {at} does not serve invocation"),
+                    ));
+                }
+                Err(ChannelError::Failed(m)) => {
+                    return Err(Error::new(
+                        ErrorKind::Internal,
+                        format!("invoking '{}' on app '{target}' at {at}: {m}", req.method),
                     ));
                 }
             }
@@ -318,6 +328,10 @@ impl Runtime {
             ChannelError::Unavailable(m) => {
                 Error::unavailable(format!("invoking '{}' on app '{app_id}': {m}", req.method))
             }
+            ChannelError::Failed(m) => Error::new(
+                ErrorKind::Internal,
+                format!("invoking '{}' on app '{app_id}': {m}", req.method),
+            ),
         })
     }
 

@@ -130,6 +130,35 @@ impl Breaker {
     }
 }
 
+/// Most breakers kept; beyond it, closed breakers without failures are dropped (endpoints are
+/// caller-chosen paths, so their number has no bound of its own).
+const MAX_BREAKERS: usize = 10_000;
+
+/// Settles an admitted request when the attempt is dropped before its outcome (the caller went
+/// away): counted as a failure, so a half-open breaker never waits for a probe that is gone.
+struct Pending<'a> {
+    policies: &'a Policies,
+    key: Option<String>,
+}
+
+impl Pending<'_> {
+    fn settle(&mut self, success: bool) -> Option<State> {
+        let key = self.key.take()?;
+        self.policies
+            .breakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&key)
+            .and_then(|b| b.record(success))
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.settle(false);
+    }
+}
+
 /// The resiliency policies of this sidecar and the state of their breakers.
 #[derive(Default)]
 pub(crate) struct Policies {
@@ -160,6 +189,10 @@ fn judge(outcome: &Result<InvokeResponse>, retry: Option<&RetryPolicy>) -> (bool
                         .any(|(a, b)| (*a..=*b).contains(&r.status))
             });
             (true, retried)
+        }
+        // A malformed request or one the callee cannot take is not retried.
+        Err(e) if matches!(e.kind, ErrorKind::InvalidArgument | ErrorKind::Unsupported) => {
+            (true, false)
         }
         Err(_) => (true, retry.is_some()),
     }
@@ -208,6 +241,9 @@ impl Policies {
                 let key = format!("{cb}/{endpoint}");
                 let (admitted, changed) = {
                     let mut all = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+                    if all.len() >= MAX_BREAKERS && !all.contains_key(&key) {
+                        all.retain(|_, b| b.state != State::Closed || b.counts[2] > 0);
+                    }
                     all.entry(key)
                         .or_insert_with(|| Breaker::new(policy.clone()))
                         .admit()
@@ -222,6 +258,13 @@ impl Policies {
                 };
                 metrics.resiliency(&name, "circuitbreaker", &target, state.label(), changed);
             }
+            let mut pending = Pending {
+                policies: self,
+                key: p
+                    .circuit_breaker
+                    .as_ref()
+                    .map(|(cb, _)| format!("{cb}/{endpoint}")),
+            };
             let outcome = match p.timeout {
                 Some(t) => {
                     metrics.resiliency(&name, "timeout", &target, "", false);
@@ -239,18 +282,9 @@ impl Policies {
                 None => call().await,
             };
             let (failed, retried) = judge(&outcome, p.retry.as_ref());
-            if let Some((cb, _)) = &p.circuit_breaker {
-                let key = format!("{cb}/{endpoint}");
-                let now = self
-                    .breakers
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_mut(&key)
-                    .and_then(|b| b.record(!failed));
-                if let Some(s) = now {
-                    tracing::warn!(endpoint, state = s.label(), "circuit breaker changed state");
-                    metrics.resiliency(&name, "circuitbreaker", &target, s.label(), true);
-                }
+            if let Some(s) = pending.settle(!failed) {
+                tracing::warn!(endpoint, state = s.label(), "circuit breaker changed state");
+                metrics.resiliency(&name, "circuitbreaker", &target, s.label(), true);
             }
             let Some(retry) = p.retry.as_ref().filter(|_| failed && retried) else {
                 return outcome;

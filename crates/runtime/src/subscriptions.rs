@@ -57,7 +57,7 @@ impl Runtime {
                         break;
                     }
                     // Reachable: the failure was transient; deliveries retry by themselves.
-                    Ok(_) | Err(ChannelError::Unimplemented) => {}
+                    Ok(_) | Err(ChannelError::Unimplemented | ChannelError::Failed(_)) => {}
                 }
             }
         }
