@@ -459,16 +459,7 @@ pub fn load_resiliency(
             parse_into(&text, &file, app_id, &mut raw, &mut problems);
         }
     }
-    let mut r = Reader {
-        file: "resiliency",
-        problems: &mut problems,
-    };
-    let out = r.resolve(raw);
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
+    finish(raw, problems, "resiliency")
 }
 
 /// [`load_resiliency`] over one YAML text.
@@ -479,6 +470,11 @@ pub fn parse_resiliency(text: &str, file: &str, app_id: &str) -> Result<Resilien
     let mut problems = Vec::new();
     let mut raw = Raw::default();
     parse_into(text, file, app_id, &mut raw, &mut problems);
+    finish(raw, problems, file)
+}
+
+/// Resolves the targets of `raw` to their policies; every problem found so far or now.
+fn finish(raw: Raw, mut problems: Vec<Problem>, file: &str) -> Result<Resiliency, Vec<Problem>> {
     let mut r = Reader {
         file,
         problems: &mut problems,

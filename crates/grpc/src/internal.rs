@@ -304,21 +304,10 @@ fn to_internal_response(r: InvokeResponse) -> (internals::InternalInvokeResponse
 
 /// An invocation as the request another sidecar reads (the body apart).
 fn to_internal(req: &InvokeRequest) -> internals::InternalInvokeRequest {
-    use common::http_extension::Verb;
     internals::InternalInvokeRequest {
         ver: internals::ApiVersion::V1 as i32,
         metadata: to_wire_map(req.headers.clone()),
-        message: Some(common::InvokeRequest {
-            method: req.method.clone(),
-            data: None,
-            content_type: req.content_type.clone(),
-            http_extension: Some(common::HttpExtension {
-                verb: Verb::from_str_name(&req.http_verb.to_ascii_uppercase())
-                    .unwrap_or(Verb::Post)
-                    .into(),
-                querystring: req.query.clone(),
-            }),
-        }),
+        message: Some(crate::dapr::invoke_message(req, false)),
         actor: None,
     }
 }

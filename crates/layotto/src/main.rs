@@ -562,10 +562,11 @@ fn internal_serving(
         (n.component.as_str(), n.version.as_str(), &n.configuration)
     });
     if component == "kubernetes" && port.is_none() {
-        return Err(
-            "nameResolution kubernetes: --dapr-internal-grpc-port is required (other sidecars \
-             are dialled at their Service on this sidecar's own internal port)"
-                .to_owned(),
+        // daprd accepts it too (its port is random then); the pod convention is 50002.
+        tracing::warn!(
+            "nameResolution kubernetes without --dapr-internal-grpc-port: other sidecars dial \
+             this one's Service on their own internal port, which this sidecar's random port \
+             will not match"
         );
     }
     let resolver = layotto_components_nameresolution::build(component, version, configuration)

@@ -11,13 +11,11 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use layotto_test_support::{MySqlServer, RedisServer, peers};
+use layotto_test_support::{MySqlServer, RedisServer};
 use serde_json::{Value, json};
-use support::daprd::{Daprd, Reply, request};
-use support::free_port;
+use support::daprd::{Daprd, RealDaprd, Reply, request, start_real_daprd};
 
 const CONFIG: &str = "apiVersion: dapr.io/v1alpha1
 kind: Configuration
@@ -30,57 +28,17 @@ spec:
     enabled: false
 ";
 
-/// daprd, killed on drop.
-struct Dapr {
-    child: Child,
-    http: u16,
-}
-
-impl Drop for Dapr {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_daprd(dir: &std::path::Path) -> Dapr {
-    let bin = peers::binary(&peers::DAPRD);
-    let (http, grpc, internal, metrics) = (free_port(), free_port(), free_port(), free_port());
-    let child = Command::new(bin)
-        .args(["--app-id", "orders", "--resources-path"])
-        .arg(dir.join("res"))
-        .arg("--config")
-        .arg(dir.join("config.yaml"))
-        .args(["--dapr-http-port", &http.to_string()])
-        .args(["--dapr-grpc-port", &grpc.to_string()])
-        .args(["--dapr-internal-grpc-port", &internal.to_string()])
-        .args([
-            "--metrics-port",
-            &metrics.to_string(),
-            "--enable-metrics=false",
-        ])
-        .args([
-            "--dapr-listen-addresses",
-            "127.0.0.1",
-            "--log-level",
-            "warn",
-        ])
-        .env("DAPR_HOST_IP", "127.0.0.1")
-        .env("NAMESPACE", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn daprd");
-    let mut d = Dapr { child, http };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while request(http, "GET", "/v1.0/healthz", &[], "").is_none_or(|r| r.status != 204) {
-        if let Ok(Some(status)) = d.child.try_wait() {
-            panic!("daprd exited with {status}");
-        }
-        assert!(Instant::now() < deadline, "daprd not healthy within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    d
+fn start_daprd(dir: &std::path::Path) -> RealDaprd {
+    let (res, config) = (dir.join("res"), dir.join("config.yaml"));
+    start_real_daprd(&[
+        "--app-id",
+        "orders",
+        "--resources-path",
+        res.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--enable-metrics=false",
+    ])
 }
 
 fn save(port: u16, store: &str, key: &str, value: &Value, etag: Option<&str>) -> Reply {

@@ -14,17 +14,17 @@
 mod support;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::runtime::v1 as dapr;
-use layotto_proto::prost_types;
 use layotto_test_support::peers;
-use support::daprd::{Daprd, request};
+use support::daprd::{Daprd, RealDaprd, start_real_daprd};
 use support::free_port;
 use support::invoke_app::app;
+use support::invoke_app::invoke_request;
 
 const INSIDE: &str = "LAYOTTO_DAPRD_INVOCATION_NETNS";
 const NAME: &str = "daprd_and_layotto_invoke_each_other_over_mdns";
@@ -38,51 +38,21 @@ spec:
     enabled: false
 ";
 
-/// daprd, killed on drop.
-struct Dapr {
-    child: Child,
-    http: u16,
-    grpc: u16,
-}
-
-impl Drop for Dapr {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_daprd(dir: &std::path::Path, app_id: &str, app_port: u16, protocol: &str) -> Dapr {
-    std::fs::write(dir.join("config.yaml"), CONFIG).expect("config");
-    let bin = peers::binary(&peers::DAPRD);
-    let (http, grpc, internal, metrics) = (free_port(), free_port(), free_port(), free_port());
-    let child = Command::new(bin)
-        .args(["--app-id", app_id, "--app-port", &app_port.to_string()])
-        .args(["--app-protocol", protocol])
-        .arg("--config")
-        .arg(dir.join("config.yaml"))
-        .args(["--dapr-http-port", &http.to_string()])
-        .args(["--dapr-grpc-port", &grpc.to_string()])
-        .args(["--dapr-internal-grpc-port", &internal.to_string()])
-        .args(["--metrics-port", &metrics.to_string()])
-        .args(["--dapr-listen-addresses", "127.0.0.1"])
-        .args(["--max-body-size", "32Mi", "--log-level", "warn"])
-        .env("DAPR_HOST_IP", "127.0.0.1")
-        .env("NAMESPACE", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn daprd");
-    let mut d = Dapr { child, http, grpc };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while request(http, "GET", "/v1.0/healthz", &[], "").is_none_or(|r| r.status != 204) {
-        if let Ok(Some(status)) = d.child.try_wait() {
-            panic!("daprd exited with {status}");
-        }
-        assert!(Instant::now() < deadline, "daprd not healthy within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    d
+fn start_daprd(dir: &std::path::Path, app_id: &str, app_port: u16, protocol: &str) -> RealDaprd {
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, CONFIG).expect("config");
+    start_real_daprd(&[
+        "--app-id",
+        app_id,
+        "--app-port",
+        &app_port.to_string(),
+        "--app-protocol",
+        protocol,
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--max-body-size",
+        "32Mi",
+    ])
 }
 
 #[test]
@@ -245,21 +215,13 @@ async fn run() {
             .await
             .expect("connect");
         let answer = grpc
-            .invoke_service(dapr::InvokeServiceRequest {
-                id: to.into(),
-                message: Some(common::InvokeRequest {
-                    method: "grpc/path".into(),
-                    data: Some(prost_types::Any {
-                        type_url: String::new(),
-                        value: b"over grpc".to_vec(),
-                    }),
-                    content_type: "text/plain".into(),
-                    http_extension: Some(common::HttpExtension {
-                        verb: common::http_extension::Verb::Post.into(),
-                        querystring: "q=1".into(),
-                    }),
-                }),
-            })
+            .invoke_service(invoke_request(
+                to,
+                "grpc/path",
+                common::http_extension::Verb::Post,
+                "q=1",
+                b"over grpc",
+            ))
             .await
             .unwrap_or_else(|s| panic!("InvokeService to {to}: {s:?}"))
             .into_inner();

@@ -20,26 +20,11 @@ use axum::http::Method;
 use futures::StreamExt as _;
 use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::runtime::v1 as dapr;
-use layotto_proto::prost_types;
 use support::daprd::Daprd;
 use support::free_port;
+use support::invoke_app::invoke_request;
+use support::invoke_app::sqlite_resolution;
 use support::invoke_app::{App, app};
-
-fn config(db: &std::path::Path) -> String {
-    format!(
-        "apiVersion: dapr.io/v1alpha1
-kind: Configuration
-metadata:
-  name: invocation
-spec:
-  nameResolution:
-    component: sqlite
-    configuration:
-      connectionString: \"{}\"
-",
-        db.display()
-    )
-}
 
 /// A sidecar for app `id` (with `app` behind it, if any), registered in the file `db`, with
 /// environment `env`.
@@ -61,7 +46,7 @@ fn sidecar(id: &str, app: Option<&App>, db: &std::path::Path, env: &[(&str, &str
     if let Some(p) = &app_port {
         args.extend(["--app-port", p]);
     }
-    let cfg = config(db);
+    let cfg = sqlite_resolution(db);
     let d = Daprd::start(&[("config.yaml", &cfg)], &args, env, None);
     if let Some(a) = app {
         a.sidecar.set(d.http).expect("set once");
@@ -229,21 +214,13 @@ async fn three_sidecars_invoke_each_other_through_sqlite_name_resolution() {
             Ok(r)
         });
     let answer = grpc
-        .invoke_service(dapr::InvokeServiceRequest {
-            id: "c".into(),
-            message: Some(common::InvokeRequest {
-                method: "grpc/path".into(),
-                data: Some(prost_types::Any {
-                    type_url: String::new(),
-                    value: b"over grpc".to_vec(),
-                }),
-                content_type: "text/plain".into(),
-                http_extension: Some(common::HttpExtension {
-                    verb: common::http_extension::Verb::Patch.into(),
-                    querystring: "q=1".into(),
-                }),
-            }),
-        })
+        .invoke_service(invoke_request(
+            "c",
+            "grpc/path",
+            common::http_extension::Verb::Patch,
+            "q=1",
+            b"over grpc",
+        ))
         .await
         .expect("InvokeService")
         .into_inner();

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use support::daprd::{Daprd, request};
 use support::free_port;
 use support::invoke_app::app;
+use support::invoke_app::sqlite_resolution;
 
 const RESILIENCY: &str = "apiVersion: dapr.io/v1alpha1
 kind: Resiliency
@@ -45,22 +46,6 @@ spec:
         circuitBreaker: cb
 ";
 
-fn config(db: &std::path::Path) -> String {
-    format!(
-        "apiVersion: dapr.io/v1alpha1
-kind: Configuration
-metadata:
-  name: resiliency
-spec:
-  nameResolution:
-    component: sqlite
-    configuration:
-      connectionString: \"{}\"
-",
-        db.display()
-    )
-}
-
 fn sidecar(id: &str, app_port: Option<u16>, db: &std::path::Path) -> Daprd {
     let internal = free_port().to_string();
     let port = app_port.map(|p| p.to_string());
@@ -79,7 +64,7 @@ fn sidecar(id: &str, app_port: Option<u16>, db: &std::path::Path) -> Daprd {
     if let Some(p) = &port {
         args.extend(["--app-port", p]);
     }
-    let cfg = config(db);
+    let cfg = sqlite_resolution(db);
     Daprd::start(
         &[("config.yaml", &cfg), ("res/resiliency.yaml", RESILIENCY)],
         &args,

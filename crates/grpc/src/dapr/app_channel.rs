@@ -65,6 +65,26 @@ fn route(r: Option<&layotto_proto::dapr::proto::runtime::v1::TopicRoutes>) -> St
 }
 
 /// HTTP-style status of a gRPC code, for [`InvokeResponse::status`].
+/// `req` as Dapr's `InvokeRequest` (an unknown verb is sent as POST, as daprd does), with the
+/// body when `with_data`.
+pub(crate) fn invoke_message(req: &InvokeRequest, with_data: bool) -> common::InvokeRequest {
+    use common::http_extension::Verb;
+    common::InvokeRequest {
+        method: req.method.clone(),
+        data: with_data.then(|| prost_types::Any {
+            type_url: String::new(),
+            value: req.data.to_vec(),
+        }),
+        content_type: req.content_type.clone(),
+        http_extension: Some(common::HttpExtension {
+            verb: Verb::from_str_name(&req.http_verb.to_ascii_uppercase())
+                .unwrap_or(Verb::Post)
+                .into(),
+            querystring: req.query.clone(),
+        }),
+    }
+}
+
 pub(crate) fn http_status(code: Code) -> u16 {
     match code {
         Code::Ok => 200,
@@ -143,21 +163,7 @@ impl AppChannel for DaprGrpcAppChannel {
     }
 
     async fn invoke(&self, req: &InvokeRequest) -> Result<InvokeResponse, ChannelError> {
-        use common::http_extension::Verb;
-        let mut call = tonic::Request::new(common::InvokeRequest {
-            method: req.method.clone(),
-            data: Some(prost_types::Any {
-                type_url: String::new(),
-                value: req.data.to_vec(),
-            }),
-            content_type: req.content_type.clone(),
-            http_extension: Some(common::HttpExtension {
-                verb: Verb::from_str_name(&req.http_verb.to_ascii_uppercase())
-                    .unwrap_or(Verb::Post)
-                    .into(),
-                querystring: req.query.clone(),
-            }),
-        });
+        let mut call = tonic::Request::new(invoke_message(req, true));
         for (k, v) in &req.headers {
             if let (Ok(k), Ok(v)) = (
                 k.parse::<MetadataKey<tonic::metadata::Ascii>>(),

@@ -12,7 +12,7 @@ use tonic::{Request, Status};
 
 pub use api::{DaprGrpcOptions, DaprService};
 pub use app_channel::DaprGrpcAppChannel;
-pub(crate) use app_channel::http_status;
+pub(crate) use app_channel::{http_status, invoke_message};
 
 /// Header (gRPC metadata) carrying the API token, as Dapr names it.
 pub use layotto_dapr_wire::headers::API_TOKEN_HEADER;

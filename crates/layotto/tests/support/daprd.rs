@@ -165,3 +165,55 @@ pub fn request_unix(
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     exchange(s, method, path, &[], body)
 }
+
+/// Dapr's own sidecar, `daprd` v1.14.0 as the harness builds it (`peers::DAPRD`); killed on
+/// drop.
+pub struct RealDaprd {
+    pub child: Child,
+    pub http: u16,
+    pub grpc: u16,
+}
+
+impl Drop for RealDaprd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts daprd with `args` plus its HTTP, gRPC, internal gRPC and metrics ports on free ports,
+/// kept on loopback (`--dapr-listen-addresses 127.0.0.1`, `DAPR_HOST_IP=127.0.0.1`, else it
+/// probes an outside address), logging warnings only; waits until `/v1.0/healthz` answers 204
+/// (60 s).
+pub fn start_real_daprd(args: &[&str]) -> RealDaprd {
+    let bin = layotto_test_support::peers::binary(&layotto_test_support::peers::DAPRD);
+    let (http, grpc, internal, metrics) = (free_port(), free_port(), free_port(), free_port());
+    let child = Command::new(bin)
+        .args(args)
+        .args(["--dapr-http-port", &http.to_string()])
+        .args(["--dapr-grpc-port", &grpc.to_string()])
+        .args(["--dapr-internal-grpc-port", &internal.to_string()])
+        .args(["--metrics-port", &metrics.to_string()])
+        .args([
+            "--dapr-listen-addresses",
+            "127.0.0.1",
+            "--log-level",
+            "warn",
+        ])
+        .env("DAPR_HOST_IP", "127.0.0.1")
+        .env("NAMESPACE", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn daprd");
+    let mut d = RealDaprd { child, http, grpc };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while request(http, "GET", "/v1.0/healthz", &[], "").is_none_or(|r| r.status != 204) {
+        if let Ok(Some(status)) = d.child.try_wait() {
+            panic!("daprd exited with {status}");
+        }
+        assert!(Instant::now() < deadline, "daprd not healthy within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d
+}

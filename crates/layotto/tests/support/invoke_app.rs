@@ -117,3 +117,47 @@ pub async fn app(name: &'static str) -> App {
         sidecar,
     }
 }
+
+/// Dapr's gRPC `InvokeServiceRequest` of `method` on app `id`: `verb`, query `query`, a
+/// `text/plain` body `data`.
+pub fn invoke_request(
+    id: &str,
+    method: &str,
+    verb: layotto_proto::dapr::proto::common::v1::http_extension::Verb,
+    query: &str,
+    data: &[u8],
+) -> layotto_proto::dapr::proto::runtime::v1::InvokeServiceRequest {
+    use layotto_proto::dapr::proto::common::v1 as common;
+    layotto_proto::dapr::proto::runtime::v1::InvokeServiceRequest {
+        id: id.to_owned(),
+        message: Some(common::InvokeRequest {
+            method: method.to_owned(),
+            data: Some(layotto_proto::prost_types::Any {
+                type_url: String::new(),
+                value: data.to_vec(),
+            }),
+            content_type: "text/plain".to_owned(),
+            http_extension: Some(common::HttpExtension {
+                verb: verb.into(),
+                querystring: query.to_owned(),
+            }),
+        }),
+    }
+}
+
+/// A Dapr Configuration naming SQLite name resolution over the file `db`.
+pub fn sqlite_resolution(db: &std::path::Path) -> String {
+    format!(
+        "apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: invocation
+spec:
+  nameResolution:
+    component: sqlite
+    configuration:
+      connectionString: \"{}\"
+",
+        db.display()
+    )
+}
