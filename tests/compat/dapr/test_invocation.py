@@ -20,7 +20,8 @@ from harness import free_port, layotto_binary, stop, wait_until
 class Sidecar:
     """The binary with daprd's flags for app `app_id`, registered in the SQLite file `db`."""
 
-    def __init__(self, app_id: str, db: Path, app_port: int | None = None, protocol: str = "http"):
+    def __init__(self, app_id: str, db: Path, app_port: int | None = None, protocol: str = "http",
+                 env: dict | None = None):
         self.dir = tempfile.TemporaryDirectory()
         cfg = Path(self.dir.name) / "config.yaml"
         cfg.write_text(
@@ -38,7 +39,7 @@ class Sidecar:
         ]
         if app_port:
             args += ["--app-port", str(app_port)]
-        self.proc = subprocess.Popen(args)
+        self.proc = subprocess.Popen(args, env={**__import__("os").environ, **(env or {})})
         wait_until(self.proc, self._healthy, f"sidecar {app_id}")
 
     def _healthy(self) -> bool:
@@ -108,7 +109,7 @@ def test_sdk_calls_through_three_sidecars(monkeypatch, tmp_path):
     relay = RelayApp()
     sidecars = []
     try:
-        sidecars.append(Sidecar("c", db, c_port, "grpc"))
+        sidecars.append(Sidecar("c", db, c_port, "grpc", env={"APP_API_TOKEN": "c-app-token"}))
         b = Sidecar("b", db, relay.port)
         sidecars.append(b)
         relay.sidecar_http = b.http_port
@@ -125,8 +126,9 @@ def test_sdk_calls_through_three_sidecars(monkeypatch, tmp_path):
                                        content_type="text/plain", http_verb="POST")
             assert resp.data == f'b>{{"c got": "hi over {protocol}"}}'.encode(), protocol
         assert relay.callers == [("a", "b"), ("a", "b")]
-        # The gRPC app gets the caller's id in its metadata.
-        assert seen[-1].get("dapr-caller-app-id") == ["b"] or seen[-1].get("dapr-caller-app-id") == "b"
+        # The gRPC app gets the caller's id and its own sidecar's app token in its metadata.
+        assert seen[-1].get("dapr-caller-app-id") in (["b"], "b"), seen[-1]
+        assert seen[-1].get("dapr-api-token") in (["c-app-token"], "c-app-token"), seen[-1]
         # An unknown id is Dapr's ERR_DIRECT_INVOKE.
         monkeypatch.setenv("DAPR_API_METHOD_INVOCATION_PROTOCOL", "http")
         with DaprClient(address=f"127.0.0.1:{a.grpc_port}") as d:

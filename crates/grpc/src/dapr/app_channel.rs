@@ -23,10 +23,23 @@ pub struct DaprGrpcAppChannel {
     client: AppCallbackClient<Channel>,
     health: AppCallbackHealthCheckClient<Channel>,
     metrics: Option<std::sync::Arc<layotto_runtime::Metrics>>,
+    /// `APP_API_TOKEN`, sent as `dapr-api-token` on every call, as daprd does.
+    token: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl DaprGrpcAppChannel {
-    /// A channel to `host:port`; no connection is attempted yet.
+    /// `message` as a call to the app, carrying the app token when one is set.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        if let Some(t) = &self.token {
+            r.metadata_mut()
+                .insert(layotto_dapr_wire::headers::API_TOKEN_HEADER, t.clone());
+        }
+        r
+    }
+
+    /// A channel to `host:port`; no connection is attempted yet. `APP_API_TOKEN`, when set,
+    /// goes to the app on every call as `dapr-api-token`.
     ///
     /// # Errors
     /// The address is not a valid URI authority.
@@ -37,6 +50,10 @@ impl DaprGrpcAppChannel {
                 .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
             health: AppCallbackHealthCheckClient::new(channel),
             metrics: None,
+            token: std::env::var("APP_API_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .and_then(|t| t.parse().ok()),
         })
     }
 
@@ -108,7 +125,7 @@ impl AppChannel for DaprGrpcAppChannel {
         let resp = metered(
             self.metrics.as_deref(),
             &format!("{APP_CALLBACK}ListTopicSubscriptions"),
-            tonic::Request::new(()),
+            self.request(()),
             |r| client.list_topic_subscriptions(r),
         )
         .await
@@ -135,7 +152,7 @@ impl AppChannel for DaprGrpcAppChannel {
     ) -> Result<EventOutcome, ChannelError> {
         let mut req = super::api::topic_event(ev);
         req.path.clone_from(&sub.route);
-        let mut req = tonic::Request::new(req);
+        let mut req = self.request(req);
         crate::metrics::inject_trace(&mut req);
         let mut client = self.client.clone();
         let resp = metered(
@@ -154,7 +171,7 @@ impl AppChannel for DaprGrpcAppChannel {
         metered(
             self.metrics.as_deref(),
             "/dapr.proto.runtime.v1.AppCallbackHealthCheck/HealthCheck",
-            tonic::Request::new(()),
+            self.request(()),
             |r| health.health_check(r),
         )
         .await
@@ -163,7 +180,7 @@ impl AppChannel for DaprGrpcAppChannel {
     }
 
     async fn invoke(&self, req: &InvokeRequest) -> Result<InvokeResponse, ChannelError> {
-        let mut call = tonic::Request::new(invoke_message(req, true));
+        let mut call = self.request(invoke_message(req, true));
         for (k, v) in &req.headers {
             if let (Ok(k), Ok(v)) = (
                 k.parse::<MetadataKey<tonic::metadata::Ascii>>(),
