@@ -78,6 +78,13 @@ pub(crate) fn lazy_channel(host: &str, port: u16) -> Result<Channel, tonic::tran
         .connect_lazy())
 }
 
+/// `APP_API_TOKEN`, which every call to the app carries as `dapr-api-token`, when set.
+pub(crate) fn app_api_token() -> Option<String> {
+    std::env::var("APP_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+}
+
 /// The channel error of a failed callback: UNIMPLEMENTED means the app lacks the callback.
 pub(crate) fn channel_error(s: &tonic::Status) -> ChannelError {
     if s.code() == Code::Unimplemented {

@@ -35,6 +35,12 @@ use crate::BoxStream;
 /// Bytes of body per stream message this side sends.
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
+/// The largest gRPC message for bodies of up to `max_body_bytes`: the body and 1 MiB for the
+/// rest of the message.
+fn message_limit(max_body_bytes: usize) -> usize {
+    max_body_bytes.saturating_add(1024 * 1024)
+}
+
 /// The internal API of `rt`, accepting bodies up to `max_body_bytes`; calls for other services
 /// go to `proxy` (gRPC proxying from other sidecars).
 pub fn routes(
@@ -42,7 +48,7 @@ pub fn routes(
     max_body_bytes: usize,
     proxy: Option<Arc<crate::proxy::GrpcProxy>>,
 ) -> tonic::service::Routes {
-    let limit = max_body_bytes.saturating_add(1024 * 1024);
+    let limit = message_limit(max_body_bytes);
     let server = ServiceInvocationServer::new(InternalService { rt, max_body_bytes })
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -302,12 +308,13 @@ fn to_internal_response(r: InvokeResponse) -> (internals::InternalInvokeResponse
     (head, r.data)
 }
 
-/// An invocation as the request another sidecar reads (the body apart).
-fn to_internal(req: &InvokeRequest) -> internals::InternalInvokeRequest {
+/// An invocation as the request another sidecar reads, with the body inline when `with_data`
+/// (`CallLocal`; `CallLocalStream` sends it in chunks).
+fn to_internal(req: &InvokeRequest, with_data: bool) -> internals::InternalInvokeRequest {
     internals::InternalInvokeRequest {
         ver: internals::ApiVersion::V1 as i32,
         metadata: to_wire_map(req.headers.clone()),
-        message: Some(crate::dapr::invoke_message(req, false)),
+        message: Some(crate::dapr::invoke_message(req, with_data)),
         actor: None,
     }
 }
@@ -392,7 +399,7 @@ impl InternalClient {
     }
 
     fn client(&self, address: &str) -> Result<ServiceInvocationClient<Channel>, ChannelError> {
-        let limit = self.max_body_bytes.saturating_add(1024 * 1024);
+        let limit = message_limit(self.max_body_bytes);
         let channel = self
             .channels
             .get(address)
@@ -409,7 +416,7 @@ impl InternalClient {
     ) -> Result<InvokeResponse, Status> {
         let mut chunks = chunked(req.data.clone());
         let first = internals::InternalInvokeRequestStream {
-            request: Some(to_internal(req)),
+            request: Some(to_internal(req, false)),
             payload: chunks.next(),
         };
         let rest = chunks.map(|p| internals::InternalInvokeRequestStream {
@@ -449,14 +456,7 @@ impl InternalClient {
         mut client: ServiceInvocationClient<Channel>,
         req: &InvokeRequest,
     ) -> Result<InvokeResponse, Status> {
-        let mut r = to_internal(req);
-        if let Some(m) = r.message.as_mut() {
-            m.data = Some(prost_types::Any {
-                type_url: String::new(),
-                value: req.data.to_vec(),
-            });
-        }
-        let mut call = Request::new(r);
+        let mut call = Request::new(to_internal(req, true));
         crate::metrics::inject_trace(&mut call);
         let mut head = client.call_local(call).await?.into_inner();
         let data = head
@@ -517,7 +517,7 @@ mod tests {
                 ("trace-bin".into(), "AAA".into()),
             ],
         };
-        let back = from_internal(to_internal(&req), req.data.clone()).unwrap();
+        let back = from_internal(to_internal(&req, false), req.data.clone()).unwrap();
         assert_eq!(back.method, "orders/1");
         assert_eq!(back.http_verb, "PUT");
         assert_eq!(back.query, "a=1&b=2");
@@ -530,11 +530,14 @@ mod tests {
 
     #[test]
     fn a_request_without_extension_or_with_a_bad_verb_is_refused() {
-        let mut r = to_internal(&InvokeRequest {
-            method: "m".into(),
-            http_verb: "GET".into(),
-            ..InvokeRequest::default()
-        });
+        let mut r = to_internal(
+            &InvokeRequest {
+                method: "m".into(),
+                http_verb: "GET".into(),
+                ..InvokeRequest::default()
+            },
+            false,
+        );
         r.message.as_mut().unwrap().http_extension = None;
         let e = from_internal(r.clone(), Bytes::new()).unwrap_err();
         assert_eq!(e.message(), "missing HTTP extension field");

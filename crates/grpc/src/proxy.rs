@@ -14,7 +14,7 @@ use axum::body::Body;
 use layotto_dapr_wire::headers::{API_TOKEN_HEADER, APP_ID_HEADER};
 use layotto_runtime::{CALLEE_APP_ID, CALLER_APP_ID, Route, Runtime};
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tower::ServiceExt as _;
 
 use crate::dapr::ApiToken;
@@ -39,14 +39,11 @@ impl GrpcProxy {
     pub fn new(rt: Arc<Runtime>, app: Option<(&str, u16)>) -> Result<Self, String> {
         let app = app
             .map(|(host, port)| {
-                Endpoint::from_shared(format!("http://{host}:{port}"))
-                    .map(|e| e.tcp_nodelay(true).connect_lazy())
+                crate::app_channel::lazy_channel(host, port)
                     .map_err(|e| format!("app address {host}:{port}: {e}"))
             })
             .transpose()?;
-        let app_token = std::env::var("APP_API_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())
+        let app_token = crate::app_channel::app_api_token()
             .and_then(|t| axum::http::HeaderValue::from_str(&t).ok());
         Ok(Self {
             rt,

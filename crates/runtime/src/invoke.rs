@@ -179,49 +179,57 @@ impl Runtime {
         target: &str,
         req: &InvokeRequest,
     ) -> Result<InvokeResponse> {
-        let id = AppAddress::parse(target)?.id;
+        let (id, namespace) = self.addressed(target)?;
         if req.method.is_empty() {
             return Err(Error::empty_field("method"));
         }
+        let mut req = req.clone();
+        self.mark_call(&mut req, &id);
+        let once = || self.invoke_once(target, &id, &namespace, &req);
         match self.policies.app(&id) {
             Some(p) => {
                 self.policies
-                    .run(p, &id, &req.method, &self.metrics, || {
-                        self.invoke_once(target, req)
-                    })
+                    .run(p, &id, &req.method, &self.metrics, once)
                     .await
             }
-            None => self.invoke_once(target, req).await,
+            None => once().await,
         }
     }
 
-    /// One attempt of [`Runtime::invoke_service`], without resiliency policies.
-    async fn invoke_once(&self, target: &str, req: &InvokeRequest) -> Result<InvokeResponse> {
-        let address = AppAddress::parse(target)?;
-        if req.method.is_empty() {
-            return Err(Error::empty_field("method"));
-        }
-        let namespace = address
-            .namespace
-            .clone()
-            .unwrap_or_else(|| self.namespace.clone());
-        if address.id == self.app_id && namespace == self.namespace {
-            let mut req = req.clone();
-            self.mark_call(&mut req, &address.id);
-            return self.invoke_local(&req).await;
+    /// `target`'s app id and namespace (the caller's own when it names none).
+    fn addressed(&self, target: &str) -> Result<(String, String)> {
+        let a = AppAddress::parse(target)?;
+        let namespace = a.namespace.unwrap_or_else(|| self.namespace.clone());
+        Ok((a.id, namespace))
+    }
+
+    /// Whether app `id` in `namespace` is this sidecar's own.
+    fn is_own(&self, id: &str, namespace: &str) -> bool {
+        id == self.app_id && namespace == self.namespace
+    }
+
+    /// One attempt of [`Runtime::invoke_service`] of the marked `req` on app `id` in
+    /// `namespace`, without resiliency policies.
+    async fn invoke_once(
+        &self,
+        target: &str,
+        id: &str,
+        namespace: &str,
+        req: &InvokeRequest,
+    ) -> Result<InvokeResponse> {
+        if self.is_own(id, namespace) {
+            return self.invoke_local(req).await;
         }
         let remote = self.remote_for(target)?;
-        let mut req = req.clone();
-        self.mark_call(&mut req, &address.id);
         // One retry with a fresh resolution when a cached address could not be reached (never
         // after the callee answered, so a request that reached an app is not sent twice): the
         // callee may have moved since it was resolved.
         for attempt in 0..2 {
-            let (at, fresh) = remote.resolve(&address.id, &namespace).await?;
-            match remote.channel.invoke(&at, &address.id, &req).await {
+            let (at, fresh) = remote.resolve(id, namespace).await?;
+            match remote.channel.invoke(&at, id, req).await {
                 Ok(r) => return Ok(r),
                 Err(ChannelError::Unavailable(m)) => {
-                    remote.forget(&address.id, &namespace);
+                    remote.forget(id, namespace);
                     if fresh || attempt == 1 {
                         return Err(Error::unavailable(format!(
                             "invoking '{}' on app '{target}' at {at}: {m}",
@@ -263,19 +271,15 @@ impl Runtime {
     /// # Errors
     /// As [`Runtime::invoke_service`] for the id.
     pub async fn route(&self, target: &str) -> Result<Route> {
-        let address = AppAddress::parse(target)?;
-        let namespace = address
-            .namespace
-            .clone()
-            .unwrap_or_else(|| self.namespace.clone());
-        if address.id == self.app_id && namespace == self.namespace {
+        let (id, namespace) = self.addressed(target)?;
+        if self.is_own(&id, &namespace) {
             return Ok(Route::Own);
         }
         let remote = self.remote_for(target)?;
-        let (at, _) = remote.resolve(&address.id, &namespace).await?;
+        let (at, _) = remote.resolve(&id, &namespace).await?;
         Ok(Route::Remote {
             address: at,
-            id: address.id,
+            id,
             namespace,
         })
     }

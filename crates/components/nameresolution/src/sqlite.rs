@@ -186,19 +186,22 @@ impl SqliteResolver {
             tasks: Mutex::default(),
         }
     }
+}
 
+/// The statements, which need only the settings (the background tasks hold a copy of them).
+impl SqliteSettings {
     async fn timed<T>(
         &self,
         f: impl std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
     ) -> Result<T> {
-        tokio::time::timeout(self.settings.timeout, f)
+        tokio::time::timeout(self.timeout, f)
             .await
             .map_err(|_| db("statement timed out"))?
             .map_err(db)
     }
 
     async fn migrate(&self, pool: &SqlitePool) -> Result<()> {
-        let (t, m) = (&self.settings.table, &self.settings.metadata_table);
+        let (t, m) = (&self.table, &self.metadata_table);
         let mut tx = pool
             .begin_with("BEGIN EXCLUSIVE TRANSACTION")
             .await
@@ -236,7 +239,7 @@ impl SqliteResolver {
     }
 
     async fn insert(&self, r: &Registered, me: &Registration) -> Result<()> {
-        let t = &self.settings.table;
+        let t = &self.table;
         self.timed(
             sqlx::query(AssertSqlSafe(format!(
                 "REPLACE INTO {t} (registration_id, address, app_id, namespace, last_update) \
@@ -271,7 +274,7 @@ impl NameResolver for SqliteResolver {
             .connect_with(self.settings.connect_options()?)
             .await
             .map_err(db)?;
-        self.migrate(&pool).await?;
+        self.settings.migrate(&pool).await?;
         let address = if me.host_address.contains(':') {
             format!("[{}]:{}", me.host_address, me.internal_port)
         } else {
@@ -282,11 +285,10 @@ impl NameResolver for SqliteResolver {
             id: uuid::Uuid::new_v4().to_string(),
             address,
         });
-        self.insert(&r, me).await?;
+        self.settings.insert(&r, me).await?;
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.clone());
         let settings = self.settings.clone();
         let me = me.clone();
-        let renew = Self::new(settings.clone());
         let every = settings.update_interval - settings.timeout;
         let keep = r.clone();
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -294,7 +296,7 @@ impl NameResolver for SqliteResolver {
             let t = &settings.table;
             loop {
                 tokio::time::sleep(every).await;
-                let touched = renew
+                let touched = settings
                     .timed(
                         sqlx::query(AssertSqlSafe(format!(
                             "UPDATE {t} SET last_update = unixepoch(CURRENT_TIMESTAMP) WHERE \
@@ -313,7 +315,7 @@ impl NameResolver for SqliteResolver {
                         tracing::error!(
                             "nameresolution.sqlite: host registration lost; registering again"
                         );
-                        if let Err(e) = renew.insert(&keep, &me).await {
+                        if let Err(e) = settings.insert(&keep, &me).await {
                             tracing::error!("{e}");
                         }
                     }
@@ -324,13 +326,12 @@ impl NameResolver for SqliteResolver {
         if let Some(every) = self.settings.cleanup_interval {
             let settings = self.settings.clone();
             let keep = r.clone();
-            let cleaner = Self::new(settings.clone());
             tasks.push(tokio::spawn(async move {
                 let (t, m) = (&settings.table, &settings.metadata_table);
                 let live = settings.update_interval.as_secs();
                 loop {
                     // Only one sidecar per interval claims the cleanup.
-                    let claimed = cleaner
+                    let claimed = settings
                         .timed(
                             sqlx::query(AssertSqlSafe(format!(
                                 "INSERT INTO {m} (key, value) VALUES ('nr-last-cleanup', \
@@ -343,7 +344,7 @@ impl NameResolver for SqliteResolver {
                         )
                         .await;
                     if matches!(&claimed, Ok(r) if r.rows_affected() > 0) {
-                        let _ = cleaner
+                        let _ = settings
                             .timed(
                                 sqlx::query(AssertSqlSafe(format!(
                                     "DELETE FROM {t} WHERE unixepoch(CURRENT_TIMESTAMP) - \
@@ -370,6 +371,7 @@ impl NameResolver for SqliteResolver {
         let t = &self.settings.table;
         let live = self.settings.update_interval.as_secs();
         let found: Option<String> = self
+            .settings
             .timed(
                 sqlx::query_scalar(AssertSqlSafe(format!(
                     "SELECT address FROM {t} WHERE ROWID = (SELECT ROWID FROM {t} WHERE app_id = \
@@ -401,6 +403,7 @@ impl NameResolver for SqliteResolver {
         if let Some(r) = r {
             let t = &self.settings.table;
             let deleted = self
+                .settings
                 .timed(
                     sqlx::query(AssertSqlSafe(format!(
                         "DELETE FROM {t} WHERE registration_id = ? AND address = ?"

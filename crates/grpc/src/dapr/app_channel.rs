@@ -50,10 +50,7 @@ impl DaprGrpcAppChannel {
                 .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
             health: AppCallbackHealthCheckClient::new(channel),
             metrics: None,
-            token: std::env::var("APP_API_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty())
-                .and_then(|t| t.parse().ok()),
+            token: crate::app_channel::app_api_token().and_then(|t| t.parse().ok()),
         })
     }
 
