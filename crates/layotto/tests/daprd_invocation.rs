@@ -22,7 +22,6 @@ use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::runtime::v1 as dapr;
 use layotto_test_support::peers;
 use support::daprd::{Daprd, RealDaprd, start_real_daprd};
-use support::free_port;
 use support::invoke_app::app;
 use support::invoke_app::invoke_request;
 
@@ -112,7 +111,6 @@ async fn run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let daprd = start_daprd(dir.path(), "dapp", dapp.port, "http");
     dapp.sidecar.set(daprd.http).expect("once");
-    let internal = free_port().to_string();
     let layotto = Daprd::start(
         &[("config.yaml", CONFIG)],
         &[
@@ -123,7 +121,7 @@ async fn run() {
             "--config",
             "{dir}/config.yaml",
             "--dapr-internal-grpc-port",
-            &internal,
+            "{internal}",
             "--max-body-size",
             "32Mi",
         ],
@@ -257,7 +255,6 @@ async fn run() {
     let (lgrpc_port, lgrpc_seen) = grpc_app().await;
     let dir2 = tempfile::tempdir().expect("tempdir");
     let _dgrpc = start_daprd(dir2.path(), "dgrpc", dgrpc_port, "grpc");
-    let internal = free_port().to_string();
     let _lgrpc = Daprd::start(
         &[("config.yaml", CONFIG)],
         &[
@@ -270,7 +267,7 @@ async fn run() {
             "--config",
             "{dir}/config.yaml",
             "--dapr-internal-grpc-port",
-            &internal,
+            "{internal}",
         ],
         &[("DAPR_HOST_IP", "127.0.0.1")],
         None,

@@ -21,7 +21,6 @@ use futures::StreamExt as _;
 use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::runtime::v1 as dapr;
 use support::daprd::Daprd;
-use support::free_port;
 use support::invoke_app::invoke_request;
 use support::invoke_app::sqlite_resolution;
 use support::invoke_app::{App, app};
@@ -29,7 +28,6 @@ use support::invoke_app::{App, app};
 /// A sidecar for app `id` (with `app` behind it, if any), registered in the file `db`, with
 /// environment `env`.
 fn sidecar(id: &str, app: Option<&App>, db: &std::path::Path, env: &[(&str, &str)]) -> Daprd {
-    let internal = free_port().to_string();
     let app_port = app.map(|a| a.port.to_string());
     let mut args = vec![
         "--app-id",
@@ -37,7 +35,7 @@ fn sidecar(id: &str, app: Option<&App>, db: &std::path::Path, env: &[(&str, &str
         "--config",
         "{dir}/config.yaml",
         "--dapr-internal-grpc-port",
-        &internal,
+        "{internal}",
         "--dapr-internal-grpc-listen-address",
         "127.0.0.1",
         "--max-body-size",

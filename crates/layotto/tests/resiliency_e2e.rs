@@ -16,7 +16,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::daprd::{Daprd, request};
-use support::free_port;
 use support::invoke_app::app;
 use support::invoke_app::sqlite_resolution;
 
@@ -47,7 +46,6 @@ spec:
 ";
 
 fn sidecar(id: &str, app_port: Option<u16>, db: &std::path::Path) -> Daprd {
-    let internal = free_port().to_string();
     let port = app_port.map(|p| p.to_string());
     let mut args = vec![
         "--app-id",
@@ -57,7 +55,7 @@ fn sidecar(id: &str, app_port: Option<u16>, db: &std::path::Path) -> Daprd {
         "--resources-path",
         "{dir}/res",
         "--dapr-internal-grpc-port",
-        &internal,
+        "{internal}",
         "--dapr-internal-grpc-listen-address",
         "127.0.0.1",
     ];

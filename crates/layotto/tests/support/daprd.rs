@@ -13,6 +13,8 @@ pub struct Daprd {
     pub http: u16,
     pub grpc: u16,
     pub metrics: u16,
+    /// The port that replaced `{internal}` in the arguments (0 when none did).
+    pub internal: u16,
     pub dir: tempfile::TempDir,
 }
 
@@ -25,9 +27,14 @@ impl Drop for Daprd {
 
 impl Daprd {
     /// Starts the binary with `args` (`{dir}` is replaced by a fresh temp dir, which holds
-    /// `files`, each `(name, content)`), plus `--dapr-http-port`, `--dapr-grpc-port` and
-    /// `--metrics-port` on free ports, and waits until `ready` (default: `/v1.0/healthz` on the
-    /// HTTP port answers 204).
+    /// `files`, each `(name, content)`; `{internal}` by a free port, kept in
+    /// [`Daprd::internal`]), plus `--dapr-http-port`, `--dapr-grpc-port` and `--metrics-port`
+    /// on free ports, and waits until `ready` (default: `/v1.0/healthz` on the HTTP port
+    /// answers 204).
+    ///
+    /// A free port can be taken by another connection between choosing and binding it: a
+    /// sidecar that exits with "Address already in use" is started again on fresh ports (up
+    /// to 5 times).
     pub fn start(
         files: &[(&str, &str)],
         args: &[&str],
@@ -41,38 +48,60 @@ impl Daprd {
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
             std::fs::write(path, content.replace("{dir}", &root)).expect("write");
         }
-        let (http, grpc, metrics) = (free_port(), free_port(), free_port());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_layotto"));
-        cmd.args(args.iter().map(|a| a.replace("{dir}", &root)))
+        let mut dir = Some(dir);
+        for attempt in 1.. {
+            let (http, grpc, metrics) = (free_port(), free_port(), free_port());
+            let internal = if args.iter().any(|a| a.contains("{internal}")) {
+                free_port()
+            } else {
+                0
+            };
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_layotto"));
+            cmd.args(args.iter().map(|a| {
+                a.replace("{dir}", &root)
+                    .replace("{internal}", &internal.to_string())
+            }))
             .args(["--dapr-http-port", &http.to_string()])
             .args(["--dapr-grpc-port", &grpc.to_string()])
             .args(["--metrics-port", &metrics.to_string()])
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut d = Daprd {
-            child: cmd.spawn().expect("spawn layotto"),
-            http,
-            grpc,
-            metrics,
-            dir,
-        };
-        let healthz = |d: &Daprd| {
-            request(d.http, "GET", "/v1.0/healthz", &[], "").is_some_and(|r| r.status == 204)
-        };
-        let ready = ready.unwrap_or(&healthz);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ready(&d) {
-            if let Ok(Some(status)) = d.child.try_wait() {
-                panic!("layotto exited with {status}: {}", d.stderr());
+            for (k, v) in env {
+                cmd.env(k, v);
             }
-            assert!(Instant::now() < deadline, "not ready within 20 s");
-            std::thread::sleep(Duration::from_millis(50));
+            let mut d = Daprd {
+                child: cmd.spawn().expect("spawn layotto"),
+                http,
+                grpc,
+                metrics,
+                internal,
+                dir: dir.take().expect("the directory of the previous attempt"),
+            };
+            let healthz = |d: &Daprd| {
+                request(d.http, "GET", "/v1.0/healthz", &[], "").is_some_and(|r| r.status == 204)
+            };
+            let ready = ready.unwrap_or(&healthz);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let exited = loop {
+                if ready(&d) {
+                    return d;
+                }
+                if let Ok(Some(status)) = d.child.try_wait() {
+                    break format!("layotto exited with {status}: {}", d.stderr());
+                }
+                assert!(Instant::now() < deadline, "not ready within 20 s");
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            if attempt == 5 || !exited.contains("Address already in use") {
+                panic!("{exited}");
+            }
+            dir = Some(std::mem::replace(
+                &mut d.dir,
+                tempfile::tempdir().expect("tempdir"),
+            ));
         }
-        d
+        unreachable!("the fifth attempt returns or panics")
     }
 
     /// Everything the process wrote to stderr (once it has exited).
@@ -184,36 +213,46 @@ impl Drop for RealDaprd {
 /// Starts daprd with `args` plus its HTTP, gRPC, internal gRPC and metrics ports on free ports,
 /// kept on loopback (`--dapr-listen-addresses 127.0.0.1`, `DAPR_HOST_IP=127.0.0.1`, else it
 /// probes an outside address), logging warnings only; waits until `/v1.0/healthz` answers 204
-/// (60 s).
+/// (60 s). A daprd that exits before (a port taken between choosing and binding it) is started
+/// again on fresh ports, up to 5 times.
 pub fn start_real_daprd(args: &[&str]) -> RealDaprd {
     let bin = layotto_test_support::peers::binary(&layotto_test_support::peers::DAPRD);
-    let (http, grpc, internal, metrics) = (free_port(), free_port(), free_port(), free_port());
-    let child = Command::new(bin)
-        .args(args)
-        .args(["--dapr-http-port", &http.to_string()])
-        .args(["--dapr-grpc-port", &grpc.to_string()])
-        .args(["--dapr-internal-grpc-port", &internal.to_string()])
-        .args(["--metrics-port", &metrics.to_string()])
-        .args([
-            "--dapr-listen-addresses",
-            "127.0.0.1",
-            "--log-level",
-            "warn",
-        ])
-        .env("DAPR_HOST_IP", "127.0.0.1")
-        .env("NAMESPACE", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn daprd");
-    let mut d = RealDaprd { child, http, grpc };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while request(http, "GET", "/v1.0/healthz", &[], "").is_none_or(|r| r.status != 204) {
-        if let Ok(Some(status)) = d.child.try_wait() {
-            panic!("daprd exited with {status}");
+    for attempt in 1..=5 {
+        let (http, grpc, internal, metrics) = (free_port(), free_port(), free_port(), free_port());
+        let child = Command::new(&bin)
+            .args(args)
+            .args(["--dapr-http-port", &http.to_string()])
+            .args(["--dapr-grpc-port", &grpc.to_string()])
+            .args(["--dapr-internal-grpc-port", &internal.to_string()])
+            .args(["--metrics-port", &metrics.to_string()])
+            .args([
+                "--dapr-listen-addresses",
+                "127.0.0.1",
+                "--log-level",
+                "warn",
+            ])
+            .env("DAPR_HOST_IP", "127.0.0.1")
+            .env("NAMESPACE", "")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn daprd");
+        let mut d = RealDaprd { child, http, grpc };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if request(http, "GET", "/v1.0/healthz", &[], "").is_some_and(|r| r.status == 204) {
+                return d;
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                assert!(
+                    attempt < 5,
+                    "daprd exited with {status} (attempt {attempt})"
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "daprd not healthy within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
         }
-        assert!(Instant::now() < deadline, "daprd not healthy within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
     }
-    d
+    unreachable!("the fifth attempt returns or panics")
 }
