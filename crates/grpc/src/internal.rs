@@ -19,11 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use futures::StreamExt as _;
 use layotto_core::ErrorKind;
+use layotto_core::file::ByteStream;
 use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::internals::v1 as internals;
-use layotto_runtime::{ChannelError, InvokeRequest, InvokeResponse, RemoteChannel, Runtime};
+use layotto_runtime::{Body, ChannelError, InvokeRequest, InvokeResponse, RemoteChannel, Runtime};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -99,13 +101,18 @@ impl ServiceInvocation for InternalService {
         if data.len() > self.max_body_bytes {
             return Err(too_large(self.max_body_bytes));
         }
-        let invoke = from_internal(r, data)?;
+        let invoke = from_internal(r, Body::full(data))?;
         let resp = self
             .rt
             .invoke_local(&invoke)
             .await
             .map_err(|e| app_failure(&e))?;
-        let (mut head, data) = to_internal_response(resp);
+        let (mut head, body) = to_internal_response(resp);
+        // A unary answer holds the body whole.
+        let data = body
+            .collect()
+            .await
+            .map_err(|e| Status::internal(format!("reading the app's answer: {}", e.message)))?;
         if let Some(m) = head.message.as_mut() {
             m.data = Some(prost_types::Any {
                 type_url: String::new(),
@@ -132,65 +139,32 @@ impl ServiceInvocation for InternalService {
                  fields in the leading chunk",
             ));
         };
-        let mut body = Chunks::new(self.max_body_bytes);
-        if let Some(p) = first.payload {
-            body.push(p)?;
-        }
-        while let Some(m) = stream.message().await? {
+        let rest = stream.map(|m| {
+            let m = m?;
             if m.request.is_some() {
                 return Err(Status::invalid_argument(
                     "request found in a chunk after the leading one",
                 ));
             }
-            if let Some(p) = m.payload {
-                body.push(p)?;
-            }
-        }
-        let invoke = from_internal(head, body.finish())?;
+            Ok(m.payload)
+        });
+        let body = Body::buffered(payloads(first.payload, rest, self.max_body_bytes))
+            .await
+            .map_err(|e| body_failure(&e))?;
+        let invoke = from_internal(head, body)?;
         let resp = self
             .rt
             .invoke_local(&invoke)
             .await
             .map_err(|e| app_failure(&e))?;
-        let (head, data) = to_internal_response(resp);
-        let out = response_stream(head, data).map(Ok);
-        Ok(Response::new(Box::pin(futures::stream::iter(out))))
-    }
-}
-
-/// The body of a stream, assembled chunk by chunk with `seq` checked.
-struct Chunks {
-    buf: BytesMut,
-    next: u64,
-    limit: usize,
-}
-
-impl Chunks {
-    fn new(limit: usize) -> Self {
-        Self {
-            buf: BytesMut::new(),
-            next: 0,
-            limit,
-        }
-    }
-
-    fn push(&mut self, p: common::StreamPayload) -> Result<(), Status> {
-        if p.seq != self.next {
-            return Err(Status::invalid_argument(format!(
-                "invalid sequence number received: {} (expected: {})",
-                p.seq, self.next
-            )));
-        }
-        self.next += 1;
-        if self.buf.len() + p.data.len() > self.limit {
-            return Err(too_large(self.limit));
-        }
-        self.buf.extend_from_slice(&p.data);
-        Ok(())
-    }
-
-    fn finish(self) -> Bytes {
-        self.buf.freeze()
+        let (head, body) = to_internal_response(resp);
+        let out = framed(head, body, |response, payload| {
+            internals::InternalInvokeResponseStream { response, payload }
+        })
+        .map(|m| {
+            m.map_err(|e| Status::internal(format!("reading the app's answer: {}", e.message)))
+        });
+        Ok(Response::new(Box::pin(out)))
     }
 }
 
@@ -200,31 +174,96 @@ fn too_large(limit: usize) -> Status {
     ))
 }
 
-/// `head` first (with the first chunk), then the rest of `data` in [`CHUNK_BYTES`] chunks.
-fn response_stream(
-    head: internals::InternalInvokeResponse,
-    data: Bytes,
-) -> impl Iterator<Item = internals::InternalInvokeResponseStream> + Send {
-    let mut chunks = chunked(data);
-    let first = internals::InternalInvokeResponseStream {
-        response: Some(head),
-        payload: chunks.next(),
-    };
-    std::iter::once(first).chain(chunks.map(|p| internals::InternalInvokeResponseStream {
-        response: None,
-        payload: Some(p),
-    }))
+/// How a body that could not be read is answered: over the size limit `RESOURCE_EXHAUSTED`,
+/// out of sequence `INVALID_ARGUMENT`, the sender gone `CANCELLED`.
+fn body_failure(e: &layotto_core::Error) -> Status {
+    match e.kind {
+        ErrorKind::InvalidArgument if e.message.contains("--max-body-size") => {
+            Status::resource_exhausted(e.message.clone())
+        }
+        ErrorKind::InvalidArgument => Status::invalid_argument(e.message.clone()),
+        _ => Status::cancelled(format!("reading the request body: {}", e.message)),
+    }
 }
 
-/// `data` as numbered stream payloads (none for an empty body).
-fn chunked(data: Bytes) -> impl Iterator<Item = common::StreamPayload> + Send {
-    let n = data.len().div_ceil(CHUNK_BYTES);
-    (0..n).map(move |i| common::StreamPayload {
-        data: data
-            .slice(i * CHUNK_BYTES..((i + 1) * CHUNK_BYTES).min(data.len()))
-            .to_vec(),
-        seq: i as u64,
-    })
+/// The body carried by a stream of messages: `first` (the leading message's payload), then
+/// each of `rest`'s, with `seq` checked from 0 and at most `limit` bytes in all.
+fn payloads<S>(first: Option<common::StreamPayload>, rest: S, limit: usize) -> ByteStream
+where
+    S: futures::Stream<Item = Result<Option<common::StreamPayload>, Status>> + Send + 'static,
+{
+    let mut next = 0u64;
+    let all = futures::stream::once(async move { Ok(first) }).chain(rest);
+    let chunks = all.filter_map(move |m| {
+        let out = match m {
+            Err(s) => Some(Err(layotto_core::Error::unavailable(format!(
+                "the body stream failed: {}",
+                s.message()
+            )))),
+            Ok(None) => None,
+            Ok(Some(p)) if p.seq != next => Some(Err(layotto_core::Error::invalid(format!(
+                "invalid sequence number received: {} (expected: {next})",
+                p.seq
+            )))),
+            Ok(Some(p)) => {
+                next += 1;
+                Some(Ok(Bytes::from(p.data)))
+            }
+        };
+        std::future::ready(out)
+    });
+    layotto_runtime::limited(chunks.boxed(), limit)
+}
+
+/// `body` as numbered stream payloads of at most [`CHUNK_BYTES`] (none for an empty body).
+fn chunked(
+    body: Body,
+) -> impl futures::Stream<Item = layotto_core::Result<common::StreamPayload>> + Send {
+    body.into_stream()
+        .flat_map(|chunk| {
+            let parts: Vec<_> = match chunk {
+                Err(e) => vec![Err(e)],
+                Ok(b) => (0..b.len().div_ceil(CHUNK_BYTES))
+                    .map(|i| Ok(b.slice(i * CHUNK_BYTES..((i + 1) * CHUNK_BYTES).min(b.len()))))
+                    .collect(),
+            };
+            futures::stream::iter(parts)
+        })
+        .enumerate()
+        .map(|(i, part)| {
+            part.map(|data| common::StreamPayload {
+                data: data.to_vec(),
+                seq: i as u64,
+            })
+        })
+}
+
+/// The messages of a stream carrying `head` and `body`: `head` with the first payload (alone
+/// for an empty body), then one message per payload, built by `make`; a body that fails ends
+/// the stream with its error.
+fn framed<H, M>(
+    head: H,
+    body: Body,
+    make: fn(Option<H>, Option<common::StreamPayload>) -> M,
+) -> impl futures::Stream<Item = layotto_core::Result<M>> + Send
+where
+    H: Send + 'static,
+    M: Send + 'static,
+{
+    let parts = chunked(body).boxed();
+    futures::stream::unfold(
+        (Some(head), parts, false),
+        move |(head, mut parts, done)| async move {
+            if done {
+                return None;
+            }
+            match parts.next().await {
+                Some(Ok(p)) => Some((Ok(make(head, Some(p))), (None, parts, false))),
+                Some(Err(e)) => Some((Err(e), (None, parts, true))),
+                None => head.map(|h| (Ok(make(Some(h), None)), (None, parts, true))),
+            }
+        },
+    )
 }
 
 /// Whether metadata key `k` (lower case) of another sidecar's request reaches the app, as
@@ -239,10 +278,7 @@ fn reaches_app(k: &str) -> bool {
 }
 
 /// Another sidecar's request as an invocation of this app.
-fn from_internal(
-    r: internals::InternalInvokeRequest,
-    data: Bytes,
-) -> Result<InvokeRequest, Status> {
+fn from_internal(r: internals::InternalInvokeRequest, data: Body) -> Result<InvokeRequest, Status> {
     if r.ver != internals::ApiVersion::V1 as i32 {
         return Err(Status::unimplemented(format!(
             "unsupported internal API version {}",
@@ -290,7 +326,7 @@ fn to_wire_map(headers: Vec<(String, String)>) -> HashMap<String, internals::Lis
 }
 
 /// The app's answer for the caller's sidecar: everything but the body, and the body.
-fn to_internal_response(r: InvokeResponse) -> (internals::InternalInvokeResponse, Bytes) {
+fn to_internal_response(r: InvokeResponse) -> (internals::InternalInvokeResponse, Body) {
     let status = if r.status == 0 { 200 } else { r.status };
     let head = internals::InternalInvokeResponse {
         status: Some(internals::Status {
@@ -308,20 +344,20 @@ fn to_internal_response(r: InvokeResponse) -> (internals::InternalInvokeResponse
     (head, r.data)
 }
 
-/// An invocation as the request another sidecar reads, with the body inline when `with_data`
-/// (`CallLocal`; `CallLocalStream` sends it in chunks).
-fn to_internal(req: &InvokeRequest, with_data: bool) -> internals::InternalInvokeRequest {
+/// An invocation as the request another sidecar reads, with `data` inline when given
+/// (`CallLocal`; `CallLocalStream` sends the body in chunks).
+fn to_internal(req: &InvokeRequest, data: Option<&[u8]>) -> internals::InternalInvokeRequest {
     internals::InternalInvokeRequest {
         ver: internals::ApiVersion::V1 as i32,
         metadata: to_wire_map(req.headers.clone()),
-        message: Some(crate::dapr::invoke_message(req, with_data)),
+        message: Some(crate::dapr::invoke_message(req, data)),
         actor: None,
     }
 }
 
 /// The callee sidecar's answer as the app's answer: an HTTP app's status as is, a gRPC app's
 /// code as its HTTP status (daprd's `HTTPStatusFromCode`).
-fn from_internal_response(head: internals::InternalInvokeResponse, data: Bytes) -> InvokeResponse {
+fn from_internal_response(head: internals::InternalInvokeResponse, data: Body) -> InvokeResponse {
     let status = head.status.unwrap_or_default();
     let (code, data) = if status.code >= 100 {
         (u16::try_from(status.code).unwrap_or(500), data)
@@ -329,7 +365,7 @@ fn from_internal_response(head: internals::InternalInvokeResponse, data: Bytes) 
         (200, data)
     } else {
         let code = crate::dapr::http_status(Code::from(status.code));
-        (code, Bytes::from(status.message.into_bytes()))
+        (code, Body::full(status.message.into_bytes()))
     };
     let mut headers: Vec<(String, String)> = head
         .headers
@@ -409,21 +445,64 @@ impl InternalClient {
             .max_encoding_message_size(limit))
     }
 
+    /// `CallLocalStream`: the body goes out in chunks as it is read, the answer's body comes
+    /// back as it arrives. A body that fails while being sent cancels the call (the callee
+    /// sees a reset stream, never a short body).
     async fn stream(
         &self,
-        mut client: ServiceInvocationClient<Channel>,
+        client: ServiceInvocationClient<Channel>,
         req: &InvokeRequest,
     ) -> Result<InvokeResponse, Status> {
-        let mut chunks = chunked(req.data.clone());
-        let first = internals::InternalInvokeRequestStream {
-            request: Some(to_internal(req, false)),
-            payload: chunks.next(),
-        };
-        let rest = chunks.map(|p| internals::InternalInvokeRequestStream {
-            request: None,
-            payload: Some(p),
+        let head = to_internal(req, None);
+        let make = |request, payload| internals::InternalInvokeRequestStream { request, payload };
+        if let Some(data) = req.data.as_bytes() {
+            // A whole body: its messages at once, without a task.
+            let messages: Vec<_> = framed(head, Body::full(data.clone()), make)
+                .filter_map(|m| std::future::ready(m.ok()))
+                .collect()
+                .await;
+            return self.send(client, futures::stream::iter(messages)).await;
+        }
+        // A streamed body is pumped by a task into the call; when it fails the task keeps the
+        // call's stream open (a clean end would hand the callee a short body) and reports.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<layotto_core::Error>();
+        let mut messages = framed(head, req.data.clone(), make).boxed();
+        tokio::spawn(async move {
+            while let Some(m) = messages.next().await {
+                match m {
+                    Ok(m) => {
+                        if tx.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = failed_tx.send(e);
+                        tx.closed().await;
+                        return;
+                    }
+                }
+            }
         });
-        let outgoing = futures::stream::iter(std::iter::once(first).chain(rest));
+        let outgoing = tokio_stream::wrappers::ReceiverStream::new(rx);
+        tokio::select! {
+            r = self.send(client, outgoing) => r,
+            Ok(e) = failed_rx => Err(Status::cancelled(format!(
+                "reading the request body: {}",
+                e.message
+            ))),
+        }
+    }
+
+    /// One `CallLocalStream` call sending `outgoing`; the answer's body is read as it arrives.
+    async fn send<S>(
+        &self,
+        mut client: ServiceInvocationClient<Channel>,
+        outgoing: S,
+    ) -> Result<InvokeResponse, Status>
+    where
+        S: futures::Stream<Item = internals::InternalInvokeRequestStream> + Send + 'static,
+    {
         let mut call = Request::new(outgoing);
         crate::metrics::inject_trace(&mut call);
         let mut answer = client.call_local_stream(call).await?.into_inner();
@@ -439,24 +518,20 @@ impl InternalClient {
                     "response does not contain the required fields in the leading chunk",
                 )
             })?;
-        let mut body = Chunks::new(self.max_body_bytes);
-        if let Some(p) = first.payload {
-            body.push(p)?;
-        }
-        while let Some(m) = answer.message().await? {
-            if let Some(p) = m.payload {
-                body.push(p)?;
-            }
-        }
-        Ok(from_internal_response(head, body.finish()))
+        let rest = answer.map(|m| m.map(|m| m.payload));
+        let body = Body::buffered(payloads(first.payload, rest, self.max_body_bytes))
+            .await
+            .map_err(|e| body_failure(&e))?;
+        Ok(from_internal_response(head, body))
     }
 
     async fn unary(
         &self,
         mut client: ServiceInvocationClient<Channel>,
         req: &InvokeRequest,
+        data: &[u8],
     ) -> Result<InvokeResponse, Status> {
-        let mut call = Request::new(to_internal(req, true));
+        let mut call = Request::new(to_internal(req, Some(data)));
         crate::metrics::inject_trace(&mut call);
         let mut head = client.call_local(call).await?.into_inner();
         let data = head
@@ -465,7 +540,7 @@ impl InternalClient {
             .and_then(|m| m.data.take())
             .map(|a| Bytes::from(a.value))
             .unwrap_or_default();
-        Ok(from_internal_response(head, data))
+        Ok(from_internal_response(head, Body::full(data)))
     }
 }
 
@@ -479,7 +554,15 @@ impl RemoteChannel for InternalClient {
     ) -> Result<InvokeResponse, ChannelError> {
         let client = self.client(address)?;
         let answer = match self.stream(client.clone(), req).await {
-            Err(s) if s.code() == Code::Unimplemented => self.unary(client, req).await,
+            // A sidecar that does not stream gets the body whole, when it is still at hand
+            // (daprd falls back only with a replayable body too).
+            Err(s) if s.code() == Code::Unimplemented => match req.data.as_bytes() {
+                Some(data) => self.unary(client, req, data).await,
+                None => Err(Status::unimplemented(
+                    "the callee's sidecar does not serve CallLocalStream, and the streamed \
+                     body was consumed by the attempt",
+                )),
+            },
             other => other,
         };
         answer.map_err(|s| {
@@ -509,7 +592,7 @@ mod tests {
             http_verb: "PUT".into(),
             query: "a=1&b=2".into(),
             content_type: "application/json".into(),
-            data: Bytes::from_static(b"{}"),
+            data: Body::from("{}"),
             headers: vec![
                 ("x-one".into(), "1".into()),
                 ("x-one".into(), "2".into()),
@@ -517,7 +600,7 @@ mod tests {
                 ("trace-bin".into(), "AAA".into()),
             ],
         };
-        let back = from_internal(to_internal(&req, false), req.data.clone()).unwrap();
+        let back = from_internal(to_internal(&req, None), req.data.clone()).unwrap();
         assert_eq!(back.method, "orders/1");
         assert_eq!(back.http_verb, "PUT");
         assert_eq!(back.query, "a=1&b=2");
@@ -536,41 +619,78 @@ mod tests {
                 http_verb: "GET".into(),
                 ..InvokeRequest::default()
             },
-            false,
+            None,
         );
         r.message.as_mut().unwrap().http_extension = None;
-        let e = from_internal(r.clone(), Bytes::new()).unwrap_err();
+        let e = from_internal(r.clone(), Body::default()).unwrap_err();
         assert_eq!(e.message(), "missing HTTP extension field");
         r.message.as_mut().unwrap().http_extension = Some(common::HttpExtension {
             verb: common::http_extension::Verb::Connect.into(),
             querystring: String::new(),
         });
         assert_eq!(
-            from_internal(r, Bytes::new()).unwrap_err().message(),
+            from_internal(r, Body::default()).unwrap_err().message(),
             "invalid HTTP verb"
         );
     }
 
-    #[test]
-    fn chunks_are_numbered_and_checked() {
+    /// The payloads of `body` as the callee reads them back, with `seq` checked.
+    async fn round_trip(
+        parts: Vec<common::StreamPayload>,
+        limit: usize,
+    ) -> layotto_core::Result<Bytes> {
+        let rest = futures::stream::iter(parts.into_iter().map(|p| Ok(Some(p))));
+        Body::stream(payloads(None, rest, limit)).collect().await
+    }
+
+    #[tokio::test]
+    async fn chunks_are_numbered_and_checked() {
         let data = Bytes::from(vec![7u8; CHUNK_BYTES * 2 + 5]);
-        let parts: Vec<_> = chunked(data.clone()).collect();
+        let parts: Vec<_> = chunked(Body::full(data.clone()))
+            .map(|p| p.unwrap())
+            .collect()
+            .await;
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[2].seq, 2);
-        let mut c = Chunks::new(data.len());
-        for p in parts.clone() {
-            c.push(p).unwrap();
-        }
-        assert_eq!(c.finish(), data);
-        let mut c = Chunks::new(data.len());
-        let e = c.push(parts[1].clone()).unwrap_err();
-        assert!(e.message().contains("expected: 0"), "{}", e.message());
-        let mut c = Chunks::new(10);
-        assert_eq!(
-            c.push(parts[0].clone()).unwrap_err().code(),
-            Code::ResourceExhausted
+        assert_eq!(round_trip(parts.clone(), data.len()).await.unwrap(), data);
+        let e = round_trip(parts[1..].to_vec(), data.len())
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("expected: 0"), "{}", e.message);
+        let e = round_trip(parts.clone(), 10).await.unwrap_err();
+        assert_eq!(body_failure(&e).code(), Code::ResourceExhausted);
+        assert_eq!(chunked(Body::default()).count().await, 0);
+        // A streamed body of uneven chunks is cut to at most CHUNK_BYTES per payload.
+        let uneven = futures::stream::iter([
+            Ok(Bytes::from(vec![1u8; CHUNK_BYTES + 1])),
+            Ok(Bytes::from(vec![2u8; 3])),
+        ])
+        .boxed();
+        let sizes: Vec<_> = chunked(Body::stream(uneven))
+            .map(|p| p.unwrap().data.len())
+            .collect()
+            .await;
+        assert_eq!(sizes, vec![CHUNK_BYTES, 1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_body_ends_the_frames_with_its_error() {
+        let failing = futures::stream::iter([
+            Ok(Bytes::from_static(b"a")),
+            Err(layotto_core::Error::unavailable("caller gone")),
+        ])
+        .boxed();
+        let frames: Vec<_> = framed((), Body::stream(failing), |h, p| (h, p))
+            .collect()
+            .await;
+        assert_eq!(frames.len(), 2);
+        assert!(
+            frames[0].as_ref().unwrap().0.is_some(),
+            "the head goes first"
         );
-        assert_eq!(chunked(Bytes::new()).count(), 0);
+        assert!(frames[1].is_err());
+        let empty: Vec<_> = framed((), Body::default(), |h, p| (h, p)).collect().await;
+        assert_eq!(empty.len(), 1, "an empty body still sends the head");
     }
 
     #[test]
@@ -583,10 +703,13 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(from_internal_response(head(0), Bytes::new()).status, 200);
-        assert_eq!(from_internal_response(head(5), Bytes::new()).status, 404);
-        assert_eq!(from_internal_response(head(418), Bytes::new()).status, 418);
-        let r = from_internal_response(head(3), Bytes::new());
-        assert_eq!((r.status, &r.data[..]), (400, &b"nope"[..]));
+        assert_eq!(from_internal_response(head(0), Body::default()).status, 200);
+        assert_eq!(from_internal_response(head(5), Body::default()).status, 404);
+        assert_eq!(
+            from_internal_response(head(418), Body::default()).status,
+            418
+        );
+        let r = from_internal_response(head(3), Body::default());
+        assert_eq!((r.status, r.data), (400, Body::from("nope")));
     }
 }

@@ -82,9 +82,13 @@ use layotto_dapr_wire::headers::forwarded;
 use layotto_runtime::cloudevent::{CLOUDEVENT_CONTENT_TYPE, DEFAULT_EVENT_TYPE, SPEC_VERSION};
 use layotto_runtime::cloudevent::{is_json_content_type, is_raw_payload, is_text_content_type};
 use layotto_runtime::{
-    AppChannel, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicEvent,
+    AppChannel, Body, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicEvent,
     TopicSubscription,
 };
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::StreamExt as _;
+use layotto_core::file::ByteStream;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde_json::{Map, Value};
@@ -164,11 +168,118 @@ pub struct HttpAppChannel {
     metrics: Option<std::sync::Arc<layotto_runtime::Metrics>>,
 }
 
-/// What the app answered: status, headers, the whole body (or why it could not be read).
+/// What the app answered: status and the whole body (or why it could not be read).
 struct Answer {
     status: StatusCode,
+    body: Result<Bytes, String>,
+}
+
+/// What the app answered, its body as it arrives ([`Body::buffered`]).
+struct StreamedAnswer {
+    status: StatusCode,
     headers: HeaderMap,
-    body: Result<Bytes, reqwest::Error>,
+    body: Result<Body, String>,
+}
+
+/// One call to the app, recorded in the metrics when its answer's body has been read (or
+/// dropped unread).
+struct Record {
+    metrics: std::sync::Arc<layotto_runtime::Metrics>,
+    method: Method,
+    path: String,
+    status: u16,
+    sent: std::sync::Arc<AtomicUsize>,
+    probe: bool,
+    started: std::time::Instant,
+}
+
+impl Record {
+    fn finish(self, received: usize) {
+        if self.probe {
+            self.metrics
+                .health_probe(false, &self.status.to_string(), self.started.elapsed());
+        } else {
+            self.metrics.http_client(
+                self.method.as_str(),
+                &self.path,
+                Some(self.status),
+                self.sent.load(Ordering::Relaxed),
+                received,
+                self.started.elapsed(),
+            );
+        }
+    }
+}
+
+/// A body stream that counts what passes and records the call at its end.
+struct Recorded {
+    inner: ByteStream,
+    record: Option<Record>,
+    received: usize,
+}
+
+impl futures::Stream for Recorded {
+    type Item = layotto_core::Result<Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let next = self.inner.as_mut().poll_next(cx);
+        match &next {
+            std::task::Poll::Ready(Some(Ok(chunk))) => self.received += chunk.len(),
+            std::task::Poll::Ready(_) => {
+                if let Some(r) = self.record.take() {
+                    r.finish(self.received);
+                }
+            }
+            std::task::Poll::Pending => {}
+        }
+        next
+    }
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        if let Some(r) = self.record.take() {
+            r.finish(self.received);
+        }
+    }
+}
+
+/// `stream` counting the bytes that pass into `sent`.
+fn counted(stream: ByteStream, sent: std::sync::Arc<AtomicUsize>) -> ByteStream {
+    stream
+        .inspect(move |c| {
+            if let Ok(c) = c {
+                sent.fetch_add(c.len(), Ordering::Relaxed);
+            }
+        })
+        .boxed()
+}
+
+/// A streamed body as an HTTP body reqwest can send (it wants `Sync`; the lock is never
+/// contended: polling takes `&mut`).
+struct SendBody(std::sync::Mutex<ByteStream>);
+
+impl http_body::Body for SendBody {
+    type Data = Bytes;
+    type Error = layotto_core::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let stream = self
+            .get_mut()
+            .0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        stream
+            .as_mut()
+            .poll_next(cx)
+            .map(|c| c.map(|c| c.map(http_body::Frame::data)))
+    }
 }
 
 impl HttpAppChannel {
@@ -225,41 +336,79 @@ impl HttpAppChannel {
         sent: usize,
         probe: bool,
     ) -> Result<Answer, reqwest::Error> {
-        let started = std::time::Instant::now();
-        let out = match rb.send().await {
-            Ok(mut resp) => {
-                let status = resp.status();
-                // Moved out, not copied: reading the body consumes the response.
-                let headers = std::mem::take(resp.headers_mut());
-                Ok(Answer {
-                    status,
-                    headers,
-                    body: resp.bytes().await,
-                })
-            }
+        let sent = std::sync::Arc::new(AtomicUsize::new(sent));
+        let a = self
+            .exchange_streamed(rb, method, path, sent, probe)
+            .await?;
+        let body = match a.body {
+            Ok(b) => b.collect().await.map_err(|e| e.message),
             Err(e) => Err(e),
         };
-        if let Some(m) = &self.metrics {
-            let status = out.as_ref().ok().map(|a| a.status.as_u16());
-            if probe {
-                m.health_probe(false, &status.unwrap_or(500).to_string(), started.elapsed());
-            } else {
-                let received = out
-                    .as_ref()
-                    .ok()
-                    .and_then(|a| a.body.as_ref().ok())
-                    .map_or(0, Bytes::len);
-                m.http_client(
-                    method.as_str(),
-                    path,
-                    status,
-                    sent,
-                    received,
-                    started.elapsed(),
-                );
+        Ok(Answer {
+            status: a.status,
+            body,
+        })
+    }
+
+    /// Sends `rb` (to `path` with verb `method`; `sent` counts its body bytes) and reads the
+    /// answer's head; its body comes as it arrives. The call is recorded when the body has
+    /// been read (a health probe when `probe`).
+    async fn exchange_streamed(
+        &self,
+        rb: RequestBuilder,
+        method: &Method,
+        path: &str,
+        sent: std::sync::Arc<AtomicUsize>,
+        probe: bool,
+    ) -> Result<StreamedAnswer, reqwest::Error> {
+        let started = std::time::Instant::now();
+        let mut resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(m) = &self.metrics {
+                    if probe {
+                        m.health_probe(false, "500", started.elapsed());
+                    } else {
+                        let sent = sent.load(Ordering::Relaxed);
+                        m.http_client(method.as_str(), path, None, sent, 0, started.elapsed());
+                    }
+                }
+                return Err(e);
             }
-        }
-        out
+        };
+        let status = resp.status();
+        // Moved out, not copied: reading the body consumes the response.
+        let headers = std::mem::take(resp.headers_mut());
+        let chunks = futures::stream::unfold(Some(resp), |resp| async move {
+            let mut resp = resp?;
+            match resp.chunk().await {
+                Ok(Some(c)) => Some((Ok(c), Some(resp))),
+                Ok(None) => None,
+                Err(e) => Some((Err(Error::unavailable(describe(&e))), None)),
+            }
+        });
+        let record = self.metrics.clone().map(|metrics| Record {
+            metrics,
+            method: method.clone(),
+            path: path.to_owned(),
+            status: status.as_u16(),
+            sent,
+            probe,
+            started,
+        });
+        let recorded = Recorded {
+            inner: chunks.boxed(),
+            record,
+            received: 0,
+        };
+        let body = Body::buffered(recorded.boxed())
+            .await
+            .map_err(|e| e.message);
+        Ok(StreamedAnswer {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// The app's base URL, `http://host:port`.
@@ -706,7 +855,7 @@ impl AppChannel for HttpAppChannel {
             tracing::error!(%status, "app returned an unexpected status from {SUBSCRIBE_PATH}; no subscriptions");
             return Ok(Vec::new());
         }
-        let body = resp.body.map_err(|e| unavailable(&e))?;
+        let body = resp.body.map_err(ChannelError::Unavailable)?;
         parse_subscriptions(&body)
             .map_err(|e| ChannelError::Unavailable(format!("GET {url}: malformed answer: {e}")))
     }
@@ -784,11 +933,18 @@ impl AppChannel for HttpAppChannel {
         }
         let method = verb(&req.http_verb);
         let mut rb = self.request(method.clone(), url, self.opts.invoke_timeout, headers);
-        if !req.data.is_empty() {
-            rb = rb.body(req.data.clone());
+        let sent = std::sync::Arc::new(AtomicUsize::new(0));
+        if let Some(data) = req.data.as_bytes() {
+            sent.store(data.len(), Ordering::Relaxed);
+            if !data.is_empty() {
+                rb = rb.body(data.clone());
+            }
+        } else {
+            let stream = counted(req.data.clone().into_stream(), sent.clone());
+            rb = rb.body(reqwest::Body::wrap(SendBody(std::sync::Mutex::new(stream))));
         }
         let resp = self
-            .exchange(rb, &method, &req.method, req.data.len(), false)
+            .exchange_streamed(rb, &method, &req.method, sent, false)
             .await
             .map_err(|e| unavailable(&e))?;
         let content_type = resp
@@ -800,7 +956,7 @@ impl AppChannel for HttpAppChannel {
         Ok(InvokeResponse {
             status: resp.status.as_u16(),
             content_type,
-            data: resp.body.map_err(|e| unavailable(&e))?,
+            data: resp.body.map_err(ChannelError::Unavailable)?,
             headers: response_headers(&resp.headers),
         })
     }
@@ -1259,7 +1415,7 @@ mod tests {
             http_verb: "PUT".into(),
             query: "a=1&b=x%20y".into(),
             content_type: "text/plain".into(),
-            data: Bytes::from_static(b"payload"),
+            data: Bytes::from_static(b"payload").into(),
             headers: vec![
                 ("x-custom".into(), "v1".into()),
                 ("x-multi".into(), "a".into()),
@@ -1283,7 +1439,8 @@ mod tests {
                 .iter()
                 .any(|(k, _)| k == "content-type" || k == "content-length")
         );
-        let echo: Value = serde_json::from_slice(&resp.data).expect("json");
+        let echo: Value =
+            serde_json::from_slice(resp.data.as_bytes().expect("whole")).expect("json");
         assert_eq!(echo["method"], "PUT");
         assert_eq!(echo["path"], "/orders/1");
         assert_eq!(echo["query"], "a=1&b=x%20y");
@@ -1305,7 +1462,8 @@ mod tests {
 
         // Without an app token none is sent, whatever the caller's headers say.
         let resp = channel(port, None).invoke(&req).await.expect("invoke");
-        let echo: Value = serde_json::from_slice(&resp.data).expect("json");
+        let echo: Value =
+            serde_json::from_slice(resp.data.as_bytes().expect("whole")).expect("json");
         assert!(echo["headers"].get("dapr-api-token").is_none());
     }
 
@@ -1320,7 +1478,8 @@ mod tests {
         };
         let resp = ch.invoke(&req).await.expect("a 500 is an answer");
         assert_eq!(resp.status, 500);
-        let echo: Value = serde_json::from_slice(&resp.data).expect("json");
+        let echo: Value =
+            serde_json::from_slice(resp.data.as_bytes().expect("whole")).expect("json");
         // No verb (or an unknown one) is POST, as Dapr maps it; a leading slash is kept single.
         assert_eq!(echo["method"], "POST");
         assert_eq!(echo["path"], "/fail");
@@ -1332,8 +1491,15 @@ mod tests {
             http_verb: "get".into(),
             ..Default::default()
         };
-        let echo: Value =
-            serde_json::from_slice(&ch.invoke(&get).await.expect("get").data).expect("json");
+        let echo: Value = serde_json::from_slice(
+            ch.invoke(&get)
+                .await
+                .expect("get")
+                .data
+                .as_bytes()
+                .expect("whole"),
+        )
+        .expect("json");
         assert_eq!(echo["method"], "GET");
         assert_eq!(echo["path"], "/items");
     }

@@ -23,11 +23,22 @@ use layotto_proto::dapr::proto::runtime::v1 as dapr;
 use support::daprd::Daprd;
 use support::invoke_app::invoke_request;
 use support::invoke_app::sqlite_resolution;
-use support::invoke_app::{App, app};
+use support::invoke_app::{App, app, check_pattern, pattern_body, peak_rss_mib};
 
 /// A sidecar for app `id` (with `app` behind it, if any), registered in the file `db`, with
-/// environment `env`.
+/// environment `env`, taking bodies of up to 32 MiB.
 fn sidecar(id: &str, app: Option<&App>, db: &std::path::Path, env: &[(&str, &str)]) -> Daprd {
+    sidecar_taking(id, app, db, env, "32Mi")
+}
+
+/// [`sidecar`] with `--max-body-size` `max_body`.
+fn sidecar_taking(
+    id: &str,
+    app: Option<&App>,
+    db: &std::path::Path,
+    env: &[(&str, &str)],
+    max_body: &str,
+) -> Daprd {
     let app_port = app.map(|a| a.port.to_string());
     let mut args = vec![
         "--app-id",
@@ -39,7 +50,7 @@ fn sidecar(id: &str, app: Option<&App>, db: &std::path::Path, env: &[(&str, &str
         "--dapr-internal-grpc-listen-address",
         "127.0.0.1",
         "--max-body-size",
-        "32Mi",
+        max_body,
     ];
     if let Some(p) = &app_port {
         args.extend(["--app-port", p]);
@@ -250,4 +261,65 @@ async fn three_sidecars_invoke_each_other_through_sqlite_name_resolution() {
         "10,000 calls a -> b -> c in {took:?}: {:.0} calls/s",
         10_000.0 / took.as_secs_f64()
     );
+}
+
+/// Bodies far larger than a sidecar's memory use cross two sidecars both ways: each sidecar
+/// passes them on as they arrive (HTTP API -> `CallLocalStream` -> app channel and back), so
+/// its peak resident memory grows by much less than the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_bodies_stream_through_sidecars_without_being_held() {
+    const MIB: usize = 256;
+    let shared = tempfile::tempdir().expect("tempdir");
+    let db = shared.path().join("nr.db");
+    let b_app = app("b").await;
+    let a = sidecar_taking("a", None, &db, &[], "1Gi");
+    let b = sidecar_taking("b", Some(&b_app), &db, &[], "1Gi");
+    let http = support::http();
+    let base = format!("http://127.0.0.1:{}", a.http);
+    // Warm both paths up so that the peaks below are the transfers' own.
+    let r = http
+        .post(format!("{base}/v1.0/invoke/b/method/drain"))
+        .body(pattern_body(1))
+        .send()
+        .await
+        .expect("warm-up");
+    assert_eq!(r.text().await.expect("body"), format!("{} ok", 1 << 20));
+    let before = (peak_rss_mib(a.child.id()), peak_rss_mib(b.child.id()));
+
+    // Up: the app sees every byte in order.
+    let r = http
+        .post(format!("{base}/v1.0/invoke/b/method/drain"))
+        .body(pattern_body(MIB))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("body"), format!("{} ok", MIB << 20));
+
+    // Down: the client sees every byte in order.
+    let r = http
+        .get(format!("{base}/v1.0/invoke/b/method/stream/{MIB}"))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(r.status(), 200);
+    let chunks = futures::stream::unfold(r, |mut r| async move {
+        match r.chunk().await {
+            Ok(Some(c)) => Some((Ok(c), r)),
+            Ok(None) => None,
+            Err(e) => Some((Err(e.to_string()), r)),
+        }
+    });
+    let (len, wrong) = check_pattern(Box::pin(chunks)).await;
+    assert_eq!((len, wrong), (MIB << 20, None));
+
+    let after = (peak_rss_mib(a.child.id()), peak_rss_mib(b.child.id()));
+    eprintln!("peak RSS MiB before/after {MIB} MiB each way: a {before:?}/{after:?} (a, b)");
+    for (name, was, is) in [("a", before.0, after.0), ("b", before.1, after.1)] {
+        assert!(
+            is - was < 64,
+            "sidecar {name}'s peak RSS grew from {was} to {is} MiB passing {MIB} MiB bodies: \
+             they were held, not streamed"
+        );
+    }
 }

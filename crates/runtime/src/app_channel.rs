@@ -4,9 +4,9 @@
 //! gRPC `AppCallback`, Dapr's HTTP app contract), so nothing here knows a transport.
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use layotto_core::Metadata;
 
+use crate::Body;
 use crate::cloudevent::TopicEvent;
 
 /// A topic the app subscribes to.
@@ -74,8 +74,8 @@ pub struct InvokeRequest {
     pub query: String,
     /// Media type of `data` (empty when unknown).
     pub content_type: String,
-    /// The request body.
-    pub data: Bytes,
+    /// The request body (whole, or streamed: see [`Body`]).
+    pub data: Body,
     /// Headers (HTTP) or metadata (gRPC) to pass on, names in lower case. The sidecar's own
     /// API token is never among them.
     pub headers: Vec<(String, String)>,
@@ -88,8 +88,8 @@ pub struct InvokeResponse {
     pub status: u16,
     /// Media type of `data` (empty when unknown).
     pub content_type: String,
-    /// The response body.
-    pub data: Bytes,
+    /// The response body (whole, or streamed: see [`Body`]).
+    pub data: Body,
     /// Response headers (HTTP) or trailing metadata (gRPC) worth passing back.
     pub headers: Vec<(String, String)>,
 }

@@ -185,8 +185,14 @@ impl Runtime {
         }
         let mut req = req.clone();
         self.mark_call(&mut req, &id);
+        let policies = self.policies.app(&id);
+        if policies.is_some_and(|p| p.retry.is_some()) {
+            // A retried request is sent again: a streamed body is read whole first (daprd's
+            // replay buffer).
+            req.data = std::mem::take(&mut req.data).replayable().await?;
+        }
         let once = || self.invoke_once(target, &id, &namespace, &req);
-        match self.policies.app(&id) {
+        match policies {
             Some(p) => {
                 self.policies
                     .run(p, &id, &req.method, &self.metrics, once)
@@ -222,15 +228,16 @@ impl Runtime {
         }
         let remote = self.remote_for(target)?;
         // One retry with a fresh resolution when a cached address could not be reached (never
-        // after the callee answered, so a request that reached an app is not sent twice): the
-        // callee may have moved since it was resolved.
+        // after the callee answered, so a request that reached an app is not sent twice, and
+        // never with a streamed body, which the first attempt consumed): the callee may have
+        // moved since it was resolved.
         for attempt in 0..2 {
             let (at, fresh) = remote.resolve(id, namespace).await?;
             match remote.channel.invoke(&at, id, req).await {
                 Ok(r) => return Ok(r),
                 Err(ChannelError::Unavailable(m)) => {
                     remote.forget(id, namespace);
-                    if fresh || attempt == 1 {
+                    if fresh || attempt == 1 || req.data.is_stream() {
                         return Err(Error::unavailable(format!(
                             "invoking '{}' on app '{target}' at {at}: {m}",
                             req.method

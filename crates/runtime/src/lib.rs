@@ -15,6 +15,7 @@
 pub mod app_channel;
 mod app_health;
 mod binding;
+mod body;
 mod build;
 pub mod call;
 pub mod cloudevent;
@@ -52,6 +53,7 @@ pub use app_channel::{
     TopicSubscription,
 };
 pub use app_health::AppHealthSettings;
+pub use body::{BUFFERED_BYTES, Body, limited};
 pub use build::{resolve_secret_refs, validate};
 use call::Components;
 pub use call::with_deadline;

@@ -7,7 +7,7 @@ use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
 use layotto_proto::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
 use layotto_runtime::{
-    AppChannel, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicEvent,
+    AppChannel, Body, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicEvent,
     TopicSubscription,
 };
 use tonic::Code;
@@ -78,16 +78,15 @@ fn route(r: Option<&layotto_proto::dapr::proto::runtime::v1::TopicRoutes>) -> St
         .unwrap_or_else(|| r.default.clone())
 }
 
-/// HTTP-style status of a gRPC code, for [`InvokeResponse::status`].
-/// `req` as Dapr's `InvokeRequest` (an unknown verb is sent as POST, as daprd does), with the
-/// body when `with_data`.
-pub(crate) fn invoke_message(req: &InvokeRequest, with_data: bool) -> common::InvokeRequest {
+/// `req` as Dapr's `InvokeRequest` (an unknown verb is sent as POST, as daprd does), with
+/// `data` as its body when given.
+pub(crate) fn invoke_message(req: &InvokeRequest, data: Option<&[u8]>) -> common::InvokeRequest {
     use common::http_extension::Verb;
     common::InvokeRequest {
         method: req.method.clone(),
-        data: with_data.then(|| prost_types::Any {
+        data: data.map(|d| prost_types::Any {
             type_url: String::new(),
-            value: req.data.to_vec(),
+            value: d.to_vec(),
         }),
         content_type: req.content_type.clone(),
         http_extension: Some(common::HttpExtension {
@@ -99,6 +98,7 @@ pub(crate) fn invoke_message(req: &InvokeRequest, with_data: bool) -> common::In
     }
 }
 
+/// HTTP-style status of a gRPC code, for [`InvokeResponse::status`].
 pub(crate) fn http_status(code: Code) -> u16 {
     match code {
         Code::Ok => 200,
@@ -177,7 +177,11 @@ impl AppChannel for DaprGrpcAppChannel {
     }
 
     async fn invoke(&self, req: &InvokeRequest) -> Result<InvokeResponse, ChannelError> {
-        let mut call = self.request(invoke_message(req, true));
+        // A gRPC message holds its body whole.
+        let data = req.data.clone().collect().await.map_err(|e| {
+            ChannelError::Failed(format!("reading the request body: {}", e.message))
+        })?;
+        let mut call = self.request(invoke_message(req, Some(&data)));
         for (k, v) in &req.headers {
             if let (Ok(k), Ok(v)) = (
                 k.parse::<MetadataKey<tonic::metadata::Ascii>>(),
@@ -201,7 +205,7 @@ impl AppChannel for DaprGrpcAppChannel {
                 Ok(InvokeResponse {
                     status: 200,
                     content_type: r.content_type,
-                    data: r.data.map(|a| a.value).unwrap_or_default().into(),
+                    data: Body::full(r.data.map(|a| a.value).unwrap_or_default()),
                     headers: Vec::new(),
                 })
             }
@@ -210,7 +214,7 @@ impl AppChannel for DaprGrpcAppChannel {
             Err(s) => Ok(InvokeResponse {
                 status: http_status(s.code()),
                 content_type: "text/plain".to_owned(),
-                data: s.message().as_bytes().to_vec().into(),
+                data: Body::full(s.message().as_bytes().to_vec()),
                 headers: Vec::new(),
             }),
         }

@@ -16,7 +16,7 @@ use layotto_core::state::DeleteRequest;
 use layotto_dapr_wire::errors::ERR_DIRECT_INVOKE;
 use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::runtime::v1 as pb;
-use layotto_runtime::{InvokeRequest, Runtime};
+use layotto_runtime::{Body, InvokeRequest, Runtime};
 use tonic::{Request, Status};
 
 use super::errors::{Block, Failure, fail};
@@ -87,12 +87,18 @@ impl DaprApi {
                 .map(|e| e.querystring.clone())
                 .unwrap_or_default(),
             content_type: m.content_type,
-            data: m.data.map(|a| a.value).unwrap_or_default().into(),
+            data: Body::full(m.data.map(|a| a.value).unwrap_or_default()),
             headers,
         };
         let resp = self
             .rt
             .invoke_service(&r.id, &invoke)
+            .await
+            .map_err(fail(Block::Invoke, ERR_DIRECT_INVOKE))?;
+        // A gRPC message holds the answer whole.
+        let data = resp
+            .data
+            .collect()
             .await
             .map_err(fail(Block::Invoke, ERR_DIRECT_INVOKE))?;
         if !(200..300).contains(&resp.status) {
@@ -102,13 +108,13 @@ impl DaprApi {
                 r.id,
                 resp.status,
                 invoke.method,
-                String::from_utf8_lossy(&resp.data)
+                String::from_utf8_lossy(&data)
             ))));
         }
         Ok(common::InvokeResponse {
             data: Some(prost_types::Any {
                 type_url: String::new(),
-                value: resp.data.to_vec(),
+                value: data.to_vec(),
             }),
             content_type: resp.content_type,
         })

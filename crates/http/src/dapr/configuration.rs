@@ -118,7 +118,7 @@ async fn forward(rt: Arc<Runtime>, store: String, id: String, mut changes: Confi
                 method: format!("configuration/{store}/{key}"),
                 http_verb: "POST".to_owned(),
                 content_type: "application/json".to_owned(),
-                data: data.clone(),
+                data: data.clone().into(),
                 ..Default::default()
             };
             match rt.invoke_service(rt.app_id(), &req).await {

@@ -11,13 +11,14 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use layotto_runtime::InvokeRequest;
+use futures::StreamExt as _;
+use layotto_core::{Error, ErrorKind};
+use layotto_runtime::{Body, InvokeRequest, limited};
 
 use layotto_dapr_wire::headers::forwarded;
 
 use super::Ctx;
-use super::error::{ApiError, Op, err};
-use super::extract::RawBody;
+use super::error::{ApiError, ERR_BODY_READ, Op, err};
 
 /// The method part of `/v1.0/invoke/<app>/method/<method>`, as sent.
 fn raw_method(uri: &Uri) -> String {
@@ -39,7 +40,7 @@ pub(crate) async fn invoke(
     uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    RawBody(data): RawBody,
+    data: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let target = raw_method(&uri);
     forward(&ctx, &app_id, target, &method, query, &headers, data).await
@@ -70,7 +71,7 @@ pub(crate) async fn by_header(
     uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    RawBody(data): RawBody,
+    data: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let app_id = headers
         .get(layotto_dapr_wire::headers::APP_ID_HEADER)
@@ -92,6 +93,48 @@ pub(crate) async fn by_header(
     forward(&ctx, &app_id, target, &method, query, &headers, data).await
 }
 
+/// The caller's body: whole when it is small, else streamed on as it arrives
+/// ([`Body::buffered`]), at most `--max-body-size` bytes (413 `ERR_BODY_READ` when its
+/// `Content-Length` says more; a longer chunked body fails the call where it passes the limit).
+async fn request_body(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    data: axum::body::Body,
+) -> Result<Body, ApiError> {
+    let limit = ctx.shared.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ERR_BODY_READ,
+            format!(
+                "failed to read request body: the body exceeds the maximum of {limit} bytes \
+                 (--max-body-size)"
+            ),
+        )
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let chunks = data
+        .into_data_stream()
+        .map(|c| c.map_err(|e| Error::unavailable(format!("reading the request body: {e}"))))
+        .boxed();
+    Body::buffered(limited(chunks, limit))
+        .await
+        .map_err(|e| match e.kind {
+            ErrorKind::InvalidArgument => too_large(),
+            _ => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ERR_BODY_READ,
+                format!("failed to read request body: {}", e.message),
+            ),
+        })
+}
+
 /// One invocation of `target` on `app_id` with the caller's verb, query, headers and body.
 async fn forward(
     ctx: &Ctx,
@@ -100,8 +143,9 @@ async fn forward(
     method: &Method,
     query: Option<String>,
     headers: &HeaderMap,
-    data: axum::body::Bytes,
+    data: axum::body::Body,
 ) -> Result<Response, ApiError> {
+    let data = request_body(ctx, headers, data).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
@@ -132,7 +176,14 @@ async fn forward(
         0 => StatusCode::OK,
         s => StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
     };
-    let mut out = (status, resp.data).into_response();
+    let mut out = match resp.data.as_bytes() {
+        Some(b) => (status, b.clone()).into_response(),
+        None => (
+            status,
+            axum::body::Body::from_stream(resp.data.into_stream()),
+        )
+            .into_response(),
+    };
     let h = out.headers_mut();
     for (name, value) in &resp.headers {
         if !forwarded(name) {

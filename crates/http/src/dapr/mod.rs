@@ -126,6 +126,8 @@ struct Shared {
     runtime_version: String,
     /// Whether the allow and deny lists leave service invocation open.
     invoke_open: bool,
+    /// Largest request body in bytes (`--max-body-size`).
+    max_body_bytes: usize,
     /// Live configuration subscriptions by id.
     config_subs: Mutex<HashMap<String, configuration::Subscription>>,
 }
@@ -206,6 +208,7 @@ fn context(rt: Arc<Runtime>, opts: &DaprHttpOptions) -> Ctx {
             app: opts.app.clone(),
             runtime_version: opts.runtime_version.clone(),
             invoke_open: opts.access.http_invoke_allowed(),
+            max_body_bytes: opts.max_body_bytes,
             config_subs: Mutex::new(HashMap::new()),
         }),
     }

@@ -919,7 +919,7 @@ async fn configuration_subscribe_delivers_to_the_app() {
     assert_eq!(call.method, "configuration/config_demo/a");
     assert_eq!(call.http_verb, "POST");
     assert_eq!(call.content_type, "application/json");
-    let body: Value = serde_json::from_slice(&call.data).expect("json");
+    let body: Value = serde_json::from_slice(call.data.as_bytes().expect("whole")).expect("json");
     assert_eq!(body, json!({"id": id, "items": {"a": {"value": "42"}}}));
 
     let uri = format!("/v1.0/configuration/config_demo/{id}/unsubscribe");
@@ -1015,7 +1015,7 @@ async fn invoke_passes_request_and_answer_through() {
         InvokeResponse {
             status: 201,
             content_type: "text/plain".into(),
-            data: Bytes::from_static(b"pong"),
+            data: Bytes::from_static(b"pong").into(),
             headers: vec![
                 ("x-app".into(), "1".into()),
                 ("transfer-encoding".into(), "chunked".into()),
@@ -1042,7 +1042,7 @@ async fn invoke_passes_request_and_answer_through() {
     assert_eq!(got.http_verb, "PUT");
     assert_eq!(got.query, "x=1&y=2");
     assert_eq!(got.content_type, "application/json");
-    assert_eq!(got.data, "ping");
+    assert_eq!(got.data, layotto_runtime::Body::from("ping"));
     assert!(got.headers.contains(&("x-custom".into(), "c".into())));
     assert!(
         got.headers

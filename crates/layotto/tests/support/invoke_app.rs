@@ -28,13 +28,19 @@ pub struct App {
 /// `name`'s app on a free port: `/relay/<app>/<method...>` calls <app> through its sidecar and
 /// answers `<name>>` + that answer; `/status/<code>` answers that status; `/flaky/<n>/<key>`
 /// answers 503 to its first n calls, then 200; `/slow/<ms>` answers after that long; `/size` answers the
-/// body's length; `/big` 20 MiB; anything else `<name>:<VERB> <path>?<query>:<body>` with 201.
+/// body's length; `/big` 20 MiB; `/drain` reads the body as it arrives and answers
+/// `<length> ok` when byte `i` is [`pattern`]`(i)` throughout (else `corrupt at <i>`);
+/// `/stream/<mib>` answers that many MiB of [`pattern`], produced as they are sent; anything
+/// else `<name>:<VERB> <path>?<query>:<body>` with 201.
 pub async fn app(name: &'static str) -> App {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let sidecar: Arc<OnceLock<u16>> = Arc::default();
     let (log, own) = (seen.clone(), sidecar.clone());
     let client = super::http();
-    let router = Router::new().fallback(
+    let router = Router::new()
+        .route("/drain", axum::routing::any(drain))
+        .route("/stream/{mib}", axum::routing::get(stream))
+        .fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let (log, own, client) = (log.clone(), own.clone(), client.clone());
             async move {
@@ -116,6 +122,82 @@ pub async fn app(name: &'static str) -> App {
         seen,
         sidecar,
     }
+}
+
+/// Byte `i` of the bodies `/drain` checks and `/stream` sends.
+pub fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+/// Checks `body` against [`pattern`] chunk by chunk: `(length, first wrong offset)`.
+pub async fn check_pattern(
+    mut body: impl futures::Stream<Item = Result<Bytes, String>> + Unpin,
+) -> (usize, Option<usize>) {
+    use futures::StreamExt as _;
+    let (mut at, mut wrong) = (0usize, None);
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else {
+            return (at, Some(at));
+        };
+        if wrong.is_none() {
+            wrong = chunk
+                .iter()
+                .enumerate()
+                .find(|(k, b)| **b != pattern(at + k))
+                .map(|(k, _)| at + k);
+        }
+        at += chunk.len();
+    }
+    (at, wrong)
+}
+
+async fn drain(body: axum::body::Body) -> String {
+    use futures::StreamExt as _;
+    let stream = body
+        .into_data_stream()
+        .map(|c| c.map_err(|e| e.to_string()));
+    match check_pattern(stream).await {
+        (n, None) => format!("{n} ok"),
+        (_, Some(i)) => format!("corrupt at {i}"),
+    }
+}
+
+async fn stream(axum::extract::Path(mib): axum::extract::Path<usize>) -> axum::body::Body {
+    const CHUNK: usize = 256 * 1024;
+    let chunks = (0..(mib << 20) / CHUNK).map(|c| {
+        Ok::<_, std::convert::Infallible>(Bytes::from(
+            (c * CHUNK..(c + 1) * CHUNK)
+                .map(pattern)
+                .collect::<Vec<u8>>(),
+        ))
+    });
+    axum::body::Body::from_stream(futures::stream::iter(chunks))
+}
+
+/// A body of `mib` MiB of [`pattern`] produced as it is sent.
+pub fn pattern_body(mib: usize) -> reqwest::Body {
+    const CHUNK: usize = 256 * 1024;
+    let chunks = (0..(mib << 20) / CHUNK).map(|c| {
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(
+            (c * CHUNK..(c + 1) * CHUNK)
+                .map(pattern)
+                .collect::<Vec<u8>>(),
+        )))
+    });
+    reqwest::Body::wrap(http_body_util::StreamBody::new(futures::stream::iter(
+        chunks,
+    )))
+}
+
+/// The peak resident memory of process `pid` in MiB (`VmHWM`).
+pub fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM")
+        / 1024
 }
 
 /// Dapr's gRPC `InvokeServiceRequest` of `method` on app `id`: `verb`, query `query`, a
