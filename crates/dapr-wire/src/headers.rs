@@ -44,6 +44,43 @@ pub fn forwarded_from_grpc(name: &str) -> bool {
     forwarded(&n) && n != "user-agent" && !n.starts_with("grpc-") && !n.starts_with(':')
 }
 
+/// Whether `name` (any case) is one of IANA's permanent HTTP headers as daprd lists them
+/// (`dapr/dapr:pkg/messaging/v1/util.go` `isPermanentHTTPHeader`): daprd prefixes these with
+/// `dapr-` when it turns an app's HTTP headers into gRPC metadata.
+pub fn is_permanent_http_header(name: &str) -> bool {
+    const PERMANENT: [&str; 28] = [
+        "accept",
+        "accept-charset",
+        "accept-language",
+        "accept-ranges",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "cache-control",
+        "content-type",
+        "content-length",
+        "cookie",
+        "date",
+        "expect",
+        "from",
+        "host",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-schedule-tag-match",
+        "if-unmodified-since",
+        "max-forwards",
+        "origin",
+        "pragma",
+        "referer",
+        "via",
+        "warning",
+    ];
+    PERMANENT.iter().any(|p| p.eq_ignore_ascii_case(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +95,13 @@ mod tests {
         assert!(!forwarded_from_grpc(":authority"));
         assert!(!forwarded_from_grpc("DAPR-APP-ID"));
         assert!(forwarded_from_grpc("x-custom"));
+    }
+
+    #[test]
+    fn permanent_headers_are_daprds_list() {
+        assert!(is_permanent_http_header("Content-Type"));
+        assert!(is_permanent_http_header("if-none-match"));
+        assert!(!is_permanent_http_header("authorization"));
+        assert!(!is_permanent_http_header("x-custom"));
     }
 }

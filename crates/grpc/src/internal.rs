@@ -25,7 +25,9 @@ use layotto_core::ErrorKind;
 use layotto_core::file::ByteStream;
 use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::internals::v1 as internals;
-use layotto_runtime::{Body, ChannelError, InvokeRequest, InvokeResponse, RemoteChannel, Runtime};
+use layotto_runtime::{
+    Body, ChannelError, GrpcStatus, InvokeRequest, InvokeResponse, RemoteChannel, Runtime,
+};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -325,13 +327,23 @@ fn to_wire_map(headers: Vec<(String, String)>) -> HashMap<String, internals::Lis
     map
 }
 
-/// The app's answer for the caller's sidecar: everything but the body, and the body.
+/// The app's answer for the caller's sidecar: everything but the body, and the body. An HTTP
+/// app's status goes as it is; a gRPC app's status as its code and message (an error without
+/// a body), as daprd sends them.
 fn to_internal_response(r: InvokeResponse) -> (internals::InternalInvokeResponse, Body) {
-    let status = if r.status == 0 { 200 } else { r.status };
+    let (code, message, data) = match r.grpc_status {
+        Some(g) if g.code != 0 => (g.code, g.message, Body::default()),
+        Some(_) => (0, String::new(), r.data),
+        None => (
+            i32::from(if r.status == 0 { 200 } else { r.status }),
+            String::new(),
+            r.data,
+        ),
+    };
     let head = internals::InternalInvokeResponse {
         status: Some(internals::Status {
-            code: i32::from(status),
-            message: String::new(),
+            code,
+            message,
             details: Vec::new(),
         }),
         headers: to_wire_map(r.headers),
@@ -341,7 +353,7 @@ fn to_internal_response(r: InvokeResponse) -> (internals::InternalInvokeResponse
             content_type: r.content_type,
         }),
     };
-    (head, r.data)
+    (head, data)
 }
 
 /// An invocation as the request another sidecar reads, with `data` inline when given
@@ -355,17 +367,25 @@ fn to_internal(req: &InvokeRequest, data: Option<&[u8]>) -> internals::InternalI
     }
 }
 
-/// The callee sidecar's answer as the app's answer: an HTTP app's status as is, a gRPC app's
-/// code as its HTTP status (daprd's `HTTPStatusFromCode`).
+/// The callee sidecar's answer as the app's answer: an HTTP app's status as is (codes of 100
+/// and up), a gRPC app's code kept and also given as its HTTP status (daprd's
+/// `HTTPStatusFromCode`), its message as the body of an error.
 fn from_internal_response(head: internals::InternalInvokeResponse, data: Body) -> InvokeResponse {
     let status = head.status.unwrap_or_default();
-    let (code, data) = if status.code >= 100 {
-        (u16::try_from(status.code).unwrap_or(500), data)
-    } else if status.code == 0 {
-        (200, data)
+    let (code, data, grpc_status) = if status.code >= 100 {
+        (u16::try_from(status.code).unwrap_or(500), data, None)
     } else {
-        let code = crate::dapr::http_status(Code::from(status.code));
-        (code, Body::full(status.message.into_bytes()))
+        let http = crate::dapr::http_status(Code::from(status.code));
+        let data = if status.code == 0 {
+            data
+        } else {
+            Body::full(status.message.clone().into_bytes())
+        };
+        let grpc = GrpcStatus {
+            code: status.code,
+            message: status.message,
+        };
+        (http, data, Some(grpc))
     };
     let mut headers: Vec<(String, String)> = head
         .headers
@@ -381,6 +401,7 @@ fn from_internal_response(head: internals::InternalInvokeResponse, data: Body) -
         content_type: head.message.map(|m| m.content_type).unwrap_or_default(),
         data,
         headers,
+        grpc_status,
     }
 }
 

@@ -120,12 +120,11 @@ impl RuntimeApi for RuntimeService {
         &self,
         req: Request<pb::InvokeServiceRequest>,
     ) -> Result<Response<pb::InvokeResponse>, Status> {
-        layotto(
-            self.dapr
-                .invoke_service(req.map(layotto_dapr::invoke_service))
-                .await
-                .map(layotto_dapr::invoke_response),
-        )
+        self.dapr
+            .invoke_service(req.map(layotto_dapr::invoke_service))
+            .await
+            .map(|r| r.map(layotto_dapr::invoke_response))
+            .map_err(Failure::layotto)
     }
 
     async fn get_configuration(

@@ -958,6 +958,7 @@ impl AppChannel for HttpAppChannel {
             content_type,
             data: resp.body.map_err(ChannelError::Unavailable)?,
             headers: response_headers(&resp.headers),
+            grpc_status: None,
         })
     }
 }

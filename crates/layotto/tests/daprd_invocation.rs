@@ -230,6 +230,48 @@ async fn run() {
         );
     }
 
+    // An HTTP app's error over InvokeService, as daprd words it: the status's code with the
+    // status text, an ErrorInfo carrying the HTTP code and the body's start, and
+    // `dapr-http-status`.
+    for (from, to) in [(layotto.grpc, "dapp"), (daprd.grpc, "lapp")] {
+        let mut grpc = dapr::dapr_client::DaprClient::connect(format!("http://127.0.0.1:{from}"))
+            .await
+            .expect("connect");
+        let s = grpc
+            .invoke_service(invoke_request(
+                to,
+                "status/404",
+                common::http_extension::Verb::Get,
+                "",
+                b"",
+            ))
+            .await
+            .expect_err("a 404 is an error over gRPC");
+        assert_eq!(s.code(), tonic::Code::NotFound, "to {to}: {s:?}");
+        assert_eq!(s.message(), "Not Found", "to {to}");
+        assert_eq!(
+            s.metadata()
+                .get("dapr-http-status")
+                .and_then(|v| v.to_str().ok()),
+            Some("404"),
+            "to {to}"
+        );
+        let info = tonic_types::StatusExt::get_details_error_info(&s).expect("ErrorInfo");
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("Not Found", "dapr.io")
+        );
+        assert_eq!(
+            info.metadata.get("http.code").map(String::as_str),
+            Some("404")
+        );
+        assert_eq!(
+            info.metadata.get("http.error_message").cloned(),
+            Some(format!("{to} says 404 Not Found")),
+            "to {to}"
+        );
+    }
+
     // An id nobody registered: daprd's answer, within its lookup time.
     let started = Instant::now();
     let r = http
@@ -310,10 +352,56 @@ async fn run() {
         );
         assert_eq!(md.get("dapr-callee-app-id").map(String::as_str), Some(to));
     }
+    // InvokeService to a gRPC app behind the other sidecar: its answer and headers come back,
+    // and its error keeps its code and message (daprd sends gRPC codes between sidecars).
+    for (from, to) in [(layotto.grpc, "dgrpc"), (daprd.grpc, "lgrpc")] {
+        let mut grpc = dapr::dapr_client::DaprClient::connect(format!("http://127.0.0.1:{from}"))
+            .await
+            .expect("connect");
+        let ok = grpc
+            .invoke_service(invoke_request(
+                to,
+                "echo",
+                common::http_extension::Verb::Post,
+                "",
+                b"hello",
+            ))
+            .await
+            .unwrap_or_else(|s| panic!("InvokeService to {to}: {s:?}"));
+        assert_eq!(
+            ok.metadata()
+                .get("x-app-header")
+                .and_then(|v| v.to_str().ok()),
+            Some("yes"),
+            "to {to}"
+        );
+        assert_eq!(
+            ok.into_inner().data.expect("data").value,
+            b"echo:hello".to_vec(),
+            "to {to}"
+        );
+        let s = grpc
+            .invoke_service(invoke_request(
+                to,
+                "fail",
+                common::http_extension::Verb::Post,
+                "",
+                b"",
+            ))
+            .await
+            .expect_err("the app failed");
+        assert_eq!(
+            (s.code(), s.message()),
+            (tonic::Code::NotFound, "no such order"),
+            "to {to}"
+        );
+    }
     drop(daprd);
 }
 
-/// A gRPC app serving only `AppCallbackHealthCheck`; records each call's metadata.
+/// A gRPC app serving `AppCallbackHealthCheck` (recording each call's metadata) and
+/// `AppCallback`'s `OnInvoke`: method `fail` answers NOT_FOUND "no such order", any other
+/// `echo:<data>` with header `x-app-header: yes`.
 async fn grpc_app() -> (u16, Arc<Mutex<Vec<HashMap<String, String>>>>) {
     struct App(Arc<Mutex<Vec<HashMap<String, String>>>>);
     #[tonic::async_trait]
@@ -336,6 +424,60 @@ async fn grpc_app() -> (u16, Arc<Mutex<Vec<HashMap<String, String>>>>) {
             Ok(tonic::Response::new(dapr::HealthCheckResponse {}))
         }
     }
+    #[tonic::async_trait]
+    impl dapr::app_callback_server::AppCallback for App {
+        async fn on_invoke(
+            &self,
+            req: tonic::Request<common::InvokeRequest>,
+        ) -> Result<tonic::Response<common::InvokeResponse>, tonic::Status> {
+            let m = req.into_inner();
+            if m.method == "fail" {
+                return Err(tonic::Status::not_found("no such order"));
+            }
+            let mut data = b"echo:".to_vec();
+            data.extend(m.data.map(|a| a.value).unwrap_or_default());
+            let mut r = tonic::Response::new(common::InvokeResponse {
+                data: Some(layotto_proto::prost_types::Any {
+                    type_url: String::new(),
+                    value: data,
+                }),
+                content_type: "text/plain".into(),
+            });
+            r.metadata_mut()
+                .insert("x-app-header", "yes".parse().expect("value"));
+            Ok(r)
+        }
+        async fn list_topic_subscriptions(
+            &self,
+            _: tonic::Request<()>,
+        ) -> Result<tonic::Response<dapr::ListTopicSubscriptionsResponse>, tonic::Status> {
+            Ok(tonic::Response::new(Default::default()))
+        }
+        async fn on_topic_event(
+            &self,
+            _: tonic::Request<dapr::TopicEventRequest>,
+        ) -> Result<tonic::Response<dapr::TopicEventResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("no topics"))
+        }
+        async fn list_input_bindings(
+            &self,
+            _: tonic::Request<()>,
+        ) -> Result<tonic::Response<dapr::ListInputBindingsResponse>, tonic::Status> {
+            Ok(tonic::Response::new(Default::default()))
+        }
+        async fn on_binding_event(
+            &self,
+            _: tonic::Request<dapr::BindingEventRequest>,
+        ) -> Result<tonic::Response<dapr::BindingEventResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("no bindings"))
+        }
+        async fn on_bulk_topic_event(
+            &self,
+            _: tonic::Request<dapr::TopicEventBulkRequest>,
+        ) -> Result<tonic::Response<dapr::TopicEventBulkResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("no topics"))
+        }
+    }
     let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -344,9 +486,11 @@ async fn grpc_app() -> (u16, Arc<Mutex<Vec<HashMap<String, String>>>>) {
     let svc = dapr::app_callback_health_check_server::AppCallbackHealthCheckServer::new(App(
         seen.clone()
     ));
+    let callback = dapr::app_callback_server::AppCallbackServer::new(App(seen.clone()));
     tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(svc)
+            .add_service(callback)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
             .await;
     });

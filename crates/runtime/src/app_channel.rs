@@ -90,8 +90,21 @@ pub struct InvokeResponse {
     pub content_type: String,
     /// The response body (whole, or streamed: see [`Body`]).
     pub data: Body,
-    /// Response headers (HTTP) or trailing metadata (gRPC) worth passing back.
+    /// Response headers (HTTP) or header metadata (gRPC) worth passing back, names in lower
+    /// case.
     pub headers: Vec<(String, String)>,
+    /// Set when a gRPC app answered: its status, which daprd passes on as it is (an HTTP
+    /// app's answer has only [`InvokeResponse::status`]).
+    pub grpc_status: Option<GrpcStatus>,
+}
+
+/// The status a gRPC app answered an invocation with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrpcStatus {
+    /// The gRPC code (0 = OK).
+    pub code: i32,
+    /// Its message (empty for OK).
+    pub message: String,
 }
 
 /// A connection to the application.

@@ -49,8 +49,8 @@ use layotto_core::sequencer::Sequencer;
 use layotto_core::{Health, HealthStatus, Registries};
 
 pub use app_channel::{
-    AppChannel, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, LimitedAppChannel,
-    TopicSubscription,
+    AppChannel, ChannelError, EventOutcome, GrpcStatus, InvokeRequest, InvokeResponse,
+    LimitedAppChannel, TopicSubscription,
 };
 pub use app_health::AppHealthSettings;
 pub use body::{BUFFERED_BYTES, Body, limited};

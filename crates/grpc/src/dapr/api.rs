@@ -247,7 +247,7 @@ impl Dapr for DaprService {
         &self,
         req: Request<pb::InvokeServiceRequest>,
     ) -> Result<Response<common::InvokeResponse>, Status> {
-        dapr(self.api.invoke_service(req).await)
+        self.api.invoke_service(req).await.map_err(Failure::dapr)
     }
 
     async fn get_state(

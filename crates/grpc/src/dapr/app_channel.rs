@@ -7,8 +7,8 @@ use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
 use layotto_proto::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
 use layotto_runtime::{
-    AppChannel, Body, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicEvent,
-    TopicSubscription,
+    AppChannel, Body, ChannelError, EventOutcome, GrpcStatus, InvokeRequest, InvokeResponse,
+    TopicEvent, TopicSubscription,
 };
 use tonic::Code;
 use tonic::metadata::{MetadataKey, MetadataValue};
@@ -96,6 +96,20 @@ pub(crate) fn invoke_message(req: &InvokeRequest, data: Option<&[u8]>) -> common
             querystring: req.query.clone(),
         }),
     }
+}
+
+/// The metadata a gRPC app answered with, as headers to pass back: text values only, without
+/// the transport's own (`content-type`, `grpc-*`).
+fn app_headers(md: &tonic::metadata::MetadataMap) -> Vec<(String, String)> {
+    md.iter()
+        .filter_map(|kv| match kv {
+            tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
+            }
+            tonic::metadata::KeyAndValueRef::Binary(..) => None,
+        })
+        .filter(|(k, _)| k != "content-type" && !k.starts_with("grpc-"))
+        .collect()
 }
 
 /// HTTP-style status of a gRPC code, for [`InvokeResponse::status`].
@@ -201,12 +215,14 @@ impl AppChannel for DaprGrpcAppChannel {
         .await;
         match answer {
             Ok(resp) => {
+                let headers = app_headers(resp.metadata());
                 let r = resp.into_inner();
                 Ok(InvokeResponse {
                     status: 200,
                     content_type: r.content_type,
                     data: Body::full(r.data.map(|a| a.value).unwrap_or_default()),
-                    headers: Vec::new(),
+                    headers,
+                    grpc_status: Some(GrpcStatus::default()),
                 })
             }
             Err(s) if s.code() == Code::Unavailable => Err(channel_error(&s)),
@@ -215,7 +231,11 @@ impl AppChannel for DaprGrpcAppChannel {
                 status: http_status(s.code()),
                 content_type: "text/plain".to_owned(),
                 data: Body::full(s.message().as_bytes().to_vec()),
-                headers: Vec::new(),
+                headers: app_headers(s.metadata()),
+                grpc_status: Some(GrpcStatus {
+                    code: s.code() as i32,
+                    message: s.message().to_owned(),
+                }),
             }),
         }
     }

@@ -17,7 +17,8 @@ use layotto_dapr_wire::errors::ERR_DIRECT_INVOKE;
 use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::runtime::v1 as pb;
 use layotto_runtime::{Body, InvokeRequest, Runtime};
-use tonic::{Request, Status};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::StatusExt as _;
 
 use super::errors::{Block, Failure, fail};
 use crate::convert::dapr_state::{delete_request, etag, options, set_request, transaction};
@@ -65,12 +66,84 @@ fn forwarded_metadata(md: &tonic::metadata::MetadataMap) -> Vec<(String, String)
         .collect()
 }
 
+/// The callee's headers as the gRPC metadata of the answer, as daprd's
+/// `InternalMetadataToGrpcMetadata` converts them: names in lower case, IANA's permanent HTTP
+/// headers prefixed `dapr-`, without the trace context (this sidecar sets its own) and binary
+/// values.
+fn answer_metadata(headers: &[(String, String)]) -> tonic::metadata::MetadataMap {
+    let mut md = tonic::metadata::MetadataMap::new();
+    for (k, v) in headers {
+        let k = k.to_ascii_lowercase();
+        if matches!(
+            k.as_str(),
+            "traceparent" | "tracestate" | "grpc-trace-bin" | "destination-app-id"
+        ) || k.ends_with("-bin")
+        {
+            continue;
+        }
+        let name = if layotto_dapr_wire::headers::is_permanent_http_header(&k) {
+            format!("dapr-{k}")
+        } else {
+            k
+        };
+        if let (Ok(n), Ok(v)) = (
+            name.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
+            v.parse(),
+        ) {
+            md.append(n, v);
+        }
+    }
+    md
+}
+
+/// The error daprd's `InvokeService` answers for HTTP status `code` with body `detail`
+/// (`ErrorFromHTTPResponseCode`); `None` for a 2xx.
+fn http_error(code: u16, detail: &[u8]) -> Option<Status> {
+    let grpc = match code {
+        200..=299 => return None,
+        408 => Code::Cancelled,
+        400 => Code::Internal,
+        504 => Code::DeadlineExceeded,
+        404 => Code::NotFound,
+        409 => Code::AlreadyExists,
+        403 => Code::PermissionDenied,
+        401 => Code::Unauthenticated,
+        429 => Code::ResourceExhausted,
+        501 => Code::Unimplemented,
+        503 => Code::Unavailable,
+        _ => Code::Unknown,
+    };
+    // Go's `http.StatusText`: the canonical reason, empty for an unknown code.
+    let text = tonic::codegen::http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let detail = String::from_utf8_lossy(&detail[..detail.len().min(63)]).into_owned();
+    Some(Status::with_error_details(
+        grpc,
+        text,
+        tonic_types::ErrorDetails::with_error_info(
+            text,
+            crate::dapr::errors::DOMAIN,
+            [
+                ("http.code".to_owned(), code.to_string()),
+                ("http.error_message".to_owned(), detail),
+            ],
+        ),
+    ))
+}
+
 impl DaprApi {
-    /// `InvokeService`: the caller's metadata travels as headers.
+    /// `InvokeService`: the caller's metadata travels as headers. The answer carries the
+    /// callee's headers as metadata, as daprd's (`dapr/dapr:pkg/api/grpc/grpc.go`
+    /// `InvokeService`): an HTTP app's status in `dapr-http-status`, a status outside 2xx as an
+    /// error of the matching code with an `ErrorInfo` (reason the status text, domain
+    /// `dapr.io`, `http.code`, and `http.error_message` the body's first 63 bytes); a gRPC app's
+    /// error status as it is.
     pub(crate) async fn invoke_service(
         &self,
         req: Request<pb::InvokeServiceRequest>,
-    ) -> Answer<common::InvokeResponse> {
+    ) -> Answer<Response<common::InvokeResponse>> {
         let headers = forwarded_metadata(req.metadata());
         let r = req.into_inner();
         let m = r.message.ok_or_else(|| {
@@ -101,23 +174,36 @@ impl DaprApi {
             .collect()
             .await
             .map_err(fail(Block::Invoke, ERR_DIRECT_INVOKE))?;
-        if !(200..300).contains(&resp.status) {
-            // Dapr reports a failed HTTP app call as an error carrying the app's status.
-            return Err(Failure::Status(Status::unknown(format!(
-                "app '{}' answered HTTP {} for '{}': {}",
-                r.id,
-                resp.status,
-                invoke.method,
-                String::from_utf8_lossy(&data)
-            ))));
+        let mut md = answer_metadata(&resp.headers);
+        match &resp.grpc_status {
+            Some(g) if g.code != 0 => {
+                let mut s = Status::new(Code::from(g.code), g.message.clone());
+                *s.metadata_mut() = md;
+                return Err(Failure::Status(s));
+            }
+            Some(_) => {}
+            None => {
+                if !resp.content_type.is_empty()
+                    && let Ok(v) = resp.content_type.parse()
+                {
+                    md.insert("dapr-content-type", v);
+                }
+                md.insert("dapr-http-status", resp.status.into());
+                if let Some(mut s) = http_error(resp.status, &data) {
+                    *s.metadata_mut() = md;
+                    return Err(Failure::Status(s));
+                }
+            }
         }
-        Ok(common::InvokeResponse {
+        let mut out = Response::new(common::InvokeResponse {
             data: Some(prost_types::Any {
                 type_url: String::new(),
                 value: data.to_vec(),
             }),
             content_type: resp.content_type,
-        })
+        });
+        *out.metadata_mut() = md;
+        Ok(out)
     }
 
     /// `GetState`: a missing key is an empty answer.

@@ -1020,6 +1020,7 @@ async fn invoke_passes_request_and_answer_through() {
                 ("x-app".into(), "1".into()),
                 ("transfer-encoding".into(), "chunked".into()),
             ],
+            grpc_status: None,
         },
     );
     let req = Request::builder()
