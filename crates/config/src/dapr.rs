@@ -15,9 +15,10 @@
 //! scopes: [app1]               # only these app ids load the component
 //! ```
 //!
-//! Documents of other kinds (`Subscription`, `Configuration`, `Resiliency`, `HTTPEndpoint`, ...,
-//! or no `kind` at all) are skipped without a problem, as `daprd` does
-//! (`dapr/dapr` `pkg/internal/loader/disk/disk.go` only looks at `kind`).
+//! Documents of other kinds (`Subscription`, `Configuration`, ..., or no `kind` at all) are
+//! skipped without a problem, as `daprd` does (`dapr/dapr` `pkg/internal/loader/disk/disk.go`
+//! only looks at `kind`); `Resiliency` and `HTTPEndpoint` documents have their own loaders
+//! ([`crate::resiliency`], [`crate::http_endpoint`]).
 //!
 //! Metadata values become the strings Dapr's Go runtime hands its components: `daprd` turns the
 //! YAML into JSON (`sigs.k8s.io/yaml`) and keeps each value as raw JSON, unquoting strings

@@ -313,6 +313,7 @@ impl Walker {
             log_level,
             secret_scopes: Vec::new(),
             resiliency: crate::resiliency::Resiliency::default(),
+            http_endpoints: Vec::new(),
         })
     }
 

@@ -24,6 +24,7 @@
 
 mod dapr;
 mod dapr_configuration;
+pub mod http_endpoint;
 mod layotto;
 mod node;
 pub mod resiliency;
@@ -41,6 +42,7 @@ pub use dapr_configuration::{
     ApiAccessRule, DEFAULT_SAMPLING_RATE, DaprConfiguration, MetricRule, NameResolutionSpec,
     SecretScope, is_layotto_json, load_configuration, parse_configuration,
 };
+pub use http_endpoint::{HttpEndpoint, load_http_endpoints, parse_http_endpoints};
 pub use resiliency::{load_resiliency, parse_resiliency};
 
 /// The building block a component serves (the block table lives in `layotto-core`).
@@ -301,6 +303,8 @@ pub struct Config {
     pub secret_scopes: Vec<SecretScope>,
     /// Dapr's `Resiliency` resources from the resources path, merged.
     pub resiliency: resiliency::Resiliency,
+    /// Dapr's `HTTPEndpoint` resources from the resources path.
+    pub http_endpoints: Vec<HttpEndpoint>,
 }
 
 /// MOSN's `flowControlFilter` stream filter on the gRPC listener: a per-method rate limit

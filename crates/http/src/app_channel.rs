@@ -106,7 +106,8 @@ pub const DEFAULT_EVENT_SOURCE: &str = "Dapr";
 /// `MetadataKeyPubSub`).
 pub const PUBSUB_NAME_HEADER: &str = "pubsubName";
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long connecting to the app may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Settings of an [`HttpAppChannel`].
 #[derive(Clone)]
@@ -166,6 +167,8 @@ pub struct HttpAppChannel {
     base: String,
     opts: HttpAppChannelOptions,
     metrics: Option<std::sync::Arc<layotto_runtime::Metrics>>,
+    /// Set on every request over the caller's headers (an `HTTPEndpoint`'s `headers`).
+    extra_headers: HeaderMap,
 }
 
 /// What the app answered: status and the whole body (or why it could not be read).
@@ -316,7 +319,26 @@ impl HttpAppChannel {
             base,
             opts,
             metrics: None,
+            extra_headers: HeaderMap::new(),
         })
+    }
+
+    /// A channel to the service at base URL `base` (used as given: a method is appended after
+    /// a `/`) through `client`, setting `headers` on every request over the caller's (a non-Dapr
+    /// service: Dapr's `HTTPEndpoint`, or a URL invoked directly).
+    pub(crate) fn to_service(
+        client: reqwest::Client,
+        base: String,
+        opts: HttpAppChannelOptions,
+        headers: HeaderMap,
+    ) -> Self {
+        Self {
+            client,
+            base,
+            opts,
+            metrics: None,
+            extra_headers: headers,
+        }
     }
 
     /// Records every call in `metrics` (`dapr_http_client_*`, `dapr_http_healthprobes_*`).
@@ -459,6 +481,12 @@ impl HttpAppChannel {
                 }
                 _ => {}
             }
+        }
+        for name in self.extra_headers.keys() {
+            headers.remove(name);
+        }
+        for (name, value) in &self.extra_headers {
+            headers.append(name, value.clone());
         }
         self.client
             .request(method, url)

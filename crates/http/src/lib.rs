@@ -9,9 +9,11 @@
 pub mod app_channel;
 
 pub use app_channel::{HttpAppChannel, HttpAppChannelOptions};
+pub use endpoints::HttpEndpointChannels;
 
 mod cors;
 pub mod dapr;
+pub mod endpoints;
 pub mod metrics;
 
 pub use metrics::metrics_router;

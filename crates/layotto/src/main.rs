@@ -253,6 +253,10 @@ fn checked(dapr: &DaprdArgs, daprd_mode: bool, strict: bool) -> Result<Checked, 
             Ok(r) => c.resiliency = r,
             Err(p) => problems.extend(p),
         }
+        match layotto_config::load_http_endpoints(&dapr.resources(), &c.app.app_id) {
+            Ok(e) => c.http_endpoints = e,
+            Err(p) => problems.extend(p),
+        }
         c
     });
     if let Some(c) = &config {

@@ -338,6 +338,14 @@ pub async fn start(
     let runtime = Arc::new(
         Runtime::build_with(&config, &registries, metrics_settings).map_err(|p| p.to_string())?,
     );
+    // Non-Dapr HTTP services: HTTPEndpoint resources by name, and URLs given as the app id.
+    runtime.set_endpoint_channels(Arc::new(
+        layotto_http::HttpEndpointChannels::new(
+            &config.http_endpoints,
+            Some(runtime.metrics().clone()),
+        )
+        .map_err(|e| e.to_string())?,
+    ));
     let api_token = std::env::var("DAPR_API_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());

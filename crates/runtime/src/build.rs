@@ -181,11 +181,66 @@ pub async fn resolve_secret_refs(
         }
         config.components[i].spec.metadata.extend(resolved);
     }
+    resolve_endpoint_secrets(config, registries, &mut stores, &mut problems).await;
     if problems.is_empty() {
         Ok(())
     } else {
         Err(Problems(problems))
     }
+}
+
+/// Fills the `secretKeyRef` header values and TLS documents of the `HTTPEndpoint` resources
+/// from their `auth.secretStore`.
+async fn resolve_endpoint_secrets(
+    config: &mut Config,
+    registries: &Registries,
+    stores: &mut HashMap<String, Arc<dyn SecretStore>>,
+    problems: &mut Vec<layotto_config::Problem>,
+) {
+    use layotto_config::http_endpoint::EndpointValue;
+    let mut endpoints = std::mem::take(&mut config.http_endpoints);
+    for e in &mut endpoints {
+        let (name, file, store_name) = (e.name.clone(), e.file.clone(), e.secret_store.clone());
+        for (at, v) in e.values_mut() {
+            let EndpointValue::Secret { name: secret, key } = v else {
+                continue;
+            };
+            let problem = |message: String| layotto_config::Problem {
+                file: file.clone(),
+                path: format!("HTTPEndpoint '{name}'"),
+                message: format!("{at}: {message}"),
+            };
+            let Some(store_name) = store_name.clone() else {
+                problems.push(problem("secretKeyRef needs auth.secretStore".to_owned()));
+                continue;
+            };
+            let store = match stores.get(&store_name) {
+                Some(s) => s.clone(),
+                None => match open_secret_store(config, registries, &store_name).await {
+                    Ok(s) => {
+                        stores.insert(store_name.clone(), s.clone());
+                        s
+                    }
+                    Err(e) => {
+                        problems.push(problem(e.to_string()));
+                        continue;
+                    }
+                },
+            };
+            match store.get(secret, &Metadata::new()).await {
+                Ok(found) => match found.get(key.as_str()) {
+                    Some(value) => *v = EndpointValue::Value(value.clone()),
+                    None => problems.push(problem(format!(
+                        "secret '{secret}' of store '{store_name}' has no key '{key}'"
+                    ))),
+                },
+                Err(e) => problems.push(problem(format!(
+                    "secret '{secret}' of store '{store_name}': {e}"
+                ))),
+            }
+        }
+    }
+    config.http_endpoints = endpoints;
 }
 
 /// Builds and initialises secret store `name` of `config`.

@@ -78,6 +78,18 @@ pub trait RemoteChannel: Send + Sync {
     ) -> std::result::Result<InvokeResponse, ChannelError>;
 }
 
+/// Channels to non-Dapr HTTP services (Dapr's `HTTPEndpoint` resources, and URLs given as the
+/// app id). The edge implements them over its HTTP client.
+pub trait EndpointChannels: Send + Sync {
+    /// The channel to the `HTTPEndpoint` named `name`, if there is one.
+    fn endpoint(&self, name: &str) -> Option<Arc<dyn AppChannel>>;
+    /// A channel to base URL `url` (`http://...` or `https://...`).
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a URL that does not parse.
+    fn url(&self, url: &str) -> Result<Arc<dyn AppChannel>>;
+}
+
 /// How long a resolved address is reused before the resolver is asked again (so that calls
 /// spread over several instances of an app, and a moved one is found).
 pub const RESOLUTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(5);
@@ -179,10 +191,13 @@ impl Runtime {
         target: &str,
         req: &InvokeRequest,
     ) -> Result<InvokeResponse> {
-        let (id, namespace) = self.addressed(target)?;
         if req.method.is_empty() {
             return Err(Error::empty_field("method"));
         }
+        if let Some((key, channel)) = self.external(target)? {
+            return self.invoke_external(&key, channel, req.clone()).await;
+        }
+        let (id, namespace) = self.addressed(target)?;
         let mut req = req.clone();
         self.mark_call(&mut req, &id);
         let policies = self.policies.app(&id);
@@ -200,6 +215,66 @@ impl Runtime {
             }
             None => once().await,
         }
+    }
+
+    /// The non-Dapr service `target` names, as daprd decides (`dapr/dapr:pkg/messaging/
+    /// direct_messaging.go`): a URL (`http://...`, `https://...`) as it is, or the id part of
+    /// `id.namespace` naming an `HTTPEndpoint` (which wins over an app of that id); with the
+    /// key its Resiliency policies are looked up by (the URL, or the endpoint's name).
+    fn external(&self, target: &str) -> Result<Option<(String, Arc<dyn AppChannel>)>> {
+        let Some(endpoints) = lock(&self.endpoints).clone() else {
+            return Ok(None);
+        };
+        if target.starts_with("http://") || target.starts_with("https://") {
+            return Ok(Some((target.to_owned(), endpoints.url(target)?)));
+        }
+        let id = target.split('.').next().unwrap_or_default();
+        Ok(endpoints.endpoint(id).map(|c| (id.to_owned(), c)))
+    }
+
+    /// Invokes `req.method` on a non-Dapr HTTP service through `channel`, under the Resiliency
+    /// policies of apps targeting `key`. The request goes as the caller made it: no caller or
+    /// callee id is added.
+    async fn invoke_external(
+        &self,
+        key: &str,
+        channel: Arc<dyn AppChannel>,
+        mut req: InvokeRequest,
+    ) -> Result<InvokeResponse> {
+        let policies = self.policies.app(key);
+        if policies.is_some_and(|p| p.retry.is_some()) {
+            req.data = std::mem::take(&mut req.data).replayable().await?;
+        }
+        let once = || async {
+            channel.invoke(&req).await.map_err(|e| match e {
+                ChannelError::Unimplemented => Error::new(
+                    ErrorKind::Unsupported,
+                    format!("endpoint '{key}' cannot be invoked"),
+                ),
+                ChannelError::Unavailable(m) | ChannelError::Failed(m) => {
+                    Error::unavailable(format!("invoking '{}' on '{key}': {m}", req.method))
+                }
+            })
+        };
+        match policies {
+            Some(p) => {
+                self.policies
+                    .run(p, key, &req.method, &self.metrics, once)
+                    .await
+            }
+            None => once().await,
+        }
+    }
+
+    /// Makes non-Dapr HTTP services invocable: `HTTPEndpoint` resources by name, any URL given
+    /// as the app id.
+    pub fn set_endpoint_channels(&self, channels: Arc<dyn EndpointChannels>) {
+        *lock(&self.endpoints) = Some(channels);
+    }
+
+    /// The names of the `HTTPEndpoint` resources loaded (daprd's metadata `httpEndpoints`).
+    pub fn http_endpoint_names(&self) -> &[String] {
+        &self.endpoint_names
     }
 
     /// `target`'s app id and namespace (the caller's own when it names none).

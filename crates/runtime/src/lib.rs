@@ -59,8 +59,8 @@ use call::Components;
 pub use call::with_deadline;
 pub use cloudevent::TopicEvent;
 pub use invoke::{
-    AppAddress, CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE, RESOLUTION_LIFETIME, RemoteChannel,
-    Route,
+    AppAddress, CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE, EndpointChannels,
+    RESOLUTION_LIFETIME, RemoteChannel, Route,
 };
 pub use metrics::{Metrics, MetricsSettings};
 use segments::SegmentCache;
@@ -137,6 +137,10 @@ pub struct Runtime {
     /// Other apps' sidecars: name resolution and the remote channel (none without an internal
     /// gRPC port).
     remote: Mutex<Option<Arc<invoke::Remote>>>,
+    /// Non-Dapr HTTP services: `HTTPEndpoint` resources and URLs.
+    endpoints: Mutex<Option<Arc<dyn invoke::EndpointChannels>>>,
+    /// The names of the `HTTPEndpoint` resources (for the metadata API).
+    endpoint_names: Vec<String>,
     /// Resiliency policies of calls to apps.
     policies: resiliency::Policies,
     /// Secret scopes by store name.
@@ -241,6 +245,12 @@ impl Runtime {
             app_unhealthy_reason: Mutex::new(String::new()),
             namespace,
             remote: Mutex::new(None),
+            endpoints: Mutex::new(None),
+            endpoint_names: config
+                .http_endpoints
+                .iter()
+                .map(|e| e.name.clone())
+                .collect(),
             policies: resiliency::Policies::new(config.resiliency.clone()),
             secret_scopes: config
                 .secret_scopes

@@ -467,6 +467,11 @@ impl Dapr for DaprService {
                 .collect(),
             extended_metadata: rt.attributes().into_iter().collect(),
             subscriptions,
+            http_endpoints: rt
+                .http_endpoint_names()
+                .iter()
+                .map(|n| pb::MetadataHttpEndpoint { name: n.clone() })
+                .collect(),
             app_connection_properties: rt.app_connection().map(|a| pb::AppConnectionProperties {
                 port: i32::from(a.port),
                 protocol: a.protocol,

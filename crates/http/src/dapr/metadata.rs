@@ -11,6 +11,7 @@
 //!  "extended": {"daprRuntimeVersion": "0.1.0", "<attribute>": "<value>"},
 //!  "subscriptions": [{"pubsubname": "..", "topic": "..", "metadata": {..},
 //!                     "rules": [{"path": ".."}], "deadLetterTopic": "", "type": "PROGRAMMATIC"}],
+//!  "httpEndpoints": [{"name": "payments"}],
 //!  "appConnectionProperties": {"port": 3000, "protocol": "http", "channelAddress": "127.0.0.1"},
 //!  "actorRuntime": {"runtimeStatus": "DISABLED", "hostReady": false}}
 //! ```
@@ -46,6 +47,8 @@ struct MetadataOut {
     extended: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subscriptions: Vec<SubscriptionOut>,
+    #[serde(rename = "httpEndpoints", skip_serializing_if = "Vec::is_empty")]
+    http_endpoints: Vec<EndpointOut>,
     #[serde(rename = "appConnectionProperties")]
     app_connection_properties: AppConnectionOut,
     #[serde(rename = "actorRuntime")]
@@ -74,6 +77,11 @@ struct SubscriptionOut {
     dead_letter_topic: String,
     #[serde(rename = "type")]
     type_: &'static str,
+}
+
+#[derive(Serialize)]
+struct EndpointOut {
+    name: String,
 }
 
 #[derive(Serialize)]
@@ -140,6 +148,11 @@ pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
                 dead_letter_topic: String::new(),
                 type_: SUBSCRIPTION_PROGRAMMATIC,
             })
+            .collect(),
+        http_endpoints: rt
+            .http_endpoint_names()
+            .iter()
+            .map(|n| EndpointOut { name: n.clone() })
             .collect(),
         app_connection_properties: ctx
             .shared
