@@ -76,6 +76,7 @@ pub(crate) fn parse_partial(text: &str, source: &str) -> (Option<Config>, Vec<Pr
         flow_control: None,
         metrics_port: None,
         tracing: None,
+        resiliency: None,
     };
     let config = walker.document(&root);
     (config, walker.problems)
@@ -144,6 +145,8 @@ struct Walker {
     flow_control: Option<FlowControl>,
     metrics_port: Option<u16>,
     tracing: Option<crate::TracingSpec>,
+    /// The `resiliency` section of `grpc_config`.
+    resiliency: Option<crate::resiliency::Resiliency>,
 }
 
 impl Walker {
@@ -312,7 +315,7 @@ impl Walker {
             tracing: self.tracing.take(),
             log_level,
             secret_scopes: Vec::new(),
-            resiliency: crate::resiliency::Resiliency::default(),
+            resiliency: self.resiliency.take().unwrap_or_default(),
             http_endpoints: Vec::new(),
         })
     }
@@ -550,6 +553,16 @@ impl Walker {
             let section_path = child(&grpc_path, key);
             if key == "app" {
                 app = self.app(value, &section_path);
+            } else if key == "resiliency" {
+                let section = serde_json::from_str(&value.to_compact_json()).unwrap_or_default();
+                match crate::resiliency::parse_resiliency_section(
+                    &section,
+                    &self.file,
+                    &section_path,
+                ) {
+                    Ok(r) => self.resiliency = Some(r),
+                    Err(p) => self.problems.extend(p),
+                }
             } else if let Some(kind) = Kind::from_section(key) {
                 self.section(kind, value, &section_path, &mut components);
             } else if let Some((_, api)) = NOT_YET_SECTIONS.iter().find(|(k, _)| *k == key) {
@@ -575,7 +588,8 @@ impl Walker {
                      \"file\" (Layotto itself never reads \"files\")",
                 );
             } else {
-                let known: Vec<&str> = std::iter::once("app")
+                let known: Vec<&str> = ["app", "resiliency"]
+                    .into_iter()
                     .chain(Kind::ALL.iter().map(|k| k.section()))
                     .collect();
                 self.problem(

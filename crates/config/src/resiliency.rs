@@ -3,9 +3,13 @@
 //! read from the resources path beside the components.
 //!
 //! `spec.policies` names timeouts, retries and circuit breakers; `spec.targets.apps.<app-id>`
-//! picks them for calls to that app. Several resources applying to this app merge, a later file
-//! overriding a policy or target of the same name. Targets this runtime cannot apply yet
-//! (`actors`, `components`) are reported as problems rather than ignored.
+//! picks them for calls to that app (and to an `HTTPEndpoint` of that name),
+//! `spec.targets.components.<name>.outbound` for calls to that component and `.inbound` for
+//! what it delivers to the app; policies named by Dapr's default templates (`DefaultRetryPolicy`,
+//! `DefaultAppTimeoutPolicy`, `DefaultStatestoreComponentOutboundRetryPolicy`, ...) apply to
+//! targets no resource names. Several resources applying to this app merge, a later file
+//! overriding a policy or target of the same name. `actors` targets are reported as problems
+//! (there are no actors here) rather than ignored.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -99,21 +103,120 @@ pub struct TargetPolicies {
     pub circuit_breaker: Option<(String, BreakerPolicy)>,
 }
 
+/// The policies of one component target (`spec.targets.components.<name>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComponentPolicies {
+    /// `outbound`: calls the sidecar makes to the component.
+    pub outbound: Option<TargetPolicies>,
+    /// `inbound`: what the component delivers to the app (pub/sub messages).
+    pub inbound: Option<TargetPolicies>,
+}
+
 /// The resiliency rules applying to this app, merged over every `Resiliency` resource.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resiliency {
     /// `spec.targets.apps`, resolved to their policies, by app id.
     pub apps: BTreeMap<String, TargetPolicies>,
+    /// `spec.targets.components`, resolved, by component name.
+    pub components: BTreeMap<String, ComponentPolicies>,
+    /// Every named policy, for Dapr's default policies (`DefaultRetryPolicy`, ...): see
+    /// [`Resiliency::app_policies`] and [`Resiliency::component_policies`].
+    pub named: NamedPolicies,
     /// The names of the resources read, for logs.
     pub names: Vec<String>,
 }
 
+/// The policies of `spec.policies`, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamedPolicies {
+    /// `timeouts`.
+    pub timeouts: BTreeMap<String, Duration>,
+    /// `retries`.
+    pub retries: BTreeMap<String, RetryPolicy>,
+    /// `circuitBreakers`.
+    pub breakers: BTreeMap<String, BreakerPolicy>,
+}
+
+impl NamedPolicies {
+    /// Dapr's default policies for the levels `levels` (most specific first; the policy kind
+    /// is appended: `Default<level>RetryPolicy`, then `DefaultRetryPolicy`), each kind looked
+    /// up on its own (`dapr/dapr:pkg/resiliency/resiliency.go` `expandPolicyTemplate`).
+    pub fn defaults(&self, levels: &[String]) -> Option<TargetPolicies> {
+        let name = |kind: &str, found: &dyn Fn(&str) -> bool| {
+            levels
+                .iter()
+                .map(String::as_str)
+                .chain([""])
+                .map(|l| format!("Default{l}{kind}Policy"))
+                .find(|n| found(n))
+        };
+        let p = TargetPolicies {
+            timeout: name("Timeout", &|n| self.timeouts.contains_key(n))
+                .and_then(|n| self.timeouts.get(&n).copied()),
+            retry: name("Retry", &|n| self.retries.contains_key(n))
+                .and_then(|n| self.retries.get(&n).cloned()),
+            circuit_breaker: name("CircuitBreaker", &|n| self.breakers.contains_key(n))
+                .and_then(|n| self.breakers.get(&n).cloned().map(|b| (n, b))),
+        };
+        (p != TargetPolicies::default()).then_some(p)
+    }
+}
+
+impl Resiliency {
+    /// Adds `other`'s policies and targets, replacing those of the same name (a Layotto
+    /// config's `resiliency` section, then the resources path's `Resiliency` resources).
+    pub fn merge(&mut self, other: Resiliency) {
+        self.apps.extend(other.apps);
+        self.components.extend(other.components);
+        self.named.timeouts.extend(other.named.timeouts);
+        self.named.retries.extend(other.named.retries);
+        self.named.breakers.extend(other.named.breakers);
+        self.names.extend(other.names);
+    }
+
+    /// The policies of calls to app `id`: its target, else Dapr's default policies
+    /// (`DefaultAppRetryPolicy`, then `DefaultRetryPolicy`, and so for timeouts and circuit
+    /// breakers).
+    pub fn app_policies(&self, id: &str) -> Option<TargetPolicies> {
+        match self.apps.get(id) {
+            Some(p) => Some(p.clone()),
+            None => self.named.defaults(&["App".to_owned()]),
+        }
+    }
+
+    /// The policies of component `name` of Dapr type `kind` (`Statestore`, `Pubsub`, ...) in
+    /// one direction: its target's (none when the target names only the other direction),
+    /// else, for a component no target names, Dapr's defaults
+    /// (`Default<kind>Component<Outbound|Inbound>RetryPolicy`, then
+    /// `DefaultComponent<Outbound|Inbound>RetryPolicy`, `DefaultComponentRetryPolicy`,
+    /// `DefaultRetryPolicy`; and so for timeouts and circuit breakers).
+    pub fn component_policies(
+        &self,
+        name: &str,
+        kind: &str,
+        inbound: bool,
+    ) -> Option<TargetPolicies> {
+        if let Some(c) = self.components.get(name) {
+            return if inbound {
+                c.inbound.clone()
+            } else {
+                c.outbound.clone()
+            };
+        }
+        let dir = if inbound { "Inbound" } else { "Outbound" };
+        self.named.defaults(&[
+            format!("{kind}Component{dir}"),
+            format!("Component{dir}"),
+            "Component".to_owned(),
+        ])
+    }
+}
+
 #[derive(Default)]
 struct Raw {
-    timeouts: BTreeMap<String, Duration>,
-    retries: BTreeMap<String, RetryPolicy>,
-    breakers: BTreeMap<String, BreakerPolicy>,
+    named: NamedPolicies,
     apps: BTreeMap<String, (Value, String)>,
+    components: BTreeMap<String, (Value, String)>,
     names: Vec<String>,
 }
 
@@ -338,7 +441,14 @@ impl Reader<'_> {
             .unwrap_or("")
             .to_owned();
         raw.names.push(name);
-        let policies = doc.pointer("/spec/policies");
+        if let Some(spec) = doc.get("spec") {
+            self.spec(spec, &format!("{base}.spec"), raw);
+        }
+    }
+
+    /// The `spec` of a Resiliency resource (or Layotto's `resiliency` section) at `base`.
+    fn spec(&mut self, spec: &Value, base: &str, raw: &mut Raw) {
+        let policies = spec.get("policies");
         let each = |key: &str| {
             policies
                 .and_then(|p| p.get(key))
@@ -347,38 +457,42 @@ impl Reader<'_> {
                 .unwrap_or_default()
         };
         for (k, v) in each("timeouts") {
-            let path = format!("{base}.spec.policies.timeouts.{k}");
+            let path = format!("{base}.policies.timeouts.{k}");
             if let Some(d) = self.duration(&v, &path, true) {
-                raw.timeouts.insert(k, d);
+                raw.named.timeouts.insert(k, d);
             }
         }
         for (k, v) in each("retries") {
-            let path = format!("{base}.spec.policies.retries.{k}");
+            let path = format!("{base}.policies.retries.{k}");
             if let Some(r) = self.retry(&v, &path) {
-                raw.retries.insert(k, r);
+                raw.named.retries.insert(k, r);
             }
         }
         for (k, v) in each("circuitBreakers") {
-            let path = format!("{base}.spec.policies.circuitBreakers.{k}");
+            let path = format!("{base}.policies.circuitBreakers.{k}");
             if let Some(b) = self.breaker(&v, &path) {
-                raw.breakers.insert(k, b);
+                raw.named.breakers.insert(k, b);
             }
         }
-        if let Some(targets) = doc.pointer("/spec/targets").and_then(Value::as_object) {
+        if let Some(targets) = spec.get("targets").and_then(Value::as_object) {
             for (kind, value) in targets {
-                let path = format!("{base}.spec.targets.{kind}");
+                let path = format!("{base}.targets.{kind}");
                 match kind.as_str() {
                     "apps" => {
                         for (id, t) in value.as_object().cloned().unwrap_or_default() {
                             raw.apps.insert(id.clone(), (t, format!("{path}.{id}")));
                         }
                     }
-                    "components" | "actors" => self.problem(
+                    "components" => {
+                        for (name, t) in value.as_object().cloned().unwrap_or_default() {
+                            raw.components
+                                .insert(name.clone(), (t, format!("{path}.{name}")));
+                        }
+                    }
+                    "actors" => self.problem(
                         &path,
-                        format!(
-                            "resiliency targets of {kind} are not supported yet (only apps): \
-                             the policies would not apply"
-                        ),
+                        "resiliency targets of actors are not supported (there are no actors \
+                         here): the policies would not apply",
                     ),
                     other => self.problem(&path, format!("unknown target kind '{other}'")),
                 }
@@ -391,38 +505,58 @@ impl Reader<'_> {
             names: raw.names,
             ..Resiliency::default()
         };
-        for (id, (t, path)) in raw.apps {
-            let mut p = TargetPolicies::default();
-            let pick = |key: &str| t.get(key).and_then(Value::as_str).map(str::to_owned);
-            if let Some(n) = pick("timeout") {
-                match raw.timeouts.get(&n) {
-                    Some(d) => p.timeout = Some(*d),
-                    None => self.problem(
-                        &format!("{path}.timeout"),
-                        format!("no timeout policy '{n}'"),
-                    ),
-                }
-            }
-            if let Some(n) = pick("retry") {
-                match raw.retries.get(&n) {
-                    Some(r) => p.retry = Some(r.clone()),
-                    None => {
-                        self.problem(&format!("{path}.retry"), format!("no retry policy '{n}'"))
-                    }
-                }
-            }
-            if let Some(n) = pick("circuitBreaker") {
-                match raw.breakers.get(&n) {
-                    Some(b) => p.circuit_breaker = Some((n, b.clone())),
-                    None => self.problem(
-                        &format!("{path}.circuitBreaker"),
-                        format!("no circuit breaker policy '{n}'"),
-                    ),
-                }
-            }
-            out.apps.insert(id, p);
+        for (id, (t, path)) in &raw.apps {
+            let p = self.target(&raw.named, t, path);
+            out.apps.insert(id.clone(), p);
         }
+        for (name, (t, path)) in &raw.components {
+            let mut c = ComponentPolicies::default();
+            for (dir, v) in t.as_object().cloned().unwrap_or_default() {
+                let at = format!("{path}.{dir}");
+                match dir.as_str() {
+                    "outbound" => c.outbound = Some(self.target(&raw.named, &v, &at)),
+                    "inbound" => c.inbound = Some(self.target(&raw.named, &v, &at)),
+                    other => self.problem(
+                        &at,
+                        format!("unknown direction '{other}' (expected outbound or inbound)"),
+                    ),
+                }
+            }
+            out.components.insert(name.clone(), c);
+        }
+        out.named = raw.named;
         out
+    }
+
+    /// The policies target `t` (at `path`) names.
+    fn target(&mut self, named: &NamedPolicies, t: &Value, path: &str) -> TargetPolicies {
+        let mut p = TargetPolicies::default();
+        let pick = |key: &str| t.get(key).and_then(Value::as_str).map(str::to_owned);
+        if let Some(n) = pick("timeout") {
+            match named.timeouts.get(&n) {
+                Some(d) => p.timeout = Some(*d),
+                None => self.problem(
+                    &format!("{path}.timeout"),
+                    format!("no timeout policy '{n}'"),
+                ),
+            }
+        }
+        if let Some(n) = pick("retry") {
+            match named.retries.get(&n) {
+                Some(r) => p.retry = Some(r.clone()),
+                None => self.problem(&format!("{path}.retry"), format!("no retry policy '{n}'")),
+            }
+        }
+        if let Some(n) = pick("circuitBreaker") {
+            match named.breakers.get(&n) {
+                Some(b) => p.circuit_breaker = Some((n, b.clone())),
+                None => self.problem(
+                    &format!("{path}.circuitBreaker"),
+                    format!("no circuit breaker policy '{n}'"),
+                ),
+            }
+        }
+        p
     }
 }
 
@@ -460,6 +594,33 @@ pub fn load_resiliency(
         }
     }
     finish(raw, problems, "resiliency")
+}
+
+/// Layotto's `resiliency` section of `grpc_config` (at JSON path `path` of `file`): the `spec`
+/// of a Dapr `Resiliency` resource, `{"policies": {...}, "targets": {...}}`, as JSON.
+///
+/// # Errors
+/// As [`load_resiliency`].
+pub fn parse_resiliency_section(
+    section: &Value,
+    file: &str,
+    path: &str,
+) -> Result<Resiliency, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut raw = Raw {
+        names: vec!["layotto".to_owned()],
+        ..Raw::default()
+    };
+    let mut r = Reader {
+        file,
+        problems: &mut problems,
+    };
+    if section.is_object() {
+        r.spec(section, path, &mut raw);
+    } else {
+        r.problem(path, "expected an object with policies and targets");
+    }
+    finish(raw, problems, file)
 }
 
 /// [`load_resiliency`] over one YAML text.
@@ -580,7 +741,7 @@ spec:
             .replace("retry: thrice", "retry: twice")
             .replace(
                 "    apps:\n",
-                "    components:\n      store: {}\n    apps:\n",
+                "    components:\n      store: {sideways: {}}\n    actors:\n      a: {}\n    apps:\n",
             );
         let p = parse_resiliency(&bad, "r.yaml", "caller").unwrap_err();
         let all: Vec<_> = p.iter().map(|p| p.message.as_str()).collect();
@@ -595,8 +756,89 @@ spec:
         );
         assert!(
             all.iter()
-                .any(|m| m.contains("targets of components are not supported")),
+                .any(|m| m.contains("unknown direction 'sideways'")),
             "{all:?}"
         );
+        assert!(
+            all.iter()
+                .any(|m| m.contains("targets of actors are not supported")),
+            "{all:?}"
+        );
+    }
+
+    #[test]
+    fn component_targets_and_default_policies() {
+        let doc = "apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata: {name: r}
+spec:
+  policies:
+    timeouts:
+      short: 1s
+      DefaultTimeoutPolicy: 9s
+      DefaultComponentOutboundTimeoutPolicy: 3s
+      DefaultStatestoreComponentOutboundTimeoutPolicy: 2s
+      DefaultAppTimeoutPolicy: 4s
+    retries:
+      DefaultComponentInboundRetryPolicy: {policy: constant, duration: 1s, maxRetries: 2}
+  targets:
+    components:
+      store:
+        outbound: {timeout: short}
+      only-in:
+        inbound: {timeout: short}
+    apps:
+      b: {timeout: short}
+";
+        let r = parse_resiliency(doc, "r.yaml", "me").unwrap();
+        let secs = |p: Option<TargetPolicies>| p.and_then(|p| p.timeout).map(|d| d.as_secs());
+        // Named targets win; a listed component gets nothing for the direction it omits.
+        assert_eq!(
+            secs(r.component_policies("store", "Statestore", false)),
+            Some(1)
+        );
+        assert_eq!(r.component_policies("store", "Statestore", true), None);
+        assert_eq!(r.component_policies("only-in", "Statestore", false), None);
+        // Defaults, most specific first.
+        assert_eq!(
+            secs(r.component_policies("other", "Statestore", false)),
+            Some(2)
+        );
+        assert_eq!(
+            secs(r.component_policies("other", "Pubsub", false)),
+            Some(3)
+        );
+        assert_eq!(secs(r.component_policies("other", "Pubsub", true)), Some(9));
+        let inbound = r.component_policies("other", "Pubsub", true).unwrap();
+        assert_eq!(inbound.retry.map(|p| p.max_retries), Some(Some(2)));
+        assert_eq!(secs(r.app_policies("b")), Some(1));
+        assert_eq!(secs(r.app_policies("c")), Some(4));
+    }
+
+    #[test]
+    fn layottos_section_reads_the_same_spec() {
+        let section = serde_json::json!({
+            "policies": {
+                "timeouts": {"quick": "200ms"},
+                "retries": {"thrice": {"policy": "constant", "duration": "10ms", "maxRetries": 3}}
+            },
+            "targets": {
+                "apps": {"b": {"timeout": "quick"}},
+                "components": {"redis_state": {"outbound": {"retry": "thrice"}}}
+            }
+        });
+        let r = parse_resiliency_section(&section, "c.json", "$.x.resiliency").unwrap();
+        assert_eq!(
+            r.app_policies("b").and_then(|p| p.timeout),
+            Some(Duration::from_millis(200))
+        );
+        let store = r
+            .component_policies("redis_state", "Statestore", false)
+            .unwrap();
+        assert_eq!(store.retry.and_then(|p| p.max_retries), Some(3));
+        let bad = serde_json::json!({"targets": {"apps": {"b": {"timeout": "missing"}}}});
+        let p = parse_resiliency_section(&bad, "c.json", "$.x.resiliency").unwrap_err();
+        assert_eq!(p[0].path, "$.x.resiliency.targets.apps.b.timeout");
+        assert_eq!(p[0].message, "no timeout policy 'missing'");
     }
 }

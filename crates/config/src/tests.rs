@@ -249,7 +249,7 @@ fn every_problem_is_reported_with_its_path() {
         unknown.message.contains("unknown section \"stat\"")
             && unknown
                 .message
-                .contains("known sections: app, hellos, state"),
+                .contains("known sections: app, resiliency, hellos, state"),
         "{unknown}"
     );
     let broken = find(&p, &format!("{GRPC}.state.broken"));

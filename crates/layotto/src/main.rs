@@ -250,7 +250,7 @@ fn checked(dapr: &DaprdArgs, daprd_mode: bool, strict: bool) -> Result<Checked, 
             problems.extend(c.merge_components(entries));
         }
         match layotto_config::load_resiliency(&dapr.resources(), &c.app.app_id) {
-            Ok(r) => c.resiliency = r,
+            Ok(r) => c.resiliency.merge(r),
             Err(p) => problems.extend(p),
         }
         match layotto_config::load_http_endpoints(&dapr.resources(), &c.app.app_id) {

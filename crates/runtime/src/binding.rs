@@ -24,6 +24,6 @@ impl Runtime {
             )));
         }
         let op = req.operation.clone();
-        b.run(&op, b.component.invoke(req)).await
+        b.run(&op, || b.component.invoke(req.clone())).await
     }
 }

@@ -88,6 +88,7 @@ pub(crate) fn create(
             built,
             keys,
             consumer_id,
+            policies: crate::call::ComponentPolicies::default(),
         },
         warnings,
     ))

@@ -17,8 +17,11 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 
+use layotto_config::resiliency::TargetPolicies;
+
 use crate::keys::KeyPrefix;
 use crate::metrics::Metrics;
+use crate::resiliency::{Guarded, Policies, judge_component};
 
 tokio::task_local! {
     static DEADLINE: Instant;
@@ -40,25 +43,63 @@ pub(crate) struct Entry {
     /// A pub/sub's component-level `consumerID`: the consumer group of its subscriptions
     /// that name none.
     pub consumer_id: Option<String>,
+    /// Its Resiliency policies (set by [`Components::insert`]).
+    pub policies: ComponentPolicies,
 }
 
-/// Every configured component, by block and name, and the metrics their calls record.
+/// The Resiliency policies of one component.
+#[derive(Default)]
+pub(crate) struct ComponentPolicies {
+    /// The metrics `target` label: `<Type>_<name>` (daprd's `ResiliencyComponentTarget`).
+    pub target: String,
+    /// Around calls to the component.
+    pub outbound: Option<TargetPolicies>,
+    /// Around its deliveries to the app.
+    pub inbound: Option<TargetPolicies>,
+}
+
+/// The component type daprd's Resiliency names a block by (`Statestore`, `Pubsub`, ...;
+/// `dapr/dapr:pkg/resiliency/resiliency.go`); Layotto's own blocks by their name.
+pub(crate) fn resiliency_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::State => "Statestore",
+        Kind::PubSub => "Pubsub",
+        Kind::Binding => "Binding",
+        Kind::Secret => "Secretstore",
+        Kind::Configuration => "Configuration",
+        Kind::Lock => "Lock",
+        Kind::Sequencer => "Sequencer",
+        Kind::File => "File",
+        Kind::Hello => "Hello",
+    }
+}
+
+/// Every configured component, by block and name, the metrics their calls record and the
+/// Resiliency policies they run under.
 pub(crate) struct Components {
     blocks: BTreeMap<Kind, BTreeMap<String, Entry>>,
     metrics: Arc<Metrics>,
+    policies: Arc<Policies>,
 }
 
 impl Components {
-    /// No components yet; calls record into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    /// No components yet; calls record into `metrics` and run under `policies`.
+    pub fn new(metrics: Arc<Metrics>, policies: Arc<Policies>) -> Self {
         Self {
             blocks: BTreeMap::new(),
             metrics,
+            policies,
         }
     }
 
-    /// Adds `entry` as component `name`.
-    pub fn insert(&mut self, name: String, entry: Entry) {
+    /// Adds `entry` as component `name`, with the Resiliency policies targeting it.
+    pub fn insert(&mut self, name: String, mut entry: Entry) {
+        let kind = resiliency_type(entry.built.kind);
+        entry.policies = ComponentPolicies {
+            target: format!("{kind}_{name}"),
+            outbound: self.policies.component(&name, kind, false),
+            inbound: self.policies.component(&name, kind, true),
+        };
         self.blocks
             .entry(entry.built.kind)
             .or_default()
@@ -112,6 +153,8 @@ impl Components {
             keys: &entry.keys,
             consumer_id: entry.consumer_id.as_deref(),
             metrics: &self.metrics,
+            policies: &self.policies,
+            resiliency: &entry.policies,
         })
     }
 }
@@ -128,6 +171,10 @@ pub(crate) struct Target<'a, T: ?Sized> {
     pub consumer_id: Option<&'a str>,
     /// Where the call is recorded.
     pub metrics: &'a Metrics,
+    /// The Resiliency policies and breakers.
+    policies: &'a Policies,
+    /// This component's policies.
+    pub resiliency: &'a ComponentPolicies,
 }
 
 impl<T: Contract + ?Sized> Target<'_, T> {
@@ -139,13 +186,42 @@ impl<T: Contract + ?Sized> Target<'_, T> {
         self.keys.apply(key, field)
     }
 
-    /// Runs operation `op` (e.g. `"get"`) of this component: under the deadline set with
-    /// [`with_deadline`], if any, recording it in the component metrics (`op` is their
+    /// Runs operation `op` (e.g. `"get"`) of this component, each attempt made by `call`:
+    /// under its outbound Resiliency policies (timeout, circuit breaker, retries of errors
+    /// that are not about the request itself), each attempt under the deadline set with
+    /// [`with_deadline`], if any, and recorded in the component metrics (`op` is their
     /// `operation` label).
     ///
     /// # Errors
-    /// The component's error, or `DeadlineExceeded` when the deadline passes first.
-    pub async fn run<R>(&self, op: &str, call: impl Future<Output = Result<R>>) -> Result<R> {
+    /// The component's error, `DeadlineExceeded` when the deadline or the policy's timeout
+    /// passes first, `Unavailable` when the circuit breaker is open.
+    pub async fn run<R, F, Fut>(&self, op: &str, mut call: F) -> Result<R>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<R>>,
+    {
+        match &self.resiliency.outbound {
+            None => self.run_once(op, call()).await,
+            Some(p) => {
+                let to = Guarded {
+                    target: &self.resiliency.target,
+                    endpoint: self.name,
+                    inbound: false,
+                };
+                let once = || self.run_once(op, call());
+                self.policies
+                    .run(p, &to, self.metrics, once, judge_component)
+                    .await
+            }
+        }
+    }
+
+    /// Runs operation `op` once, without Resiliency policies (a call that cannot be made
+    /// again: it consumes a stream, or registers a handler): under the deadline, recorded.
+    ///
+    /// # Errors
+    /// As [`Target::run`], without the policies'.
+    pub async fn run_once<R>(&self, op: &str, call: impl Future<Output = Result<R>>) -> Result<R> {
         let started = Instant::now();
         let span = crate::trace::start(
             format!("{}/{op}", T::KIND.api()),

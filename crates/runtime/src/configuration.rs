@@ -24,7 +24,7 @@ impl Runtime {
     ) -> Result<Vec<ConfigItem>> {
         let c = self.components.target::<dyn ConfigStore>(store)?;
         let q = self.config_query(query);
-        c.run("get", c.component.get(&q)).await
+        c.run("get", || c.component.get(&q)).await
     }
 
     /// Saves configuration items of `app_id` (blank = this app).
@@ -47,7 +47,8 @@ impl Runtime {
         } else {
             app_id
         };
-        c.run("set", c.component.set(app, items, metadata)).await
+        c.run("set", || c.component.set(app, items.clone(), metadata))
+            .await
     }
 
     /// Deletes configuration items.
@@ -57,7 +58,7 @@ impl Runtime {
     pub async fn delete_configuration(&self, store: &str, query: ConfigQuery) -> Result<()> {
         let c = self.components.target::<dyn ConfigStore>(store)?;
         let q = self.config_query(query);
-        c.run("delete", c.component.delete(&q)).await
+        c.run("delete", || c.component.delete(&q)).await
     }
 
     /// Subscribes to changes.
@@ -71,6 +72,6 @@ impl Runtime {
     ) -> Result<ConfigChanges> {
         let c = self.components.target::<dyn ConfigStore>(store)?;
         let q = self.config_query(query);
-        c.run("subscribe", c.component.subscribe(&q)).await
+        c.run("subscribe", || c.component.subscribe(&q)).await
     }
 }

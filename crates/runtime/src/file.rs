@@ -26,7 +26,7 @@ impl Runtime {
         metadata: &Metadata,
     ) -> Result<ByteStream> {
         let f = self.file_target(store, name)?;
-        f.run("get", f.component.get(name, metadata)).await
+        f.run("get", || f.component.get(name, metadata)).await
     }
 
     /// Writes file `name` of `store` from `data`.
@@ -41,7 +41,9 @@ impl Runtime {
         metadata: &Metadata,
     ) -> Result<()> {
         let f = self.file_target(store, name)?;
-        f.run("put", f.component.put(name, data, metadata)).await
+        // The data stream is read once: never sent again.
+        f.run_once("put", f.component.put(name, data, metadata))
+            .await
     }
 
     /// Lists one page of `store`.
@@ -50,7 +52,7 @@ impl Runtime {
     /// Unknown store, refused directory, component failure.
     pub async fn list_files(&self, store: &str, req: &ListRequest) -> Result<ListPage> {
         let f = self.components.target::<dyn FileStore>(store)?;
-        f.run("list", f.component.list(req)).await
+        f.run("list", || f.component.list(req)).await
     }
 
     /// Deletes file `name` of `store`.
@@ -59,7 +61,7 @@ impl Runtime {
     /// Unknown store, empty or refused name, not found.
     pub async fn delete_file(&self, store: &str, name: &str, metadata: &Metadata) -> Result<()> {
         let f = self.file_target(store, name)?;
-        f.run("delete", f.component.delete(name, metadata)).await
+        f.run("delete", || f.component.delete(name, metadata)).await
     }
 
     /// Facts about file `name` of `store`.
@@ -73,6 +75,6 @@ impl Runtime {
         metadata: &Metadata,
     ) -> Result<FileMeta> {
         let f = self.file_target(store, name)?;
-        f.run("stat", f.component.stat(name, metadata)).await
+        f.run("stat", || f.component.stat(name, metadata)).await
     }
 }

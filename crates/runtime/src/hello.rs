@@ -12,7 +12,7 @@ impl Runtime {
     /// Not configured / unknown component.
     pub async fn say_hello(&self, service_name: &str, name: &str) -> Result<String> {
         let h = self.components.target::<dyn Hello>(service_name)?;
-        h.run("say_hello", h.component.say_hello(name)).await
+        h.run("say_hello", || h.component.say_hello(name)).await
     }
 
     /// Lifecycle API: applies `metadata` to component `name` of `kind` (`hellos`/`hello`).

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use layotto_core::{Error, ErrorKind, NameResolver, ResolveRequest, Result};
 
+use crate::resiliency::{Guarded, judge_invocation};
 use crate::{AppChannel, ChannelError, InvokeRequest, InvokeResponse, Runtime, lock};
 
 /// Header (HTTP) and metadata (gRPC) key naming the calling app, set by the caller's sidecar
@@ -209,8 +210,13 @@ impl Runtime {
         let once = || self.invoke_once(target, &id, &namespace, &req);
         match policies {
             Some(p) => {
+                let to = Guarded {
+                    target: &format!("app_{id}"),
+                    endpoint: &format!("{id}:{}", req.method),
+                    inbound: false,
+                };
                 self.policies
-                    .run(p, &id, &req.method, &self.metrics, once)
+                    .run(p, &to, &self.metrics, once, judge_invocation)
                     .await
             }
             None => once().await,
@@ -258,8 +264,13 @@ impl Runtime {
         };
         match policies {
             Some(p) => {
+                let to = Guarded {
+                    target: &format!("app_{key}"),
+                    endpoint: &format!("{key}:{}", req.method),
+                    inbound: false,
+                };
                 self.policies
-                    .run(p, key, &req.method, &self.metrics, once)
+                    .run(p, &to, &self.metrics, once, judge_invocation)
                     .await
             }
             None => once().await,

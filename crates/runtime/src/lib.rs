@@ -142,7 +142,7 @@ pub struct Runtime {
     /// The names of the `HTTPEndpoint` resources (for the metadata API).
     endpoint_names: Vec<String>,
     /// Resiliency policies of calls to apps.
-    policies: resiliency::Policies,
+    policies: Arc<resiliency::Policies>,
     /// Secret scopes by store name.
     secret_scopes: HashMap<String, layotto_config::SecretScope>,
 }
@@ -168,7 +168,8 @@ impl Runtime {
         let app_id = config.app.app_id.clone();
         let namespace = metrics.namespace.clone();
         let metrics = Arc::new(Metrics::new(&app_id, metrics));
-        let mut components = Components::new(metrics.clone());
+        let policies = Arc::new(resiliency::Policies::new(config.resiliency.clone()));
+        let mut components = Components::new(metrics.clone(), policies.clone());
         let mut segments = HashMap::new();
         let mut registered = Vec::new();
         let mut warnings = Vec::new();
@@ -251,7 +252,7 @@ impl Runtime {
                 .iter()
                 .map(|e| e.name.clone())
                 .collect(),
-            policies: resiliency::Policies::new(config.resiliency.clone()),
+            policies,
             secret_scopes: config
                 .secret_scopes
                 .iter()

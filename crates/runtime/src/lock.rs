@@ -46,7 +46,7 @@ impl Runtime {
     ) -> Result<bool> {
         let (l, key) = self.lock_target(store, resource, owner)?;
         let lease = lease(expire)?;
-        l.run("try_lock", l.component.try_lock(&key, owner, lease))
+        l.run("try_lock", || l.component.try_lock(&key, owner, lease))
             .await
     }
 
@@ -56,7 +56,7 @@ impl Runtime {
     /// Unknown store, empty resource or owner, component failure.
     pub async fn unlock(&self, store: &str, resource: &str, owner: &str) -> Result<LockStatus> {
         let (l, key) = self.lock_target(store, resource, owner)?;
-        l.run("unlock", l.component.unlock(&key, owner)).await
+        l.run("unlock", || l.component.unlock(&key, owner)).await
     }
 
     /// Extends the lease of `resource` held by `owner` to `expire` seconds from now.
@@ -72,7 +72,7 @@ impl Runtime {
     ) -> Result<LockStatus> {
         let (l, key) = self.lock_target(store, resource, owner)?;
         let lease = lease(expire)?;
-        l.run("keep_alive", l.component.keep_alive(&key, owner, lease))
+        l.run("keep_alive", || l.component.keep_alive(&key, owner, lease))
             .await
     }
 }

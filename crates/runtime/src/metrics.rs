@@ -772,7 +772,9 @@ impl Metrics {
     }
 
     /// Records one use of resiliency policy `policy` (`timeout`, `retry`, `circuitbreaker`) of
-    /// the Resiliency resource `name` on outbound calls to `target` (`app_<id>`), as daprd's
+    /// the Resiliency resource `name` on calls to `target` (`app_<id>`, `<Type>_<component>`
+    /// such as `Statestore_statestore`; `flow_direction` `inbound` for deliveries to the app,
+    /// else `outbound`), as daprd's
     /// `dapr_resiliency_count`, and with `activated` also `dapr_resiliency_activations_total`
     /// (a timeout fired, a retry made, a breaker state change). `status` is a breaker's state
     /// (`closed`, `open`, `half-open`), empty for the other policies.
@@ -781,6 +783,7 @@ impl Metrics {
         name: &str,
         policy: &str,
         target: &str,
+        inbound: bool,
         status: &str,
         activated: bool,
     ) {
@@ -789,7 +792,7 @@ impl Metrics {
         }
         let labels = [
             self.app_id.as_str(),
-            "outbound",
+            if inbound { "inbound" } else { "outbound" },
             name,
             self.settings.namespace.as_str(),
             policy,

@@ -36,7 +36,9 @@ impl Runtime {
             metadata,
         };
         let started = std::time::Instant::now();
-        let r = p.run("publish", p.component.publish(message)).await;
+        let r = p
+            .run("publish", || p.component.publish(message.clone()))
+            .await;
         p.metrics
             .publish(pubsub, topic, r.is_ok(), started.elapsed());
         r.map_err(|e| e.context(format!("pubsub '{pubsub}'")))
@@ -84,7 +86,8 @@ impl Runtime {
             topic: topic.to_owned(),
             metadata,
         };
-        p.run("subscribe", p.component.subscribe(req, handler))
+        // Registers the handler once: never sent again.
+        p.run_once("subscribe", p.component.subscribe(req, handler))
             .await
     }
 }

@@ -1,6 +1,8 @@
-//! Resiliency policies on service invocation (Dapr's `Resiliency` resources, targets `apps`):
-//! each attempt under the target's timeout, through its circuit breaker, retried by its retry
-//! policy, as daprd's policy runner nests them (retry around breaker around timeout;
+//! Resiliency policies (Dapr's `Resiliency` resources): on service invocation (targets `apps`),
+//! on component calls (targets `components.<name>.outbound`, applied in the one call path,
+//! `call.rs`) and on pub/sub deliveries to the app (`components.<name>.inbound`). Each attempt
+//! runs under the target's timeout, through its circuit breaker, retried by its retry policy,
+//! as daprd's policy runner nests them (retry around breaker around timeout;
 //! `dapr/dapr:pkg/resiliency/policy.go`).
 //!
 //! A failure is an error reaching the app (its sidecar unreachable, a timeout) or an app answer
@@ -163,6 +165,8 @@ impl Drop for Pending<'_> {
 #[derive(Default)]
 pub(crate) struct Policies {
     rules: Resiliency,
+    /// Dapr's default app policies (`DefaultAppRetryPolicy`, ...), for apps no target names.
+    default_app: Option<TargetPolicies>,
     breakers: Mutex<HashMap<String, Breaker>>,
 }
 
@@ -177,8 +181,11 @@ fn backoff(p: &RetryPolicy, attempt: u32) -> Duration {
     Duration::from_secs_f64((base * jitter).min(p.max_interval.as_secs_f64()))
 }
 
-/// Whether `outcome` is a failure, and whether `retry` retries it.
-fn judge(outcome: &Result<InvokeResponse>, retry: Option<&RetryPolicy>) -> (bool, bool) {
+/// Whether an invocation's `outcome` is a failure, and whether `retry` retries it.
+pub(crate) fn judge_invocation(
+    outcome: &Result<InvokeResponse>,
+    retry: Option<&RetryPolicy>,
+) -> (bool, bool) {
     match outcome {
         Ok(r) if (200..=399).contains(&r.status) => (false, false),
         Ok(r) => {
@@ -198,43 +205,92 @@ fn judge(outcome: &Result<InvokeResponse>, retry: Option<&RetryPolicy>) -> (bool
     }
 }
 
+/// Whether a component call's `outcome` is a failure, and whether `retry` retries it. An
+/// answer about the request itself (invalid, not found, ETag mismatch, denied, unsupported)
+/// is neither: sending it again cannot change it, and it says nothing about the component's
+/// health.
+pub(crate) fn judge_component<R>(outcome: &Result<R>, retry: Option<&RetryPolicy>) -> (bool, bool) {
+    match outcome {
+        Ok(_) => (false, false),
+        Err(e)
+            if matches!(
+                e.kind,
+                ErrorKind::InvalidArgument
+                    | ErrorKind::NotFound
+                    | ErrorKind::EtagMismatch
+                    | ErrorKind::PermissionDenied
+                    | ErrorKind::Unsupported
+                    | ErrorKind::NotConfigured
+                    | ErrorKind::StoreNotFound
+            ) =>
+        {
+            (false, false)
+        }
+        Err(_) => (true, retry.is_some()),
+    }
+}
+
+/// Where a guarded call goes, for breakers and metrics.
+pub(crate) struct Guarded<'a> {
+    /// The metrics `target` label: `app_<id>`, `<Type>_<component>`.
+    pub target: &'a str,
+    /// What breakers are kept per: `<app-id>:<method>` for apps, the component's name.
+    pub endpoint: &'a str,
+    /// Calls into the app (pub/sub deliveries) rather than out of the sidecar.
+    pub inbound: bool,
+}
+
 impl Policies {
     pub(crate) fn new(rules: Resiliency) -> Self {
         Self {
+            default_app: rules.named.defaults(&["App".to_owned()]),
             rules,
             breakers: Mutex::default(),
         }
     }
 
-    /// The policies of calls to app `id`, if a Resiliency resource targets it.
+    /// The policies of calls to app `id`: the Resiliency target naming it, else Dapr's default
+    /// app policies.
     pub(crate) fn app(&self, id: &str) -> Option<&TargetPolicies> {
-        self.rules.apps.get(id)
+        self.rules.apps.get(id).or(self.default_app.as_ref())
+    }
+
+    /// The policies of component `name` of Dapr type `kind` in one direction.
+    pub(crate) fn component(
+        &self,
+        name: &str,
+        kind: &str,
+        inbound: bool,
+    ) -> Option<TargetPolicies> {
+        self.rules.component_policies(name, kind, inbound)
     }
 
     fn name(&self) -> &str {
         self.rules.names.last().map_or("", String::as_str)
     }
 
-    /// Runs `call` (one attempt) for `method` of app `id` under `p`.
+    /// Runs `call` (one attempt) for `to` under `p`, `judge` telling failures and retried
+    /// outcomes apart.
     ///
     /// # Errors
     /// The last attempt's error; `Unavailable` "circuit breaker is open" when the breaker
     /// refused the call; `DeadlineExceeded` when the timeout cut an attempt.
-    pub(crate) async fn run<F, Fut>(
+    pub(crate) async fn run<R, F, Fut>(
         &self,
         p: &TargetPolicies,
-        id: &str,
-        method: &str,
+        to: &Guarded<'_>,
         metrics: &Metrics,
         mut call: F,
-    ) -> Result<InvokeResponse>
+        judge: impl Fn(&Result<R>, Option<&RetryPolicy>) -> (bool, bool),
+    ) -> Result<R>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<InvokeResponse>>,
+        Fut: std::future::Future<Output = Result<R>>,
     {
-        let target = format!("app_{id}");
-        let endpoint = format!("{id}:{method}");
-        let name = self.name().to_owned();
+        let (target, endpoint, inbound) = (to.target, to.endpoint, to.inbound);
+        let record = |policy: &str, status: &str, activated: bool| {
+            metrics.resiliency(self.name(), policy, target, inbound, status, activated);
+        };
         let mut attempt = 0u32;
         loop {
             if let Some((cb, policy)) = &p.circuit_breaker {
@@ -249,14 +305,14 @@ impl Policies {
                         .admit()
                 };
                 let Some(state) = admitted else {
-                    metrics.resiliency(&name, "circuitbreaker", &target, "open", false);
+                    record("circuitbreaker", "open", false);
                     return Err(Error::unavailable(format!(
                         "circuit breaker is open: calls to {endpoint} fail at once until its \
                          timeout ({:?}) passes",
                         policy.timeout
                     )));
                 };
-                metrics.resiliency(&name, "circuitbreaker", &target, state.label(), changed);
+                record("circuitbreaker", state.label(), changed);
             }
             let mut pending = Pending {
                 policies: self,
@@ -267,11 +323,11 @@ impl Policies {
             };
             let outcome = match p.timeout {
                 Some(t) => {
-                    metrics.resiliency(&name, "timeout", &target, "", false);
+                    record("timeout", "", false);
                     match tokio::time::timeout(t, call()).await {
                         Ok(r) => r,
                         Err(_) => {
-                            metrics.resiliency(&name, "timeout", &target, "", true);
+                            record("timeout", "", true);
                             Err(Error::new(
                                 ErrorKind::DeadlineExceeded,
                                 format!("timeout waiting for {endpoint} after {t:?}"),
@@ -284,7 +340,7 @@ impl Policies {
             let (failed, retried) = judge(&outcome, p.retry.as_ref());
             if let Some(s) = pending.settle(!failed) {
                 tracing::warn!(endpoint, state = s.label(), "circuit breaker changed state");
-                metrics.resiliency(&name, "circuitbreaker", &target, s.label(), true);
+                record("circuitbreaker", s.label(), true);
             }
             let Some(retry) = p.retry.as_ref().filter(|_| failed && retried) else {
                 return outcome;
@@ -292,7 +348,7 @@ impl Policies {
             if retry.max_retries.is_some_and(|m| attempt >= m) {
                 return outcome;
             }
-            metrics.resiliency(&name, "retry", &target, "", true);
+            record("retry", "", true);
             tokio::time::sleep(backoff(retry, attempt)).await;
             attempt += 1;
         }
@@ -355,18 +411,18 @@ mod tests {
             http_status_codes: Vec::new(),
             grpc_status_codes: Vec::new(),
         };
-        assert_eq!(judge(&ok(204), Some(&any)), (false, false));
-        assert_eq!(judge(&ok(302), Some(&any)), (false, false));
-        assert_eq!(judge(&ok(404), Some(&any)), (true, true));
-        assert_eq!(judge(&ok(503), None), (true, false));
+        assert_eq!(judge_invocation(&ok(204), Some(&any)), (false, false));
+        assert_eq!(judge_invocation(&ok(302), Some(&any)), (false, false));
+        assert_eq!(judge_invocation(&ok(404), Some(&any)), (true, true));
+        assert_eq!(judge_invocation(&ok(503), None), (true, false));
         let only_5xx = RetryPolicy {
             http_status_codes: vec![(500, 599)],
             ..any.clone()
         };
-        assert_eq!(judge(&ok(404), Some(&only_5xx)), (true, false));
-        assert_eq!(judge(&ok(502), Some(&only_5xx)), (true, true));
+        assert_eq!(judge_invocation(&ok(404), Some(&only_5xx)), (true, false));
+        assert_eq!(judge_invocation(&ok(502), Some(&only_5xx)), (true, true));
         assert_eq!(
-            judge(&Err(Error::unavailable("down")), Some(&only_5xx)),
+            judge_invocation(&Err(Error::unavailable("down")), Some(&only_5xx)),
             (true, true)
         );
     }

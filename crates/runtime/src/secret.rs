@@ -24,7 +24,7 @@ impl Runtime {
                 "access denied by policy to get {key:?} from {store:?}"
             )));
         }
-        s.run("get", s.component.get(key, metadata)).await
+        s.run("get", || s.component.get(key, metadata)).await
     }
 
     /// Every secret of `store` its secret scope allows; denied keys are left out, as daprd
@@ -38,7 +38,7 @@ impl Runtime {
         metadata: &Metadata,
     ) -> Result<HashMap<String, Secret>> {
         let s = self.components.target::<dyn SecretStore>(store)?;
-        let mut all = s.run("bulk_get", s.component.bulk_get(metadata)).await?;
+        let mut all = s.run("bulk_get", || s.component.bulk_get(metadata)).await?;
         all.retain(|key, _| self.secret_allowed(store, key));
         Ok(all)
     }

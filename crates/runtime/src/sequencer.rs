@@ -14,8 +14,8 @@ impl Runtime {
         let s = self.components.target::<dyn Sequencer>(store)?;
         let k = s.key(key, "key")?;
         match self.segments.get(store) {
-            Some(segments) if !strong => s.run("next_id", segments.next_id(&k)).await,
-            _ => s.run("get_next_id", s.component.get_next_id(&k)).await,
+            Some(segments) if !strong => s.run("next_id", || segments.next_id(&k)).await,
+            _ => s.run("get_next_id", || s.component.get_next_id(&k)).await,
         }
     }
 }

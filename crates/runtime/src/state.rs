@@ -20,7 +20,7 @@ impl Runtime {
     ) -> Result<Option<StateItem>> {
         let s = self.components.target::<dyn StateStore>(store)?;
         let k = s.key(key, "key")?;
-        s.run("get", s.component.get(&k, metadata)).await
+        s.run("get", || s.component.get(&k, metadata)).await
     }
 
     /// Reads many keys of `store`; items come back with the client's keys.
@@ -39,7 +39,7 @@ impl Runtime {
             .map(|k| s.key(k, "key"))
             .collect::<Result<Vec<_>>>()?;
         let mut items = s
-            .run("bulk_get", s.component.bulk_get(&stored, metadata))
+            .run("bulk_get", || s.component.bulk_get(&stored, metadata))
             .await?;
         for it in &mut items {
             it.key = s.keys.strip(&it.key).to_owned();
@@ -58,8 +58,14 @@ impl Runtime {
         }
         match items.len() {
             0 => Ok(()),
-            1 => s.run("set", s.component.set(items.remove(0))).await,
-            _ => s.run("bulk_set", s.component.bulk_set(items)).await,
+            1 => {
+                let item = items.remove(0);
+                s.run("set", || s.component.set(item.clone())).await
+            }
+            _ => {
+                s.run("bulk_set", || s.component.bulk_set(items.clone()))
+                    .await
+            }
         }
     }
 
@@ -74,8 +80,14 @@ impl Runtime {
         }
         match reqs.len() {
             0 => Ok(()),
-            1 => s.run("delete", s.component.delete(reqs.remove(0))).await,
-            _ => s.run("bulk_delete", s.component.bulk_delete(reqs)).await,
+            1 => {
+                let req = reqs.remove(0);
+                s.run("delete", || s.component.delete(req.clone())).await
+            }
+            _ => {
+                s.run("bulk_delete", || s.component.bulk_delete(reqs.clone()))
+                    .await
+            }
         }
     }
 
@@ -97,6 +109,7 @@ impl Runtime {
             };
             *key = s.key(key, "key")?;
         }
-        s.run("transact", s.component.transact(ops, metadata)).await
+        s.run("transact", || s.component.transact(ops.clone(), metadata))
+            .await
     }
 }

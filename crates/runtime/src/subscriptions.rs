@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use layotto_core::{Error, Result};
 
+use crate::resiliency::{Guarded, judge_component};
 use crate::{AppChannel, ChannelError, EventOutcome, Runtime, TopicEvent, TopicSubscription, lock};
 
 impl Runtime {
@@ -105,11 +106,33 @@ impl Runtime {
             let sub = Arc::new(s.clone());
             let down = app_down.clone();
             let metrics = self.metrics.clone();
+            // The pub/sub's inbound Resiliency policies: a delivery the app failed is retried
+            // here before the broker is told (daprd's `ComponentInboundPolicy`).
+            let inbound = self
+                .components
+                .entry(layotto_core::Kind::PubSub, &s.pubsub_name)
+                .and_then(|e| {
+                    let p = e.policies.inbound.clone()?;
+                    Some(Arc::new((p, e.policies.target.clone())))
+                });
+            let policies = self.policies.clone();
             let handler = move |ev: TopicEvent| {
                 let (ch, sub, down, metrics) =
                     (ch.clone(), sub.clone(), down.clone(), metrics.clone());
+                let (inbound, policies) = (inbound.clone(), policies.clone());
                 let fut: futures::future::BoxFuture<'static, Result<()>> = Box::pin(async move {
-                    deliver_to_app(ch.as_ref(), &sub, &ev, &down, &metrics).await
+                    let once = || deliver_to_app(ch.as_ref(), &sub, &ev, &down, &metrics);
+                    match inbound.as_deref() {
+                        None => once().await,
+                        Some((p, target)) => {
+                            let to = Guarded {
+                                target,
+                                endpoint: &sub.pubsub_name,
+                                inbound: true,
+                            };
+                            policies.run(p, &to, &metrics, once, judge_component).await
+                        }
+                    }
                 });
                 fut
             };

@@ -273,6 +273,23 @@ impl RedisServer {
         self.process.kill();
     }
 
+    /// Freezes the server (SIGSTOP): it keeps its sockets but answers nothing, like a host
+    /// behind a network partition. [`RedisServer::resume`] thaws it.
+    ///
+    /// # Panics
+    /// When the server is not running or the signal cannot be sent.
+    pub fn pause(&self) {
+        self.process.signal("STOP");
+    }
+
+    /// Thaws a server frozen by [`RedisServer::pause`] (SIGCONT).
+    ///
+    /// # Panics
+    /// When the server is not running or the signal cannot be sent.
+    pub fn resume(&self) {
+        self.process.signal("CONT");
+    }
+
     /// Kills the server if running and starts it again on the same port and data dir; waits
     /// until it answers PING.
     ///
