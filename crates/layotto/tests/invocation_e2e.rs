@@ -206,9 +206,13 @@ async fn three_sidecars_invoke_each_other_through_sqlite_name_resolution() {
         .post(format!("{base}/v1.0/invoke/c/method/size"))
         .body(vec![b'x'; 33 << 20])
         .send()
-        .await
-        .expect("too big");
-    assert_eq!(r.status(), 413);
+        .await;
+    // The sidecar answers 413 from the Content-Length without reading the body, so the client
+    // may see the answer, or the connection closed under its upload: never a hang.
+    match r {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => assert!(e.is_request(), "refused while uploading: {e:?}"),
+    }
 
     // Dapr gRPC InvokeService from a's sidecar reaches c.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", a.grpc))
