@@ -103,31 +103,8 @@ pub fn load_http_endpoints(
 ) -> Result<Vec<HttpEndpoint>, Vec<Problem>> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
-    for dir in dirs {
-        let Ok(read) = std::fs::read_dir(dir.as_ref()) else {
-            continue; // the component loader reports unreadable directories
-        };
-        let mut files: Vec<_> = read
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|x| {
-                    x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml")
-                })
-            })
-            .collect();
-        files.sort();
-        for f in files {
-            let Ok(text) = std::fs::read_to_string(&f) else {
-                continue;
-            };
-            parse_into(
-                &text,
-                &f.display().to_string(),
-                app_id,
-                &mut out,
-                &mut problems,
-            );
-        }
+    for (file, text) in crate::resiliency::resource_files(dirs) {
+        parse_into(&text, &file, app_id, &mut out, &mut problems);
     }
     if problems.is_empty() {
         Ok(out)

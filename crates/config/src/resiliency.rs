@@ -560,6 +560,32 @@ impl Reader<'_> {
     }
 }
 
+/// Every `.yaml`/`.yml` file directly under `dirs`, each directory's in name order, as
+/// `(path, text)`; unreadable directories and files are left to the component loader to report.
+pub(crate) fn resource_files(dirs: &[impl AsRef<Path>]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let Ok(read) = std::fs::read_dir(dir.as_ref()) else {
+            continue;
+        };
+        let mut files: Vec<_> = read
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| {
+                    x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml")
+                })
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            if let Ok(text) = std::fs::read_to_string(&f) {
+                out.push((f.display().to_string(), text));
+            }
+        }
+    }
+    out
+}
+
 /// Reads every `Resiliency` resource under `dirs` that applies to `app_id` (no `scopes`, or
 /// `scopes` naming it), merged.
 ///
@@ -572,26 +598,8 @@ pub fn load_resiliency(
 ) -> Result<Resiliency, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut raw = Raw::default();
-    for dir in dirs {
-        let Ok(read) = std::fs::read_dir(dir.as_ref()) else {
-            continue; // the component loader reports unreadable directories
-        };
-        let mut files: Vec<_> = read
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|x| {
-                    x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml")
-                })
-            })
-            .collect();
-        files.sort();
-        for f in files {
-            let file = f.display().to_string();
-            let Ok(text) = std::fs::read_to_string(&f) else {
-                continue;
-            };
-            parse_into(&text, &file, app_id, &mut raw, &mut problems);
-        }
+    for (file, text) in resource_files(dirs) {
+        parse_into(&text, &file, app_id, &mut raw, &mut problems);
     }
     finish(raw, problems, "resiliency")
 }

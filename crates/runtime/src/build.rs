@@ -153,19 +153,14 @@ pub async fn resolve_secret_refs(
                 )));
                 continue;
             };
-            let store = match stores.get(&store_name) {
-                Some(s) => s.clone(),
-                None => match open_secret_store(config, registries, &store_name).await {
-                    Ok(s) => {
-                        stores.insert(store_name.clone(), s.clone());
-                        s
-                    }
+            let store =
+                match cached_secret_store(&mut stores, config, registries, &store_name).await {
+                    Ok(s) => s,
                     Err(e) => {
                         problems.push(problem(format!("metadata '{}': {e}", r.metadata_key)));
                         continue;
                     }
-                },
-            };
+                };
             match store.get(&r.secret_name, &Metadata::new()).await {
                 Ok(secret) => match secret.get(&r.secret_key) {
                     Some(v) => resolved.push((r.metadata_key.clone(), v.clone())),
@@ -215,18 +210,12 @@ async fn resolve_endpoint_secrets(
                 problems.push(problem("secretKeyRef needs auth.secretStore".to_owned()));
                 continue;
             };
-            let store = match stores.get(&store_name) {
-                Some(s) => s.clone(),
-                None => match open_secret_store(config, registries, &store_name).await {
-                    Ok(s) => {
-                        stores.insert(store_name.clone(), s.clone());
-                        s
-                    }
-                    Err(e) => {
-                        problems.push(problem(e.to_string()));
-                        continue;
-                    }
-                },
+            let store = match cached_secret_store(stores, config, registries, &store_name).await {
+                Ok(s) => s,
+                Err(e) => {
+                    problems.push(problem(e.to_string()));
+                    continue;
+                }
             };
             match store.get(secret, &Metadata::new()).await {
                 Ok(found) => match found.get(key.as_str()) {
@@ -242,6 +231,21 @@ async fn resolve_endpoint_secrets(
         }
     }
     config.http_endpoints = endpoints;
+}
+
+/// Secret store `name` of `config` from `stores`, built, initialised and kept there on first use.
+async fn cached_secret_store(
+    stores: &mut HashMap<String, Arc<dyn SecretStore>>,
+    config: &Config,
+    registries: &Registries,
+    name: &str,
+) -> Result<Arc<dyn SecretStore>> {
+    if let Some(s) = stores.get(name) {
+        return Ok(s.clone());
+    }
+    let s = open_secret_store(config, registries, name).await?;
+    stores.insert(name.to_owned(), s.clone());
+    Ok(s)
 }
 
 /// Builds and initialises secret store `name` of `config`.
