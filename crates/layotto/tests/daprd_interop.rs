@@ -56,6 +56,19 @@ fn save(port: u16, store: &str, key: &str, value: &Value, etag: Option<&str>) ->
     .expect("save")
 }
 
+/// A first-write save of `key` without ETag.
+fn save_first_write(port: u16, store: &str, key: &str, value: &Value) -> Reply {
+    let item = json!({"key": key, "value": value, "options": {"concurrency": "first-write"}});
+    request(
+        port,
+        "POST",
+        &format!("/v1.0/state/{store}"),
+        &[],
+        &json!([item]).to_string(),
+    )
+    .expect("save")
+}
+
 fn get(port: u16, store: &str, key: &str) -> (Value, String) {
     let r = request(port, "GET", &format!("/v1.0/state/{store}/{key}"), &[], "").expect("get");
     assert_eq!(r.status, 200, "GET {store}/{key} on port {port}: {r:?}");
@@ -172,4 +185,44 @@ spec:
             assert!(ms > 90_000 && ms <= 100_000, "{store}: PTTL {ms}");
         }
     }
+
+    // Redis first-write as daprd keeps it: a first-write save marks the key, and a marked key
+    // refuses saves without its ETag through either sidecar.
+    let store = "redisstore";
+    assert_eq!(
+        save_first_write(dapr.http, store, "fw1", &json!(1)).status,
+        204
+    );
+    let r = save(ours.http, store, "fw1", &json!(2), None);
+    assert_eq!(
+        r.status, 409,
+        "daprd's mark refuses layotto-rs's save: {r:?}"
+    );
+    assert_eq!(get(dapr.http, store, "fw1").0, json!(1));
+    assert_eq!(
+        save_first_write(ours.http, store, "fw2", &json!(1)).status,
+        204
+    );
+    let r = save(dapr.http, store, "fw2", &json!(2), None);
+    assert_ne!(
+        r.status, 204,
+        "layotto-rs's mark refuses daprd's save: {r:?}"
+    );
+    assert_eq!(get(ours.http, store, "fw2").0, json!(1));
+    // An unmarked key is overwritten by a first-write save without ETag, as daprd does; it is
+    // marked from then on.
+    assert_eq!(save(dapr.http, store, "fw3", &json!(1), None).status, 204);
+    assert_eq!(
+        save_first_write(ours.http, store, "fw3", &json!(2)).status,
+        204
+    );
+    assert_ne!(save(dapr.http, store, "fw3", &json!(3), None).status, 204);
+    let (got, etag) = get(dapr.http, store, "fw3");
+    assert_eq!(got, json!(2));
+    // With its ETag a marked key saves (layotto-rs always checks an ETag that is sent).
+    assert_eq!(
+        save(ours.http, store, "fw3", &json!(4), Some(&etag)).status,
+        204
+    );
+    assert_eq!(get(dapr.http, store, "fw3").0, json!(4));
 }

@@ -31,14 +31,22 @@ redis_metadata! {
 const ARGS_PER_OP: usize = 5;
 
 /// Applies a list of writes and deletes atomically. KEYS are the keys of the ops in order;
-/// per op ARGV holds: kind (`s` set, `d` delete), check (`` none, `e` etag, `f` absent only),
-/// etag, ttl seconds (`0` = persist), data. All checks run first against the state as it
+/// per op ARGV holds: kind (`s` set, `d` delete), check, etag, ttl seconds (`0` = persist),
+/// data. The check is `` (no ETag, last-write), `f` (no ETag, first-write), `e` (ETag,
+/// last-write) or `E` (ETag, first-write). All checks run first against the state as it
 /// evolves through the ops; only if all pass are the ops applied. Returns `{0, ''}` on
 /// success or `{index, reason}` of the first failing op.
+///
+/// First-write follows daprd's `setDefaultQuery` (components-contrib `state/redis/redis.go`):
+/// a first-write save marks the hash with a `first-write` field, and a save without ETag of a
+/// marked key is refused, whatever its concurrency; a save without ETag of an unmarked key
+/// writes, first-write or not. Unlike daprd an ETag that is sent is always checked, and
+/// first-write saves in a transaction mark the key too (daprd's `Multi` never marks).
 static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local view = {}
+local marked = {}
 local function current(k)
   local v = view[k]
   if v ~= nil then return v end
@@ -47,17 +55,29 @@ local function current(k)
   if redis.call('EXISTS', k) == 1 then return 0 end
   return false
 end
+local function is_marked(k)
+  local m = marked[k]
+  if m ~= nil then return m end
+  return redis.call('HEXISTS', k, 'first-write') == 1
+end
 for i = 1, #KEYS do
   local k = KEYS[i]
   local b = (i - 1) * 5
   local v = current(k)
   local check = ARGV[b + 2]
-  if check == 'e' then
+  local set = ARGV[b + 1] == 's'
+  if check == 'e' or check == 'E' then
     if v == false or tostring(v) ~= ARGV[b + 3] then return {i, 'etag'} end
-  elseif check == 'f' then
-    if v ~= false then return {i, 'exists'} end
+  elseif set and v ~= false and is_marked(k) then
+    return {i, 'first-write'}
   end
-  if ARGV[b + 1] == 's' then view[k] = (v or 0) + 1 else view[k] = false end
+  if set then
+    view[k] = (v or 0) + 1
+    if check == 'f' or check == 'E' then marked[k] = true end
+  else
+    view[k] = false
+    marked[k] = false
+  end
 end
 for i = 1, #KEYS do
   local k = KEYS[i]
@@ -65,6 +85,8 @@ for i = 1, #KEYS do
   if ARGV[b + 1] == 's' then
     redis.call('HSET', k, 'data', ARGV[b + 5])
     redis.call('HINCRBY', k, 'version', 1)
+    local check = ARGV[b + 2]
+    if check == 'f' or check == 'E' then redis.call('HSET', k, 'first-write', 0) end
     local ttl = tonumber(ARGV[b + 4])
     if ttl > 0 then redis.call('EXPIRE', k, ttl) else redis.call('PERSIST', k) end
   else
@@ -125,10 +147,12 @@ impl RedisStateStore {
                     .err(e.context(format_args!("key '{}'", req.key)))
             })?
             .map_or(0, |d| d.as_secs());
-        let (check, etag) = match req.etag_to_check() {
-            Some(e) => ("e", e.to_owned()),
-            None if req.options.concurrency == Concurrency::FirstWrite => ("f", String::new()),
-            None => ("", String::new()),
+        let first_write = req.options.concurrency == Concurrency::FirstWrite;
+        let (check, etag) = match (req.etag_to_check(), first_write) {
+            (Some(e), true) => ("E", e.to_owned()),
+            (Some(e), false) => ("e", e.to_owned()),
+            (None, true) => ("f", String::new()),
+            (None, false) => ("", String::new()),
         };
         Ok(PlannedOp {
             key: req.key.clone(),
@@ -187,10 +211,13 @@ impl RedisStateStore {
             return Ok(());
         }
         let key = ops.get(idx - 1).map_or("?", |o| o.key.as_str());
-        Err(self.client.err(if reason == "exists" {
+        Err(self.client.err(if reason == "first-write" {
             Error::new(
                 ErrorKind::EtagMismatch,
-                format!("key '{key}' already exists and first-write concurrency needs an etag"),
+                format!(
+                    "key '{key}' was saved with first-write concurrency: saving it again needs \
+                     its etag"
+                ),
             )
         } else {
             Error::etag_mismatch(key)
