@@ -15,10 +15,11 @@
 //! scopes: [app1]               # only these app ids load the component
 //! ```
 //!
-//! Documents of other kinds (`Subscription`, `Configuration`, ..., or no `kind` at all) are
-//! skipped without a problem, as `daprd` does (`dapr/dapr` `pkg/internal/loader/disk/disk.go`
-//! only looks at `kind`); `Resiliency` and `HTTPEndpoint` documents have their own loaders
-//! ([`crate::resiliency`], [`crate::http_endpoint`]).
+//! Documents of other kinds are skipped here, as `daprd` does (`dapr/dapr`
+//! `pkg/internal/loader/disk/disk.go` only looks at `kind`): `Resiliency`, `HTTPEndpoint` and
+//! `Subscription` documents have their own loaders ([`crate::resiliency`],
+//! [`crate::http_endpoint`], [`crate::subscription`]), and every other kind (`Configuration`,
+//! ..., or no `kind` at all) gets a warning from [`crate::resource_kind_warnings`].
 //!
 //! Metadata values become the strings Dapr's Go runtime hands its components: `daprd` turns the
 //! YAML into JSON (`sigs.k8s.io/yaml`) and keeps each value as raw JSON, unquoting strings

@@ -317,6 +317,7 @@ impl Walker {
             secret_scopes: Vec::new(),
             resiliency: self.resiliency.take().unwrap_or_default(),
             http_endpoints: Vec::new(),
+            subscriptions: Vec::new(),
         })
     }
 

@@ -28,6 +28,7 @@ pub mod http_endpoint;
 mod layotto;
 mod node;
 pub mod resiliency;
+pub mod subscription;
 #[cfg(test)]
 mod tests;
 
@@ -44,6 +45,10 @@ pub use dapr_configuration::{
 };
 pub use http_endpoint::{HttpEndpoint, load_http_endpoints, parse_http_endpoints};
 pub use resiliency::{load_resiliency, parse_resiliency};
+pub use subscription::{
+    DeclaredSubscription, RouteRule, load_subscriptions, parse_subscriptions,
+    resource_kind_warnings,
+};
 
 /// The building block a component serves (the block table lives in `layotto-core`).
 pub use layotto_core::Kind;
@@ -305,6 +310,9 @@ pub struct Config {
     pub resiliency: resiliency::Resiliency,
     /// Dapr's `HTTPEndpoint` resources from the resources path.
     pub http_endpoints: Vec<HttpEndpoint>,
+    /// Dapr's declarative `Subscription` resources from the resources path that apply to
+    /// this app, in load order.
+    pub subscriptions: Vec<DeclaredSubscription>,
 }
 
 /// MOSN's `flowControlFilter` stream filter on the gRPC listener: a per-method rate limit

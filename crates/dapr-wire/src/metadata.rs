@@ -7,7 +7,3 @@ pub const COMPONENT_VERSION: &str = "v1";
 /// `extended` attribute Dapr always fills with the runtime version (deprecated there, kept
 /// for compatibility).
 pub const RUNTIME_VERSION_KEY: &str = "daprRuntimeVersion";
-
-/// Subscription `type` of subscriptions the app declared when asked
-/// (`PubsubSubscriptionType_PROGRAMMATIC`).
-pub const SUBSCRIPTION_PROGRAMMATIC: &str = "PROGRAMMATIC";

@@ -114,8 +114,7 @@ impl AppChannel for GrpcAppChannel {
                 pubsub_name: s.pubsub_name,
                 topic: s.topic,
                 metadata: s.metadata,
-                route: String::new(),
-                bulk: false,
+                ..TopicSubscription::default()
             })
             .collect())
     }

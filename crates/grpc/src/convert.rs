@@ -142,3 +142,26 @@ pub(crate) fn topic_event(ev: &TopicEvent) -> pb::TopicEventRequest {
         metadata: ev.metadata.clone(),
     })
 }
+
+/// A JSON object as a protobuf `Struct` (numbers become doubles, as protojson reads them).
+pub(crate) fn json_struct(m: serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: m.into_iter().map(|(k, v)| (k, json_value(v))).collect(),
+    }
+}
+
+fn json_value(v: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    use serde_json::Value as J;
+    let kind = match v {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+        J::String(s) => Kind::StringValue(s),
+        J::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.into_iter().map(json_value).collect(),
+        }),
+        J::Object(m) => Kind::StructValue(json_struct(m)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}

@@ -175,7 +175,7 @@ pub(crate) async fn subscribe<W: TopicStream>(
     let (tx, rx) = mpsc::channel::<Result<W::Out, Status>>(64);
     let handler = pending.handler(tx.clone(), W::event);
     let subscription = rt
-        .subscribe(&pubsub, &topic, metadata, handler)
+        .subscribe_streaming(&pubsub, &topic, metadata, handler)
         .await
         .map_err(fail(Block::PubSub, "ERR_PUBSUB_SUBSCRIBE"))?;
     let _ = tx.send(Ok(W::initial_response())).await;

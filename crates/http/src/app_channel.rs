@@ -19,12 +19,12 @@
 //! ```
 //!
 //! Keys match case-insensitively, as Go's `encoding/json` matches them (`pubsubName` works).
-//! The route of a subscription is chosen as Dapr orders its rules: the first rule without a
-//! `match` expression (always selected), else `routes.default`, else the v1 `route`. Rules
-//! with a CEL `match` expression are not evaluated (there is no CEL engine here): events they
-//! would have taken go to that route too. A subscription left without any route is skipped, as
-//! Dapr removes "topic ... has an empty routes". A route without a leading `/` gets one (Dapr
-//! joins base address, `/` and path). `deadLetterTopic` is ignored. With
+//! The routes are Dapr's rules in order (`routes.rules`, each a CEL `match` and a `path`), then
+//! `routes.default`, else the v1 `route`, as a last rule that always matches; the runtime
+//! evaluates them per event. A subscription left without any route is skipped, as Dapr
+//! removes "topic ... has an empty routes". A route without a leading `/` is posted at `/` +
+//! route (Dapr joins base address, `/` and path). `deadLetterTopic` names the topic events the
+//! app fails or drops go to. With
 //! `bulkSubscribe: {enabled: true}` events arrive in Dapr's bulk envelope (one entry each) and
 //! the app's `statuses` answer decides per entry; a missing status retries.
 //!
@@ -39,8 +39,9 @@
 //! (`dapr/dapr:pkg/runtime/subscription/postman/http/http.go`), with the message metadata and
 //! `pubsubName` as HTTP headers, as Dapr sends them. Fields: `id`, `source`, `type`,
 //! `specversion`, `datacontenttype`, `data` (the JSON value for JSON data, a string for text)
-//! or `data_base64` (anything else), `topic`, `pubsubname`, and `traceid`, `traceparent`,
-//! `tracestate` when the message carries them. For a subscription with metadata
+//! or `data_base64` (anything else), `topic`, `pubsubname`, `traceid`, `traceparent`,
+//! `tracestate` when the message carries them, and the event's other attributes (`time`,
+//! extensions) as published ([`delivered`]). For a subscription with metadata
 //! `rawPayload: "true"` the payload is wrapped as Dapr's `FromRawPayload` does
 //! (`dapr/components-contrib:pubsub/envelope.go`): `data_base64` of the raw bytes,
 //! `datacontenttype: application/octet-stream`, `source: Dapr`.
@@ -75,15 +76,14 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use bytes::Bytes;
 use layotto_core::{Error, Metadata};
 use layotto_dapr_wire::headers::forwarded;
-use layotto_runtime::cloudevent::{CLOUDEVENT_CONTENT_TYPE, DEFAULT_EVENT_TYPE, SPEC_VERSION};
-use layotto_runtime::cloudevent::{is_json_content_type, is_raw_payload, is_text_content_type};
+use layotto_runtime::cloudevent::delivered;
+use layotto_runtime::cloudevent::{CLOUDEVENT_CONTENT_TYPE, is_raw_payload};
 use layotto_runtime::{
-    AppChannel, Body, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, TopicEvent,
-    TopicSubscription,
+    AppChannel, Body, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, RouteRule,
+    SubscriptionType, TopicEvent, TopicSubscription,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -101,7 +101,7 @@ pub use layotto_dapr_wire::headers::API_TOKEN_HEADER as APP_API_TOKEN_HEADER;
 pub const APP_API_TOKEN_ENV: &str = "APP_API_TOKEN";
 /// The CloudEvent `source` Dapr gives events it wraps on the subscriber side
 /// (components-contrib `DefaultCloudEventSource`).
-pub const DEFAULT_EVENT_SOURCE: &str = "Dapr";
+pub use layotto_runtime::cloudevent::DEFAULT_EVENT_SOURCE;
 /// The message metadata key (and delivery header) naming the pub/sub component (Dapr's
 /// `MetadataKeyPubSub`).
 pub const PUBSUB_NAME_HEADER: &str = "pubsubName";
@@ -578,28 +578,27 @@ fn str_field(m: &Map<String, Value>, name: &str, at: &str) -> Result<String, Str
     }
 }
 
-/// The route Dapr would select for an event no CEL rule matches, or `None` when it has none.
-fn select_route(m: &Map<String, Value>, at: &str) -> Result<Option<String>, String> {
+/// The routing rules of one `/dapr/subscribe` item, the default route last (empty: none).
+fn select_route(m: &Map<String, Value>, at: &str) -> Result<Vec<RouteRule>, String> {
     let route = str_field(m, "route", at)?;
-    let (mut catch_all, mut default) = (None, String::new());
+    let mut rules = Vec::new();
+    let mut default = String::new();
     match field(m, "routes") {
         None | Some(Value::Null) => {}
         Some(Value::Object(routes)) => {
             default = str_field(routes, "default", at)?;
             match field(routes, "rules") {
                 None | Some(Value::Null) => {}
-                Some(Value::Array(rules)) => {
-                    for (j, r) in rules.iter().enumerate() {
+                Some(Value::Array(items)) => {
+                    for (j, r) in items.iter().enumerate() {
                         let rat = format!("{at}, rule {j}");
                         let Value::Object(r) = r else {
                             return Err(format!("{rat}: not an object"));
                         };
-                        let (m, path) = (str_field(r, "match", &rat)?, str_field(r, "path", &rat)?);
-                        if m.trim().is_empty() && catch_all.is_none() {
-                            catch_all = Some(path);
-                        } else if !m.trim().is_empty() {
-                            tracing::debug!(%rat, expr = %m, "CEL routing rule not evaluated");
-                        }
+                        rules.push(RouteRule {
+                            match_: str_field(r, "match", &rat)?.trim().to_owned(),
+                            path: str_field(r, "path", &rat)?,
+                        });
                     }
                 }
                 Some(other) => {
@@ -609,16 +608,19 @@ fn select_route(m: &Map<String, Value>, at: &str) -> Result<Option<String>, Stri
         }
         Some(other) => return Err(format!("{at}: 'routes' is not an object: {other}")),
     }
-    let path = catch_all
-        .or_else(|| Some(default).filter(|d| !d.is_empty()))
-        .or_else(|| Some(route).filter(|r| !r.is_empty()));
-    Ok(path.map(|p| {
-        if p.starts_with('/') {
-            p
-        } else {
-            format!("/{p}")
-        }
-    }))
+    // daprd: the default route, else the v1 route, becomes a last rule that always matches.
+    if !default.is_empty() {
+        rules.push(RouteRule {
+            match_: String::new(),
+            path: default,
+        });
+    } else if !route.is_empty() {
+        rules.push(RouteRule {
+            match_: String::new(),
+            path: route,
+        });
+    }
+    Ok(rules)
 }
 
 /// Dapr's bulk envelope (`BulkSubscribeMessage`) holding the one event `ce`: what an app that
@@ -700,10 +702,11 @@ fn parse_subscriptions(body: &[u8]) -> Result<Vec<TopicSubscription>, String> {
             }
             Some(other) => return Err(format!("{at}: 'metadata' is not an object: {other}")),
         }
-        let Some(route) = select_route(m, &at)? else {
+        let rules = select_route(m, &at)?;
+        if rules.is_empty() {
             tracing::warn!(%topic, "app subscription has no route; skipping it");
             continue;
-        };
+        }
         let bulk = matches!(
             field(m, "bulkSubscribe"),
             Some(Value::Object(b)) if matches!(field(b, "enabled"), Some(Value::Bool(true)))
@@ -712,116 +715,14 @@ fn parse_subscriptions(body: &[u8]) -> Result<Vec<TopicSubscription>, String> {
             pubsub_name: str_field(m, "pubsubname", &at)?,
             topic,
             metadata,
-            route,
+            route: String::new(),
+            rules,
+            dead_letter_topic: str_field(m, "deadLetterTopic", &at)?,
             bulk,
+            type_: SubscriptionType::Programmatic,
         });
     }
     Ok(subs)
-}
-
-/// Puts `data` into `ce` as the runtime's envelope encodes it: the JSON value for JSON data,
-/// a string for text (and for JSON content that does not parse), `data_base64` otherwise. An
-/// unknown content type is treated as JSON, then text. Empty data is left out.
-fn put_data(ce: &mut Map<String, Value>, content_type: &str, data: &[u8]) {
-    if data.is_empty() {
-        return;
-    }
-    let json = content_type.is_empty() || is_json_content_type(content_type);
-    if json && let Ok(v) = serde_json::from_slice::<Value>(data) {
-        ce.insert("data".into(), v);
-        return;
-    }
-    if (json || is_text_content_type(content_type))
-        && let Ok(s) = std::str::from_utf8(data)
-    {
-        ce.insert("data".into(), Value::String(s.to_owned()));
-        return;
-    }
-    ce.insert(
-        "data_base64".into(),
-        Value::String(base64::engine::general_purpose::STANDARD.encode(data)),
-    );
-}
-
-fn or_default(v: &str, default: &str) -> Value {
-    Value::String(if v.is_empty() { default } else { v }.to_owned())
-}
-
-/// Trace fields from the message metadata; `traceparent` supersedes `traceid`, as in Dapr.
-/// The publisher's own trace (the event's CloudEvents tracing extension) comes first.
-fn put_trace(ce: &mut Map<String, Value>, md: &Metadata, ev: &TopicEvent) {
-    if let Some(tp) = &ev.trace_parent {
-        ce.insert("traceparent".into(), Value::String(tp.clone()));
-        ce.insert("traceid".into(), Value::String(tp.clone()));
-    }
-    if let Some(ts) = &ev.trace_state {
-        ce.insert("tracestate".into(), Value::String(ts.clone()));
-    }
-    if let Some(id) = md.get("traceid") {
-        ce.insert("traceid".into(), Value::String(id.clone()));
-    }
-    if let Some(tp) = md.get("traceparent") {
-        ce.insert("traceparent".into(), Value::String(tp.clone()));
-        ce.insert("traceid".into(), Value::String(tp.clone()));
-    }
-    if let Some(ts) = md.get("tracestate") {
-        ce.insert("tracestate".into(), Value::String(ts.clone()));
-    }
-}
-
-/// A CloudEvent with only the `id` of `ev` (a new one when `ev` has none).
-fn with_id(ev: &TopicEvent) -> Map<String, Value> {
-    let id = if ev.id.is_empty() {
-        uuid::Uuid::new_v4().to_string()
-    } else {
-        ev.id.clone()
-    };
-    Map::from_iter([("id".to_owned(), Value::String(id))])
-}
-
-/// The structured CloudEvent for `ev`.
-fn cloud_event(ev: &TopicEvent) -> Map<String, Value> {
-    let mut ce = with_id(ev);
-    ce.insert(
-        "source".into(),
-        or_default(&ev.source, DEFAULT_EVENT_SOURCE),
-    );
-    ce.insert("type".into(), or_default(&ev.type_, DEFAULT_EVENT_TYPE));
-    ce.insert(
-        "specversion".into(),
-        or_default(&ev.spec_version, SPEC_VERSION),
-    );
-    if !ev.data_content_type.is_empty() {
-        ce.insert(
-            "datacontenttype".into(),
-            Value::String(ev.data_content_type.clone()),
-        );
-    }
-    put_data(&mut ce, &ev.data_content_type, &ev.data);
-    ce.insert("topic".into(), Value::String(ev.topic.clone()));
-    ce.insert("pubsubname".into(), Value::String(ev.pubsub_name.clone()));
-    put_trace(&mut ce, &ev.metadata, ev);
-    ce
-}
-
-/// The CloudEvent Dapr's `FromRawPayload` makes of a raw payload.
-fn raw_event(ev: &TopicEvent) -> Map<String, Value> {
-    let mut ce = with_id(ev);
-    ce.insert("specversion".into(), Value::String(SPEC_VERSION.into()));
-    ce.insert(
-        "datacontenttype".into(),
-        Value::String("application/octet-stream".into()),
-    );
-    ce.insert("source".into(), Value::String(DEFAULT_EVENT_SOURCE.into()));
-    ce.insert("type".into(), Value::String(DEFAULT_EVENT_TYPE.into()));
-    ce.insert("topic".into(), Value::String(ev.topic.clone()));
-    ce.insert("pubsubname".into(), Value::String(ev.pubsub_name.clone()));
-    ce.insert(
-        "data_base64".into(),
-        Value::String(base64::engine::general_purpose::STANDARD.encode(&ev.data)),
-    );
-    put_trace(&mut ce, &ev.metadata, ev);
-    ce
 }
 
 /// Maps the app's answer to an event (see the table in the module documentation). The body
@@ -893,11 +794,7 @@ impl AppChannel for HttpAppChannel {
         sub: &TopicSubscription,
         ev: &TopicEvent,
     ) -> Result<EventOutcome, ChannelError> {
-        let ce = if is_raw_payload(&sub.metadata) {
-            raw_event(ev)
-        } else {
-            cloud_event(ev)
-        };
+        let ce = delivered(ev, is_raw_payload(&sub.metadata));
         let body = if sub.bulk {
             bulk_envelope(sub, ev, ce)
         } else {
@@ -1207,7 +1104,7 @@ mod tests {
             topic: "orders".into(),
             metadata: Metadata::new(),
             route: route.into(),
-            bulk: false,
+            ..TopicSubscription::default()
         }
     }
 
@@ -1250,19 +1147,33 @@ mod tests {
             .list_subscriptions()
             .await
             .expect("list");
-        let got: Vec<(&str, &str, &str)> = subs
+        let got: Vec<(&str, Vec<(&str, &str)>)> = subs
             .iter()
-            .map(|s| (s.pubsub_name.as_str(), s.topic.as_str(), s.route.as_str()))
+            .map(|s| {
+                let rules = s.rules.iter();
+                let rules = rules.map(|r| (r.match_.as_str(), r.path.as_str()));
+                (s.topic.as_str(), rules.collect())
+            })
             .collect();
+        let x = r#"event.type == "x""#;
         assert_eq!(
             got,
             [
-                ("ps", "orders", "/orders-handler"),
-                ("ps", "v2", "/v2"),
-                ("ps", "catch-all", "/all"),
-                ("ps", "both", "/d"),
-                ("ps", "v1-in-v2", "/r"),
+                ("orders", vec![("", "orders-handler")]),
+                ("v2", vec![(x, "/x"), ("", "/v2")]),
+                ("catch-all", vec![(x, "/x"), ("", "/all"), ("", "/d")]),
+                ("both", vec![("", "/d")]),
+                ("v1-in-v2", vec![("", "/r")]),
+                ("cel-only", vec![(x, "/x")]),
             ]
+        );
+        assert!(subs.iter().all(|s| s.pubsub_name == "ps"));
+        assert_eq!(
+            (
+                subs[0].dead_letter_topic.as_str(),
+                subs[1].dead_letter_topic.as_str()
+            ),
+            ("poison", "")
         );
         assert_eq!(
             subs[0].metadata.get("rawPayload").map(String::as_str),
@@ -1426,7 +1337,7 @@ mod tests {
         assert_eq!(ce["data_base64"], "cmF3IGJ5dGVz");
         assert_eq!(ce["datacontenttype"], "application/octet-stream");
         assert_eq!(ce["source"], DEFAULT_EVENT_SOURCE);
-        assert_eq!(ce["type"], DEFAULT_EVENT_TYPE);
+        assert_eq!(ce["type"], layotto_runtime::cloudevent::DEFAULT_EVENT_TYPE);
         assert_eq!(ce["topic"], "orders");
         assert_eq!(ce["pubsubname"], "ps");
         assert_eq!(

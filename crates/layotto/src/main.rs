@@ -257,6 +257,11 @@ fn checked(dapr: &DaprdArgs, daprd_mode: bool, strict: bool) -> Result<Checked, 
             Ok(e) => c.http_endpoints = e,
             Err(p) => problems.extend(p),
         }
+        match layotto_config::load_subscriptions(&dapr.resources(), &c.app.app_id) {
+            Ok(s) => c.subscriptions = s,
+            Err(p) => problems.extend(p),
+        }
+        warnings.extend(layotto_config::resource_kind_warnings(&dapr.resources()));
         c
     });
     if let Some(c) = &config {

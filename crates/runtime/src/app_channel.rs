@@ -8,6 +8,7 @@ use layotto_core::Metadata;
 
 use crate::Body;
 use crate::cloudevent::TopicEvent;
+pub use layotto_config::RouteRule;
 
 /// A topic the app subscribes to.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -18,12 +19,47 @@ pub struct TopicSubscription {
     pub topic: String,
     /// Subscription metadata.
     pub metadata: Metadata,
-    /// Where the app wants the topic's events (Dapr: the HTTP path to POST to, or the gRPC
-    /// `path` field); empty for Layotto apps, meaning "the topic's default".
+    /// Where this event goes (Dapr: the HTTP path to POST to, or the gRPC `path` field): set
+    /// by the runtime for each delivery from [`TopicSubscription::rules`]; empty for Layotto
+    /// apps, meaning "the topic's default".
     pub route: String,
+    /// Dapr's routing rules in order, the default route last as a rule without `match`
+    /// (daprd's `Rules`); empty for Layotto apps. An event goes to the path of the first rule
+    /// whose CEL `match` holds for it; an event no rule takes is not delivered.
+    pub rules: Vec<RouteRule>,
+    /// Dapr's `deadLetterTopic` (empty: none): events the app failed (after the inbound
+    /// resiliency policy), dropped, or that no rule takes are published there, on the same
+    /// pub/sub, as the broker delivered them.
+    pub dead_letter_topic: String,
     /// Dapr `bulkSubscribe.enabled`: the app takes events in bulk envelopes (Dapr's
     /// `BulkSubscribeMessage`) at its route.
     pub bulk: bool,
+    /// How the subscription was made.
+    pub type_: SubscriptionType,
+}
+
+/// How a subscription was made: daprd's `PubsubSubscriptionType`, as the metadata API names
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubscriptionType {
+    /// A `Subscription` resource from the resources path.
+    Declarative,
+    /// Listed by the app (`/dapr/subscribe`, `ListTopicSubscriptions`).
+    #[default]
+    Programmatic,
+    /// Opened by a client over a streaming rpc (`SubscribeTopicEventsAlpha1`).
+    Streaming,
+}
+
+impl SubscriptionType {
+    /// The metadata API's name: `DECLARATIVE`, `PROGRAMMATIC` or `STREAMING`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Declarative => "DECLARATIVE",
+            Self::Programmatic => "PROGRAMMATIC",
+            Self::Streaming => "STREAMING",
+        }
+    }
 }
 
 /// The app's answer to one event (Layotto's `TopicEventResponseStatus`).

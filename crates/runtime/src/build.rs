@@ -38,6 +38,22 @@ pub fn validate(
             Err(e) => problems.push(at_one(entry, e.message)),
         }
     }
+    crate::subscriptions::declared(&config.subscriptions, &mut problems);
+    for s in &config.subscriptions {
+        if !config
+            .of_kind(layotto_config::Kind::PubSub)
+            .any(|c| c.spec.name == s.pubsub_name)
+        {
+            warnings.push(Problem {
+                file: s.file.clone(),
+                path: format!("Subscription '{}'.spec.pubsubname", s.name),
+                message: format!(
+                    "pub/sub '{}' is not configured: the subscription will not receive events",
+                    s.pubsub_name
+                ),
+            });
+        }
+    }
     if problems.is_empty() {
         Ok(warnings)
     } else {

@@ -43,7 +43,29 @@ pub struct TopicEvent {
     pub trace_parent: Option<String>,
     /// Its `tracestate`.
     pub trace_state: Option<String>,
+    /// The message as the broker delivered it: what a dead-letter topic receives (empty for
+    /// events that did not come from a broker).
+    pub raw: Bytes,
+    /// The event's other attributes (`time`, `subject`, `expiration`, `traceid`, custom
+    /// extensions), passed on to the app as daprd passes the whole CloudEvent.
+    pub extensions: Map<String, Value>,
 }
+
+/// The attributes [`TopicEvent`] holds in fields of its own (all others are
+/// [`TopicEvent::extensions`]).
+const OWN_ATTRIBUTES: [&str; 11] = [
+    "id",
+    "source",
+    "type",
+    "specversion",
+    "datacontenttype",
+    "data",
+    "data_base64",
+    "topic",
+    "pubsubname",
+    "traceparent",
+    "tracestate",
+];
 
 /// The media type of `content_type`, in lower case, without parameters.
 fn media_type(content_type: &str) -> String {
@@ -140,6 +162,11 @@ pub fn envelope(
         ("id", uuid::Uuid::new_v4().to_string()),
         ("source", source.to_owned()),
         ("type", DEFAULT_EVENT_TYPE.to_owned()),
+        // Dapr's envelope: the publish time, RFC 3339 at second precision.
+        (
+            "time",
+            layotto_core::state::rfc3339(std::time::SystemTime::now()),
+        ),
     ];
     for (k, v) in defaults {
         ce.entry(k).or_insert(Value::String(v));
@@ -242,6 +269,115 @@ pub fn decode(raw: &[u8], topic: &str, pubsub_name: &str, metadata: Metadata) ->
         metadata,
         trace_parent: Some(s("traceparent")).filter(|t| !t.is_empty()),
         trace_state: Some(s("tracestate")).filter(|t| !t.is_empty()),
+        raw: Bytes::new(),
+        extensions: m
+            .iter()
+            .filter(|(k, _)| !OWN_ATTRIBUTES.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// The `source` of events whose publisher gave none, and of raw payloads (Dapr's
+/// `FromRawPayload`).
+pub const DEFAULT_EVENT_SOURCE: &str = "Dapr";
+
+/// The structured CloudEvent an app is handed for `ev`, as daprd builds it: `id`, `source`,
+/// `type`, `specversion`, `datacontenttype`, `data` (the JSON value for JSON data, a string for
+/// text) or `data_base64` (anything else), `topic`, `pubsubname`, the trace fields, and the
+/// event's other attributes (`time`, extensions). With
+/// `raw_payload` (a subscription with `rawPayload: "true"`) the payload is wrapped as Dapr's
+/// `FromRawPayload` does (components-contrib `pubsub/envelope.go`): `data_base64` of the raw
+/// bytes, `datacontenttype: application/octet-stream`, `source: Dapr`. Routing rules see this
+/// same map as `event`.
+pub fn delivered(ev: &TopicEvent, raw_payload: bool) -> Map<String, Value> {
+    let id = if ev.id.is_empty() {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        ev.id.clone()
+    };
+    let mut ce = if raw_payload {
+        Map::new()
+    } else {
+        ev.extensions.clone()
+    };
+    ce.insert("id".to_owned(), Value::String(id));
+    let text =
+        |v: &str, default: &str| Value::String(if v.is_empty() { default } else { v }.to_owned());
+    if raw_payload {
+        ce.insert("specversion".into(), Value::String(SPEC_VERSION.into()));
+        ce.insert(
+            "datacontenttype".into(),
+            Value::String("application/octet-stream".into()),
+        );
+        ce.insert("source".into(), Value::String(DEFAULT_EVENT_SOURCE.into()));
+        ce.insert("type".into(), Value::String(DEFAULT_EVENT_TYPE.into()));
+        ce.insert(
+            "data_base64".into(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(&ev.data)),
+        );
+    } else {
+        ce.insert("source".into(), text(&ev.source, DEFAULT_EVENT_SOURCE));
+        ce.insert("type".into(), text(&ev.type_, DEFAULT_EVENT_TYPE));
+        ce.insert("specversion".into(), text(&ev.spec_version, SPEC_VERSION));
+        if !ev.data_content_type.is_empty() {
+            ce.insert(
+                "datacontenttype".into(),
+                Value::String(ev.data_content_type.clone()),
+            );
+        }
+        put_data(&mut ce, &ev.data_content_type, &ev.data);
+    }
+    ce.insert("topic".into(), Value::String(ev.topic.clone()));
+    ce.insert("pubsubname".into(), Value::String(ev.pubsub_name.clone()));
+    put_trace(&mut ce, ev);
+    ce
+}
+
+/// Puts `data` into `ce` as the runtime's envelope encodes it: the JSON value for JSON data,
+/// a string for text (and for JSON content that does not parse), `data_base64` otherwise. An
+/// unknown content type is treated as JSON, then text. Empty data is left out.
+fn put_data(ce: &mut Map<String, Value>, content_type: &str, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let json = content_type.is_empty() || is_json_content_type(content_type);
+    if json && let Ok(v) = serde_json::from_slice::<Value>(data) {
+        ce.insert("data".into(), v);
+        return;
+    }
+    if (json || is_text_content_type(content_type))
+        && let Ok(s) = std::str::from_utf8(data)
+    {
+        ce.insert("data".into(), Value::String(s.to_owned()));
+        return;
+    }
+    ce.insert(
+        "data_base64".into(),
+        Value::String(base64::engine::general_purpose::STANDARD.encode(data)),
+    );
+}
+
+/// Trace fields from the message metadata; `traceparent` supersedes `traceid`, as in Dapr.
+/// The publisher's own trace (the event's CloudEvents tracing extension) comes first.
+fn put_trace(ce: &mut Map<String, Value>, ev: &TopicEvent) {
+    let md = &ev.metadata;
+    if let Some(tp) = &ev.trace_parent {
+        ce.insert("traceparent".into(), Value::String(tp.clone()));
+        ce.insert("traceid".into(), Value::String(tp.clone()));
+    }
+    if let Some(ts) = &ev.trace_state {
+        ce.insert("tracestate".into(), Value::String(ts.clone()));
+    }
+    if let Some(id) = md.get("traceid") {
+        ce.insert("traceid".into(), Value::String(id.clone()));
+    }
+    if let Some(tp) = md.get("traceparent") {
+        ce.insert("traceparent".into(), Value::String(tp.clone()));
+        ce.insert("traceid".into(), Value::String(tp.clone()));
+    }
+    if let Some(ts) = md.get("tracestate") {
+        ce.insert("tracestate".into(), Value::String(ts.clone()));
     }
 }
 

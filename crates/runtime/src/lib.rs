@@ -30,6 +30,7 @@ mod meta;
 pub mod metrics;
 mod pubsub;
 mod resiliency;
+mod routing;
 mod secret;
 pub mod segments;
 mod sequencer;
@@ -50,7 +51,7 @@ use layotto_core::{Health, HealthStatus, Registries};
 
 pub use app_channel::{
     AppChannel, ChannelError, EventOutcome, GrpcStatus, InvokeRequest, InvokeResponse,
-    LimitedAppChannel, TopicSubscription,
+    LimitedAppChannel, RouteRule, SubscriptionType, TopicSubscription,
 };
 pub use app_health::AppHealthSettings;
 pub use body::{BUFFERED_BYTES, Body, limited};
@@ -64,6 +65,7 @@ pub use invoke::{
 };
 pub use metrics::{Metrics, MetricsSettings};
 use segments::SegmentCache;
+pub use subscriptions::StreamingSubscription;
 
 /// Publish/subscribe metadata key that turns CloudEvent wrapping off (Dapr's name).
 pub const RAW_PAYLOAD_KEY: &str = "rawPayload";
@@ -123,6 +125,11 @@ pub struct Runtime {
     startup_error: Mutex<Option<String>>,
     app_subscriptions: Mutex<Vec<Subscription>>,
     app_topics: Mutex<Vec<TopicSubscription>>,
+    /// `Subscription` resources of this app, started with its programmatic ones.
+    declared: Vec<TopicSubscription>,
+    /// Open streaming subscriptions (for the metadata API), by a per-runtime id.
+    streams: Arc<Mutex<Vec<(u64, TopicSubscription)>>>,
+    next_stream: std::sync::atomic::AtomicU64,
     app_stopped: AtomicBool,
     app_channel: Mutex<Option<Arc<dyn AppChannel>>>,
     app_connection: Mutex<Option<AppConnection>>,
@@ -223,6 +230,7 @@ impl Runtime {
             }
             components.insert(name, built);
         }
+        let declared = subscriptions::declared(&config.subscriptions, &mut problems);
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
@@ -236,6 +244,9 @@ impl Runtime {
             startup_error: Mutex::new(None),
             app_subscriptions: Mutex::new(Vec::new()),
             app_topics: Mutex::new(Vec::new()),
+            declared,
+            streams: Arc::new(Mutex::new(Vec::new())),
+            next_stream: std::sync::atomic::AtomicU64::new(0),
             app_stopped: AtomicBool::new(false),
             app_channel: Mutex::new(None),
             app_connection: Mutex::new(None),

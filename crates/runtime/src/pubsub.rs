@@ -35,13 +35,7 @@ impl Runtime {
             data,
             metadata,
         };
-        let started = std::time::Instant::now();
-        let r = p
-            .run("publish", || p.component.publish(message.clone()))
-            .await;
-        p.metrics
-            .publish(pubsub, topic, r.is_ok(), started.elapsed());
-        r.map_err(|e| e.context(format!("pubsub '{pubsub}'")))
+        crate::subscriptions::publish_on(&p, pubsub, message).await
     }
 
     /// Subscribes `handler` to `topic` of `pubsub` in a consumer group: `metadata`'s
@@ -76,11 +70,13 @@ impl Runtime {
         let (t, name) = (topic.to_owned(), pubsub.to_owned());
         let raw = cloudevent::is_raw_payload(&metadata);
         let handler: Handler = Arc::new(move |m: Message| {
-            handler(if raw {
+            let mut ev = if raw {
                 cloudevent::raw_event(&m.data, &t, &name, m.metadata)
             } else {
                 cloudevent::decode(&m.data, &t, &name, m.metadata)
-            })
+            };
+            ev.raw = m.data;
+            handler(ev)
         });
         let req = SubscribeRequest {
             topic: topic.to_owned(),

@@ -1,13 +1,20 @@
-//! The app's own subscriptions: asked through the app channel, delivered to it, dropped while
-//! it is unreachable so the other members of its consumer groups take its messages.
+//! The app's subscriptions: declared (`Subscription` resources) and asked through the app
+//! channel, routed by their rules, delivered to it, dead-lettered when it fails them, and
+//! dropped while it is unreachable so the other members of its consumer groups take its
+//! messages. Also the list of every subscription the metadata API shows.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
-use layotto_core::{Error, Result};
+use layotto_core::pubsub::{Message, PubSub, Subscription};
+use layotto_core::{Error, Metadata, Result};
 
 use crate::resiliency::{Guarded, judge_component};
-use crate::{AppChannel, ChannelError, EventOutcome, Runtime, TopicEvent, TopicSubscription, lock};
+use crate::routing::Routes;
+use crate::{
+    AppChannel, ChannelError, EventOutcome, Runtime, SubscriptionType, TopicEvent,
+    TopicSubscription, lock,
+};
 
 impl Runtime {
     /// Asks the app which topics it subscribes to (retrying while its callback server is
@@ -27,12 +34,13 @@ impl Runtime {
                     return;
                 }
             }
-            let Some(subs) = self.await_app_subscriptions(channel.as_ref()).await else {
+            let Some(listed) = self.await_app_subscriptions(channel.as_ref()).await else {
                 return;
             };
             if self.app_stopped.load(Ordering::SeqCst) {
                 return;
             }
+            let subs = merge(&self.declared, listed);
             self.subscribe_app(&channel, subs, &app_down).await;
             loop {
                 tokio::select! {
@@ -64,8 +72,8 @@ impl Runtime {
         }
     }
 
-    /// The app's subscriptions, asked until it answers; `None` when it has no such callback or
-    /// the runtime is stopping.
+    /// The app's programmatic subscriptions, asked until it answers (none when it has no such
+    /// callback); `None` when the runtime is stopping.
     async fn await_app_subscriptions(
         &self,
         channel: &dyn AppChannel,
@@ -79,9 +87,9 @@ impl Runtime {
                 Ok(s) => return Some(s),
                 Err(ChannelError::Unimplemented) => {
                     tracing::info!(
-                        "app does not implement ListTopicSubscriptions; no subscriptions"
+                        "app does not implement ListTopicSubscriptions; no programmatic subscriptions"
                     );
-                    return None;
+                    return Some(Vec::new());
                 }
                 Err(e) => {
                     attempt += 1;
@@ -94,16 +102,23 @@ impl Runtime {
     }
 
     /// Subscribes every topic of `subs` for the app; a delivery that finds the app unreachable
-    /// notifies `app_down`.
+    /// notifies `app_down`. A subscription whose rules do not compile, or that the pub/sub
+    /// refuses, is logged and left out.
     async fn subscribe_app(
-        &self,
+        self: &Arc<Self>,
         channel: &Arc<dyn AppChannel>,
         subs: Vec<TopicSubscription>,
         app_down: &Arc<tokio::sync::Notify>,
     ) {
         for s in subs {
+            let routes = match Routes::new(&s) {
+                Ok(r) => Arc::new(r),
+                Err(e) => {
+                    tracing::error!(pubsub = %s.pubsub_name, topic = %s.topic, error = %e, "app subscription refused: a routing rule does not compile");
+                    continue;
+                }
+            };
             let ch = channel.clone();
-            let sub = Arc::new(s.clone());
             let down = app_down.clone();
             let metrics = self.metrics.clone();
             // The pub/sub's inbound Resiliency policies: a delivery the app failed is retried
@@ -116,13 +131,36 @@ impl Runtime {
                     Some(Arc::new((p, e.policies.target.clone())))
                 });
             let policies = self.policies.clone();
+            // Weak: the handler lives inside a component of this runtime.
+            let rt = Arc::downgrade(self);
+            let dead_letter = Arc::new(s.dead_letter_topic.clone());
             let handler = move |ev: TopicEvent| {
-                let (ch, sub, down, metrics) =
-                    (ch.clone(), sub.clone(), down.clone(), metrics.clone());
+                let (ch, routes, down, metrics) =
+                    (ch.clone(), routes.clone(), down.clone(), metrics.clone());
                 let (inbound, policies) = (inbound.clone(), policies.clone());
+                let (rt, dead_letter) = (rt.clone(), dead_letter.clone());
                 let fut: futures::future::BoxFuture<'static, Result<()>> = Box::pin(async move {
+                    let sub = match routes.pick(&ev) {
+                        Ok(Some(sub)) => sub.clone(),
+                        Ok(None) => {
+                            tracing::debug!(id = %ev.id, topic = %ev.topic, "no routing rule takes the event; not delivered");
+                            metrics.delivery(
+                                &ev.pubsub_name,
+                                &ev.topic,
+                                "drop",
+                                "success",
+                                std::time::Duration::ZERO,
+                            );
+                            return dead_letter_or(&rt, &dead_letter, &ev, Ok(())).await;
+                        }
+                        Err(e) => {
+                            tracing::error!(id = %ev.id, topic = %ev.topic, error = %e, "routing the event failed");
+                            let failed = Err(Error::invalid(e));
+                            return dead_letter_or(&rt, &dead_letter, &ev, failed).await;
+                        }
+                    };
                     let once = || deliver_to_app(ch.as_ref(), &sub, &ev, &down, &metrics);
-                    match inbound.as_deref() {
+                    let delivered = match inbound.as_deref() {
                         None => once().await,
                         Some((p, target)) => {
                             let to = Guarded {
@@ -132,6 +170,13 @@ impl Runtime {
                             };
                             policies.run(p, &to, &metrics, once, judge_component).await
                         }
+                    };
+                    match delivered {
+                        Ok(Delivered::Processed) => Ok(()),
+                        Ok(Delivered::Dropped) => {
+                            dead_letter_or(&rt, &dead_letter, &ev, Ok(())).await
+                        }
+                        Err(e) => dead_letter_or(&rt, &dead_letter, &ev, Err(e)).await,
                     }
                 });
                 fut
@@ -141,7 +186,7 @@ impl Runtime {
                 .await
             {
                 Ok(sub) => {
-                    tracing::info!(pubsub = %s.pubsub_name, topic = %s.topic, "subscribed for app");
+                    tracing::info!(pubsub = %s.pubsub_name, topic = %s.topic, kind = s.type_.as_str(), "subscribed for app");
                     lock(&self.app_subscriptions).push(sub);
                     lock(&self.app_topics).push(s);
                 }
@@ -166,16 +211,60 @@ impl Runtime {
     }
 }
 
+/// What became of an event the app was handed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    /// The app processed it.
+    Processed,
+    /// The app dropped it (DROP, or no callback for it): acknowledged, and dead-lettered when
+    /// the subscription has a dead-letter topic.
+    Dropped,
+}
+
+/// Publishes `ev` to `dead_letter` (on its own pub/sub, as the broker delivered it) when there
+/// is one, as daprd does for events the app failed, dropped or had no route for; then the
+/// event counts as handled. Without a dead-letter topic `outcome` stands. A dead-letter
+/// publish that fails keeps the event with the broker (redelivered), where daprd would
+/// acknowledge it and lose it.
+async fn dead_letter_or(
+    rt: &Weak<Runtime>,
+    dead_letter: &str,
+    ev: &TopicEvent,
+    outcome: Result<()>,
+) -> Result<()> {
+    if dead_letter.is_empty() {
+        return outcome;
+    }
+    let Some(rt) = rt.upgrade() else {
+        return Err(Error::unavailable("runtime stopping"));
+    };
+    let message = Message {
+        topic: dead_letter.to_owned(),
+        data: ev.raw.clone(),
+        metadata: ev.metadata.clone(),
+    };
+    match rt.publish_message(&ev.pubsub_name, message).await {
+        Ok(()) => {
+            tracing::warn!(id = %ev.id, topic = %ev.topic, %dead_letter, reason = ?outcome.err().map(|e| e.message), "event sent to the dead-letter topic");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(id = %ev.id, topic = %ev.topic, %dead_letter, error = %e, "sending the event to its dead-letter topic failed; it stays with the broker");
+            Err(e)
+        }
+    }
+}
+
 /// Delivers one event through the app channel, mapping the app's answer to ack/redeliver:
-/// SUCCESS and DROP acknowledge, RETRY and an unreachable app redeliver, an app that does not
-/// implement the callback drops.
+/// SUCCESS acknowledges, DROP (and an app that does not implement the callback) drops, RETRY
+/// and an unreachable app redeliver.
 async fn deliver_to_app(
     ch: &dyn AppChannel,
     sub: &TopicSubscription,
     ev: &TopicEvent,
     app_down: &tokio::sync::Notify,
     metrics: &crate::Metrics,
-) -> Result<()> {
+) -> Result<Delivered> {
     use opentelemetry::context::FutureExt as _;
     let started = std::time::Instant::now();
     let parent =
@@ -214,10 +303,10 @@ async fn deliver_to_app(
         );
     }
     match answer {
-        Ok(EventOutcome::Success) => Ok(()),
+        Ok(EventOutcome::Success) => Ok(Delivered::Processed),
         Ok(EventOutcome::Drop) => {
             tracing::warn!(id = %ev.id, topic = %ev.topic, "app dropped event");
-            Ok(())
+            Ok(Delivered::Dropped)
         }
         Ok(EventOutcome::Retry) => Err(Error::unavailable(format!(
             "app asked to retry event {}",
@@ -225,7 +314,7 @@ async fn deliver_to_app(
         ))),
         Err(ChannelError::Unimplemented) => {
             tracing::warn!(id = %ev.id, topic = %ev.topic, "app does not implement OnTopicEvent; dropping event");
-            Ok(())
+            Ok(Delivered::Dropped)
         }
         Err(e) => {
             app_down.notify_one();
@@ -235,4 +324,148 @@ async fn deliver_to_app(
             )))
         }
     }
+}
+
+impl Runtime {
+    /// A client's streaming subscription (`SubscribeTopicEventsAlpha1`): [`Runtime::subscribe`],
+    /// listed by the metadata API as `STREAMING` until the returned guard is dropped.
+    ///
+    /// # Errors
+    /// As [`Runtime::subscribe`].
+    pub async fn subscribe_streaming(
+        &self,
+        pubsub: &str,
+        topic: &str,
+        metadata: Metadata,
+        handler: impl Fn(TopicEvent) -> futures::future::BoxFuture<'static, Result<()>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Result<StreamingSubscription> {
+        let listed = TopicSubscription {
+            pubsub_name: pubsub.to_owned(),
+            topic: topic.to_owned(),
+            metadata: metadata.clone(),
+            type_: SubscriptionType::Streaming,
+            ..Default::default()
+        };
+        let subscription = self.subscribe(pubsub, topic, metadata, handler).await?;
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        lock(&self.streams).push((id, listed));
+        Ok(StreamingSubscription {
+            _subscription: subscription,
+            id,
+            streams: self.streams.clone(),
+        })
+    }
+
+    /// Every subscription, as daprd's metadata API lists them (`ListTypedSubscriptions`): one
+    /// per pub/sub and topic, a programmatic one in place of a declared one of the same topic
+    /// and a streaming one in place of either.
+    pub fn subscriptions(&self) -> Vec<TopicSubscription> {
+        let mut out = lock(&self.app_topics).clone();
+        for (_, s) in lock(&self.streams).iter() {
+            match out
+                .iter_mut()
+                .find(|o| o.pubsub_name == s.pubsub_name && o.topic == s.topic)
+            {
+                Some(o) => *o = s.clone(),
+                None => out.push(s.clone()),
+            }
+        }
+        out
+    }
+
+    /// Publishes `message` as it is (no envelope) through pub/sub `pubsub`'s call path.
+    pub(crate) async fn publish_message(&self, pubsub: &str, message: Message) -> Result<()> {
+        let p = self.components.target::<dyn PubSub>(pubsub)?;
+        publish_on(&p, pubsub, message).await
+    }
+}
+
+/// Publishes `message` through `p`, recording the publish metrics.
+pub(crate) async fn publish_on(
+    p: &crate::call::Target<'_, dyn PubSub>,
+    pubsub: &str,
+    message: Message,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let r = p
+        .run("publish", || p.component.publish(message.clone()))
+        .await;
+    p.metrics
+        .publish(pubsub, &message.topic, r.is_ok(), started.elapsed());
+    r.map_err(|e| e.context(format!("pubsub '{pubsub}'")))
+}
+
+/// A streaming subscription: delivery stops and the metadata API stops listing it when this
+/// is dropped.
+pub struct StreamingSubscription {
+    _subscription: Subscription,
+    id: u64,
+    streams: Arc<std::sync::Mutex<Vec<(u64, TopicSubscription)>>>,
+}
+
+impl Drop for StreamingSubscription {
+    fn drop(&mut self) {
+        lock(&self.streams).retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// The declared subscriptions as the runtime starts them; a routing rule that does not
+/// compile is a problem at its file.
+pub(crate) fn declared(
+    subs: &[layotto_config::DeclaredSubscription],
+    problems: &mut Vec<layotto_config::Problem>,
+) -> Vec<TopicSubscription> {
+    let mut out = Vec::with_capacity(subs.len());
+    for d in subs {
+        let s = TopicSubscription {
+            pubsub_name: d.pubsub_name.clone(),
+            topic: d.topic.clone(),
+            metadata: d.metadata.clone(),
+            route: String::new(),
+            rules: d.rules.clone(),
+            dead_letter_topic: d.dead_letter_topic.clone(),
+            bulk: d.bulk.enabled,
+            type_: SubscriptionType::Declarative,
+        };
+        match Routes::new(&s) {
+            Ok(_) => out.push(s),
+            Err(e) => problems.push(layotto_config::Problem {
+                file: d.file.clone(),
+                path: format!("Subscription '{}'.spec.routes", d.name),
+                message: e,
+            }),
+        }
+    }
+    out
+}
+
+/// The subscriptions to start, as daprd merges them: the declared ones first (the first of a
+/// pub/sub and topic wins), then the app's, each replacing a declared one of its pub/sub and
+/// topic.
+fn merge(declared: &[TopicSubscription], listed: Vec<TopicSubscription>) -> Vec<TopicSubscription> {
+    let mut out: Vec<TopicSubscription> = Vec::with_capacity(declared.len() + listed.len());
+    for d in declared {
+        if !out
+            .iter()
+            .any(|o| o.pubsub_name == d.pubsub_name && o.topic == d.topic)
+        {
+            out.push(d.clone());
+        }
+    }
+    for l in listed {
+        match out
+            .iter_mut()
+            .find(|o| o.pubsub_name == l.pubsub_name && o.topic == l.topic)
+        {
+            Some(o) => {
+                tracing::info!(pubsub = %l.pubsub_name, topic = %l.topic, "the app's subscription replaces the declared one");
+                *o = l;
+            }
+            None => out.push(l),
+        }
+    }
+    out
 }

@@ -12,7 +12,7 @@ use layotto_dapr_wire::metadata::COMPONENT_VERSION;
 use layotto_proto::dapr::proto::common::v1 as common;
 use layotto_proto::dapr::proto::runtime::v1 as pb;
 use layotto_proto::dapr::proto::runtime::v1::dapr_server::Dapr;
-use layotto_runtime::{Runtime, TopicEvent};
+use layotto_runtime::{Runtime, SubscriptionType, TopicEvent};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -221,8 +221,28 @@ fn config_items(items: Vec<ConfigItem>) -> HashMap<String, common::Configuration
 pub(crate) fn topic_event(ev: &TopicEvent) -> pb::TopicEventRequest {
     crate::convert::topic_event_request!(pb::TopicEventRequest, ev, {
         path: String::new(),
-        extensions: None,
+        extensions: Some(extensions(ev)),
     })
+}
+
+/// The CloudEvent attributes that have no field of their own in `TopicEventRequest`, as
+/// daprd's `ExtractCloudEventExtensions` passes them: every attribute of the delivered event
+/// but `id`, `source`, `type`, `specversion`, `datacontenttype`, `data` and `data_base64`
+/// (so `topic`, `pubsubname`, `time`, the trace fields and custom extensions).
+fn extensions(ev: &TopicEvent) -> prost_types::Struct {
+    let mut ce = layotto_runtime::cloudevent::delivered(ev, false);
+    for k in [
+        "id",
+        "source",
+        "type",
+        "specversion",
+        "datacontenttype",
+        "data",
+        "data_base64",
+    ] {
+        ce.remove(k);
+    }
+    crate::convert::json_struct(ce)
 }
 
 /// Maps Dapr's `TopicEventResponse.status` to an outcome; unknown values retry.
@@ -437,20 +457,29 @@ impl Dapr for DaprService {
     ) -> Result<Response<pb::GetMetadataResponse>, Status> {
         let rt = &self.rt;
         let subscriptions = rt
-            .app_subscriptions()
+            .subscriptions()
             .into_iter()
             .map(|s| pb::PubsubSubscription {
                 pubsub_name: s.pubsub_name,
                 topic: s.topic,
                 rules: Some(pb::PubsubSubscriptionRules {
-                    rules: vec![pb::PubsubSubscriptionRule {
-                        r#match: String::new(),
-                        path: s.route,
-                    }],
+                    rules: s
+                        .rules
+                        .into_iter()
+                        .map(|r| pb::PubsubSubscriptionRule {
+                            r#match: r.match_,
+                            path: r.path,
+                        })
+                        .collect(),
                 }),
                 metadata: s.metadata,
-                dead_letter_topic: String::new(),
-                r#type: pb::PubsubSubscriptionType::Programmatic.into(),
+                dead_letter_topic: s.dead_letter_topic,
+                r#type: match s.type_ {
+                    SubscriptionType::Declarative => pb::PubsubSubscriptionType::Declarative,
+                    SubscriptionType::Programmatic => pb::PubsubSubscriptionType::Programmatic,
+                    SubscriptionType::Streaming => pb::PubsubSubscriptionType::Streaming,
+                }
+                .into(),
             })
             .collect();
         Ok(Response::new(pb::GetMetadataResponse {

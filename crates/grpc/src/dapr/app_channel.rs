@@ -8,7 +8,7 @@ use layotto_proto::dapr::proto::runtime::v1::app_callback_client::AppCallbackCli
 use layotto_proto::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
 use layotto_runtime::{
     AppChannel, Body, ChannelError, EventOutcome, GrpcStatus, InvokeRequest, InvokeResponse,
-    TopicEvent, TopicSubscription,
+    RouteRule, SubscriptionType, TopicEvent, TopicSubscription,
 };
 use tonic::Code;
 use tonic::metadata::{MetadataKey, MetadataValue};
@@ -65,17 +65,29 @@ impl DaprGrpcAppChannel {
 
 const APP_CALLBACK: &str = "/dapr.proto.runtime.v1.AppCallback/";
 
-/// The route of a Dapr subscription: the first rule without a match expression, else the
-/// default (CEL rules are not evaluated).
-fn route(r: Option<&layotto_proto::dapr::proto::runtime::v1::TopicRoutes>) -> String {
-    let Some(r) = r else {
-        return String::new();
-    };
-    r.rules
-        .iter()
-        .find(|rule| rule.r#match.trim().is_empty())
-        .map(|rule| rule.path.clone())
-        .unwrap_or_else(|| r.default.clone())
+/// The routing rules of a gRPC app's subscription as daprd reads them
+/// (`parseRoutingRulesGRPC`): its rules in order, then the default as a rule that always
+/// matches; no routes at all (or neither rules nor default) is one rule with an empty path.
+fn rules(r: Option<&layotto_proto::dapr::proto::runtime::v1::TopicRoutes>) -> Vec<RouteRule> {
+    let mut out: Vec<RouteRule> = r
+        .map(|r| {
+            r.rules
+                .iter()
+                .map(|rule| RouteRule {
+                    match_: rule.r#match.trim().to_owned(),
+                    path: rule.path.clone(),
+                })
+                .chain((!r.default.is_empty()).then(|| RouteRule {
+                    match_: String::new(),
+                    path: r.default.clone(),
+                }))
+                .collect()
+        })
+        .unwrap_or_default();
+    if out.is_empty() {
+        out.push(RouteRule::default());
+    }
+    out
 }
 
 /// `req` as Dapr's `InvokeRequest` (an unknown verb is sent as POST, as daprd does), with
@@ -146,12 +158,15 @@ impl AppChannel for DaprGrpcAppChannel {
             .subscriptions
             .into_iter()
             .map(|s| TopicSubscription {
-                route: route(s.routes.as_ref()),
+                route: String::new(),
+                rules: rules(s.routes.as_ref()),
+                dead_letter_topic: s.dead_letter_topic,
                 // gRPC apps get single events through OnTopicEvent, which bulk apps serve too.
                 bulk: false,
                 pubsub_name: s.pubsub_name,
                 topic: s.topic,
                 metadata: s.metadata,
+                type_: SubscriptionType::Programmatic,
             })
             .collect())
     }

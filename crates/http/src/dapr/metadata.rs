@@ -10,7 +10,8 @@
 //!                  "capabilities": ["ETAG", "TRANSACTIONAL", "TTL"]}],
 //!  "extended": {"daprRuntimeVersion": "0.1.0", "<attribute>": "<value>"},
 //!  "subscriptions": [{"pubsubname": "..", "topic": "..", "metadata": {..},
-//!                     "rules": [{"path": ".."}], "deadLetterTopic": "", "type": "PROGRAMMATIC"}],
+//!                     "rules": [{"match": "event.type == \"x\"", "path": ".."}, {"path": ".."}],
+//!                     "deadLetterTopic": "", "type": "DECLARATIVE|PROGRAMMATIC|STREAMING"}],
 //!  "httpEndpoints": [{"name": "payments"}],
 //!  "appConnectionProperties": {"port": 3000, "protocol": "http", "channelAddress": "127.0.0.1"},
 //!  "actorRuntime": {"runtimeStatus": "DISABLED", "hostReady": false}}
@@ -26,9 +27,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use layotto_dapr_wire::metadata::{
-    COMPONENT_VERSION, RUNTIME_VERSION_KEY, SUBSCRIPTION_PROGRAMMATIC,
-};
+use layotto_dapr_wire::metadata::{COMPONENT_VERSION, RUNTIME_VERSION_KEY};
 use serde::Serialize;
 
 use super::error::{ApiError, Op, err};
@@ -86,6 +85,9 @@ struct EndpointOut {
 
 #[derive(Serialize)]
 struct RuleOut {
+    #[serde(rename = "match", skip_serializing_if = "String::is_empty")]
+    match_: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     path: String,
 }
 
@@ -134,19 +136,22 @@ pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
             .collect(),
         extended,
         subscriptions: rt
-            .app_subscriptions()
+            .subscriptions()
             .into_iter()
             .map(|s| SubscriptionOut {
                 pubsubname: s.pubsub_name,
                 topic: s.topic,
                 metadata: s.metadata.into_iter().collect(),
-                rules: if s.route.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![RuleOut { path: s.route }]
-                },
-                dead_letter_topic: String::new(),
-                type_: SUBSCRIPTION_PROGRAMMATIC,
+                rules: s
+                    .rules
+                    .into_iter()
+                    .map(|r| RuleOut {
+                        match_: r.match_,
+                        path: r.path,
+                    })
+                    .collect(),
+                dead_letter_topic: s.dead_letter_topic,
+                type_: s.type_.as_str(),
             })
             .collect(),
         http_endpoints: rt
