@@ -38,44 +38,72 @@ pub struct RetryPolicy {
     pub grpc_status_codes: Vec<(u16, u16)>,
 }
 
-/// What a circuit breaker's `trip` compares (CEL variables of Dapr's breaker).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TripCounter {
-    /// `requests`.
-    Requests,
-    /// `totalSuccesses`.
-    TotalSuccesses,
-    /// `totalFailures`.
-    TotalFailures,
-    /// `consecutiveSuccesses`.
-    ConsecutiveSuccesses,
-    /// `consecutiveFailures`.
-    ConsecutiveFailures,
-}
-
-/// `trip: <counter> <op> <number>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A circuit breaker's `trip`: a CEL expression over the breaker's counts, as daprd evaluates
+/// it (`dapr/dapr:pkg/resiliency/breaker/circuitbreaker.go`): the integer variables
+/// `requests`, `totalSuccesses`, `totalFailures`, `consecutiveSuccesses` and
+/// `consecutiveFailures`, e.g. `consecutiveFailures > 5` (the default) or
+/// `requests > 10 && totalFailures * 2 > requests`.
+#[derive(Clone)]
 pub struct Trip {
-    /// The counter compared.
-    pub counter: TripCounter,
-    /// `>`, `>=`, `==`, `<=` or `<`.
-    pub op: &'static str,
-    /// The number it is compared with.
-    pub value: u64,
+    text: String,
+    program: std::sync::Arc<cel::Program>,
 }
 
 impl Trip {
+    /// The default trip, `consecutiveFailures > 5`.
+    pub fn default_trip() -> Self {
+        Self::parse("consecutiveFailures > 5").unwrap_or_else(|_| unreachable!("valid CEL"))
+    }
+
+    /// Compiles `text`.
+    ///
+    /// # Errors
+    /// The CEL parse error.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let program = cel::Program::compile(text.trim()).map_err(|e| e.to_string())?;
+        Ok(Self {
+            text: text.trim().to_owned(),
+            program: std::sync::Arc::new(program),
+        })
+    }
+
+    /// The expression as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// Whether counts `(requests, total successes, total failures, consecutive successes,
-    /// consecutive failures)` trip the breaker.
+    /// consecutive failures)` trip the breaker. An expression that fails or is no boolean does
+    /// not trip it (daprd: "we cannot assume it is safe to trip").
     pub fn trips(&self, counts: [u64; 5]) -> bool {
-        let v = counts[self.counter as usize];
-        match self.op {
-            ">" => v > self.value,
-            ">=" => v >= self.value,
-            "==" => v == self.value,
-            "<=" => v <= self.value,
-            _ => v < self.value,
+        let mut ctx = cel::Context::default();
+        for (name, n) in [
+            "requests",
+            "totalSuccesses",
+            "totalFailures",
+            "consecutiveSuccesses",
+            "consecutiveFailures",
+        ]
+        .into_iter()
+        .zip(counts)
+        {
+            ctx.add_variable_from_value(name, i64::try_from(n).unwrap_or(i64::MAX));
         }
+        matches!(self.program.execute(&ctx), Ok(cel::Value::Bool(true)))
+    }
+}
+
+impl PartialEq for Trip {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Trip {}
+
+impl std::fmt::Debug for Trip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Trip({:?})", self.text)
     }
 }
 
@@ -344,43 +372,25 @@ impl Reader<'_> {
 
     fn trip(&mut self, v: Option<&Value>, path: &str) -> Option<Trip> {
         let Some(v) = v else {
-            return Some(Trip {
-                counter: TripCounter::ConsecutiveFailures,
-                op: ">",
-                value: 5,
-            });
+            return Some(Trip::default_trip());
         };
-        let text = v.as_str().unwrap_or_default().trim().to_owned();
-        let parsed = (|| {
-            let op = [">=", "<=", "==", ">", "<"]
-                .into_iter()
-                .find(|op| text.contains(op))?;
-            let (left, right) = text.split_once(op)?;
-            let counter = match left.trim() {
-                "requests" => TripCounter::Requests,
-                "totalSuccesses" => TripCounter::TotalSuccesses,
-                "totalFailures" => TripCounter::TotalFailures,
-                "consecutiveSuccesses" => TripCounter::ConsecutiveSuccesses,
-                "consecutiveFailures" => TripCounter::ConsecutiveFailures,
-                _ => return None,
-            };
-            Some(Trip {
-                counter,
-                op,
-                value: right.trim().parse().ok()?,
-            })
-        })();
-        if parsed.is_none() {
-            self.problem(
-                path,
-                format!(
-                    "trip '{text}' is not supported: one comparison of requests, \
-                     totalSuccesses, totalFailures, consecutiveSuccesses or \
-                     consecutiveFailures with a number (e.g. consecutiveFailures > 5)"
-                ),
-            );
+        let Some(text) = v.as_str() else {
+            self.problem(path, format!("expected a CEL expression, got {v}"));
+            return None;
+        };
+        match Trip::parse(text) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.problem(
+                    path,
+                    format!(
+                        "trip '{text}' is no CEL expression over requests, totalSuccesses, \
+                         totalFailures, consecutiveSuccesses and consecutiveFailures: {e}"
+                    ),
+                );
+                None
+            }
         }
-        parsed
     }
 
     fn breaker(&mut self, v: &Value, path: &str) -> Option<BreakerPolicy> {
@@ -722,6 +732,16 @@ spec:
         assert_eq!(name, "cb");
         assert_eq!(b.timeout, Duration::from_secs(2));
         assert!(b.trip.trips([0, 0, 0, 0, 3]) && !b.trip.trips([0, 0, 0, 0, 2]));
+        // Any CEL over the counts, as daprd evaluates it; a failing expression never trips.
+        let ratio = Trip::parse("requests >= 4 && totalFailures * 2 > requests").expect("CEL");
+        assert!(ratio.trips([4, 1, 3, 0, 1]) && !ratio.trips([4, 2, 2, 0, 2]));
+        assert!(!ratio.trips([3, 0, 3, 0, 3]));
+        assert!(
+            !Trip::parse("unknownCounter > 1")
+                .expect("parses")
+                .trips([9; 5])
+        );
+        assert!(!Trip::parse("requests").expect("parses").trips([9; 5]));
         let o = &r.apps["other"];
         assert_eq!(o.timeout, Some(Duration::from_millis(250)));
         let f = o.retry.as_ref().unwrap();
@@ -744,7 +764,7 @@ spec:
         let bad = DOC
             .replace(
                 "consecutiveFailures >= 3",
-                "consecutiveFailures > 3 && requests > 1",
+                "consecutiveFailures > 3 &&",
             )
             .replace("retry: thrice", "retry: twice")
             .replace(
@@ -755,7 +775,7 @@ spec:
         let all: Vec<_> = p.iter().map(|p| p.message.as_str()).collect();
         assert!(
             all.iter()
-                .any(|m| m.contains("trip") && m.contains("not supported")),
+                .any(|m| m.contains("trip 'consecutiveFailures > 3 &&' is no CEL expression")),
             "{all:?}"
         );
         assert!(

@@ -358,18 +358,14 @@ impl Policies {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use layotto_config::resiliency::{Trip, TripCounter};
+    use layotto_config::resiliency::Trip;
 
     fn breaker() -> Breaker {
         Breaker::new(BreakerPolicy {
             max_requests: 1,
             interval: None,
             timeout: Duration::from_millis(30),
-            trip: Trip {
-                counter: TripCounter::ConsecutiveFailures,
-                op: ">=",
-                value: 2,
-            },
+            trip: Trip::parse("consecutiveFailures >= 2").expect("CEL"),
         })
     }
 
