@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub mod binding;
 pub mod configuration;
 pub mod file;
+pub mod input_binding;
 pub mod lock;
 pub mod pubsub;
 pub mod run;

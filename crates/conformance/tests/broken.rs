@@ -83,3 +83,52 @@ async fn etag_blind_state_fails() {
     let store: Arc<dyn StateStore> = Arc::new(EtagBlind(MemoryStateStore::new("blind")));
     layotto_conformance::state::stale_etag_on_update(&*store).await;
 }
+
+/// An input binding that ticks every 100 ms and never stops, whatever happens to its reader.
+struct RunawayTimer;
+
+impl Component for RunawayTimer {}
+
+#[async_trait]
+impl layotto_core::binding::OutputBinding for RunawayTimer {
+    fn operations(&self) -> Vec<String> {
+        Vec::new()
+    }
+    async fn invoke(
+        &self,
+        _req: layotto_core::binding::BindingRequest,
+    ) -> Result<layotto_core::binding::BindingResponse> {
+        Err(layotto_core::Error::invalid("no operations"))
+    }
+    fn input(self: Arc<Self>) -> Option<Arc<dyn layotto_core::binding::InputBinding>> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl layotto_core::binding::InputBinding for RunawayTimer {
+    async fn read(
+        &self,
+        handler: layotto_core::binding::InputHandler,
+    ) -> Result<layotto_core::pubsub::Subscription> {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = handler(layotto_core::binding::InputEvent::default()).await;
+            }
+        });
+        Ok(layotto_core::pubsub::Subscription::new(|| {}))
+    }
+}
+
+#[tokio::test]
+#[should_panic(expected = "input_binding::stops_when_dropped")]
+async fn runaway_input_binding_fails() {
+    let source = layotto_conformance::input_binding::InputSource {
+        produce: Box::new(|_| Box::pin(async {})),
+        carries_data: false,
+        redelivers: false,
+        quiet_period: Duration::from_millis(500),
+    };
+    layotto_conformance::input_binding::stops_when_dropped(Arc::new(RunawayTimer), &source).await;
+}

@@ -107,7 +107,6 @@ const PUBSUB_PEERS: &[(&str, &str)] = &[
 
 /// Dapr's bindings not implemented here (docs.dapr.io "Supported bindings").
 const BINDING_PEERS: &[(&str, &str)] = &[
-    ("cron", "Dapr"),
     ("kafka", "Dapr"),
     ("rabbitmq", "Dapr"),
     ("mqtt3", "Dapr"),
@@ -243,9 +242,10 @@ pub const BLOCKS: [BlockInfo; 9] = [
         dapr_prefix: "bindings",
         dapr_rank: Some(5),
         api: "binding",
-        implied_capabilities: &["OUTPUT_BINDING"],
+        implied_capabilities: &[],
         peer_types: BINDING_PEERS,
-        runtime_keys: &[],
+        // Dapr's input binding keys: `direction` (input, output or both) and `route`.
+        runtime_keys: &["direction", "route"],
     },
 ];
 

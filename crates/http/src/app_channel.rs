@@ -77,6 +77,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use layotto_core::binding::InputEvent;
 use layotto_core::{Error, Metadata};
 use layotto_dapr_wire::headers::forwarded;
 use layotto_runtime::cloudevent::delivered;
@@ -828,6 +829,49 @@ impl AppChannel for HttpAppChannel {
             return Ok(bulk_outcome(&body, &ev.id));
         }
         Ok(outcome(status, &body, &ev.id))
+    }
+
+    async fn binding_subscribed(&self, _name: &str, route: &str) -> Result<bool, ChannelError> {
+        let url = self.url(route, "")?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let rb = self.request(Method::OPTIONS, url, self.opts.event_timeout, headers);
+        let resp = self
+            .exchange(rb, &Method::OPTIONS, route, 0, false)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        // daprd: a 2xx, or 405 from a router that serves the path for POST only.
+        Ok(resp.status.is_success() || resp.status == StatusCode::METHOD_NOT_ALLOWED)
+    }
+
+    async fn deliver_binding(
+        &self,
+        _name: &str,
+        route: &str,
+        event: &InputEvent,
+    ) -> Result<Bytes, ChannelError> {
+        let url = self.url(route, "")?;
+        let mut headers =
+            forward_headers(event.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let sent = event.data.len();
+        let rb = self
+            .request(Method::POST, url, self.opts.event_timeout, headers)
+            .body(event.data.clone());
+        let resp = self
+            .exchange(rb, &Method::POST, route, sent, false)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let body = resp.body.map_err(ChannelError::Unavailable)?;
+        if resp.status.is_success() {
+            Ok(body)
+        } else {
+            let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+            Err(ChannelError::Failed(format!(
+                "POST {route}: app answered {}: {text}",
+                resp.status
+            )))
+        }
     }
 
     async fn health(&self, path: &str) -> Result<(), ChannelError> {

@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use layotto_core::Metadata;
+use layotto_core::binding::InputEvent;
 
 use crate::Body;
 use crate::cloudevent::TopicEvent;
@@ -165,6 +166,24 @@ pub trait AppChannel: Send + Sync {
     async fn health(&self, _path: &str) -> Result<(), ChannelError> {
         Err(ChannelError::Unimplemented)
     }
+    /// Whether the app takes the events of input binding `name` at `route` (daprd: an HTTP app
+    /// answers `OPTIONS /<route>` with a 2xx or 405; a gRPC app lists the name in
+    /// `ListInputBindings`). Channels without input bindings (Layotto's AppCallback) answer
+    /// `false`.
+    async fn binding_subscribed(&self, _name: &str, _route: &str) -> Result<bool, ChannelError> {
+        Ok(false)
+    }
+    /// Delivers one event of input binding `name` (HTTP: `POST /<route>` with the data as body
+    /// and the metadata as headers; gRPC: `OnBindingEvent`); the app's answer body on a 2xx or
+    /// an OK, [`ChannelError::Failed`] for any other answer.
+    async fn deliver_binding(
+        &self,
+        _name: &str,
+        _route: &str,
+        _event: &InputEvent,
+    ) -> Result<bytes::Bytes, ChannelError> {
+        Err(ChannelError::Unimplemented)
+    }
 }
 
 /// An app channel that lets at most `limit` calls reach the app at once (daprd's
@@ -219,5 +238,20 @@ impl AppChannel for LimitedAppChannel {
 
     async fn health(&self, path: &str) -> Result<(), ChannelError> {
         self.inner.health(path).await
+    }
+
+    async fn binding_subscribed(&self, name: &str, route: &str) -> Result<bool, ChannelError> {
+        let _slot = self.slot().await?;
+        self.inner.binding_subscribed(name, route).await
+    }
+
+    async fn deliver_binding(
+        &self,
+        name: &str,
+        route: &str,
+        event: &InputEvent,
+    ) -> Result<bytes::Bytes, ChannelError> {
+        let _slot = self.slot().await?;
+        self.inner.deliver_binding(name, route, event).await
     }
 }

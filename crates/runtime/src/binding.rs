@@ -1,4 +1,4 @@
-//! Output bindings.
+//! Output bindings (the input side is `input_bindings.rs`).
 
 use layotto_core::binding::{BindingRequest, BindingResponse, OutputBinding};
 use layotto_core::{Error, Result};
@@ -12,10 +12,21 @@ impl Runtime {
     /// Unknown binding, unsupported operation, component failure.
     pub async fn invoke_binding(&self, name: &str, req: BindingRequest) -> Result<BindingResponse> {
         let b = self.components.target::<dyn OutputBinding>(name)?;
+        if !self.binding_is_output(name) {
+            return Err(Error::invalid(format!(
+                "binding '{name}' is an input binding only (its direction metadata leaves out \
+                 output)"
+            )));
+        }
         if req.operation.is_empty() {
             return Err(Error::empty_field("operation"));
         }
         let ops = b.component.operations();
+        if ops.is_empty() {
+            return Err(Error::invalid(format!(
+                "binding '{name}' is an input binding: it has no output operations"
+            )));
+        }
         if !ops.iter().any(|o| o == &req.operation) {
             return Err(Error::invalid(format!(
                 "binding '{name}' does not support operation '{}' (supported: {})",

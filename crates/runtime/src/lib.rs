@@ -23,6 +23,7 @@ mod configuration;
 mod file;
 mod health;
 mod hello;
+mod input_bindings;
 mod invoke;
 pub mod keys;
 mod lock;
@@ -45,6 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8};
 use std::sync::{Arc, Mutex};
 
 use layotto_config::{Config, Kind, Problem, Problems};
+use layotto_core::binding::OutputBinding;
 use layotto_core::pubsub::Subscription;
 use layotto_core::sequencer::Sequencer;
 use layotto_core::{Health, HealthStatus, Registries};
@@ -101,7 +103,8 @@ pub struct RegisteredComponent {
     /// Component type within the block, e.g. `in-memory`, `local.file`.
     pub type_: String,
     /// Its capabilities in Dapr's vocabulary, sorted: the component's own
-    /// [`layotto_core::Feature`]s plus those its block implies (`OUTPUT_BINDING` for bindings).
+    /// [`layotto_core::Feature`]s plus those its block implies, and for bindings
+    /// `OUTPUT_BINDING` and `INPUT_BINDING` by what the binding has and its `direction` allows.
     pub capabilities: Vec<String>,
 }
 
@@ -127,6 +130,8 @@ pub struct Runtime {
     app_topics: Mutex<Vec<TopicSubscription>>,
     /// `Subscription` resources of this app, started with its programmatic ones.
     declared: Vec<TopicSubscription>,
+    /// Each binding's `direction` and `route`, by name.
+    binding_routes: HashMap<String, input_bindings::BindingRoute>,
     /// Open streaming subscriptions (for the metadata API), by a per-runtime id.
     streams: Arc<Mutex<Vec<(u64, TopicSubscription)>>>,
     next_stream: std::sync::atomic::AtomicU64,
@@ -179,6 +184,7 @@ impl Runtime {
         let mut components = Components::new(metrics.clone(), policies.clone());
         let mut segments = HashMap::new();
         let mut registered = Vec::new();
+        let mut binding_routes = HashMap::new();
         let mut warnings = Vec::new();
         let mut problems = Vec::new();
         for entry in &config.components {
@@ -214,6 +220,16 @@ impl Runtime {
                         .map(|c| (*c).to_owned()),
                 )
                 .collect();
+            if let Some(b) = built.built.get::<dyn OutputBinding>() {
+                let route = input_bindings::BindingRoute::of(&name, &entry.spec.metadata);
+                if route.output && !b.operations().is_empty() {
+                    capabilities.push("OUTPUT_BINDING".to_owned());
+                }
+                if route.input && b.clone().input().is_some() {
+                    capabilities.push("INPUT_BINDING".to_owned());
+                }
+                binding_routes.insert(name.clone(), route);
+            }
             capabilities.sort();
             capabilities.dedup();
             registered.push(RegisteredComponent {
@@ -245,6 +261,7 @@ impl Runtime {
             app_subscriptions: Mutex::new(Vec::new()),
             app_topics: Mutex::new(Vec::new()),
             declared,
+            binding_routes,
             streams: Arc::new(Mutex::new(Vec::new())),
             next_stream: std::sync::atomic::AtomicU64::new(0),
             app_stopped: AtomicBool::new(false),

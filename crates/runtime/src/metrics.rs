@@ -9,7 +9,9 @@
 //!   `dapr_component_pubsub_egress_{count,latencies}` (labels `app_id`, `component`,
 //!   `namespace`, `success`, `topic`); deliveries to the app are
 //!   `dapr_component_pubsub_ingress_{count,latencies}` (`process_status` and `status`: `success`,
-//!   `retry` or `drop`).
+//!   `retry` or `drop`); input binding events delivered to the app are
+//!   `dapr_component_input_binding_{count,latencies}` (labels `app_id`, `component`,
+//!   `namespace`, `success`).
 //! - The edges' servers: `dapr_http_server_{request_count,latency,request_bytes,response_bytes}`
 //!   (plus `response_count` with increased cardinality) and
 //!   `dapr_grpc_io_server_{completed_rpcs,server_latency}`.
@@ -201,6 +203,7 @@ pub struct Metrics {
     components: BTreeMap<Kind, Pair>,
     egress: Pair,
     ingress: Pair,
+    input_binding: Pair,
     http_requests: IntCounterVec,
     http_latency: HistogramVec,
     http_request_bytes: HistogramVec,
@@ -336,6 +339,10 @@ impl Metrics {
                 "topic",
             ],
         );
+        let input_binding = pair(
+            "input_binding",
+            &["app_id", "component", "namespace", "success"],
+        );
         let http_responses = settings.increased_cardinality.then(|| {
             counter(
                 "dapr_http_server_response_count",
@@ -468,6 +475,7 @@ impl Metrics {
             components,
             egress,
             ingress,
+            input_binding,
             registry,
             app_id: app_id.to_owned(),
             settings,
@@ -556,6 +564,26 @@ impl Metrics {
         ];
         self.ingress.count.with_label_values(&labels).inc();
         self.ingress
+            .latency
+            .with_label_values(&labels)
+            .observe(Self::ms(elapsed));
+    }
+
+    /// Records one event of input binding `component` delivered to the app (`success`: the
+    /// app took it).
+    pub fn input_binding(&self, component: &str, success: bool, elapsed: Duration) {
+        if !self.settings.enabled {
+            return;
+        }
+        let ok = if success { "true" } else { "false" };
+        let labels = [
+            self.app_id.as_str(),
+            component,
+            self.settings.namespace.as_str(),
+            ok,
+        ];
+        self.input_binding.count.with_label_values(&labels).inc();
+        self.input_binding
             .latency
             .with_label_values(&labels)
             .observe(Self::ms(elapsed));

@@ -42,6 +42,7 @@ impl Runtime {
             }
             let subs = merge(&self.declared, listed);
             self.subscribe_app(&channel, subs, &app_down).await;
+            self.start_input_bindings(&channel).await;
             loop {
                 tokio::select! {
                     () = app_down.notified() => {}

@@ -29,12 +29,15 @@ SECRETS_FILE = FIXTURES / "secrets.json"
 class DaprSidecar:
     """`layotto start` in Dapr mode on free ports; `env` gives the SDK its ports."""
 
-    def __init__(self, app_port: int, app_protocol: str, token: str | None = None):
+    def __init__(self, app_port: int, app_protocol: str, token: str | None = None,
+                 extra_resources: str = ""):
         self.dir = tempfile.TemporaryDirectory()
         d = Path(self.dir.name)
         res = d / "resources"
         res.mkdir()
         (res / "components.yaml").write_text(COMPONENTS.replace("{secrets}", str(SECRETS_FILE)))
+        if extra_resources:
+            (res / "extra.yaml").write_text(extra_resources)
         self.grpc_port, self.http_port = free_port(), free_port()
         self.app_id = "pyapp"
         env = dict(__import__("os").environ)

@@ -1,6 +1,6 @@
 """The official Dapr Python SDK (`dapr` from PyPI, unmodified) against layotto started like
 `daprd`: state with ETags and transactions, publish to an HTTP app and to a gRPC app built with
-`dapr.ext.grpc`, the streaming subscribe API, service invocation, secrets, configuration,
+`dapr.ext.grpc` (and its input binding), the streaming subscribe API, service invocation, secrets, configuration,
 locks, metadata, the API token and Dapr's HTTP error shape."""
 import json
 import threading
@@ -191,6 +191,43 @@ def test_grpc_app_subscription_and_invocation(monkeypatch):
             resp = d.invoke_method("pyapp", "hello", data=b"ping", content_type="text/plain",
                                    http_verb="POST")
             assert json.loads(resp.data) == {"got": "ping", "type": "text/plain"}
+    finally:
+        sidecar.stop()
+        app.stop()
+
+
+CRON = """apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: tick
+spec:
+  type: bindings.cron
+  version: v1
+  metadata:
+  - name: schedule
+    value: "@every 1s"
+"""
+
+
+def test_grpc_app_input_binding(monkeypatch):
+    """A gRPC app built with dapr.ext.grpc gets `bindings.cron` ticks through OnBindingEvent
+    once it lists the binding in ListInputBindings."""
+    from dapr.ext.grpc import App  # noqa: PLC0415
+
+    ticks = []
+    app = App()
+
+    @app.binding("tick")
+    def on_tick(request):
+        ticks.append(dict(request.binding_metadata))
+
+    port = free_port()
+    threading.Thread(target=app.run, args=(port, "127.0.0.1"), daemon=True).start()
+    sidecar = DaprSidecar(port, "grpc", extra_resources=CRON)
+    try:
+        wait_for(lambda: len(ticks) >= 2, "two cron ticks at the gRPC app", timeout=15)
+        assert ticks[0]["timeZone"] == "Local"
+        assert ticks[0]["readTimeUTC"].endswith(" +0000 UTC")
     finally:
         sidecar.stop()
         app.stop()

@@ -1,26 +1,31 @@
 //! Local components of layotto-rs: [`file_local`] (the `local` file store, files under one
-//! root directory) and [`secret_local`] (the `local.file` JSON file and `local.env`
-//! environment secret stores, after Dapr's).
+//! root directory), [`secret_local`] (the `local.file` JSON file and `local.env`
+//! environment secret stores, after Dapr's) and [`binding_cron`] (Dapr's `bindings.cron`
+//! input binding).
 //!
 //! Factories only decode and validate metadata (typed, with
 //! [`layotto_core::metadata::decode`]); files are read in each component's `init`.
 //! [`register`] adds every type to a [`layotto_core::Registries`].
 
+pub mod binding_cron;
 pub mod file_local;
 pub mod secret_local;
 
 use std::sync::Arc;
 
+use layotto_core::binding::OutputBinding;
 use layotto_core::file::FileStore;
 use layotto_core::secret::SecretStore;
 use layotto_core::{MetadataKeys, Registries, Result};
 
+pub use binding_cron::{CronBinding, CronMetadata};
 pub use file_local::{LocalFileMetadata, LocalFileStore};
 pub use secret_local::{
     LocalEnvSecretMetadata, LocalEnvSecretStore, LocalFileSecretMetadata, LocalFileSecretStore,
 };
 
-/// Registers the file store `local` and the secret stores `local.file` and `local.env`.
+/// Registers the file store `local`, the secret stores `local.file` and `local.env` and the
+/// binding `cron`.
 ///
 /// # Errors
 /// Invalid argument when one of these types is already registered.
@@ -39,6 +44,11 @@ pub fn register(r: &mut Registries) -> Result<()> {
         &[secret_local::ENV_TYPE],
         MetadataKeys::of::<LocalEnvSecretMetadata>(),
         |s| Ok(Arc::new(LocalEnvSecretStore::from_spec(s)?) as Arc<dyn SecretStore>),
+    )?;
+    r.register::<dyn OutputBinding>(
+        &[binding_cron::TYPE],
+        MetadataKeys::of::<CronMetadata>(),
+        |s| Ok(Arc::new(CronBinding::from_spec(s)?) as Arc<dyn OutputBinding>),
     )?;
     Ok(())
 }

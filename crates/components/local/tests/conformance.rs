@@ -1,5 +1,5 @@
-//! The local components against their suites: the `local` file store and the `local.file` and
-//! `local.env` secret stores.
+//! The local components against their suites: the `local` file store, the `local.file` and
+//! `local.env` secret stores, and the input side of the `cron` binding.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -192,4 +192,29 @@ async fn env_secrets() {
     }
     fixture.bulk_is_exact = false;
     layotto_conformance::secret::run_all(|| async { env_store(&plain) }, &fixture).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_binding_input() {
+    use layotto_components_local::CronBinding;
+    use layotto_components_local::binding_cron::{SCHEDULE_KEY, TYPE};
+    use layotto_conformance::input_binding::InputSource;
+    use layotto_core::binding::OutputBinding;
+    let source = InputSource {
+        // The timer ticks by itself, every second.
+        produce: Box::new(|_| Box::pin(async {})),
+        carries_data: false,
+        redelivers: false,
+        quiet_period: std::time::Duration::from_millis(2500),
+    };
+    layotto_conformance::input_binding::run_all(
+        || async {
+            let spec = ComponentSpec::new("tick", TYPE).with(SCHEDULE_KEY, "@every 1s");
+            let b = CronBinding::from_spec(&spec).expect("valid schedule");
+            b.init().await.expect("init cron binding");
+            Arc::new(b) as Arc<dyn OutputBinding>
+        },
+        &source,
+    )
+    .await;
 }

@@ -3,7 +3,9 @@
 //! `OnInvoke`).
 
 use async_trait::async_trait;
+use layotto_core::binding::InputEvent;
 use layotto_proto::dapr::proto::common::v1 as common;
+use layotto_proto::dapr::proto::runtime::v1 as pb;
 use layotto_proto::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
 use layotto_proto::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
 use layotto_runtime::{
@@ -190,6 +192,47 @@ impl AppChannel for DaprGrpcAppChannel {
         .await
         .map_err(|s| channel_error(&s))?;
         Ok(super::api::outcome(resp.into_inner().status))
+    }
+
+    async fn binding_subscribed(&self, name: &str, _route: &str) -> Result<bool, ChannelError> {
+        let mut client = self.client.clone();
+        let answer = metered(
+            self.metrics.as_deref(),
+            &format!("{APP_CALLBACK}ListInputBindings"),
+            self.request(()),
+            |r| client.list_input_bindings(r),
+        )
+        .await;
+        match answer {
+            Ok(r) => Ok(r.into_inner().bindings.iter().any(|b| b == name)),
+            // daprd: an app without the rpc takes no binding events.
+            Err(s) if s.code() == Code::Unimplemented => Ok(false),
+            Err(s) => Err(channel_error(&s)),
+        }
+    }
+
+    async fn deliver_binding(
+        &self,
+        name: &str,
+        _route: &str,
+        event: &InputEvent,
+    ) -> Result<bytes::Bytes, ChannelError> {
+        let mut req = self.request(pb::BindingEventRequest {
+            name: name.to_owned(),
+            data: event.data.to_vec(),
+            metadata: event.metadata.clone().into_iter().collect(),
+        });
+        crate::metrics::inject_trace(&mut req);
+        let mut client = self.client.clone();
+        let resp = metered(
+            self.metrics.as_deref(),
+            &format!("{APP_CALLBACK}OnBindingEvent"),
+            req,
+            |r| client.on_binding_event(r),
+        )
+        .await
+        .map_err(|s| channel_error(&s))?;
+        Ok(bytes::Bytes::from(resp.into_inner().data))
     }
 
     async fn health(&self, _path: &str) -> Result<(), ChannelError> {
