@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 echo "==> installing test dependencies"
 # Real backend servers the tests start on free ports (see crates/test-support: Redis, etcd,
-# MariaDB, ZooKeeper; FerretDB is built from Go modules below), and protoc,
+# MariaDB, PostgreSQL, ZooKeeper; FerretDB is built from Go modules below), and protoc,
 # which the build script of etcd-client (crates/components/etcd) runs.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -17,6 +17,9 @@ command -v etcd >/dev/null || missing+=(etcd-server)
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 { command -v java >/dev/null && [ -f /usr/share/java/zookeeper.jar ]; } || missing+=(zookeeperd)
+# PostgreSQL's server binaries live in /usr/lib/postgresql/<version>/bin (crates/test-support
+# runs initdb and postgres as the `postgres` user the package creates when run as root).
+command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 # `ip` brings up the loopback of the private network namespace in which Layotto's own config
 # files start on the ports they name (crates/layotto/tests/peer_configs_start.rs).
 command -v ip >/dev/null || missing+=(iproute2)

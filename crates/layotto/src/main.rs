@@ -94,6 +94,8 @@ fn registries() -> layotto_core::Result<Registries> {
     layotto_components_etcd::register(&mut r)?;
     #[cfg(feature = "mysql")]
     layotto_components_mysql::register(&mut r)?;
+    #[cfg(feature = "postgres")]
+    layotto_components_postgres::register(&mut r)?;
     #[cfg(feature = "zookeeper")]
     layotto_components_zookeeper::register(&mut r)?;
     #[cfg(feature = "mongo")]

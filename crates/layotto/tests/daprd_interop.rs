@@ -1,7 +1,7 @@
 //! Interop with Dapr's own sidecar: `daprd` v1.14.0 (built from the Go module proxy by the
 //! test harness, `layotto_test_support::peers::DAPRD`) and layotto-rs, both with app id
-//! `orders` and the same Component YAML, share state on MariaDB (`state.mysql`) and Redis
-//! (`state.redis`): what one saves through Dapr's HTTP API the other reads, with the ETag the
+//! `orders` and the same Component YAML, share state on MariaDB (`state.mysql`), Redis
+//! (`state.redis`) and PostgreSQL (`state.postgresql` v1 and v2): what one saves through Dapr's HTTP API the other reads, with the ETag the
 //! other's next write must carry.
 //!
 //! daprd is kept on loopback: `DAPR_HOST_IP=127.0.0.1` (else it probes an outside address) and
@@ -13,7 +13,7 @@ mod support;
 
 use std::process::Command;
 
-use layotto_test_support::{MySqlServer, RedisServer};
+use layotto_test_support::{MySqlServer, PostgresServer, RedisServer};
 use serde_json::{Value, json};
 use support::daprd::{Daprd, RealDaprd, Reply, request, start_real_daprd};
 
@@ -80,6 +80,7 @@ fn get(port: u16, store: &str, key: &str) -> (Value, String) {
 fn daprd_and_layotto_share_state() {
     let db = MySqlServer::start();
     let redis = RedisServer::start();
+    let pg = PostgresServer::start();
     let components = format!(
         "apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -104,7 +105,32 @@ spec:
   metadata:
   - name: redisHost
     value: {redis}
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: pgv1
+spec:
+  type: state.postgresql
+  version: v1
+  metadata:
+  - name: connectionString
+    value: \"{pg}\"
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: pgv2
+spec:
+  type: state.postgresql
+  version: v2
+  metadata:
+  - name: connectionString
+    value: \"{pg}\"
+  - name: tablePrefix
+    value: v2_
 ",
+        pg = pg.connection_string(),
         user = db.user(),
         pw = db.password(),
         addr = db.addr(),
@@ -129,7 +155,7 @@ spec:
     );
     let dapr = start_daprd(ours.dir.path());
 
-    for store in ["mysqlstore", "redisstore"] {
+    for store in ["mysqlstore", "redisstore", "pgv1", "pgv2"] {
         // daprd writes, layotto-rs reads and updates with daprd's ETag, daprd reads that.
         let v = json!({"from": "daprd", "n": 1});
         assert_eq!(save(dapr.http, store, "a", &v, None).status, 204, "{store}");
@@ -167,7 +193,7 @@ spec:
         let r = request(dapr.http, "GET", &format!("/v1.0/state/{store}/t"), &[], "")
             .expect("daprd get");
         assert_eq!(r.status, 200, "{store}: {r:?}");
-        if store == "mysqlstore" {
+        if store != "redisstore" {
             assert!(
                 r.header("metadata.ttlExpireTime").is_some(),
                 "{store}: daprd sees the TTL: {r:?}"

@@ -17,6 +17,7 @@ mod ferretdb;
 mod jaeger;
 mod mysql;
 pub mod peers;
+mod postgres;
 mod process;
 mod prometheus;
 mod zookeeper;
@@ -25,6 +26,7 @@ pub use etcd::EtcdServer;
 pub use ferretdb::FerretDbServer;
 pub use jaeger::JaegerServer;
 pub use mysql::MySqlServer;
+pub use postgres::PostgresServer;
 pub use prometheus::PrometheusServer;
 pub use zookeeper::ZooKeeperServer;
 
