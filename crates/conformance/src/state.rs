@@ -13,10 +13,11 @@
 //!   when the provided ETag matches", docs.dapr.io "State management overview");
 //! - `TRANSACTIONAL`: [`transaction_in_order`], [`transaction_last_write_without_etag`]; with
 //!   `ETAG` as well, [`transaction_atomic`] and [`transaction_last_write_wrong_etag`];
-//! - `TTL`: [`ttl_invalid`], [`ttl_never`], [`ttl_expiry`].
+//! - `TTL`: [`ttl_invalid`], [`ttl_never`], [`ttl_expiry`];
+//! - `QUERY_API`: [`query`].
 //!
-//! The other state features (`QUERY_API`, `DELETE_WITH_PREFIX`, `PARTITION_KEY`) have no cases
-//! (the contract has no operations for them yet): a store claiming one fails the suite.
+//! The other state features (`DELETE_WITH_PREFIX`, `PARTITION_KEY`) have no cases (the
+//! contract has no operations for them yet): a store claiming one fails the suite.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use crate::run::SuiteRun;
 use crate::unique;
 
 mod etag;
+mod query;
 mod transaction;
 mod ttl;
 
@@ -38,6 +40,7 @@ pub use etag::{
     etag_first_write, etag_last_write, etag_on_missing_key, stale_etag_on_delete,
     stale_etag_on_update,
 };
+pub use query::query;
 pub use transaction::{
     transaction_atomic, transaction_in_order, transaction_last_write_without_etag,
     transaction_last_write_wrong_etag, transaction_unsupported,
@@ -45,7 +48,12 @@ pub use transaction::{
 pub use ttl::{ttl_expiry, ttl_invalid, ttl_never};
 
 /// The features this suite has cases for (the module docs list the cases of each).
-pub const FEATURES: &[Feature] = &[Feature::Etag, Feature::Transactional, Feature::Ttl];
+pub const FEATURES: &[Feature] = &[
+    Feature::Etag,
+    Feature::Transactional,
+    Feature::Ttl,
+    Feature::QueryApi,
+];
 
 /// Runs the base cases and the cases of every feature the store claims, each against a fresh
 /// component from `factory`; prints each skipped case.
@@ -146,6 +154,10 @@ where
     .await;
     run.feature_case(&[Ttl], "state::ttl_expiry", async {
         ttl_expiry(&*f().await).await;
+    })
+    .await;
+    run.feature_case(&[Feature::QueryApi], "state::query", async {
+        query(&*f().await).await;
     })
     .await;
     run.finish();

@@ -20,6 +20,7 @@ pub mod lock;
 pub mod metadata;
 pub mod nameresolution;
 pub mod pubsub;
+pub mod query;
 pub mod secret;
 pub mod sequencer;
 pub mod state;

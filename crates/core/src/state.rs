@@ -248,6 +248,14 @@ pub trait StateStore: Component {
     /// Applies `ops` in order, all or nothing. Stores without transactions return
     /// [`crate::ErrorKind::Unsupported`].
     async fn transact(&self, ops: Vec<TransactionOp>, metadata: &Metadata) -> Result<()>;
+    /// Runs a query over the JSON values stored under `query.key_prefix` (Dapr's
+    /// `QUERY_API`): the matching items in sort order, then by key, one page. Stores without
+    /// it (the default) return [`crate::ErrorKind::Unsupported`].
+    async fn query(&self, _query: &crate::query::Query) -> Result<crate::query::QueryResponse> {
+        Err(crate::Error::unsupported(
+            "state store does not support querying",
+        ))
+    }
 }
 
 impl Contract for dyn StateStore {

@@ -16,7 +16,7 @@
 //! | state save | same | same | ETag mismatch 409, invalid ETag / argument 400, else 500: `ERR_STATE_SAVE` |
 //! | state delete | same | same | ETag mismatch 409, invalid 400, else 500: `ERR_STATE_DELETE` |
 //! | state transaction | same | same | bad key 400 `ERR_MALFORMED_REQUEST`; unsupported 500 `ERR_STATE_STORE_NOT_SUPPORTED`; else (ETag mismatch too) 500 `ERR_STATE_TRANSACTION` |
-//! | state query | same | same | 500 `ERR_STATE_STORE_NOT_SUPPORTED` |
+//! | state query | same | same | unsupported 500 `ERR_STATE_STORE_NOT_SUPPORTED`; else (a malformed query too) 500 `ERR_STATE_QUERY` |
 //! | publish | 400 `ERR_PUBSUB_NOT_CONFIGURED` | 404 `ERR_PUBSUB_NOT_FOUND` | forbidden 403 `ERR_PUBSUB_FORBIDDEN`; bad CloudEvent 500 `ERR_PUBSUB_CLOUD_EVENTS_SER`; else 500 `ERR_PUBSUB_PUBLISH_MESSAGE` |
 //! | output binding | 500 `ERR_INVOKE_OUTPUT_BINDING` for every failure | | |
 //! | secrets | 500 `ERR_SECRET_STORES_NOT_CONFIGURED` | 401 `ERR_SECRET_STORE_NOT_FOUND` | denied 403 `ERR_PERMISSION_DENIED`; else 500 `ERR_SECRET_GET` |
@@ -280,11 +280,18 @@ pub fn http_error(e: &Error, op: Op<'_>) -> HttpError {
                 format!("error while executing state transaction: {msg}"),
             ),
         },
-        Op::StateQuery { .. } => new(
-            S::INTERNAL_SERVER_ERROR,
-            "ERR_STATE_STORE_NOT_SUPPORTED",
-            "state store does not support querying",
-        ),
+        Op::StateQuery { store } => match kind {
+            K::Unsupported => new(
+                S::INTERNAL_SERVER_ERROR,
+                "ERR_STATE_STORE_NOT_SUPPORTED",
+                "state store does not support querying",
+            ),
+            _ => new(
+                S::INTERNAL_SERVER_ERROR,
+                "ERR_STATE_QUERY",
+                format!("state store {store} query failed: {msg}"),
+            ),
+        },
         Op::Publish { pubsub, topic } => match kind {
             K::NotConfigured => new(
                 S::BAD_REQUEST,

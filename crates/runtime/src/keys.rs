@@ -102,6 +102,15 @@ impl KeyPrefix {
         })
     }
 
+    /// What every stored key of this layout starts with (`<appid>||` for a Dapr state
+    /// store; empty for an unprefixed layout).
+    pub fn stored_prefix(&self) -> String {
+        match &self.prefix {
+            Some(p) => format!("{}{p}{SEPARATOR}", self.namespace),
+            None => self.namespace.to_owned(),
+        }
+    }
+
     /// The client's form of a stored key (inverse of [`Self::apply`]).
     pub fn strip<'a>(&self, stored: &'a str) -> &'a str {
         let rest = stored.strip_prefix(self.namespace).unwrap_or(stored);

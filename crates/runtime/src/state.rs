@@ -91,6 +91,28 @@ impl Runtime {
         }
     }
 
+    /// Runs a query (Dapr's `QueryStateAlpha1`; the body as [`layotto_core::query::Query`]
+    /// parses it) over the JSON values of `store` under this app's key layout: other apps'
+    /// keys are never searched, and result keys are the client's.
+    ///
+    /// # Errors
+    /// Unknown store, a malformed query (invalid argument), a store without the query API
+    /// (unsupported), component failure.
+    pub async fn query_state(
+        &self,
+        store: &str,
+        body: &[u8],
+    ) -> Result<layotto_core::query::QueryResponse> {
+        let s = self.components.target::<dyn StateStore>(store)?;
+        let mut q = layotto_core::query::Query::parse(body)?;
+        q.key_prefix = s.keys.stored_prefix();
+        let mut r = s.run("query", || s.component.query(&q)).await?;
+        for item in &mut r.results {
+            item.key = s.keys.strip(&item.key).to_owned();
+        }
+        Ok(r)
+    }
+
     /// Applies `ops` to `store` atomically, in order.
     ///
     /// # Errors

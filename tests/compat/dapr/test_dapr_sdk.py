@@ -66,6 +66,30 @@ def test_state_with_etags_bulk_and_transactions(http_sidecar, monkeypatch):
         assert e.value.error_code() == "DAPR_STATE_NOT_FOUND"
 
 
+def test_query_state(http_sidecar, monkeypatch):
+    """The SDK's query_state (QueryStateAlpha1) on the in-memory store, an extension Dapr's
+    in-memory store lacks: typed filters, sort and paging."""
+    with client(http_sidecar, monkeypatch) as d:
+        for key, doc in [("p1", {"city": "Oslo", "n": 3}), ("p2", {"city": "Rome", "n": 12}),
+                         ("p3", {"city": "Oslo", "n": 40})]:
+            d.save_state("statestore", key, json.dumps(doc),
+                         state_metadata={"contentType": "application/json"})
+        q = {"filter": {"EQ": {"city": "Oslo"}}, "sort": [{"key": "n", "order": "DESC"}],
+             "page": {"limit": 1}}
+        resp = d.query_state("statestore", json.dumps(q))
+        assert [r.key for r in resp.results] == ["p3"]
+        assert json.loads(resp.results[0].value) == {"city": "Oslo", "n": 40}
+        assert resp.results[0].etag
+        assert resp.token == "1"
+        q["page"]["token"] = resp.token
+        resp = d.query_state("statestore", json.dumps(q))
+        assert [r.key for r in resp.results] == ["p1"]
+        with pytest.raises(DaprGrpcError) as e:
+            d.query_state("statestore", json.dumps({"filter": {"GT": {"n": "x"}}}))
+        assert e.value.code() == grpc.StatusCode.INTERNAL
+        assert e.value.error_code() == "DAPR_STATE_QUERY_FAILED"
+
+
 def test_publish_reaches_http_app_subscription(http_sidecar, http_app, monkeypatch):
     wait_for(lambda: _metadata_subscriptions(http_sidecar), "the app's subscription")
     with client(http_sidecar, monkeypatch) as d:

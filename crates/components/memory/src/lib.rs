@@ -128,7 +128,8 @@ mod tests {
             [
                 layotto_core::Feature::Etag,
                 layotto_core::Feature::Transactional,
-                layotto_core::Feature::Ttl
+                layotto_core::Feature::Ttl,
+                layotto_core::Feature::QueryApi
             ]
         );
     }

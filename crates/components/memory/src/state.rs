@@ -172,12 +172,37 @@ impl MemoryStateStore {
 impl Component for MemoryStateStore {
     /// ETags, transactions and `ttlInSeconds`.
     fn features(&self) -> &'static [Feature] {
-        &[Feature::Etag, Feature::Transactional, Feature::Ttl]
+        &[
+            Feature::Etag,
+            Feature::Transactional,
+            Feature::Ttl,
+            Feature::QueryApi,
+        ]
     }
 }
 
 #[async_trait]
 impl StateStore for MemoryStateStore {
+    /// The query API, which Dapr's in-memory store lacks: the live JSON values, filtered,
+    /// sorted and paged in memory ([`layotto_core::query::Query::apply`]).
+    async fn query(
+        &self,
+        query: &layotto_core::query::Query,
+    ) -> Result<layotto_core::query::QueryResponse> {
+        let now = Instant::now();
+        let items: Vec<layotto_core::query::QueryItem> = lock(&self.inner)
+            .map
+            .iter()
+            .filter(|(k, e)| e.live(now) && k.starts_with(&query.key_prefix))
+            .map(|(k, e)| layotto_core::query::QueryItem {
+                key: k.clone(),
+                data: e.data.clone(),
+                etag: Some(e.version.to_string()),
+            })
+            .collect();
+        Ok(query.apply(items))
+    }
+
     /// Reads `key`; `Ok(None)` when absent or expired. Never fails.
     async fn get(&self, key: &str, _metadata: &Metadata) -> Result<Option<StateItem>> {
         let now = Instant::now();

@@ -1,9 +1,10 @@
 //! PostgreSQL components of layotto-rs: Dapr's `state.postgresql` state store in daprd's v1
-//! and v2 table layouts ([`state`]), over an `sqlx` pool ([`client`]) opened in `init`.
+//! and v2 table layouts ([`state`]; the query API on v1), over an `sqlx` pool ([`client`]) opened in `init`.
 //! [`register`] adds the types `postgresql` and `postgres` (Dapr's `state.postgresql` and
 //! `state.postgres`) to a [`layotto_core::Registries`].
 
 pub mod client;
+mod query;
 pub mod state;
 
 use std::sync::Arc;

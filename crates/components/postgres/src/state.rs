@@ -691,12 +691,67 @@ impl Component for PgStateStore {
     }
 
     fn features(&self) -> &'static [Feature] {
-        &[Feature::Etag, Feature::Transactional, Feature::Ttl]
+        match self.sql.layout {
+            Layout::V1 => &[
+                Feature::Etag,
+                Feature::Transactional,
+                Feature::Ttl,
+                Feature::QueryApi,
+            ],
+            // daprd's v2 has no query API either.
+            Layout::V2 => &[Feature::Etag, Feature::Transactional, Feature::Ttl],
+        }
     }
 }
 
 #[async_trait]
 impl StateStore for PgStateStore {
+    async fn query(
+        &self,
+        query: &layotto_core::query::Query,
+    ) -> Result<layotto_core::query::QueryResponse> {
+        use crate::query::Param;
+        if self.sql.layout == Layout::V2 {
+            return Err(self.client.err(Error::unsupported(
+                "the v2 layout has no query API (as in daprd); use version v1",
+            )));
+        }
+        let built = crate::query::build(&self.sql.table, query);
+        let rows = self
+            .client
+            .call("query", |p| async move {
+                let mut q = sqlx::query(AssertSqlSafe(built.sql));
+                for param in built.params {
+                    q = match param {
+                        Param::Text(t) => q.bind(t),
+                        Param::Path(parts) => q.bind(parts),
+                        Param::Number(n) => q.bind(n),
+                    };
+                }
+                q.fetch_all(&p).await
+            })
+            .await?;
+        let mut results = Vec::with_capacity(rows.len());
+        for row in rows {
+            let bad = |e: sqlx::Error| {
+                self.client
+                    .err(Error::internal(format!("query: unreadable row: {e}")))
+            };
+            let key: String = row.try_get(0).map_err(bad)?;
+            let data: String = row.try_get(1).map_err(bad)?;
+            let etag: String = row.try_get(2).map_err(bad)?;
+            results.push(layotto_core::query::QueryItem {
+                key,
+                data: Bytes::from(data),
+                etag: Some(etag),
+            });
+        }
+        Ok(layotto_core::query::QueryResponse {
+            token: query.next_token(results.len()),
+            results,
+        })
+    }
+
     async fn get(&self, key: &str, _metadata: &Metadata) -> Result<Option<StateItem>> {
         self.check_key(key)?;
         let (sql, k) = (self.sql.get.clone(), key.to_owned());

@@ -293,26 +293,47 @@ impl Dapr for DaprService {
         req: Request<pb::QueryStateRequest>,
     ) -> Result<Response<pb::QueryStateResponse>, Status> {
         let r = req.into_inner();
-        // Resolve the store first so an unknown store gets its own error.
-        self.rt
-            .get_state(&r.store_name, "", &HashMap::new())
-            .await
-            .map(drop)
-            .or_else(|e| match e.kind {
+        match self.rt.query_state(&r.store_name, r.query.as_bytes()).await {
+            Ok(resp) => Ok(Response::new(pb::QueryStateResponse {
+                token: if resp.results.is_empty() {
+                    String::new()
+                } else {
+                    resp.token
+                },
+                results: resp
+                    .results
+                    .into_iter()
+                    .map(|i| pb::QueryStateItem {
+                        key: i.key,
+                        data: i.data.to_vec(),
+                        etag: i.etag.unwrap_or_default(),
+                        error: String::new(),
+                    })
+                    .collect(),
+                metadata: HashMap::new(),
+            })),
+            Err(e) => Err(match e.kind {
                 layotto_core::ErrorKind::StoreNotFound | layotto_core::ErrorKind::NotConfigured => {
-                    Err(e)
+                    err(Block::State, "ERR_STATE_QUERY")(e)
                 }
-                _ => Ok(()),
-            })
-            .map_err(err(Block::State, "ERR_STATE_QUERY"))?;
-        Err(super::errors::status(
-            Block::State,
-            "DAPR_STATE_QUERYING_NOT_SUPPORTED",
-            Error::new(
-                layotto_core::ErrorKind::Internal,
-                format!("state store {} doesn't support query", r.store_name),
-            ),
-        ))
+                layotto_core::ErrorKind::Unsupported => super::errors::status(
+                    Block::State,
+                    "DAPR_STATE_QUERYING_NOT_SUPPORTED",
+                    Error::new(
+                        layotto_core::ErrorKind::Internal,
+                        "state store does not support querying",
+                    ),
+                ),
+                _ => super::errors::status(
+                    Block::State,
+                    "DAPR_STATE_QUERY_FAILED",
+                    Error::new(
+                        layotto_core::ErrorKind::Internal,
+                        format!("state store {} query failed: {}", r.store_name, e.message),
+                    ),
+                ),
+            }),
+        }
     }
 
     async fn delete_state(

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{ApiError, ERR_MALFORMED_REQUEST, Op, err, map_error};
-use super::extract::{JsonBody, Named, Params, StateStore};
+use super::extract::{JsonBody, Named, Params, RawBody, StateStore};
 use super::{Ctx, add_metadata_headers, json_response, no_content};
 
 /// Concurrency and consistency as JSON strings (`first-write`/`last-write`,
@@ -398,11 +398,50 @@ pub(crate) async fn transaction(
     Ok(no_content())
 }
 
-/// `POST|PUT /v1.0-alpha1/state/{store}/query`: no store here can query, so after the store
-/// checks the answer is Dapr's `QueryUnsupported` (500 `ERR_STATE_STORE_NOT_SUPPORTED`).
-pub(crate) async fn query(Named(store, _): StateStore) -> ApiError {
-    let e = Error::unsupported("state store does not support querying");
-    map_error(&e, Op::StateQuery { store: &store })
+/// `POST|PUT /v1.0-alpha1/state/{store}/query`: the body is Dapr's query
+/// (`layotto_core::query`); 200 with `{"results": [{"key", "data", "etag"}], "token"}`, `data`
+/// the stored JSON value as it is, `token` left out when empty (and with no results, as
+/// daprd). A store without the query API answers 500 `ERR_STATE_STORE_NOT_SUPPORTED`; a
+/// malformed query or a failure 500 `ERR_STATE_QUERY`.
+pub(crate) async fn query(
+    State(ctx): State<Ctx>,
+    Named(store, _): StateStore,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let r = ctx
+        .rt
+        .query_state(&store, &body)
+        .await
+        .map_err(err(Op::StateQuery { store: &store }))?;
+    // The stored JSON goes out as it is (not re-encoded).
+    let mut out = String::from("{\"results\":[");
+    for (i, item) in r.results.iter().enumerate() {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&item.data).is_err() {
+            return Err(map_error(
+                &Error::internal(format!("value of key '{}' is not JSON", item.key)),
+                Op::StateQuery { store: &store },
+            ));
+        }
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"key\":");
+        out.push_str(&Value::String(item.key.clone()).to_string());
+        out.push_str(",\"data\":");
+        out.push_str(&String::from_utf8_lossy(&item.data));
+        if let Some(etag) = &item.etag {
+            out.push_str(",\"etag\":");
+            out.push_str(&Value::String(etag.clone()).to_string());
+        }
+        out.push('}');
+    }
+    out.push(']');
+    if !r.token.is_empty() && !r.results.is_empty() {
+        out.push_str(",\"token\":");
+        out.push_str(&Value::String(r.token).to_string());
+    }
+    out.push('}');
+    Ok(json_response(StatusCode::OK, out.into_bytes()))
 }
 
 #[cfg(test)]

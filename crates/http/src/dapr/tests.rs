@@ -479,10 +479,41 @@ async fn state_errors() {
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    // Query is not supported by any store here.
-    let r = post(&s.router, "/v1.0-alpha1/state/state_demo/query", json!({})).await;
+    // The in-memory store answers queries (an extension: Dapr's has no query API).
+    let r = post(
+        &s.router,
+        "/v1.0/state/state_demo",
+        json!([{"key": "q1", "value": {"city": "Oslo", "n": 3}},
+               {"key": "q2", "value": {"city": "Rome", "n": 12}}]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = post(
+        &s.router,
+        "/v1.0-alpha1/state/state_demo/query",
+        json!({"filter": {"GT": {"n": 5}}, "page": {"limit": 10}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["results"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["results"][0]["key"], "q2");
+    assert_eq!(v["results"][0]["data"], json!({"city": "Rome", "n": 12}));
+    assert!(v["results"][0]["etag"].is_string());
+    assert_eq!(v["token"], "1");
+    let r = post(
+        &s.router,
+        "/v1.0-alpha1/state/state_demo/query",
+        json!({"filter": {"LIKE": {"city": "O%"}}}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(r.code(), "ERR_STATE_STORE_NOT_SUPPORTED");
+    assert_eq!(r.code(), "ERR_STATE_QUERY");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unsupported filter \"LIKE\""))
+    );
     let r = post(&s.router, "/v1.0-alpha1/state/nope/query", json!({})).await;
     assert_eq!(r.code(), "ERR_STATE_STORE_NOT_FOUND");
 }
@@ -1103,7 +1134,7 @@ async fn metadata_get_and_put() {
     let components = m["components"].as_array().expect("components");
     assert!(components.contains(&json!({
         "name": STATE, "type": "state.in-memory", "version": "v1",
-        "capabilities": ["ETAG", "TRANSACTIONAL", "TTL"]
+        "capabilities": ["ETAG", "QUERY_API", "TRANSACTIONAL", "TTL"]
     })));
     assert!(components.contains(&json!({
         "name": BINDING, "type": "bindings.http", "version": "v1",
