@@ -178,3 +178,126 @@ async fn rows_match_daprd() {
         e.message
     );
 }
+
+/// `configuration.postgresql` on the table and trigger of Dapr's documentation: a get picks the
+/// highest numeric version of each key with the row's metadata; a subscription with
+/// `pgNotifyChannel` gets inserts, updates and deletes of its keys only; writes through the
+/// store are refused (read-only, as Dapr's); a missing table fails `init`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn configuration_store_reads_and_listens() {
+    use layotto_components_postgres::PgConfigStore;
+    use layotto_core::configuration::{ConfigQuery, ConfigStore};
+    let server = PostgresServer::start();
+    let pool = PgPool::connect(&server.url()).await.expect("raw pool");
+    sqlx::raw_sql(
+        "CREATE TABLE configtable (KEY VARCHAR NOT NULL, VALUE VARCHAR NOT NULL, VERSION VARCHAR \
+         NOT NULL, METADATA JSON);
+         CREATE OR REPLACE FUNCTION notify_event() RETURNS TRIGGER AS $$
+           DECLARE data json; notification json;
+           BEGIN
+             IF (TG_OP = 'DELETE') THEN data = row_to_json(OLD); ELSE data = row_to_json(NEW); END IF;
+             notification = json_build_object('table', TG_TABLE_NAME, 'action', TG_OP, 'data', data);
+             PERFORM pg_notify('config', notification::text);
+             RETURN NULL;
+           END;
+         $$ LANGUAGE plpgsql;
+         CREATE TRIGGER config AFTER INSERT OR UPDATE OR DELETE ON configtable
+           FOR EACH ROW EXECUTE PROCEDURE notify_event();
+         INSERT INTO configtable VALUES ('color', 'red', '1', NULL), ('color', 'blue', '2', \
+         '{\"team\": \"ui\"}'), ('size', 'L', 'x', NULL);",
+    )
+    .execute(&pool)
+    .await
+    .expect("the table and trigger of Dapr's docs");
+    let spec = |table: &str| {
+        ComponentSpec::new("cfg", "postgresql")
+            .with("connectionString", server.connection_string())
+            .with("table", table)
+    };
+    let missing = PgConfigStore::from_spec(&spec("nope")).expect("valid");
+    let e = missing.init().await.expect_err("no table");
+    assert!(e.message.contains("'nope'"), "{}", e.message);
+    let store = PgConfigStore::from_spec(&spec("configtable")).expect("valid");
+    store.init().await.expect("init");
+
+    let got = store.get(&ConfigQuery::default()).await.expect("get all");
+    let view: Vec<(String, String, Option<String>, Option<String>)> = got
+        .iter()
+        .map(|i| {
+            (
+                i.key.clone(),
+                i.content.clone(),
+                i.metadata.get("version").cloned(),
+                i.metadata.get("team").cloned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        [
+            (
+                "color".into(),
+                "blue".into(),
+                Some("2".into()),
+                Some("ui".into())
+            ),
+            ("size".into(), "L".into(), Some("x".into()), None)
+        ]
+    );
+    let bad = ConfigQuery {
+        keys: vec!["a b".into()],
+        ..Default::default()
+    };
+    assert!(store.get(&bad).await.is_err(), "a key daprd refuses");
+    let e = store
+        .set("app", vec![], &Metadata::new())
+        .await
+        .expect_err("read-only");
+    assert_eq!(e.kind, layotto_core::ErrorKind::Unsupported);
+
+    let no_channel = ConfigQuery {
+        keys: vec!["color".into()],
+        ..Default::default()
+    };
+    let e = store
+        .subscribe(&no_channel)
+        .await
+        .expect_err("needs pgNotifyChannel");
+    assert!(e.message.contains("pgNotifyChannel"), "{}", e.message);
+    let q = ConfigQuery {
+        keys: vec!["color".into()],
+        metadata: Metadata::from([("pgNotifyChannel".to_owned(), "config".to_owned())]),
+        ..Default::default()
+    };
+    let mut changes = store.subscribe(&q).await.expect("subscribe");
+    sqlx::raw_sql(
+        "INSERT INTO configtable VALUES ('size', 'XL', '2', NULL); \
+         UPDATE configtable SET value = 'green', version = '3' WHERE key = 'color' AND version = '2'; \
+         DELETE FROM configtable WHERE key = 'color' AND version = '1';",
+    )
+    .execute(&pool)
+    .await
+    .expect("changes");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(10), changes.recv())
+            .await
+            .expect("a change in time")
+            .expect("open");
+        seen.extend(
+            batch
+                .into_iter()
+                .map(|i| (i.key, i.content, i.metadata["version"].clone())),
+        );
+    }
+    assert_eq!(
+        seen,
+        [
+            ("color".to_owned(), "green".to_owned(), "3".to_owned()),
+            ("color".to_owned(), String::new(), "1".to_owned())
+        ],
+        "the update, then the delete; 'size' is not subscribed"
+    );
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), changes.recv()).await;
+    assert!(quiet.is_err(), "nothing else: {quiet:?}");
+}

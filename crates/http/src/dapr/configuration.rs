@@ -52,7 +52,8 @@ fn items_out(items: Vec<ConfigItem>) -> BTreeMap<String, ItemOut> {
                 i.key,
                 ItemOut {
                     value: i.content,
-                    version: String::new(),
+                    // As the gRPC API: a store's item version travels in its `version` metadata.
+                    version: i.metadata.get("version").cloned().unwrap_or_default(),
                     metadata: i.metadata.into_iter().collect(),
                 },
             )
