@@ -101,16 +101,12 @@ pub fn load_http_endpoints(
     dirs: &[impl AsRef<Path>],
     app_id: &str,
 ) -> Result<Vec<HttpEndpoint>, Vec<Problem>> {
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    for (file, text) in crate::resiliency::resource_files(dirs) {
-        parse_into(&text, &file, app_id, &mut out, &mut problems);
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
+    crate::resiliency::gather(
+        crate::resiliency::resource_files(dirs),
+        |text, file, out, problems| {
+            parse_into(text, file, app_id, out, problems);
+        },
+    )
 }
 
 /// [`load_http_endpoints`] over one YAML text.
@@ -122,14 +118,12 @@ pub fn parse_http_endpoints(
     file: &str,
     app_id: &str,
 ) -> Result<Vec<HttpEndpoint>, Vec<Problem>> {
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    parse_into(text, file, app_id, &mut out, &mut problems);
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
+    crate::resiliency::gather(
+        [(file.to_owned(), text.to_owned())],
+        |text, file, out, problems| {
+            parse_into(text, file, app_id, out, problems);
+        },
+    )
 }
 
 fn parse_into(

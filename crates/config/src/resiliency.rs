@@ -596,6 +596,25 @@ pub(crate) fn resource_files(dirs: &[impl AsRef<Path>]) -> Vec<(String, String)>
     out
 }
 
+/// Runs `parse` (one file's text and name into found items and problems) over `sources`: the
+/// items when no problem was found, else every problem. The loaders of `HTTPEndpoint` and
+/// `Subscription` resources share it.
+pub(crate) fn gather<T>(
+    sources: impl IntoIterator<Item = (String, String)>,
+    mut parse: impl FnMut(&str, &str, &mut Vec<T>, &mut Vec<Problem>),
+) -> Result<Vec<T>, Vec<Problem>> {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (file, text) in sources {
+        parse(&text, &file, &mut out, &mut problems);
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
 /// Reads every `Resiliency` resource under `dirs` that applies to `app_id` (no `scopes`, or
 /// `scopes` naming it), merged.
 ///

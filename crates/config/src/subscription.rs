@@ -97,16 +97,12 @@ pub fn load_subscriptions(
     dirs: &[impl AsRef<Path>],
     app_id: &str,
 ) -> Result<Vec<DeclaredSubscription>, Vec<Problem>> {
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    for (file, text) in crate::resiliency::resource_files(dirs) {
-        parse_into(&text, &file, app_id, &mut out, &mut problems);
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
+    crate::resiliency::gather(
+        crate::resiliency::resource_files(dirs),
+        |text, file, out, problems| {
+            parse_into(text, file, app_id, out, problems);
+        },
+    )
 }
 
 /// [`load_subscriptions`] over one YAML text.
@@ -118,14 +114,12 @@ pub fn parse_subscriptions(
     file: &str,
     app_id: &str,
 ) -> Result<Vec<DeclaredSubscription>, Vec<Problem>> {
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    parse_into(text, file, app_id, &mut out, &mut problems);
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
+    crate::resiliency::gather(
+        [(file.to_owned(), text.to_owned())],
+        |text, file, out, problems| {
+            parse_into(text, file, app_id, out, problems);
+        },
+    )
 }
 
 /// One warning per document under `dirs` whose `kind` nothing reads from the resources path

@@ -195,6 +195,16 @@ struct Pair {
     latency: HistogramVec,
 }
 
+impl Pair {
+    /// Counts one call with `labels` and records its latency in milliseconds.
+    fn record(&self, labels: &[&str], elapsed: Duration) {
+        self.count.with_label_values(labels).inc();
+        self.latency
+            .with_label_values(labels)
+            .observe(Metrics::ms(elapsed));
+    }
+}
+
 /// The metrics registry of one sidecar. See the module documentation.
 pub struct Metrics {
     registry: Registry,
@@ -514,10 +524,7 @@ impl Metrics {
             dapr_operation(kind, op),
             ok,
         ];
-        p.count.with_label_values(&labels).inc();
-        p.latency
-            .with_label_values(&labels)
-            .observe(Self::ms(elapsed));
+        p.record(&labels, elapsed);
     }
 
     /// Records one publish to `topic` of pub/sub `component`.
@@ -533,11 +540,7 @@ impl Metrics {
             ok,
             topic,
         ];
-        self.egress.count.with_label_values(&labels).inc();
-        self.egress
-            .latency
-            .with_label_values(&labels)
-            .observe(Self::ms(elapsed));
+        self.egress.record(&labels, elapsed);
     }
 
     /// Records one delivery to the app: `status` is `success`, `retry` or `drop` (`dropped`
@@ -562,11 +565,7 @@ impl Metrics {
             status,
             topic,
         ];
-        self.ingress.count.with_label_values(&labels).inc();
-        self.ingress
-            .latency
-            .with_label_values(&labels)
-            .observe(Self::ms(elapsed));
+        self.ingress.record(&labels, elapsed);
     }
 
     /// Records one event of input binding `component` delivered to the app (`success`: the
@@ -582,11 +581,7 @@ impl Metrics {
             self.settings.namespace.as_str(),
             ok,
         ];
-        self.input_binding.count.with_label_values(&labels).inc();
-        self.input_binding
-            .latency
-            .with_label_values(&labels)
-            .observe(Self::ms(elapsed));
+        self.input_binding.record(&labels, elapsed);
     }
 
     /// Records one request to the Dapr HTTP API (and logs it, with API logging on).
@@ -685,11 +680,7 @@ impl Metrics {
         let path = self.client_path_label(path);
         let status = status.unwrap_or(500).to_string();
         let labels = [self.app_id.as_str(), method, path.as_str(), status.as_str()];
-        c.http.count.with_label_values(&labels).inc();
-        c.http
-            .latency
-            .with_label_values(&labels)
-            .observe(Self::ms(elapsed));
+        c.http.record(&labels, elapsed);
         // daprd records the sent size without a status.
         let sent_labels = [self.app_id.as_str(), method, path.as_str(), ""];
         #[allow(clippy::cast_precision_loss)]
@@ -718,11 +709,7 @@ impl Metrics {
         }
         let c = &self.client;
         let labels = [self.app_id.as_str(), method, status];
-        c.grpc.count.with_label_values(&labels).inc();
-        c.grpc
-            .latency
-            .with_label_values(&labels)
-            .observe(Self::ms(elapsed));
+        c.grpc.record(&labels, elapsed);
         let sized = [self.app_id.as_str(), method];
         #[allow(clippy::cast_precision_loss)]
         {
@@ -745,10 +732,7 @@ impl Metrics {
             &self.client.http_probes
         };
         let labels = [self.app_id.as_str(), status];
-        p.count.with_label_values(&labels).inc();
-        p.latency
-            .with_label_values(&labels)
-            .observe(Self::ms(elapsed));
+        p.record(&labels, elapsed);
     }
 
     /// The `path` label of a call to the app: the path without its leading `/` (as daprd
