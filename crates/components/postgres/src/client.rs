@@ -74,6 +74,81 @@ pub fn parse_connection_string(
     Ok((o, endpoint))
 }
 
+/// `connectionString` with Dapr's individual connection keys applied over it (`host`,
+/// `hostaddr`, `port`, `database`, `user`, `password`, `sslRootCert`: each overrides that part
+/// of the string; with any of them the string may be left out).
+///
+/// # Errors
+/// A malformed string or port, naming the metadata key.
+pub fn connection(
+    raw: Option<&str>,
+    overrides: &ConnectionOverrides,
+) -> std::result::Result<(PgConnectOptions, String), String> {
+    let raw = raw.map(str::trim).unwrap_or_default();
+    let any = [
+        &overrides.host,
+        &overrides.hostaddr,
+        &overrides.port,
+        &overrides.database,
+        &overrides.user,
+        &overrides.password,
+        &overrides.ssl_root_cert,
+    ]
+    .iter()
+    .any(|o| o.as_deref().is_some_and(|v| !v.trim().is_empty()));
+    let (mut o, _) = if raw.is_empty() && any {
+        (PgConnectOptions::new_without_pgpass(), String::new())
+    } else {
+        parse_connection_string(raw).map_err(|e| format!("metadata 'connectionString': {e}"))?
+    };
+    fn set(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    }
+    if let Some(h) = set(&overrides.host).or(set(&overrides.hostaddr)) {
+        o = o.host(h);
+    }
+    if let Some(p) = set(&overrides.port) {
+        o = o.port(
+            p.parse()
+                .map_err(|_| format!("metadata 'port': '{p}' is not a port number"))?,
+        );
+    }
+    if let Some(d) = set(&overrides.database) {
+        o = o.database(d);
+    }
+    if let Some(u) = set(&overrides.user) {
+        o = o.username(u);
+    }
+    if let Some(p) = set(&overrides.password) {
+        o = o.password(p);
+    }
+    if let Some(c) = set(&overrides.ssl_root_cert) {
+        o = o.ssl_root_cert(c);
+    }
+    let endpoint = format!("{}:{}", o.get_host(), o.get_port());
+    Ok((o, endpoint))
+}
+
+/// Dapr's individual connection keys (see [`connection`]).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConnectionOverrides {
+    /// `host`.
+    pub host: Option<String>,
+    /// `hostaddr`.
+    pub hostaddr: Option<String>,
+    /// `port`.
+    pub port: Option<String>,
+    /// `database`.
+    pub database: Option<String>,
+    /// `user`.
+    pub user: Option<String>,
+    /// `password`.
+    pub password: Option<String>,
+    /// `sslRootCert`: the CA file.
+    pub ssl_root_cert: Option<String>,
+}
+
 /// The `key=value` pairs of a libpq connection string.
 fn key_values(raw: &str) -> std::result::Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();

@@ -27,7 +27,8 @@
 //! `DELETE` arrives as the item with empty content. The store is read-only, as Dapr's: saving
 //! and deleting is the table owner's business (`Unsupported`). Group and label do not apply.
 //!
-//! Keys: `connectionString` (alias `url`), `table` (required: lower-case letters, digits,
+//! Keys: `connectionString` (alias `url`) and the individual `host`, `hostaddr`, `port`,
+//! `database`, `user`, `password`, `sslRootCert` over it, `table` (required: lower-case letters, digits,
 //! `.`, `/`, `_`, at most 64 characters, as daprd checks), `timeout` (alias
 //! `timeoutInSeconds`), `maxConns`; `connMaxIdleTime`/`connectionMaxIdleTime` and
 //! `queryExecMode` are accepted without effect.
@@ -43,7 +44,7 @@ use layotto_core::{Component, ComponentMetadata, ComponentSpec, Error, Health, M
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::client::{DEFAULT_MAX_CONNECTIONS, PgClient, PgConfig, parse_connection_string};
+use crate::client::{ConnectionOverrides, DEFAULT_MAX_CONNECTIONS, PgClient, PgConfig, connection};
 
 /// The subscription metadata key naming the channel to `LISTEN` on.
 pub const NOTIFY_CHANNEL_KEY: &str = "pgNotifyChannel";
@@ -55,6 +56,20 @@ pub struct PgConfigMetadata {
     /// `connectionString` (alias `url`).
     #[serde(alias = "url")]
     pub connection_string: Option<String>,
+    /// `host`: overrides the connection string's host.
+    pub host: Option<String>,
+    /// `hostaddr`: the host's address (used when `host` is not given).
+    pub hostaddr: Option<String>,
+    /// `port`.
+    pub port: Option<String>,
+    /// `database`.
+    pub database: Option<String>,
+    /// `user`.
+    pub user: Option<String>,
+    /// `password`.
+    pub password: Option<String>,
+    /// `sslRootCert`: the CA file.
+    pub ssl_root_cert: Option<String>,
     /// `table` (required).
     pub table: Option<String>,
     /// `timeout` (alias `timeoutInSeconds`): Go duration or seconds, default 20 s.
@@ -103,9 +118,17 @@ impl PgConfigStore {
                 ),
             ));
         }
-        let (options, endpoint) =
-            parse_connection_string(meta.connection_string.as_deref().unwrap_or_default())
-                .map_err(|e| spec_error(spec, format!("metadata 'connectionString': {e}")))?;
+        let overrides = ConnectionOverrides {
+            host: meta.host.clone(),
+            hostaddr: meta.hostaddr.clone(),
+            port: meta.port.clone(),
+            database: meta.database.clone(),
+            user: meta.user.clone(),
+            password: meta.password.clone(),
+            ssl_root_cert: meta.ssl_root_cert.clone(),
+        };
+        let (options, endpoint) = connection(meta.connection_string.as_deref(), &overrides)
+            .map_err(|e| spec_error(spec, e))?;
         let timeout = match meta.timeout.as_deref().map(str::trim) {
             None | Some("") => Duration::from_secs(20),
             Some(raw) => parse_duration(raw, Duration::from_secs).ok_or_else(|| {

@@ -50,7 +50,9 @@
 //! them. Reads report `ttlExpireTime`. Transactions run in one PostgreSQL transaction, rolled
 //! back at the first failure.
 //!
-//! Keys: `connectionString` (alias `url`; see [`crate::client::parse_connection_string`]),
+//! Keys: `connectionString` (alias `url`; see [`crate::client::parse_connection_string`]) and
+//! the individual `host`, `hostaddr`, `port`, `database`, `user`, `password`, `sslRootCert`
+//! over it ([`crate::client::connection`]),
 //! `tableName` (v1, may be `schema.table`), `tablePrefix` (v2), `metadataTableName`,
 //! `timeout` (alias `timeoutInSeconds`; Go duration or seconds, default 20 s, at least 1 s),
 //! `cleanupInterval` (alias `cleanupIntervalInSeconds`), `maxConns`. `queryExecMode` and
@@ -74,7 +76,7 @@ use layotto_core::{
 };
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
-use crate::client::{DEFAULT_MAX_CONNECTIONS, PgClient, PgConfig, parse_connection_string};
+use crate::client::{ConnectionOverrides, DEFAULT_MAX_CONNECTIONS, PgClient, PgConfig, connection};
 
 /// daprd's default v1 table.
 pub const DEFAULT_TABLE: &str = "state";
@@ -94,6 +96,20 @@ pub struct PgStateMetadata {
     /// `connectionString` (alias `url`).
     #[serde(alias = "url")]
     pub connection_string: Option<String>,
+    /// `host`: overrides the connection string's host.
+    pub host: Option<String>,
+    /// `hostaddr`: the host's address (used when `host` is not given).
+    pub hostaddr: Option<String>,
+    /// `port`.
+    pub port: Option<String>,
+    /// `database`.
+    pub database: Option<String>,
+    /// `user`.
+    pub user: Option<String>,
+    /// `password`.
+    pub password: Option<String>,
+    /// `sslRootCert`: the CA file.
+    pub ssl_root_cert: Option<String>,
     /// `tableName` (v1; default `state`).
     pub table_name: Option<String>,
     /// `tablePrefix` (v2; default empty).
@@ -318,9 +334,17 @@ impl PgStateStore {
                 ));
             }
         }
-        let raw = meta.connection_string.as_deref().unwrap_or_default();
-        let (options, endpoint) = parse_connection_string(raw)
-            .map_err(|e| spec_error(spec, format!("metadata 'connectionString': {e}")))?;
+        let overrides = ConnectionOverrides {
+            host: meta.host.clone(),
+            hostaddr: meta.hostaddr.clone(),
+            port: meta.port.clone(),
+            database: meta.database.clone(),
+            user: meta.user.clone(),
+            password: meta.password.clone(),
+            ssl_root_cert: meta.ssl_root_cert.clone(),
+        };
+        let (options, endpoint) = connection(meta.connection_string.as_deref(), &overrides)
+            .map_err(|e| spec_error(spec, e))?;
         let timeout = match meta.timeout.as_deref().map(str::trim) {
             None | Some("") => DEFAULT_TIMEOUT,
             Some(raw) => duration(raw)
