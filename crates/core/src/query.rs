@@ -256,9 +256,13 @@ fn sort(v: &Value) -> Result<Vec<Sort>> {
         .collect()
 }
 
-/// The field at dot-separated `path` of `doc`.
+/// The field at dot-separated `path` of `doc`; a numeric part indexes an array (as
+/// PostgreSQL's `#>` does).
 pub fn field<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(doc, |v, part| v.get(part))
+    path.split('.').try_fold(doc, |v, part| match v {
+        Value::Array(items) => items.get(part.parse::<usize>().ok()?),
+        _ => v.get(part),
+    })
 }
 
 /// Orders two field values for sorting: missing, then null, booleans, numbers (by value),
@@ -422,6 +426,7 @@ mod tests {
         );
         assert!(Filter::Eq("n".into(), json!(1)).matches(&json!({"n": 1.0})));
         assert!(Filter::Neq("n".into(), json!(1)).matches(&json!({})));
+        assert!(Filter::Eq("items.1".into(), json!("b")).matches(&json!({"items": ["a", "b"]})));
         use std::cmp::Ordering::*;
         assert_eq!(compare(Some(&json!(2)), Some(&json!(10))), Less);
         assert_eq!(compare(None, Some(&json!(null))), Less);

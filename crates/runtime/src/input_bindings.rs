@@ -65,7 +65,11 @@ impl Runtime {
     /// Starts reading every input binding the app takes (asked through `channel`); the
     /// readers are kept with the app's subscriptions and stop with them. A binding that cannot
     /// be read is logged and left out.
-    pub(crate) async fn start_input_bindings(self: &Arc<Self>, channel: &Arc<dyn AppChannel>) {
+    pub(crate) async fn start_input_bindings(
+        self: &Arc<Self>,
+        channel: &Arc<dyn AppChannel>,
+        app_down: &Arc<tokio::sync::Notify>,
+    ) {
         for name in self.components.names(Kind::Binding) {
             let Some(route) = self.binding_routes.get(name).filter(|r| r.input) else {
                 continue;
@@ -89,7 +93,7 @@ impl Runtime {
                     continue;
                 }
             }
-            let handler = self.binding_handler(channel, name, &route.route);
+            let handler = self.binding_handler(channel, name, &route.route, app_down);
             let Ok(target) = self.components.target::<dyn OutputBinding>(name) else {
                 continue;
             };
@@ -106,12 +110,14 @@ impl Runtime {
     }
 
     /// The handler of binding `name`'s events: each goes to the app under the binding's
-    /// inbound Resiliency policy; a failure goes back to the binding as an error.
+    /// inbound Resiliency policy; a failure goes back to the binding as an error, and an app
+    /// found unreachable notifies `app_down` (its readers stop until it answers again).
     fn binding_handler(
         &self,
         channel: &Arc<dyn AppChannel>,
         name: &str,
         route: &str,
+        app_down: &Arc<tokio::sync::Notify>,
     ) -> InputHandler {
         let inbound = self.components.entry(Kind::Binding, name).and_then(|e| {
             let p = e.policies.inbound.clone()?;
@@ -120,8 +126,10 @@ impl Runtime {
         let (ch, metrics, policies) =
             (channel.clone(), self.metrics.clone(), self.policies.clone());
         let (name, route) = (Arc::<str>::from(name), Arc::<str>::from(route));
+        let down = app_down.clone();
         Arc::new(move |ev: InputEvent| {
             let (ch, metrics, policies) = (ch.clone(), metrics.clone(), policies.clone());
+            let down = down.clone();
             let (name, route, inbound) = (name.clone(), route.clone(), inbound.clone());
             Box::pin(async move {
                 let started = std::time::Instant::now();
@@ -129,9 +137,12 @@ impl Runtime {
                     ch.deliver_binding(&name, &route, &ev)
                         .await
                         .map_err(|e| match e {
-                            ChannelError::Unavailable(m) => Error::unavailable(format!(
-                                "delivering an event of input binding '{name}': {m}"
-                            )),
+                            ChannelError::Unavailable(m) => {
+                                down.notify_one();
+                                Error::unavailable(format!(
+                                    "delivering an event of input binding '{name}': {m}"
+                                ))
+                            }
                             other => Error::internal(format!(
                                 "the app failed an event of input binding '{name}': {other}"
                             )),

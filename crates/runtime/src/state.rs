@@ -92,8 +92,9 @@ impl Runtime {
     }
 
     /// Runs a query (Dapr's `QueryStateAlpha1`; the body as [`layotto_core::query::Query`]
-    /// parses it) over the JSON values of `store` under this app's key layout: other apps'
-    /// keys are never searched, and result keys are the client's.
+    /// parses it) over the JSON values of `store` stored under this store's key layout prefix
+    /// (`<appid>||` for Dapr components, so other apps' keys are not searched; an unprefixed
+    /// layout, `keyPrefix: none`, searches every key), result keys in the client's form.
     ///
     /// # Errors
     /// Unknown store, a malformed query (invalid argument), a store without the query API

@@ -42,7 +42,12 @@ impl Runtime {
             }
             let subs = merge(&self.declared, listed);
             self.subscribe_app(&channel, subs, &app_down).await;
-            self.start_input_bindings(&channel).await;
+            self.start_input_bindings(&channel, &app_down).await;
+            // A stop that came while subscribing cleared the lists before these were added.
+            if self.app_stopped.load(Ordering::SeqCst) {
+                self.drop_app_subscriptions();
+                return;
+            }
             loop {
                 tokio::select! {
                     () = app_down.notified() => {}
@@ -177,6 +182,9 @@ impl Runtime {
                         Ok(Delivered::Dropped) => {
                             dead_letter_or(&rt, &dead_letter, &ev, Ok(())).await
                         }
+                        // The app was not reached (or its breaker is open): the event stays
+                        // with the broker for the group, never dead-lettered.
+                        Err(e) if e.kind == layotto_core::ErrorKind::Unavailable => Err(e),
                         Err(e) => dead_letter_or(&rt, &dead_letter, &ev, Err(e)).await,
                     }
                 });
@@ -309,7 +317,8 @@ async fn deliver_to_app(
             tracing::warn!(id = %ev.id, topic = %ev.topic, "app dropped event");
             Ok(Delivered::Dropped)
         }
-        Ok(EventOutcome::Retry) => Err(Error::unavailable(format!(
+        // The app answered: dead-lettered when the subscription has a dead-letter topic.
+        Ok(EventOutcome::Retry) => Err(Error::internal(format!(
             "app asked to retry event {}",
             ev.id
         ))),

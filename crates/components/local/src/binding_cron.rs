@@ -76,6 +76,9 @@ impl Schedule {
                 .ok_or_else(|| format!("'@every {every}' needs a Go duration such as 15s"))?;
             // robfig/cron: whole seconds, at least one.
             let secs = d.as_secs().max(1);
+            if secs > 100 * 365 * 24 * 3600 {
+                return Err(format!("'@every {every}' is longer than a hundred years"));
+            }
             return Ok(Self::Every(Duration::from_secs(secs)));
         }
         let s = if s.eq_ignore_ascii_case("@midnight") {

@@ -29,8 +29,8 @@ pub struct PgConfig {
 /// or libpq key/value pairs (`host=localhost port=5432 user=postgres password=example
 /// dbname=dapr sslmode=disable`, values optionally single-quoted), as pgx's `ParseConfig` takes
 /// them. Keys: `host`, `port`, `user`, `password`, `dbname`/`database`, `sslmode`
-/// (`disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`), `sslrootcert`,
-/// `application_name`, `connect_timeout` and `search_path` (ignored: the table name may carry a
+/// (`disable`, `allow`, `prefer`; the modes that demand TLS and `sslrootcert` are refused: no
+/// TLS yet), `application_name`, `connect_timeout` and `search_path` (ignored: the table name may carry a
 /// schema); any other key is refused by name.
 ///
 /// # Errors
@@ -46,6 +46,12 @@ pub fn parse_connection_string(
         let o: PgConnectOptions = raw
             .parse()
             .map_err(|e: sqlx::Error| format!("not a valid PostgreSQL URL: {e}"))?;
+        if let Some(mode) = raw
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("sslmode="))
+        {
+            ssl_mode(mode)?;
+        }
         let endpoint = format!("{}:{}", o.get_host(), o.get_port());
         return Ok((o, endpoint));
     }
@@ -60,11 +66,8 @@ pub fn parse_connection_string(
             "user" => o.username(&v),
             "password" => o.password(&v),
             "dbname" | "database" => o.database(&v),
-            "sslmode" => o.ssl_mode(
-                v.parse::<PgSslMode>()
-                    .map_err(|_| format!("sslmode '{v}' is not a libpq ssl mode"))?,
-            ),
-            "sslrootcert" => o.ssl_root_cert(v.as_str()),
+            "sslmode" => o.ssl_mode(ssl_mode(&v)?),
+            "sslrootcert" => return Err(NO_TLS.to_owned()),
             "application_name" => o.application_name(&v),
             "connect_timeout" | "search_path" | "pool_max_conns" => o,
             other => return Err(format!("unknown connection string key '{other}'")),
@@ -74,9 +77,23 @@ pub fn parse_connection_string(
     Ok((o, endpoint))
 }
 
+/// Why TLS settings are refused.
+const NO_TLS: &str = "TLS to PostgreSQL is not supported yet (sslmode require, verify-ca, \
+                      verify-full and sslrootcert)";
+
+/// A libpq `sslmode` this build can honour: `disable`, `allow` and `prefer` (which connect in
+/// plain text here); the modes that demand TLS are refused.
+fn ssl_mode(v: &str) -> std::result::Result<PgSslMode, String> {
+    match v.parse::<PgSslMode>() {
+        Ok(m @ (PgSslMode::Disable | PgSslMode::Allow | PgSslMode::Prefer)) => Ok(m),
+        Ok(_) => Err(NO_TLS.to_owned()),
+        Err(_) => Err(format!("sslmode '{v}' is not a libpq ssl mode")),
+    }
+}
+
 /// `connectionString` with Dapr's individual connection keys applied over it (`host`,
-/// `hostaddr`, `port`, `database`, `user`, `password`, `sslRootCert`: each overrides that part
-/// of the string; with any of them the string may be left out).
+/// `hostaddr`, `port`, `database`, `user`, `password`: each overrides that part of the string;
+/// with any of them the string may be left out). `sslRootCert` is refused: no TLS yet.
 ///
 /// # Errors
 /// A malformed string or port, naming the metadata key.
@@ -122,8 +139,8 @@ pub fn connection(
     if let Some(p) = set(&overrides.password) {
         o = o.password(p);
     }
-    if let Some(c) = set(&overrides.ssl_root_cert) {
-        o = o.ssl_root_cert(c);
+    if set(&overrides.ssl_root_cert).is_some() {
+        return Err(format!("metadata 'sslRootCert': {NO_TLS}"));
     }
     let endpoint = format!("{}:{}", o.get_host(), o.get_port());
     Ok((o, endpoint))
@@ -145,7 +162,7 @@ pub struct ConnectionOverrides {
     pub user: Option<String>,
     /// `password`.
     pub password: Option<String>,
-    /// `sslRootCert`: the CA file.
+    /// `sslRootCert`: refused (no TLS yet).
     pub ssl_root_cert: Option<String>,
 }
 
@@ -298,6 +315,21 @@ impl PgClient {
         Ok(())
     }
 
+    /// A pool of one connection of its own, outside the component's pool, for a `LISTEN`
+    /// that holds its connection for as long as it lives.
+    pub fn dedicated_pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(self.cfg.timeout)
+            .connect_lazy_with(self.cfg.options.clone())
+    }
+
+    /// Whether [`PgClient::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     /// Closes the pool; later calls fail as unavailable.
     pub async fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
@@ -431,6 +463,11 @@ mod tests {
             ("host='x", "not closed"),
             ("port=abc", "not a port number"),
             ("sslmode=sometimes", "not a libpq ssl mode"),
+            ("sslmode=require", "TLS to PostgreSQL is not supported yet"),
+            (
+                "postgres://h/db?sslmode=verify-full",
+                "TLS to PostgreSQL is not supported yet",
+            ),
             ("colour=blue", "unknown connection string key 'colour'"),
         ] {
             let e = parse_connection_string(bad).expect_err(bad);

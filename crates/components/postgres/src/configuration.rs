@@ -307,16 +307,17 @@ impl ConfigStore for PgConfigStore {
         } else {
             channel
         };
-        let pool = self.client.pool()?;
+        // A connection of its own: a LISTEN holds it for as long as the subscription lives.
+        let own = self.client.dedicated_pool();
         let mut listener = self
             .client
-            .call("listen", |p| async move {
-                let mut l = sqlx::postgres::PgListener::connect_with(&p).await?;
+            .call("listen", |_| async move {
+                let mut l = sqlx::postgres::PgListener::connect_with(&own).await?;
                 l.listen(&channel).await?;
                 Ok(l)
             })
             .await?;
-        drop(pool);
+        let client = self.client.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let keys = query.keys.clone();
         tokio::spawn(async move {
@@ -327,6 +328,7 @@ impl ConfigStore for PgConfigStore {
                 };
                 let n = match n {
                     Ok(n) => n,
+                    Err(_) if client.is_closed() => return,
                     Err(e) => {
                         tracing::warn!(error = %e, "configuration notifications: connection lost; reconnecting");
                         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -373,6 +373,12 @@ impl PgStateStore {
                             ),
                         )
                     })?;
+                    if d > Duration::from_secs(365 * 24 * 3600) {
+                        return Err(spec_error(
+                            spec,
+                            format!("metadata 'cleanupInterval': '{raw}' is longer than a year"),
+                        ));
+                    }
                     (!d.is_zero()).then_some(d)
                 }
             };

@@ -269,6 +269,20 @@ async fn configuration_store_reads_and_listens() {
         metadata: Metadata::from([("pgNotifyChannel".to_owned(), "config".to_owned())]),
         ..Default::default()
     };
+    // Subscriptions hold connections of their own: more of them than the pool holds leave
+    // reads working.
+    let mut many = Vec::new();
+    for _ in 0..10 {
+        many.push(store.subscribe(&q).await.expect("subscribe"));
+    }
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        store.get(&ConfigQuery::default()),
+    )
+    .await
+    .expect("a get beside ten subscriptions")
+    .expect("get");
+    drop(many);
     let mut changes = store.subscribe(&q).await.expect("subscribe");
     sqlx::raw_sql(
         "INSERT INTO configtable VALUES ('size', 'XL', '2', NULL); \
