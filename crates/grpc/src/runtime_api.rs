@@ -36,6 +36,7 @@ stream_sub::topic_stream!(
     initial_response: pb::SubscribeTopicEventsResponseInitial {},
     event: convert::topic_event,
     outcome: crate::app_channel::outcome,
+    dead_letter: |_: &pb::SubscribeTopicEventsRequestInitial| None,
 );
 
 /// Serves the Layotto runtime API.

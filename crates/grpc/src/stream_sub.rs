@@ -62,8 +62,10 @@ impl Pending {
                 }
                 match tokio::time::timeout(STREAM_ACK_TIMEOUT, done_rx).await {
                     Ok(Ok(EventOutcome::Success | EventOutcome::Drop)) => Ok(()),
+                    // The subscriber answered: dead-lettered when the subscription has a
+                    // dead-letter topic (an unavailable subscriber's events go back instead).
                     Ok(Ok(EventOutcome::Retry)) => {
-                        Err(Error::unavailable("subscriber asked to retry"))
+                        Err(Error::internal("subscriber asked to retry"))
                     }
                     Ok(Err(_)) => Err(Error::unavailable("subscriber stream closed")),
                     Err(_) => {
@@ -76,6 +78,10 @@ impl Pending {
     }
 }
 
+/// What an initial request asks for: pub/sub, topic, metadata, dead-letter topic (Dapr's
+/// `dead_letter_topic`; Layotto's request has none).
+pub(crate) type Initial = (String, String, layotto_core::Metadata, Option<String>);
+
 /// One API's messages of the streaming subscription: Layotto's `SubscribeTopicEvents` and
 /// Dapr's `SubscribeTopicEventsAlpha1` differ only in them.
 pub(crate) trait TopicStream {
@@ -85,8 +91,8 @@ pub(crate) trait TopicStream {
     type Out: Send + 'static;
     /// The rpc's name, for errors.
     const RPC: &'static str;
-    /// The pub/sub, topic and metadata of an initial request, else `None`.
-    fn initial(m: Self::In) -> Option<(String, String, layotto_core::Metadata)>;
+    /// The pub/sub, topic, metadata and dead-letter topic of an initial request, else `None`.
+    fn initial(m: Self::In) -> Option<Initial>;
     /// The event id and the client's answer of an acknowledgement, else `None`.
     fn processed(m: Self::In) -> Option<(String, EventOutcome)>;
     /// The answer to the initial request.
@@ -105,7 +111,8 @@ macro_rules! topic_stream {
         request: $req:ty, request_type: $($req_type:ident)::+,
         response: $resp:ty, response_type: $($resp_type:ident)::+,
         initial_response: $initial:expr,
-        event: $event:path, outcome: $outcome:path $(,)?
+        event: $event:path, outcome: $outcome:path,
+        dead_letter: $dead_letter:expr $(,)?
     ) => {
         /// The messages of one API's streaming subscription.
         pub(crate) struct $name;
@@ -115,10 +122,13 @@ macro_rules! topic_stream {
             type Out = $resp;
             const RPC: &'static str = $rpc;
 
-            fn initial(m: Self::In) -> Option<(String, String, layotto_core::Metadata)> {
+            fn initial(m: Self::In) -> Option<$crate::stream_sub::Initial> {
                 use $($req_type)::+ as In;
                 match m.subscribe_topic_events_request_type {
-                    Some(In::InitialRequest(i)) => Some((i.pubsub_name, i.topic, i.metadata)),
+                    Some(In::InitialRequest(i)) => {
+                        let dead_letter = ($dead_letter)(&i);
+                        Some((i.pubsub_name, i.topic, i.metadata, dead_letter))
+                    }
                     _ => None,
                 }
             }
@@ -155,12 +165,12 @@ pub(crate) use topic_stream;
 /// the subscription then lives until the client ends its side, each event waiting for its
 /// acknowledgement ([`Pending`]).
 pub(crate) async fn subscribe<W: TopicStream>(
-    rt: &layotto_runtime::Runtime,
+    rt: &std::sync::Arc<layotto_runtime::Runtime>,
     mut incoming: tonic::Streaming<W::In>,
 ) -> Result<crate::BoxStream<W::Out>, Failure> {
     use futures::StreamExt as _;
     let first = incoming.next().await;
-    let (pubsub, topic, metadata) = match first {
+    let (pubsub, topic, metadata, dead_letter) = match first {
         Some(Err(s)) => return Err(Failure::Status(s)),
         Some(Ok(m)) => W::initial(m),
         None => None,
@@ -175,7 +185,7 @@ pub(crate) async fn subscribe<W: TopicStream>(
     let (tx, rx) = mpsc::channel::<Result<W::Out, Status>>(64);
     let handler = pending.handler(tx.clone(), W::event);
     let subscription = rt
-        .subscribe_streaming(&pubsub, &topic, metadata, handler)
+        .subscribe_streaming(&pubsub, &topic, metadata, dead_letter, handler)
         .await
         .map_err(fail(Block::PubSub, "ERR_PUBSUB_SUBSCRIBE"))?;
     let _ = tx.send(Ok(W::initial_response())).await;

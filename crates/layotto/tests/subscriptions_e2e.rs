@@ -416,6 +416,91 @@ async fn streaming_subscriptions_are_listed_while_open_and_carry_the_event_attri
         "{ext:?}"
     );
 
+    // RETRY on a stream with a dead-letter topic sends the event there (here: another stream).
+    let (dtx, drx) = tokio::sync::mpsc::channel(4);
+    dtx.send(dapr::SubscribeTopicEventsRequestAlpha1 {
+        subscribe_topic_events_request_type: Some(Req::InitialRequest(
+            dapr::SubscribeTopicEventsRequestInitialAlpha1 {
+                pubsub_name: "pubsub".into(),
+                topic: "live-dlq".into(),
+                ..Default::default()
+            },
+        )),
+    })
+    .await
+    .expect("dlq initial");
+    let mut dead = c
+        .subscribe_topic_events_alpha1(tokio_stream::wrappers::ReceiverStream::new(drx))
+        .await
+        .expect("subscribe dlq")
+        .into_inner();
+    let _ = dead.next().await.expect("initial response").expect("ok");
+    let (rtx, rrx) = tokio::sync::mpsc::channel(4);
+    rtx.send(dapr::SubscribeTopicEventsRequestAlpha1 {
+        subscribe_topic_events_request_type: Some(Req::InitialRequest(
+            dapr::SubscribeTopicEventsRequestInitialAlpha1 {
+                pubsub_name: "pubsub".into(),
+                topic: "retried".into(),
+                dead_letter_topic: Some("live-dlq".into()),
+                ..Default::default()
+            },
+        )),
+    })
+    .await
+    .expect("initial");
+    let mut retried = c
+        .subscribe_topic_events_alpha1(tokio_stream::wrappers::ReceiverStream::new(rrx))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let _ = retried.next().await.expect("initial response").expect("ok");
+    c.publish_event(dapr::PublishEventRequest {
+        pubsub_name: "pubsub".into(),
+        topic: "retried".into(),
+        data: br#"{"n": 2}"#.to_vec(),
+        data_content_type: "application/json".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("publish");
+    let next_event =
+        |m: Option<Result<dapr::SubscribeTopicEventsResponseAlpha1, tonic::Status>>| match m
+            .expect("a message")
+            .expect("ok")
+            .subscribe_topic_events_response_type
+        {
+            Some(Resp::EventMessage(ev)) => ev,
+            other => panic!("not an event: {other:?}"),
+        };
+    let ev = next_event(
+        tokio::time::timeout(Duration::from_secs(5), retried.next())
+            .await
+            .expect("in time"),
+    );
+    rtx.send(dapr::SubscribeTopicEventsRequestAlpha1 {
+        subscribe_topic_events_request_type: Some(Req::EventProcessed(
+            dapr::SubscribeTopicEventsRequestProcessedAlpha1 {
+                id: ev.id.clone(),
+                status: Some(dapr::TopicEventResponse {
+                    status: dapr::topic_event_response::TopicEventResponseStatus::Retry as i32,
+                }),
+            },
+        )),
+    })
+    .await
+    .expect("retry");
+    let dead_ev = next_event(
+        tokio::time::timeout(Duration::from_secs(5), dead.next())
+            .await
+            .expect("dead-lettered in time"),
+    );
+    let data: Value = serde_json::from_slice(&dead_ev.data).expect("JSON data");
+    assert_eq!(data, serde_json::json!({"n": 2}));
+    assert_eq!(
+        dead_ev.topic, "retried",
+        "the event keeps the topic it was published to"
+    );
+
     // Closing the stream ends the subscription and its listing.
     drop(tx);
     drop(events);

@@ -338,15 +338,18 @@ async fn deliver_to_app(
 
 impl Runtime {
     /// A client's streaming subscription (`SubscribeTopicEventsAlpha1`): [`Runtime::subscribe`],
-    /// listed by the metadata API as `STREAMING` until the returned guard is dropped.
+    /// listed by the metadata API as `STREAMING` until the returned guard is dropped. An event
+    /// the subscriber answers with an error (RETRY) goes to `dead_letter` when given; one it
+    /// does not answer (gone, silent) goes back to the group.
     ///
     /// # Errors
     /// As [`Runtime::subscribe`].
     pub async fn subscribe_streaming(
-        &self,
+        self: &Arc<Self>,
         pubsub: &str,
         topic: &str,
         metadata: Metadata,
+        dead_letter: Option<String>,
         handler: impl Fn(TopicEvent) -> futures::future::BoxFuture<'static, Result<()>>
         + Send
         + Sync
@@ -356,10 +359,30 @@ impl Runtime {
             pubsub_name: pubsub.to_owned(),
             topic: topic.to_owned(),
             metadata: metadata.clone(),
+            dead_letter_topic: dead_letter.clone().unwrap_or_default(),
             type_: SubscriptionType::Streaming,
             ..Default::default()
         };
-        let subscription = self.subscribe(pubsub, topic, metadata, handler).await?;
+        let (rt, dead_letter) = (
+            Arc::downgrade(self),
+            Arc::new(dead_letter.unwrap_or_default()),
+        );
+        let handler = Arc::new(handler);
+        let wrapped = move |ev: TopicEvent| {
+            let (rt, dead_letter, handler) = (rt.clone(), dead_letter.clone(), handler.clone());
+            let fut: futures::future::BoxFuture<'static, Result<()>> = Box::pin(async move {
+                let raw = (!dead_letter.is_empty()).then(|| ev.clone());
+                match (handler(ev).await, raw) {
+                    (Ok(()), _) => Ok(()),
+                    // The subscriber is gone or silent: the event goes back to the group.
+                    (Err(e), _) if e.kind == layotto_core::ErrorKind::Unavailable => Err(e),
+                    (Err(e), Some(raw)) => dead_letter_or(&rt, &dead_letter, &raw, Err(e)).await,
+                    (Err(e), None) => Err(e),
+                }
+            });
+            fut
+        };
+        let subscription = self.subscribe(pubsub, topic, metadata, wrapped).await?;
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
         lock(&self.streams).push((id, listed));
         Ok(StreamingSubscription {

@@ -30,6 +30,10 @@ stream_sub::topic_stream!(
     initial_response: pb::SubscribeTopicEventsResponseInitialAlpha1 {},
     event: topic_event,
     outcome: outcome,
+    dead_letter: |i: &pb::SubscribeTopicEventsRequestInitialAlpha1| i
+        .dead_letter_topic
+        .clone()
+        .filter(|t| !t.is_empty()),
 );
 
 /// Settings of the Dapr gRPC API beyond the runtime.
