@@ -104,17 +104,34 @@ async fn ttl_claim_without_ttl_fails() {
     assert!(msg.contains("claimed [ETAG, TRANSACTIONAL, TTL]"), "{msg}");
 }
 
-/// Claims QUERY_API, for which the state suite has no cases: the suite fails naming it.
+/// Claims DELETE_WITH_PREFIX, for which the state suite has no cases: the suite fails naming
+/// it.
 #[tokio::test]
 async fn claim_without_cases_fails() {
     let msg = failure_of(layotto_conformance::state::run_all(|| async {
-        Arc::new(Claiming::new(&[Feature::Etag, Feature::QueryApi])) as Arc<dyn StateStore>
+        Arc::new(Claiming::new(&[Feature::Etag, Feature::DeleteWithPrefix])) as Arc<dyn StateStore>
     }))
     .await;
     assert!(
-        msg.contains("claims QUERY_API but the suite has no cases for it"),
+        msg.contains("claims DELETE_WITH_PREFIX but the suite has no cases for it"),
         "{msg}"
     );
+}
+
+/// Claims QUERY_API without answering queries: the query case fails.
+#[tokio::test]
+async fn query_claim_without_queries_fails() {
+    let msg = failure_of(layotto_conformance::state::run_all(|| async {
+        const CLAIMS: &[Feature] = &[
+            Feature::Etag,
+            Feature::Transactional,
+            Feature::Ttl,
+            Feature::QueryApi,
+        ];
+        Arc::new(Claiming::new(CLAIMS)) as Arc<dyn StateStore>
+    }))
+    .await;
+    assert!(msg.contains("FAILED state::query"), "{msg}");
 }
 
 /// Implements transactions without claiming TRANSACTIONAL: the suite fails (the runtime
