@@ -56,7 +56,8 @@ pub struct PgConfigMetadata {
     /// `connectionString` (alias `url`).
     #[serde(alias = "url")]
     pub connection_string: Option<String>,
-    /// `host`: overrides the connection string's host.
+    /// `host`: overrides the connection string's host. (These seven keys are read through
+    /// [`ConnectionOverrides`].)
     pub host: Option<String>,
     /// `hostaddr`: the host's address (used when `host` is not given).
     pub hostaddr: Option<String>,
@@ -118,15 +119,8 @@ impl PgConfigStore {
                 ),
             ));
         }
-        let overrides = ConnectionOverrides {
-            host: meta.host.clone(),
-            hostaddr: meta.hostaddr.clone(),
-            port: meta.port.clone(),
-            database: meta.database.clone(),
-            user: meta.user.clone(),
-            password: meta.password.clone(),
-            ssl_root_cert: meta.ssl_root_cert.clone(),
-        };
+        // The individual connection keys, declared in the metadata struct above.
+        let overrides: ConnectionOverrides = decode(spec)?;
         let (options, endpoint) = connection(meta.connection_string.as_deref(), &overrides)
             .map_err(|e| spec_error(spec, e))?;
         let timeout = match meta.timeout.as_deref().map(str::trim) {
