@@ -314,6 +314,47 @@ fn a_rule_that_is_no_cel_expression_refuses_to_start() {
     );
 }
 
+type Dapr =
+    layotto_proto::dapr::proto::runtime::v1::dapr_client::DaprClient<tonic::transport::Channel>;
+type StreamIn = tokio::sync::mpsc::Sender<
+    layotto_proto::dapr::proto::runtime::v1::SubscribeTopicEventsRequestAlpha1,
+>;
+type StreamOut =
+    tonic::Streaming<layotto_proto::dapr::proto::runtime::v1::SubscribeTopicEventsResponseAlpha1>;
+
+/// Opens a streaming subscription (`SubscribeTopicEventsAlpha1`) to `topic` of `pubsub`, with
+/// `dead_letter` as its dead-letter topic, and waits for the initial response; the sender
+/// carries the acknowledgements.
+async fn open_stream(
+    c: &mut Dapr,
+    topic: &str,
+    dead_letter: Option<&str>,
+) -> (StreamIn, StreamOut) {
+    use dapr::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Req;
+    use layotto_proto::dapr::proto::runtime::v1 as dapr;
+    use tokio_stream::StreamExt as _;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(dapr::SubscribeTopicEventsRequestAlpha1 {
+        subscribe_topic_events_request_type: Some(Req::InitialRequest(
+            dapr::SubscribeTopicEventsRequestInitialAlpha1 {
+                pubsub_name: "pubsub".into(),
+                topic: topic.into(),
+                dead_letter_topic: dead_letter.map(str::to_owned),
+                ..Default::default()
+            },
+        )),
+    })
+    .await
+    .expect("initial request");
+    let mut events = c
+        .subscribe_topic_events_alpha1(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let _initial = events.next().await.expect("initial response").expect("ok");
+    (tx, events)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn streaming_subscriptions_are_listed_while_open_and_carry_the_event_attributes() {
     use layotto_proto::dapr::proto::runtime::v1 as dapr;
@@ -354,25 +395,8 @@ async fn streaming_subscriptions_are_listed_while_open_and_carry_the_event_attri
             })
             .collect::<Vec<_>>()
     };
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
     use dapr::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Req;
-    tx.send(dapr::SubscribeTopicEventsRequestAlpha1 {
-        subscribe_topic_events_request_type: Some(Req::InitialRequest(
-            dapr::SubscribeTopicEventsRequestInitialAlpha1 {
-                pubsub_name: "pubsub".into(),
-                topic: "live".into(),
-                ..Default::default()
-            },
-        )),
-    })
-    .await
-    .expect("initial");
-    let mut events = c
-        .subscribe_topic_events_alpha1(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .expect("subscribe")
-        .into_inner();
-    let _initial = events.next().await.expect("initial response").expect("ok");
+    let (tx, mut events) = open_stream(&mut c, "live", None).await;
     let streaming = dapr::PubsubSubscriptionType::Streaming as i32;
     let programmatic = dapr::PubsubSubscriptionType::Programmatic as i32;
     let mut now = listed(c.clone()).await;
@@ -417,43 +441,8 @@ async fn streaming_subscriptions_are_listed_while_open_and_carry_the_event_attri
     );
 
     // RETRY on a stream with a dead-letter topic sends the event there (here: another stream).
-    let (dtx, drx) = tokio::sync::mpsc::channel(4);
-    dtx.send(dapr::SubscribeTopicEventsRequestAlpha1 {
-        subscribe_topic_events_request_type: Some(Req::InitialRequest(
-            dapr::SubscribeTopicEventsRequestInitialAlpha1 {
-                pubsub_name: "pubsub".into(),
-                topic: "live-dlq".into(),
-                ..Default::default()
-            },
-        )),
-    })
-    .await
-    .expect("dlq initial");
-    let mut dead = c
-        .subscribe_topic_events_alpha1(tokio_stream::wrappers::ReceiverStream::new(drx))
-        .await
-        .expect("subscribe dlq")
-        .into_inner();
-    let _ = dead.next().await.expect("initial response").expect("ok");
-    let (rtx, rrx) = tokio::sync::mpsc::channel(4);
-    rtx.send(dapr::SubscribeTopicEventsRequestAlpha1 {
-        subscribe_topic_events_request_type: Some(Req::InitialRequest(
-            dapr::SubscribeTopicEventsRequestInitialAlpha1 {
-                pubsub_name: "pubsub".into(),
-                topic: "retried".into(),
-                dead_letter_topic: Some("live-dlq".into()),
-                ..Default::default()
-            },
-        )),
-    })
-    .await
-    .expect("initial");
-    let mut retried = c
-        .subscribe_topic_events_alpha1(tokio_stream::wrappers::ReceiverStream::new(rrx))
-        .await
-        .expect("subscribe")
-        .into_inner();
-    let _ = retried.next().await.expect("initial response").expect("ok");
+    let (_dtx, mut dead) = open_stream(&mut c, "live-dlq", None).await;
+    let (rtx, mut retried) = open_stream(&mut c, "retried", Some("live-dlq")).await;
     c.publish_event(dapr::PublishEventRequest {
         pubsub_name: "pubsub".into(),
         topic: "retried".into(),
