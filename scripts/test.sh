@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 echo "==> installing test dependencies"
 # Real backend servers the tests start on free ports (see crates/test-support: Redis, etcd,
-# MariaDB, PostgreSQL, ZooKeeper; FerretDB is built from Go modules below), and protoc,
+# MariaDB, PostgreSQL, ZooKeeper, NATS; FerretDB is built from Go modules below), and protoc,
 # which the build script of etcd-client (crates/components/etcd) runs.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -20,6 +20,8 @@ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb
 # PostgreSQL's server binaries live in /usr/lib/postgresql/<version>/bin (crates/test-support
 # runs initdb and postgres as the `postgres` user the package creates when run as root).
 command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+# NATS with JetStream for `pubsub.jetstream` (crates/components/nats).
+command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 # `ip` brings up the loopback of the private network namespace in which Layotto's own config
 # files start on the ports they name (crates/layotto/tests/peer_configs_start.rs).
 command -v ip >/dev/null || missing+=(iproute2)

@@ -100,6 +100,8 @@ fn registries() -> layotto_core::Result<Registries> {
     layotto_components_zookeeper::register(&mut r)?;
     #[cfg(feature = "mongo")]
     layotto_components_mongo::register(&mut r)?;
+    #[cfg(feature = "nats")]
+    layotto_components_nats::register(&mut r)?;
     Ok(r)
 }
 

@@ -161,6 +161,67 @@ scopes:
 - orderprocessing
 "#;
 
+/// docs.dapr.io "JetStream" (pub/sub), with every key of the page.
+const JETSTREAM: &str = r#"apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: jetstream-pubsub
+spec:
+  type: pubsub.jetstream
+  version: v1
+  metadata:
+  - name: natsURL
+    value: "nats://localhost:4222"
+  - name: jwt # Optional. Used for decentralized JWT authentication.
+    value: "eyJhbGciOiJ...6yJV_adQssw5c"
+  - name: seedKey # Optional. Used for decentralized JWT authentication.
+    value: "SUACS34K232O...5Z3POU7BNIL4Y"
+  - name: tls_client_cert # Optional. Used for TLS Client authentication.
+    value: "/path/to/tls.crt"
+  - name: tls_client_key # Optional. Used for TLS Client authentication.
+    value: "/path/to/tls.key"
+  - name: token # Optional. Used for token based authentication.
+    value: "my-token"
+  - name: name
+    value: "my-conn-name"
+  - name: streamName
+    value: "my-stream"
+  - name: durableName
+    value: "my-durable-subscription"
+  - name: queueGroupName
+    value: "my-queue-group"
+  - name: startSequence
+    value: 1
+  - name: startTime # In Unix format
+    value: 1630349391
+  - name: flowControl
+    value: false
+  - name: ackWait
+    value: 10s
+  - name: maxDeliver
+    value: 5
+  - name: backOff
+    value: "50ms, 1s, 10s"
+  - name: maxAckPending
+    value: 5000
+  - name: replicas
+    value: 1
+  - name: memoryStorage
+    value: false
+  - name: rateLimit
+    value: 1024
+  - name: heartbeat
+    value: 15s
+  - name: ackPolicy
+    value: explicit
+  - name: deliverPolicy
+    value: all
+  - name: domain
+    value: hub
+  - name: apiPrefix
+    value: PREFIX
+"#;
+
 const PUBSUB: &str = "apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:
@@ -180,6 +241,7 @@ fn documented_examples_load_unchanged() {
         ("cron.yaml", CRON),
         ("subscriptions.yaml", SUBSCRIPTIONS),
         ("pubsub.yaml", PUBSUB),
+        ("jetstream.yaml", JETSTREAM),
     ] {
         std::fs::write(dir.path().join(name), text).expect("write");
     }
@@ -196,7 +258,14 @@ fn documented_examples_load_unchanged() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     // Keys that mean nothing here are named, not refused.
-    for key in ["queryExecMode", "connectionMaxIdleTime"] {
+    for key in [
+        "queryExecMode",
+        "connectionMaxIdleTime",
+        "flowControl",
+        "rateLimit",
+        "heartbeat",
+        "queueGroupName",
+    ] {
         assert!(err.contains(key), "no warning about '{key}': {err}");
     }
     assert!(!err.contains("error"), "{err}");

@@ -1,0 +1,253 @@
+//! Dapr's `pubsub.jetstream` against the pub/sub suite, on a real `nats-server -js` started by
+//! the test harness, plus what the suite does not cover: the stream's acknowledgement, headers,
+//! the durable consumer's name and a broker restart.
+
+use std::sync::Arc;
+
+use async_nats::jetstream;
+use layotto_components_nats::JetStreamPubSub;
+use layotto_core::pubsub::PubSub;
+use layotto_core::{Component, ComponentSpec};
+use layotto_test_support::NatsServer;
+
+/// Creates the file-backed stream `name` capturing `subjects`.
+async fn create_stream(server: &NatsServer, name: &str, subjects: &[&str]) {
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    jetstream::new(client)
+        .create_stream(jetstream::stream::Config {
+            name: name.to_owned(),
+            subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+}
+
+async fn pubsub(server: &NatsServer, pairs: &[(&str, &str)]) -> Arc<JetStreamPubSub> {
+    let mut spec = ComponentSpec::new("js", "jetstream").with("natsURL", server.url());
+    for (k, v) in pairs {
+        spec = spec.with(*k, *v);
+    }
+    let ps = JetStreamPubSub::from_spec(&spec).expect("valid spec");
+    ps.init().await.expect("init jetstream pubsub");
+    Arc::new(ps)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pubsub_suite() {
+    let server = NatsServer::start();
+    // The suite's topics are single tokens (`topic-<n>-...`).
+    create_stream(&server, "CONFORMANCE", &["*"]).await;
+    layotto_conformance::pubsub::run_all(|| async {
+        pubsub(&server, &[]).await as Arc<dyn PubSub>
+    })
+    .await;
+    layotto_conformance::pubsub::run_all(|| async {
+        pubsub(
+            &server,
+            &[("concurrency", "parallel"), ("maxAckPending", "50")],
+        )
+        .await as Arc<dyn PubSub>
+    })
+    .await;
+}
+
+fn ce(id: &str) -> bytes::Bytes {
+    bytes::Bytes::from(format!(r#"{{"specversion":"1.0","id":"{id}","data":"x"}}"#))
+}
+
+fn message(topic: &str, data: bytes::Bytes, md: &[(&str, &str)]) -> layotto_core::pubsub::Message {
+    layotto_core::pubsub::Message {
+        topic: topic.to_owned(),
+        data,
+        metadata: md
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+/// Metadata travels as headers and comes back with `Topic`; a CloudEvent published twice
+/// (a retried publish) is stored once; publishing where no stream listens is a clear error;
+/// the group's durable consumer is `<consumerID>-<topic>`; a `durableName` that filters
+/// another topic is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn headers_dedup_streams_and_durables() {
+    let server = NatsServer::start();
+    create_stream(&server, "ORDERS", &["orders.>"]).await;
+    let ps = pubsub(&server, &[]).await;
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let handler: layotto_core::pubsub::Handler = Arc::new(move |m| {
+        let _ = tx.send(m);
+        Box::pin(async { Ok(()) })
+    });
+    let req = layotto_core::pubsub::SubscribeRequest {
+        topic: "orders.eu".to_owned(),
+        metadata: [("consumerID".to_owned(), "shop".to_owned())].into(),
+    };
+    let _sub = ps.subscribe(req, handler.clone()).await.expect("subscribe");
+    ps.publish(message(
+        "orders.eu",
+        ce("e-1"),
+        &[("traceparent", "00-abc-01")],
+    ))
+    .await
+    .expect("publish");
+    ps.publish(message("orders.eu", ce("e-1"), &[]))
+        .await
+        .expect("a retried publish is acknowledged too");
+    ps.publish(message("orders.eu", ce("e-2"), &[]))
+        .await
+        .expect("publish");
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("delivery")
+        .expect("open");
+    assert_eq!(first.data, ce("e-1"));
+    assert_eq!(
+        first.metadata.get("Topic").map(String::as_str),
+        Some("orders.eu")
+    );
+    assert_eq!(
+        first.metadata.get("traceparent").map(String::as_str),
+        Some("00-abc-01")
+    );
+    let second = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("delivery")
+        .expect("open");
+    assert_eq!(second.data, ce("e-2"), "the duplicate e-1 was not stored");
+
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let js = jetstream::new(client);
+    let mut stream = js.get_stream("ORDERS").await.expect("stream");
+    assert_eq!(stream.info().await.expect("info").state.messages, 2);
+    let consumer = stream
+        .consumer_info("shop-orders_eu")
+        .await
+        .expect("the group's durable consumer");
+    assert_eq!(consumer.config.filter_subject, "orders.eu");
+
+    let lost = ps
+        .publish(message("nowhere", ce("e-3"), &[]))
+        .await
+        .expect_err("no stream captures 'nowhere'");
+    assert!(lost.to_string().contains("'nowhere'"), "{lost}");
+    let unsubscribable = ps
+        .subscribe(
+            layotto_core::pubsub::SubscribeRequest {
+                topic: "nowhere".to_owned(),
+                ..Default::default()
+            },
+            handler.clone(),
+        )
+        .await
+        .expect_err("no stream captures 'nowhere'");
+    assert!(
+        unsubscribable.to_string().contains("streamName"),
+        "{unsubscribable}"
+    );
+
+    let pinned = pubsub(&server, &[("durableName", "shop-orders_eu")]).await;
+    let wrong = pinned
+        .subscribe(
+            layotto_core::pubsub::SubscribeRequest {
+                topic: "orders.us".to_owned(),
+                ..Default::default()
+            },
+            handler,
+        )
+        .await
+        .expect_err("the durable filters orders.eu");
+    assert!(
+        wrong.to_string().contains("filters subject 'orders.eu'"),
+        "{wrong}"
+    );
+}
+
+/// The broker is killed (SIGKILL) and restarted while 2,000 messages flow to a consumer group
+/// of two members (two components, as two sidecars have): every message the stream
+/// acknowledged to the publisher is delivered at least once. Reports the duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broker_restart_loses_no_acknowledged_message() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    const N: usize = 2_000;
+    let mut server = NatsServer::start();
+    create_stream(&server, "FAULT", &["fault"]).await;
+    let counts: Arc<Mutex<HashMap<bytes::Bytes, u32>>> = Arc::default();
+    let member = |counts: Arc<Mutex<HashMap<bytes::Bytes, u32>>>| -> layotto_core::pubsub::Handler {
+        Arc::new(move |m| {
+            *counts.lock().expect("lock").entry(m.data).or_default() += 1;
+            Box::pin(async { Ok(()) })
+        })
+    };
+    let a = pubsub(&server, &[("concurrency", "parallel"), ("ackWait", "5s")]).await;
+    let b = pubsub(&server, &[("concurrency", "parallel"), ("ackWait", "5s")]).await;
+    let req = layotto_core::pubsub::SubscribeRequest {
+        topic: "fault".to_owned(),
+        metadata: [("consumerID".to_owned(), "app".to_owned())].into(),
+    };
+    let _sa = a
+        .subscribe(req.clone(), member(Arc::clone(&counts)))
+        .await
+        .expect("subscribe a");
+    let _sb = b
+        .subscribe(req, member(Arc::clone(&counts)))
+        .await
+        .expect("subscribe b");
+
+    let publisher = pubsub(&server, &[]).await;
+    let mut acknowledged = Vec::with_capacity(N);
+    let mut failed_attempts = 0u32;
+    for i in 0..N {
+        if i == N / 2 {
+            server.kill();
+            std::thread::sleep(Duration::from_millis(300));
+            server.restart();
+        }
+        let data = ce(&format!("m-{i}"));
+        // A publisher retries what was not acknowledged; the CloudEvent id deduplicates.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match publisher.publish(message("fault", data.clone(), &[])).await {
+                Ok(()) => {
+                    acknowledged.push(data);
+                    break;
+                }
+                Err(e) => {
+                    failed_attempts += 1;
+                    assert!(
+                        Instant::now() < deadline,
+                        "message {i} never acknowledged: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let missing = {
+            let c = counts.lock().expect("lock");
+            acknowledged.iter().filter(|d| !c.contains_key(*d)).count()
+        };
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {N} acknowledged messages were never delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let c = counts.lock().expect("lock");
+    let twice = c.values().filter(|n| **n > 1).count();
+    println!(
+        "jetstream broker restart: {N} acknowledged, all delivered, {twice} delivered more than \
+         once, {failed_attempts} publish attempts failed during the restart"
+    );
+}
