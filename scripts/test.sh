@@ -22,6 +22,9 @@ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb
 command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 # NATS with JetStream for `pubsub.jetstream` (crates/components/nats).
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+# Kafka's broker runs from its Maven Central jars (fetched by build-peers) on Java.
+command -v mvn >/dev/null || missing+=(maven)
+command -v java >/dev/null || missing+=(default-jre-headless)
 # `ip` brings up the loopback of the private network namespace in which Layotto's own config
 # files start on the ports they name (crates/layotto/tests/peer_configs_start.rs).
 command -v ip >/dev/null || missing+=(iproute2)
@@ -41,7 +44,7 @@ fi
 # gRPC app extension) is the client under test in tests/compat/dapr.
 python3 -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools pytest "dapr[grpc]==1.19.0"
 
-echo "==> test peers (built from the Go module proxy once per version, cached in ~/.cache/layotto-rs/peers)"
+echo "==> test peers (built from the Go module proxy, Kafka's jars from Maven Central, once per version, cached in ~/.cache/layotto-rs/peers)"
 command -v go >/dev/null || { echo "Go is required to build the test peers (FerretDB, Jaeger, daprd)" >&2; exit 1; }
 cargo run -q -p layotto-test-support --bin build-peers --locked
 

@@ -102,6 +102,8 @@ fn registries() -> layotto_core::Result<Registries> {
     layotto_components_mongo::register(&mut r)?;
     #[cfg(feature = "nats")]
     layotto_components_nats::register(&mut r)?;
+    #[cfg(feature = "kafka")]
+    layotto_components_kafka::register(&mut r)?;
     Ok(r)
 }
 

@@ -1,7 +1,8 @@
 //! Peer programs built from source by the test harness, once per version, and cached outside
 //! the repository.
 //!
-//! A peer is a Go module served by the Go module proxy (see [`Peer`]). [`binary`] returns the
+//! A peer is a Go module served by the Go module proxy (see [`Peer`]), or Kafka's broker jars
+//! from Maven Central ([`kafka_jars`]). [`binary`] returns the
 //! path of its built binary, building it first when the cache lacks it:
 //!
 //! 1. `go mod download -json MODULE@VERSION` puts the module source in the Go module cache
@@ -160,6 +161,74 @@ fn build(peer: &Peer, dir: &Path, bin: &Path) -> Result<(), String> {
     std::fs::rename(&partial, bin).map_err(|e| format!("rename into {}: {e}", bin.display()))?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
+}
+
+/// Apache Kafka's broker from Maven Central: `org.apache.kafka:kafka_2.13` and its runtime
+/// dependencies, run in KRaft mode on the installed Java 17 by [`crate::KafkaServer`].
+pub const KAFKA_VERSION: &str = "4.1.1";
+
+/// The directory holding the Kafka broker's jars (a classpath of `DIR/*`), fetched with
+/// `mvn dependency:copy-dependencies` into `CACHE/kafka-VERSION/libs` when the cache lacks
+/// them; the dir is renamed into place last, so a half-fetched set is never taken for a
+/// cached one.
+///
+/// # Errors
+/// When `mvn` is missing or the fetch fails, with its command and output.
+pub fn try_kafka_jars() -> Result<PathBuf, String> {
+    let dir = cache_root().join(format!("kafka-{KAFKA_VERSION}"));
+    let libs = dir.join("libs");
+    if libs.is_dir() {
+        return Ok(libs);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(|e| format!("create {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("lock {}: {e}", lock_path.display()))?;
+    if libs.is_dir() {
+        return Ok(libs);
+    }
+    let mvn = crate::search_path("mvn").ok_or_else(|| {
+        "`mvn` was not found on PATH: install Maven (Debian package `maven`) to fetch the \
+         Kafka broker jars"
+            .to_owned()
+    })?;
+    let started = Instant::now();
+    let pom = format!(
+        "<project xmlns=\"http://maven.apache.org/POM/4.0.0\">\n  <modelVersion>4.0.0</modelVersion>\n  \
+         <groupId>layotto-rs.test</groupId>\n  <artifactId>kafka-broker</artifactId>\n  \
+         <version>1</version>\n  <packaging>pom</packaging>\n  <dependencies>\n    <dependency>\n      \
+         <groupId>org.apache.kafka</groupId>\n      <artifactId>kafka_2.13</artifactId>\n      \
+         <version>{KAFKA_VERSION}</version>\n    </dependency>\n  </dependencies>\n</project>\n"
+    );
+    std::fs::write(dir.join("pom.xml"), pom).map_err(|e| format!("write pom.xml: {e}"))?;
+    let partial = dir.join("libs.partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    run(Command::new(mvn)
+        .current_dir(&dir)
+        .args([
+            "-q",
+            "-B",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+        ])
+        .arg(format!("-DoutputDirectory={}", partial.display())))?;
+    std::fs::rename(&partial, &libs).map_err(|e| format!("rename into {}: {e}", libs.display()))?;
+    eprintln!(
+        "fetched the Kafka {KAFKA_VERSION} broker jars in {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        libs.display()
+    );
+    Ok(libs)
+}
+
+/// [`try_kafka_jars`], panicking with the failure: a test cannot run without its broker.
+///
+/// # Panics
+/// When the jars cannot be fetched.
+pub fn kafka_jars() -> PathBuf {
+    try_kafka_jars().unwrap_or_else(|e| panic!("could not fetch the Kafka broker jars: {e}"))
 }
 
 fn go_cmd(go: &Path, cwd: &Path) -> Command {

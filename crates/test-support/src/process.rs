@@ -22,6 +22,8 @@ pub(crate) trait Server {
     const NOT_READY: &'static str;
     /// How often the readiness probe runs while the server starts.
     const POLL: Duration = Duration::from_millis(50);
+    /// How long one start may take before it counts as failed.
+    const TIMEOUT: Duration = START_TIMEOUT;
 
     /// The child process slot.
     fn process_mut(&mut self) -> &mut Process;
@@ -109,10 +111,10 @@ pub(crate) fn start<S: Server>(mut server: S) -> S {
 /// Kills `server` if running and starts it again on the same ports; waits until it is ready.
 ///
 /// # Panics
-/// When the server does not come back within [`START_TIMEOUT`].
+/// When the server does not come back within [`Server::TIMEOUT`].
 pub(crate) fn restart<S: Server>(server: &mut S) {
     server.process_mut().kill();
-    let deadline = Instant::now() + START_TIMEOUT;
+    let deadline = Instant::now() + S::TIMEOUT;
     loop {
         match spawn(server) {
             Ok(()) => return,
@@ -126,7 +128,7 @@ pub(crate) fn restart<S: Server>(server: &mut S) {
 }
 
 /// One run: spawns the server's command and waits until it is ready, exits, or
-/// [`START_TIMEOUT`] passes (then kills it).
+/// [`Server::TIMEOUT`] passes (then kills it).
 fn spawn<S: Server>(server: &mut S) -> Result<(), String> {
     let mut cmd = server.command()?;
     let program = cmd.get_program().to_string_lossy().into_owned();
@@ -135,7 +137,7 @@ fn spawn<S: Server>(server: &mut S) -> Result<(), String> {
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| format!("spawn {program}: {e}"))?;
-    let deadline = Instant::now() + START_TIMEOUT;
+    let deadline = Instant::now() + S::TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!(
