@@ -33,18 +33,23 @@ async fn pubsub(server: &NatsServer, pairs: &[(&str, &str)]) -> Arc<JetStreamPub
     Arc::new(ps)
 }
 
+/// One `nats-server` for the whole suite, each case on subjects of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn pubsub_suite() {
-    let server = NatsServer::start();
+async fn jetstream_suite() {
+    let mut server = NatsServer::start();
+    pubsub_suite(&server).await;
+    headers_dedup_streams_and_durables(&server).await;
+    broker_restart_loses_no_acknowledged_message(&mut server).await;
+}
+
+async fn pubsub_suite(server: &NatsServer) {
     // The suite's topics are single tokens (`topic-<n>-...`).
-    create_stream(&server, "CONFORMANCE", &["*"]).await;
-    layotto_conformance::pubsub::run_all(|| async {
-        pubsub(&server, &[]).await as Arc<dyn PubSub>
-    })
-    .await;
+    create_stream(server, "CONFORMANCE", &["*"]).await;
+    layotto_conformance::pubsub::run_all(|| async { pubsub(server, &[]).await as Arc<dyn PubSub> })
+        .await;
     layotto_conformance::pubsub::run_all(|| async {
         pubsub(
-            &server,
+            server,
             &[("concurrency", "parallel"), ("maxAckPending", "50")],
         )
         .await as Arc<dyn PubSub>
@@ -71,11 +76,9 @@ fn message(topic: &str, data: bytes::Bytes, md: &[(&str, &str)]) -> layotto_core
 /// (a retried publish) is stored once; publishing where no stream listens is a clear error;
 /// the group's durable consumer is `<consumerID>-<topic>`; a `durableName` that filters
 /// another topic is refused by name.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn headers_dedup_streams_and_durables() {
-    let server = NatsServer::start();
-    create_stream(&server, "ORDERS", &["orders.>"]).await;
-    let ps = pubsub(&server, &[]).await;
+async fn headers_dedup_streams_and_durables(server: &NatsServer) {
+    create_stream(server, "ORDERS", &["orders.>"]).await;
+    let ps = pubsub(server, &[]).await;
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let handler: layotto_core::pubsub::Handler = Arc::new(move |m| {
@@ -130,26 +133,26 @@ async fn headers_dedup_streams_and_durables() {
     assert_eq!(consumer.config.filter_subject, "orders.eu");
 
     let lost = ps
-        .publish(message("nowhere", ce("e-3"), &[]))
+        .publish(message("nowhere.at.all", ce("e-3"), &[]))
         .await
-        .expect_err("no stream captures 'nowhere'");
-    assert!(lost.to_string().contains("'nowhere'"), "{lost}");
+        .expect_err("no stream captures 'nowhere.at.all'");
+    assert!(lost.to_string().contains("'nowhere.at.all'"), "{lost}");
     let unsubscribable = ps
         .subscribe(
             layotto_core::pubsub::SubscribeRequest {
-                topic: "nowhere".to_owned(),
+                topic: "nowhere.at.all".to_owned(),
                 ..Default::default()
             },
             handler.clone(),
         )
         .await
-        .expect_err("no stream captures 'nowhere'");
+        .expect_err("no stream captures 'nowhere.at.all'");
     assert!(
         unsubscribable.to_string().contains("streamName"),
         "{unsubscribable}"
     );
 
-    let pinned = pubsub(&server, &[("durableName", "shop-orders_eu")]).await;
+    let pinned = pubsub(server, &[("durableName", "shop-orders_eu")]).await;
     let wrong = pinned
         .subscribe(
             layotto_core::pubsub::SubscribeRequest {
@@ -169,15 +172,13 @@ async fn headers_dedup_streams_and_durables() {
 /// The broker is killed (SIGKILL) and restarted while 2,000 messages flow to a consumer group
 /// of two members (two components, as two sidecars have): every message the stream
 /// acknowledged to the publisher is delivered at least once. Reports the duplicates.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn broker_restart_loses_no_acknowledged_message() {
+async fn broker_restart_loses_no_acknowledged_message(server: &mut NatsServer) {
     use std::collections::HashMap;
     use std::sync::Mutex;
     use std::time::{Duration, Instant};
 
     const N: usize = 2_000;
-    let mut server = NatsServer::start();
-    create_stream(&server, "FAULT", &["fault"]).await;
+    create_stream(server, "FAULT", &["fault.>"]).await;
     let counts: Arc<Mutex<HashMap<bytes::Bytes, u32>>> = Arc::default();
     let member = |counts: Arc<Mutex<HashMap<bytes::Bytes, u32>>>| -> layotto_core::pubsub::Handler {
         Arc::new(move |m| {
@@ -185,10 +186,10 @@ async fn broker_restart_loses_no_acknowledged_message() {
             Box::pin(async { Ok(()) })
         })
     };
-    let a = pubsub(&server, &[("concurrency", "parallel"), ("ackWait", "5s")]).await;
-    let b = pubsub(&server, &[("concurrency", "parallel"), ("ackWait", "5s")]).await;
+    let a = pubsub(server, &[("concurrency", "parallel"), ("ackWait", "5s")]).await;
+    let b = pubsub(server, &[("concurrency", "parallel"), ("ackWait", "5s")]).await;
     let req = layotto_core::pubsub::SubscribeRequest {
-        topic: "fault".to_owned(),
+        topic: "fault.load".to_owned(),
         metadata: [("consumerID".to_owned(), "app".to_owned())].into(),
     };
     let _sa = a
@@ -200,7 +201,7 @@ async fn broker_restart_loses_no_acknowledged_message() {
         .await
         .expect("subscribe b");
 
-    let publisher = pubsub(&server, &[]).await;
+    let publisher = pubsub(server, &[]).await;
     let mut acknowledged = Vec::with_capacity(N);
     let mut failed_attempts = 0u32;
     for i in 0..N {
@@ -213,7 +214,10 @@ async fn broker_restart_loses_no_acknowledged_message() {
         // A publisher retries what was not acknowledged; the CloudEvent id deduplicates.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match publisher.publish(message("fault", data.clone(), &[])).await {
+            match publisher
+                .publish(message("fault.load", data.clone(), &[]))
+                .await
+            {
                 Ok(()) => {
                     acknowledged.push(data);
                     break;
