@@ -3,15 +3,20 @@
 # config (configs/config_standalone.json), runs the quickstart against it, then stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The build script of etcd-client (crates/components/etcd) runs protoc: Debian's
-# protobuf-compiler.
-if ! command -v protoc >/dev/null; then
+# Build dependencies from Debian: protoc for the build script of etcd-client
+# (crates/components/etcd); OpenSSL's headers and pkg-config for librdkafka's TLS and SCRAM
+# (crates/components/kafka).
+missing=()
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   elif command -v sudo >/dev/null; then
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   else
-    echo "protoc is missing and this user cannot install the Debian package protobuf-compiler" >&2
+    echo "missing and this user cannot install the Debian packages: ${missing[*]}" >&2
     exit 1
   fi
 fi

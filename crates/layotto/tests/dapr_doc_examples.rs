@@ -222,6 +222,126 @@ spec:
     value: PREFIX
 "#;
 
+/// docs.dapr.io "Apache Kafka" (pub/sub), with every key of the page. Its SASL password is a
+/// `secretKeyRef`, which outside Kubernetes needs `auth.secretStore` (added, naming the local
+/// file store of [`KAFKA_SECRETS`]).
+const KAFKA_PUBSUB: &str = r#"apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: kafka-pubsub
+auth:
+  secretStore: kafka-secrets-store
+spec:
+  type: pubsub.kafka
+  version: v1
+  metadata:
+  - name: brokers # Required. Kafka broker connection setting
+    value: "dapr-kafka.myapp.svc.cluster.local:9092"
+  - name: consumerGroup # Optional. Used for input bindings.
+    value: "{namespace}"
+  - name: consumerID # Optional. If not supplied, runtime will create one.
+    value: "channel1"
+  - name: clientID # Optional. Used as client tracing ID by Kafka brokers.
+    value: "my-dapr-app-id"
+  - name: authType # Required.
+    value: "password"
+  - name: saslUsername # Required if authType is `password`.
+    value: "adminuser"
+  - name: saslPassword # Required if authType is `password`.
+    secretKeyRef:
+      name: kafka-secrets
+      key: saslPasswordSecret
+  - name: saslMechanism
+    value: "SHA-512"
+  - name: maxMessageBytes # Optional.
+    value: 1024
+  - name: consumeRetryInterval # Optional.
+    value: 200ms
+  - name: heartbeatInterval # Optional.
+    value: 5s
+  - name: sessionTimeout # Optional.
+    value: 15s
+  - name: version # Optional.
+    value: 2.0.0
+  - name: disableTls # Optional. Disable TLS. This is not safe for production!! You should read the `Mutual TLS` section for how to use TLS.
+    value: "true"
+  - name: consumerFetchMin # Optional. Advanced setting. The minimum number of message bytes to fetch in a request - the broker will wait until at least this many are available.
+    value: 1
+  - name: consumerFetchDefault # Optional. Advanced setting. The default number of message bytes to fetch from the broker in each request.
+    value: 2097152
+  - name: channelBufferSize # Optional. Advanced setting. The number of events to buffer in internal and external channels.
+    value: 512
+  - name: schemaRegistryURL # Optional. When using Schema Registry Avro serialization/deserialization. The Schema Registry URL.
+    value: http://localhost:8081
+  - name: schemaRegistryAPIKey # Optional. When using Schema Registry Avro serialization/deserialization. The Schema Registry API Key.
+    value: XYAXXAZ
+  - name: schemaRegistryAPISecret # Optional. When using Schema Registry Avro serialization/deserialization. The Schema Registry credentials API Secret.
+    value: "ABCDEFGMEADFF"
+  - name: schemaCachingEnabled # Optional. When using Schema Registry Avro serialization/deserialization. Enables caching for schemas.
+    value: true
+  - name: schemaLatestVersionCacheTTL # Optional. When using Schema Registry Avro serialization/deserialization. The TTL for schema caching when publishing a message with latest schema available.
+    value: 5m
+"#;
+
+/// docs.dapr.io "Kafka binding spec", with every key of the page (and `auth.secretStore`, as
+/// [`KAFKA_PUBSUB`]).
+const KAFKA_BINDING: &str = r#"apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: kafka-binding
+auth:
+  secretStore: kafka-secrets-store
+spec:
+  type: bindings.kafka
+  version: v1
+  metadata:
+  - name: topics # Optional. Used for input bindings.
+    value: "topic1,topic2"
+  - name: brokers # Required.
+    value: "localhost:9092,localhost:9093"
+  - name: consumerGroup # Optional. Used for input bindings.
+    value: "group1"
+  - name: publishTopic # Optional. Used for output bindings.
+    value: "topic3"
+  - name: authRequired # Required.
+    value: "true"
+  - name: saslUsername # Required if authRequired is `true`.
+    value: "user"
+  - name: saslPassword # Required if authRequired is `true`.
+    secretKeyRef:
+      name: kafka-secrets
+      key: "saslPasswordSecret"
+  - name: saslMechanism
+    value: "SHA-512"
+  - name: initialOffset # Optional. Used for input bindings.
+    value: "newest"
+  - name: maxMessageBytes # Optional.
+    value: "1024"
+  - name: heartbeatInterval # Optional.
+    value: 5s
+  - name: sessionTimeout # Optional.
+    value: 15s
+  - name: version # Optional.
+    value: "2.0.0"
+  - name: direction
+    value: "input, output"
+"#;
+
+/// The secret store the Kafka examples' `secretKeyRef` reads (`{dir}` is the fixture dir).
+const KAFKA_SECRETS: &str = r#"apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: kafka-secrets-store
+spec:
+  type: secretstores.local.file
+  version: v1
+  metadata:
+  - name: secretsFile
+    value: "{dir}/secrets.json"
+  - name: nestedSeparator
+    value: ":"
+"#;
+
 const PUBSUB: &str = "apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:
@@ -242,9 +362,18 @@ fn documented_examples_load_unchanged() {
         ("subscriptions.yaml", SUBSCRIPTIONS),
         ("pubsub.yaml", PUBSUB),
         ("jetstream.yaml", JETSTREAM),
+        ("kafka-pubsub.yaml", KAFKA_PUBSUB),
+        ("kafka-binding.yaml", KAFKA_BINDING),
+        ("kafka-secrets.yaml", KAFKA_SECRETS),
     ] {
+        let text = text.replace("{dir}", dir.path().to_str().expect("utf-8"));
         std::fs::write(dir.path().join(name), text).expect("write");
     }
+    std::fs::write(
+        dir.path().join("secrets.json"),
+        r#"{"kafka-secrets": {"saslPasswordSecret": "s3cr3t"}}"#,
+    )
+    .expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_layotto"))
         .args([
             "validate",
@@ -265,6 +394,8 @@ fn documented_examples_load_unchanged() {
         "rateLimit",
         "heartbeat",
         "queueGroupName",
+        "channelBufferSize",
+        "schemaRegistryURL",
     ] {
         assert!(err.contains(key), "no warning about '{key}': {err}");
     }

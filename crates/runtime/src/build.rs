@@ -33,7 +33,17 @@ pub fn validate(
         let (ref_problems, ref_warnings) = check_refs(config, entry);
         problems.extend(ref_problems.into_iter().map(|m| at_one(entry, m)));
         warnings.extend(at(entry, ref_warnings));
-        match create(registries, entry, app_id) {
+        // A value a secret store supplies is known only at start-up: here it is taken as
+        // given, so the component's own checks of the other keys still run.
+        let mut with_secrets = entry.clone();
+        for r in &entry.secret_refs {
+            with_secrets
+                .spec
+                .metadata
+                .entry(r.metadata_key.clone())
+                .or_insert_with(|| "<from secret store>".to_owned());
+        }
+        match create(registries, &with_secrets, app_id) {
             Ok((_, w)) => warnings.extend(at(entry, w)),
             Err(e) => problems.push(at_one(entry, e.message)),
         }

@@ -24,17 +24,21 @@ pub struct KafkaMetadata {
     /// `clientId` (alias `clientID`): the client id the brokers see (default `layotto-rs`).
     #[serde(rename = "clientId", alias = "clientID")]
     pub client_id: Option<String>,
-    /// `authType` (required, as in Dapr): `none`, or `password` (SASL PLAIN, with
-    /// `disableTls: true`). `mtls`, `certificate`, `oidc` and `awsiam` are refused.
+    /// `authType` (required, as in Dapr, unless the deprecated `authRequired` is given):
+    /// `none`, `password` (SASL), `mtls` or `certificate`; `oidc` and `awsiam` are refused as
+    /// not supported yet.
     #[serde(rename = "authType")]
     pub auth_type: Option<String>,
+    /// `authRequired` (deprecated): the authType when none is given, as Dapr derives it.
+    #[serde(rename = "authRequired")]
+    pub auth_required: Option<String>,
     /// `saslUsername` (authType `password`).
     #[serde(rename = "saslUsername")]
     pub sasl_username: Option<String>,
     /// `saslPassword` (authType `password`).
     #[serde(rename = "saslPassword")]
     pub sasl_password: Option<String>,
-    /// `saslMechanism`: `PLAIN` (the default); the SCRAM mechanisms are refused.
+    /// `saslMechanism`: `PLAINTEXT` (SASL PLAIN, the default), `SHA-256` or `SHA-512` (SCRAM).
     #[serde(rename = "saslMechanism")]
     pub sasl_mechanism: Option<String>,
     /// `initialOffset`: where a new consumer group starts, `newest` (default) or `oldest`.
@@ -43,19 +47,20 @@ pub struct KafkaMetadata {
     /// `maxMessageBytes`: the largest record produced, in bytes.
     #[serde(rename = "maxMessageBytes")]
     pub max_message_bytes: Option<u64>,
-    /// `disableTls`: Dapr connects with TLS unless this is true or `authType` is `none`.
+    /// `disableTls`: TLS is on unless this is true or `authType` is `none` (as in Dapr).
     #[serde(rename = "disableTls")]
     pub disable_tls: Option<bool>,
-    /// `skipVerify` (TLS; refused with TLS).
+    /// `skipVerify`: accept any broker certificate (unsafe).
     #[serde(rename = "skipVerify")]
     pub skip_verify: Option<bool>,
-    /// `caCert` (TLS; refused).
+    /// `caCert`: the CA certificate (PEM text) brokers are checked against (default: the
+    /// system's CAs).
     #[serde(rename = "caCert")]
     pub ca_cert: Option<String>,
-    /// `clientCert` (mTLS; refused).
+    /// `clientCert`: the client certificate (PEM text) for authType `mtls`.
     #[serde(rename = "clientCert")]
     pub client_cert: Option<String>,
-    /// `clientKey` (mTLS; refused).
+    /// `clientKey`: its key (PEM text).
     #[serde(rename = "clientKey")]
     pub client_key: Option<String>,
     /// `consumeRetryEnabled`: retry a failed delivery in place (pub/sub default true, binding
@@ -141,19 +146,37 @@ impl KafkaSettings {
     ///
     /// # Errors
     /// Invalid argument naming the key: `brokers` or `authType` missing, an unknown
-    /// `authType` or `initialOffset`, `password` without its username or password, a bad
-    /// `consumeRetryInterval`. Unsupported (naming it) for TLS, mTLS, OIDC, AWS IAM and the
-    /// SCRAM mechanisms.
+    /// `authType`, `saslMechanism` or `initialOffset`, `password` without its username or
+    /// password, a certificate that is no PEM, a bad `consumeRetryInterval`. Unsupported
+    /// (naming it) for authType `oidc` and `awsiam`.
     pub fn from_spec(spec: &ComponentSpec, retry_default: bool) -> Result<Self> {
         let m: KafkaMetadata = decode(spec)?;
         let brokers = nonempty(m.brokers)
             .ok_or_else(|| spec_error(spec, "kafka error: missing 'brokers' attribute"))?;
-        let auth = nonempty(m.auth_type).ok_or_else(|| {
-            spec_error(
-                spec,
-                "kafka error: 'authType' attribute was missing or empty",
-            )
-        })?;
+        // Dapr's upgradeMetadata: the deprecated `authRequired` picks the authType when none is
+        // given (password when a SASL password is set, else mtls).
+        let legacy = match nonempty(m.auth_required.clone()) {
+            None => None,
+            Some(v) => Some(match layotto_core::metadata::parse_truthy(&v) {
+                Some(true) if nonempty(m.sasl_password.clone()).is_some() => "password",
+                Some(true) => "mtls",
+                Some(false) => "none",
+                None => {
+                    return Err(spec_error(
+                        spec,
+                        "kafka error: invalid value for 'authRequired' attribute",
+                    ));
+                }
+            }),
+        };
+        let auth = nonempty(m.auth_type)
+            .or(legacy.map(str::to_owned))
+            .ok_or_else(|| {
+                spec_error(
+                    spec,
+                    "kafka error: 'authType' attribute was missing or empty",
+                )
+            })?;
         let unsupported = |what: &str| {
             Error::unsupported(format!(
                 "component '{}' (type '{}'): {what} is not supported yet",
@@ -168,7 +191,24 @@ impl KafkaSettings {
                 nonempty(m.client_id).unwrap_or_else(|| "layotto-rs".to_owned()),
             );
         let tls = !m.disable_tls.unwrap_or(false);
-        match auth.to_ascii_lowercase().as_str() {
+        let auth = auth.to_ascii_lowercase();
+        // TLS as Dapr's updateTLSConfig: on unless `disableTls` or authType `none`.
+        let tls = tls && auth != "none";
+        let ca_cert = nonempty(m.ca_cert);
+        if tls {
+            if let Some(ca) = ca_cert.clone() {
+                check_pem(spec, "caCert", &ca)?;
+                client.set("ssl.ca.pem", ca);
+            } else {
+                client.set("ssl.ca.location", "probe");
+            }
+            if m.skip_verify.unwrap_or(false) {
+                client
+                    .set("enable.ssl.certificate.verification", "false")
+                    .set("ssl.endpoint.identification.algorithm", "none");
+            }
+        }
+        match auth.as_str() {
             "none" => {
                 client.set("security.protocol", "plaintext");
             }
@@ -185,23 +225,59 @@ impl KafkaSettings {
                         "kafka error: missing SASL Password for authType 'password'",
                     )
                 })?;
-                if tls {
-                    return Err(unsupported(
-                        "TLS to Kafka (authType 'password' without 'disableTls: true')",
-                    ));
-                }
-                let mechanism = nonempty(m.sasl_mechanism).unwrap_or_else(|| "PLAIN".to_owned());
-                if !mechanism.eq_ignore_ascii_case("PLAIN") {
-                    return Err(unsupported(&format!("saslMechanism '{mechanism}'")));
-                }
+                let mechanism = match nonempty(m.sasl_mechanism)
+                    .unwrap_or_default()
+                    .to_ascii_uppercase()
+                    .as_str()
+                {
+                    "" | "PLAIN" | "PLAINTEXT" => "PLAIN",
+                    "SHA-256" | "SCRAM-SHA-256" => "SCRAM-SHA-256",
+                    "SHA-512" | "SCRAM-SHA-512" => "SCRAM-SHA-512",
+                    other => {
+                        return Err(spec_error(
+                            spec,
+                            format!(
+                                "kafka error: invalid saslMechanism '{other}' (PLAINTEXT, SHA-256 or SHA-512)"
+                            ),
+                        ));
+                    }
+                };
                 client
-                    .set("security.protocol", "sasl_plaintext")
-                    .set("sasl.mechanism", "PLAIN")
+                    .set(
+                        "security.protocol",
+                        if tls { "sasl_ssl" } else { "sasl_plaintext" },
+                    )
+                    .set("sasl.mechanism", mechanism)
                     .set("sasl.username", user)
                     .set("sasl.password", password);
             }
-            "mtls" | "certificate" => {
-                return Err(unsupported(&format!("authType '{auth}' (TLS to Kafka)")));
+            "mtls" => {
+                let cert = nonempty(m.client_cert);
+                let key = nonempty(m.client_key);
+                match (cert, key) {
+                    (Some(c), Some(k)) => {
+                        check_pem(spec, "clientCert", &c)?;
+                        check_pem(spec, "clientKey", &k)?;
+                        client.set("ssl.certificate.pem", c).set("ssl.key.pem", k);
+                    }
+                    (None, None) => {}
+                    _ => {
+                        return Err(spec_error(
+                            spec,
+                            "kafka error: clientKey or clientCert is missing",
+                        ));
+                    }
+                }
+                client.set("security.protocol", if tls { "ssl" } else { "plaintext" });
+            }
+            "certificate" => {
+                if ca_cert.is_none() {
+                    return Err(spec_error(
+                        spec,
+                        "missing CA certificate property 'caCert' for authType 'certificate'",
+                    ));
+                }
+                client.set("security.protocol", if tls { "ssl" } else { "plaintext" });
             }
             "oidc" | "awsiam" => return Err(unsupported(&format!("authType '{auth}'"))),
             _ => {
@@ -265,6 +341,18 @@ impl KafkaSettings {
     }
 }
 
+/// Checks that `value` of `key` holds a PEM block, as Dapr's `isValidPEM`.
+fn check_pem(spec: &ComponentSpec, key: &str, value: &str) -> Result<()> {
+    if value.contains("-----BEGIN ") && value.contains("-----END ") {
+        Ok(())
+    } else {
+        Err(spec_error(
+            spec,
+            format!("kafka error: '{key}' is not a PEM certificate or key"),
+        ))
+    }
+}
+
 /// `d` in whole milliseconds (saturating).
 pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -296,26 +384,48 @@ mod tests {
         let base = [("brokers", "b:9092"), ("authType", "password")];
         assert!(err(&base).contains("SASL Username"));
         assert!(err(&[base[0], base[1], ("saslUsername", "u")]).contains("SASL Password"));
-        let tls = err(&[
+        let bad = err(&[
             base[0],
             base[1],
             ("saslUsername", "u"),
             ("saslPassword", "p"),
+            ("saslMechanism", "MD5"),
         ]);
-        assert!(
-            tls.contains("TLS") && tls.contains("not supported"),
-            "{tls}"
+        assert!(bad.contains("saslMechanism 'MD5'"), "{bad}");
+        assert!(err(&[("brokers", "b"), ("authType", "oidc")]).contains("authType 'oidc'"));
+        let half = err(&[("brokers", "b"), ("authType", "mtls"), ("clientCert", "x")]);
+        assert!(half.contains("clientCert"), "{half}");
+        assert!(err(&[("brokers", "b"), ("authType", "certificate")]).contains("'caCert'"));
+        assert!(err(&[("brokers", "b"), ("authRequired", "maybe")]).contains("'authRequired'"));
+        let scram = KafkaSettings::from_spec(
+            &spec(&[
+                ("brokers", "b:1"),
+                ("authRequired", "true"),
+                ("saslUsername", "u"),
+                ("saslPassword", "p"),
+                ("saslMechanism", "SHA-512"),
+            ]),
+            true,
+        )
+        .expect("valid");
+        assert_eq!(scram.client.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(scram.client.get("security.protocol"), Some("sasl_ssl"));
+        let plain = KafkaSettings::from_spec(
+            &spec(&[
+                ("brokers", "b:1"),
+                ("authType", "password"),
+                ("saslUsername", "u"),
+                ("saslPassword", "p"),
+                ("disableTls", "true"),
+            ]),
+            true,
+        )
+        .expect("valid");
+        assert_eq!(plain.client.get("sasl.mechanism"), Some("PLAIN"));
+        assert_eq!(
+            plain.client.get("security.protocol"),
+            Some("sasl_plaintext")
         );
-        let scram = err(&[
-            base[0],
-            base[1],
-            ("saslUsername", "u"),
-            ("saslPassword", "p"),
-            ("disableTls", "true"),
-            ("saslMechanism", "SHA-512"),
-        ]);
-        assert!(scram.contains("SHA-512"), "{scram}");
-        assert!(err(&[("brokers", "b"), ("authType", "mtls")]).contains("authType 'mtls'"));
         assert!(
             err(&[
                 ("brokers", "b"),

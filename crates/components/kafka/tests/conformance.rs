@@ -69,9 +69,61 @@ async fn kafka_suite() {
         pubsub(&server, &[]).await as Arc<dyn PubSub>
     })
     .await;
+    binding_suites(&server).await;
     record_key_headers_and_metadata(&server).await;
     new_groups_start_where_initial_offset_says(&server).await;
     broker_restart_loses_no_acknowledged_record(&mut server).await;
+}
+
+/// `bindings.kafka` against the input-binding suite, producing through its own `create`
+/// operation: with Dapr's binding default a failed record is skipped, with
+/// `consumeRetryEnabled` it is delivered again. Each binding reads as a group of its own.
+async fn binding_suites(server: &KafkaServer) {
+    use layotto_components_kafka::KafkaBinding;
+    use layotto_conformance::input_binding::{InputSource, run_all};
+    use layotto_core::binding::{BindingRequest, OutputBinding};
+    for retry in [false, true] {
+        let topic = format!("binding-{retry}");
+        let spec = |group: String| {
+            ComponentSpec::new("kafka-binding", "kafka")
+                .with("brokers", server.addr())
+                .with("authType", "none")
+                .with("heartbeatInterval", "500ms")
+                .with("topics", topic.clone())
+                .with("publishTopic", topic.clone())
+                .with("consumerGroup", group)
+                .with("consumeRetryEnabled", retry.to_string())
+        };
+        let writer = Arc::new(KafkaBinding::from_spec(&spec("writer".into())).expect("spec"));
+        writer.init().await.expect("init");
+        let source = InputSource {
+            produce: Box::new(move |data| {
+                let w = Arc::clone(&writer);
+                Box::pin(async move {
+                    w.invoke(BindingRequest {
+                        operation: "create".into(),
+                        data,
+                        metadata: Metadata::new(),
+                    })
+                    .await
+                    .expect("create");
+                })
+            }),
+            carries_data: true,
+            redelivers: retry,
+            quiet_period: Duration::from_secs(2),
+        };
+        run_all(
+            || async {
+                let b = KafkaBinding::from_spec(&spec(layotto_conformance::unique("group")))
+                    .expect("spec");
+                b.init().await.expect("init");
+                Arc::new(b) as Arc<dyn OutputBinding>
+            },
+            &source,
+        )
+        .await;
+    }
 }
 
 /// `partitionKey` becomes the record key, every metadata entry a header, and the subscriber
