@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod binding;
+pub mod broker_fault;
 pub mod configuration;
 pub mod file;
 pub mod input_binding;

@@ -104,6 +104,8 @@ fn registries() -> layotto_core::Result<Registries> {
     layotto_components_nats::register(&mut r)?;
     #[cfg(feature = "kafka")]
     layotto_components_kafka::register(&mut r)?;
+    #[cfg(feature = "rabbitmq")]
+    layotto_components_rabbitmq::register(&mut r)?;
     Ok(r)
 }
 

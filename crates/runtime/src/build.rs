@@ -99,6 +99,12 @@ pub(crate) fn create(
     let mut spec = entry.spec.clone();
     if entry.origin == Origin::Dapr {
         substitute(&mut spec.metadata, app_id)?;
+        // daprd gives a pub/sub without `consumerID` the app id before its init (MQTT's
+        // client id, Kafka's group).
+        if entry.kind == Kind::PubSub && spec.get_ci(CONSUMER_ID_KEY).is_none() {
+            spec.metadata
+                .insert(CONSUMER_ID_KEY.to_owned(), app_id.to_owned());
+        }
     }
     let keys = KeyPrefix::for_component(entry.kind, entry.origin, &spec, app_id)?;
     if entry.kind == Kind::Sequencer {

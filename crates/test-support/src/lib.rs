@@ -22,6 +22,7 @@ pub mod peers;
 mod postgres;
 mod process;
 mod prometheus;
+mod rabbitmq;
 mod zookeeper;
 
 pub use etcd::EtcdServer;
@@ -32,6 +33,7 @@ pub use mysql::MySqlServer;
 pub use nats::NatsServer;
 pub use postgres::PostgresServer;
 pub use prometheus::PrometheusServer;
+pub use rabbitmq::RabbitMqServer;
 pub use zookeeper::ZooKeeperServer;
 
 /// How long a server gets to answer its first PING (or health check).

@@ -6,6 +6,7 @@
 //! and keeps a [`Process`]; [`start`] and [`restart`] do the rest.
 
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,10 @@ impl Process {
             // A frozen process dies of SIGKILL too; thaw it anyway so nothing lingers stopped.
             let _ = Command::new("kill")
                 .args(["-CONT".to_owned(), c.id().to_string()])
+                .status();
+            // The whole process group (wrapper scripts exec or fork the server).
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", c.id())])
                 .status();
             let _ = c.kill();
             let _ = c.wait();
@@ -132,9 +137,11 @@ pub(crate) fn restart<S: Server>(server: &mut S) {
 fn spawn<S: Server>(server: &mut S) -> Result<(), String> {
     let mut cmd = server.command()?;
     let program = cmd.get_program().to_string_lossy().into_owned();
+    // A group of its own, so a kill reaches what a wrapper script started.
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("spawn {program}: {e}"))?;
     let deadline = Instant::now() + S::TIMEOUT;
@@ -152,6 +159,9 @@ fn spawn<S: Server>(server: &mut S) -> Result<(), String> {
             return Ok(());
         }
         if Instant::now() >= deadline {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(

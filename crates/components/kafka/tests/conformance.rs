@@ -3,9 +3,8 @@
 //! does not cover (record keys, headers and daprd's delivery metadata; where a new consumer
 //! group starts), then the broker killed and restarted under load.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use layotto_components_kafka::KafkaPubSub;
@@ -64,7 +63,7 @@ async fn next(rx: &mut UnboundedReceiver<Message>, what: &str) -> Message {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kafka_suite() {
-    let mut server = KafkaServer::start();
+    let server = KafkaServer::start();
     layotto_conformance::pubsub::run_all(|| async {
         pubsub(&server, &[]).await as Arc<dyn PubSub>
     })
@@ -72,7 +71,7 @@ async fn kafka_suite() {
     binding_suites(&server).await;
     record_key_headers_and_metadata(&server).await;
     new_groups_start_where_initial_offset_says(&server).await;
-    broker_restart_loses_no_acknowledged_record(&mut server).await;
+    broker_restart_loses_no_acknowledged_record(server).await;
 }
 
 /// `bindings.kafka` against the input-binding suite, producing through its own `create`
@@ -204,72 +203,27 @@ async fn new_groups_start_where_initial_offset_says(server: &KafkaServer) {
 /// The broker is killed (SIGKILL) and restarted while 2,000 records flow to a consumer group
 /// of two members (two components, as two sidecars have): every record the broker
 /// acknowledged is delivered at least once. Reports the duplicates.
-async fn broker_restart_loses_no_acknowledged_record(server: &mut KafkaServer) {
-    const N: usize = 2_000;
-    let counts: Arc<Mutex<HashMap<Bytes, u32>>> = Arc::default();
-    let member = |counts: Arc<Mutex<HashMap<Bytes, u32>>>| -> Handler {
-        Arc::new(move |m| {
-            *counts.lock().expect("lock").entry(m.data).or_default() += 1;
-            Box::pin(async { Ok(()) })
-        })
-    };
-    let a = pubsub(server, &[]).await;
-    let b = pubsub(server, &[]).await;
-    let _sa = a
-        .subscribe(request("fault", "app"), member(Arc::clone(&counts)))
-        .await
-        .expect("a");
-    let _sb = b
-        .subscribe(request("fault", "app"), member(Arc::clone(&counts)))
-        .await
-        .expect("b");
-    let publisher = pubsub(server, &[]).await;
-    let mut acknowledged = Vec::with_capacity(N);
-    let mut failed_attempts = 0u32;
-    for i in 0..N {
-        if i == N / 2 {
-            server.kill();
+async fn broker_restart_loses_no_acknowledged_record(server: KafkaServer) {
+    let a = pubsub(&server, &[]).await;
+    let b = pubsub(&server, &[]).await;
+    let publisher = pubsub(&server, &[]).await;
+    // Kept here too: the broker must outlive the restart closure.
+    let server = Arc::new(Mutex::new(server));
+    let restarted = Arc::clone(&server);
+    let report = layotto_conformance::broker_fault::survives_broker_restart(
+        &*publisher,
+        [a, b],
+        "fault",
+        "app",
+        2_000,
+        |i| Bytes::from(format!("m-{i}")),
+        move || {
+            let mut s = restarted.lock().expect("lock");
+            s.kill();
             std::thread::sleep(Duration::from_millis(300));
-            server.restart();
-        }
-        let data = format!("m-{i}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            match publisher.publish(message("fault", &data, &[])).await {
-                Ok(()) => {
-                    acknowledged.push(Bytes::from(data));
-                    break;
-                }
-                Err(e) => {
-                    failed_attempts += 1;
-                    assert!(
-                        Instant::now() < deadline,
-                        "record {i} never acknowledged: {e}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let missing = {
-            let c = counts.lock().expect("lock");
-            acknowledged.iter().filter(|d| !c.contains_key(*d)).count()
-        };
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{missing} of {N} acknowledged records were never delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let c = counts.lock().expect("lock");
-    let twice = c.values().filter(|n| **n > 1).count();
-    println!(
-        "kafka broker restart: {N} acknowledged, all delivered, {twice} delivered more than \
-         once, {failed_attempts} publish attempts failed during the restart"
-    );
+            s.restart();
+        },
+    )
+    .await;
+    println!("kafka broker restart: {report}");
 }

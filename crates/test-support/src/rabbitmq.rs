@@ -1,0 +1,191 @@
+//! [`RabbitMqServer`]: a RabbitMQ node (Debian package `rabbitmq-server`) on free ports.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{self, Process, Server};
+use crate::{find_binary, free_port};
+
+/// The node's server script: run directly (the Debian wrapper in `/usr/sbin` switches to the
+/// `rabbitmq` user).
+const SERVER_SCRIPT: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+
+/// A RabbitMQ node kept on loopback: AMQP on a free 127.0.0.1 port, its Erlang distribution
+/// port and its own `epmd` (also on loopback) on others, its database
+/// and logs in a fresh temp dir, so durable queues and persistent messages survive
+/// [`RabbitMqServer::restart`]. `guest`/`guest` may log in over loopback. Killed on drop.
+#[derive(Debug)]
+pub struct RabbitMqServer {
+    // First, so the processes die before the temp dir goes.
+    process: Process,
+    port: u16,
+    dist_port: u16,
+    epmd_port: u16,
+    epmd: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl RabbitMqServer {
+    /// Starts `epmd` and the node; waits until the node answers the AMQP protocol header.
+    ///
+    /// # Panics
+    /// When RabbitMQ is not installed (names the Debian package `rabbitmq-server`), or the
+    /// node does not answer within 60 s.
+    pub fn start() -> Self {
+        assert!(
+            Path::new(SERVER_SCRIPT).is_file(),
+            "`{SERVER_SCRIPT}` was not found: install the Debian package `rabbitmq-server` \
+             (apt-get install -y rabbitmq-server) to run these tests"
+        );
+        let epmd = find_binary("epmd", "erlang-base");
+        let dir = tempfile::Builder::new()
+            .prefix("layotto-rabbitmq-")
+            .tempdir()
+            .expect("create a temp dir for rabbitmq");
+        std::fs::write(dir.path().join("enabled_plugins"), "[].\n").expect("write plugins");
+        std::fs::write(
+            dir.path().join("rabbitmq.conf"),
+            "loopback_users = none\nlog.console = false\nlog.file.level = warning\n",
+        )
+        .expect("write rabbitmq.conf");
+        process::start(Self {
+            process: Process::new(Self::NAME),
+            port: 0,
+            dist_port: 0,
+            epmd_port: 0,
+            epmd,
+            dir,
+        })
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:port`, what Dapr's `connectionString` takes.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}", self.port)
+    }
+
+    /// The AMQP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The temp dir holding the node's database and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kills the node (SIGKILL) and waits for it to exit. Idempotent.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Kills the node if running and starts it again on the same ports and database; waits
+    /// until it answers.
+    ///
+    /// # Panics
+    /// When the node does not come back within 60 s.
+    pub fn restart(&mut self) {
+        process::restart(self);
+    }
+}
+
+impl Server for RabbitMqServer {
+    const NAME: &'static str = "rabbitmq";
+    const NOT_READY: &'static str = "never answered the AMQP protocol header";
+    const POLL: Duration = Duration::from_millis(200);
+    const TIMEOUT: Duration = Duration::from_secs(60);
+
+    fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn take_free_ports(&mut self) {
+        self.port = free_port();
+        self.dist_port = free_port();
+        self.epmd_port = free_port();
+        let _ = std::fs::remove_dir_all(self.dir.path().join("mnesia"));
+    }
+
+    fn command(&self) -> Result<Command, String> {
+        // The node's own epmd in the foreground, in the node's process group (so a kill takes
+        // both), started before the node so the node does not daemonize one of its own.
+        let d = self.dir.path();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "{epmd} -port {port} -address 127.0.0.1 & sleep 0.3; exec {SERVER_SCRIPT}",
+                epmd = self.epmd.display(),
+                port = self.epmd_port
+            ))
+            .env("HOME", d)
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("layotto-{}@localhost", self.port),
+            )
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d.join("log"))
+            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", d.join("advanced.config"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
+            .env("RABBITMQ_PID_FILE", d.join("rabbitmq.pid"))
+            .stderr(std::process::Stdio::null());
+        Ok(cmd)
+    }
+
+    fn ready(&self) -> bool {
+        answers_amqp(self.port)
+    }
+
+    fn context(&self) -> String {
+        let log = std::fs::read_dir(self.dir.path().join("log"))
+            .ok()
+            .and_then(|mut it| it.find_map(|e| e.ok().map(|e| e.path())))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        format!(
+            "\nlast lines of the node's log:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    }
+}
+
+/// Whether the node on `port` answers the AMQP 0-9-1 protocol header with a method frame
+/// (`Connection.Start`).
+fn answers_amqp(port: u16) -> bool {
+    let Some(mut s) = process::connect(port, Duration::from_secs(2)) else {
+        return false;
+    };
+    if s.write_all(b"AMQP\x00\x00\x09\x01").is_err() {
+        return false;
+    }
+    let mut first = [0u8; 1];
+    s.read_exact(&mut first).is_ok() && first[0] == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_kills_and_restarts_on_the_same_port() {
+        let mut s = RabbitMqServer::start();
+        let port = s.port();
+        assert!(answers_amqp(port));
+        s.kill();
+        assert!(!answers_amqp(port));
+        s.restart();
+        assert_eq!(s.port(), port);
+        assert!(answers_amqp(port));
+    }
+}
