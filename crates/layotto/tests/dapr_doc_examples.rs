@@ -342,6 +342,64 @@ spec:
     value: ":"
 "#;
 
+/// docs.dapr.io "RabbitMQ" (pub/sub), with every key of the page (`{podName}` needs
+/// `POD_NAME`, set for the run as Kubernetes sets it).
+const RABBITMQ: &str = r#"apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: rabbitmq-pubsub
+spec:
+  type: pubsub.rabbitmq
+  version: v1
+  metadata:
+  - name: connectionString
+    value: "amqp://localhost:5672"
+  - name: protocol
+    value: amqp
+  - name: hostname
+    value: localhost
+  - name: username
+    value: username
+  - name: password
+    value: password
+  - name: consumerID
+    value: channel1
+  - name: durable
+    value: false
+  - name: deletedWhenUnused
+    value: false
+  - name: autoAck
+    value: false
+  - name: deliveryMode
+    value: 0
+  - name: requeueInFailure
+    value: false
+  - name: prefetchCount
+    value: 0
+  - name: reconnectWait
+    value: 0
+  - name: concurrencyMode
+    value: parallel
+  - name: publisherConfirm
+    value: false
+  - name: enableDeadLetter # Optional enable dead Letter or not
+    value: true
+  - name: maxLen # Optional max message count in a queue
+    value: 3000
+  - name: maxLenBytes # Optional maximum length in bytes of a queue.
+    value: 10485760
+  - name: exchangeKind
+    value: fanout
+  - name: saslExternal
+    value: false
+  - name: ttlInSeconds
+    value: 60
+  - name: clientName
+    value: {podName}
+  - name: heartBeat
+    value: 10s
+"#;
+
 const PUBSUB: &str = "apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:
@@ -365,6 +423,7 @@ fn documented_examples_load_unchanged() {
         ("kafka-pubsub.yaml", KAFKA_PUBSUB),
         ("kafka-binding.yaml", KAFKA_BINDING),
         ("kafka-secrets.yaml", KAFKA_SECRETS),
+        ("rabbitmq.yaml", RABBITMQ),
     ] {
         let text = text.replace("{dir}", dir.path().to_str().expect("utf-8"));
         std::fs::write(dir.path().join(name), text).expect("write");
@@ -382,6 +441,7 @@ fn documented_examples_load_unchanged() {
             "--resources-path",
         ])
         .arg(dir.path())
+        .env("POD_NAME", "orders-7d9f")
         .output()
         .expect("run layotto validate");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -396,6 +456,8 @@ fn documented_examples_load_unchanged() {
         "queueGroupName",
         "channelBufferSize",
         "schemaRegistryURL",
+        "reconnectWait",
+        "concurrencyMode",
     ] {
         assert!(err.contains(key), "no warning about '{key}': {err}");
     }

@@ -1,8 +1,9 @@
-//! Kafka interop with Dapr's own sidecar: `daprd` v1.14.0 and layotto-rs, each with an app
-//! subscribed over HTTP, on one Kafka broker with Dapr's documented `pubsub.kafka` metadata.
-//! An event published through either sidecar reaches the app behind the other (the records
-//! are the same CloudEvents); and with one `consumerGroup` (replicas of one app, half of them
-//! migrated), the two sidecars share the topic's partitions and every event is delivered.
+//! Broker interop with Dapr's own sidecar: `daprd` v1.14.0 and layotto-rs, each with an app
+//! subscribed over HTTP, on one Kafka broker (`pubsub.kafka`) and on one RabbitMQ node
+//! (`pubsub.rabbitmq`), with Dapr's documented metadata. An event published through either
+//! sidecar reaches the app behind the other (the messages are the same CloudEvents); and with
+//! one consumer group (replicas of one app, half of them migrated), the two sidecars share the
+//! topic and every event is delivered.
 #![allow(missing_docs)]
 
 mod support;
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use layotto_test_support::KafkaServer;
+use layotto_test_support::{KafkaServer, RabbitMqServer};
 use serde_json::Value;
 use support::daprd::{Daprd, request, start_real_daprd};
 
@@ -26,12 +27,17 @@ spec:
     enabled: false
 ";
 
-fn component(brokers: &str, group: &str) -> String {
-    format!(
-        "apiVersion: dapr.io/v1alpha1
+/// A broker both sidecars use, as Component YAML for consumer group `group`.
+type Component = dyn Fn(&str) -> String;
+
+fn kafka(brokers: &str) -> Box<Component> {
+    let brokers = brokers.to_owned();
+    Box::new(move |group| {
+        format!(
+            "apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:
-  name: kafka
+  name: broker
 spec:
   type: pubsub.kafka
   version: v1
@@ -49,13 +55,47 @@ spec:
   - name: consumeRetryInterval
     value: 200ms
 "
-    )
+        )
+    })
+}
+
+fn rabbitmq(url: &str) -> Box<Component> {
+    let url = url.to_owned();
+    Box::new(move |group| {
+        format!(
+            "apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: broker
+spec:
+  type: pubsub.rabbitmq
+  version: v1
+  metadata:
+  - name: connectionString
+    value: \"{url}\"
+  - name: consumerID
+    value: \"{group}\"
+  - name: durable
+    value: true
+  - name: deletedWhenUnused
+    value: false
+  - name: deliveryMode
+    value: 2
+  - name: requeueInFailure
+    value: true
+  - name: prefetchCount
+    value: 10
+  - name: publisherConfirm
+    value: true
+"
+        )
+    })
 }
 
 /// Events an app received: CloudEvent `data.n` (or the whole data) -> CloudEvent.
 type Seen = Arc<Mutex<Vec<Value>>>;
 
-/// An app subscribed to `orders` on `kafka` at `/orders`, recording each CloudEvent.
+/// An app subscribed to `orders` on `broker` at `/orders`, recording each CloudEvent.
 async fn app() -> (u16, Seen) {
     use axum::routing::{get, post};
     let seen: Seen = Arc::default();
@@ -65,7 +105,7 @@ async fn app() -> (u16, Seen) {
             "/dapr/subscribe",
             get(|| async {
                 axum::Json(serde_json::json!([
-                    {"pubsubname": "kafka", "topic": "orders", "route": "/orders"}
+                    {"pubsubname": "broker", "topic": "orders", "route": "/orders"}
                 ]))
             }),
         )
@@ -95,7 +135,7 @@ fn publish(port: u16, body: &Value) {
     let r = request(
         port,
         "POST",
-        "/v1.0/publish/kafka/orders",
+        "/v1.0/publish/broker/orders",
         &[("content-type", "application/json")],
         &body.to_string(),
     )
@@ -129,7 +169,7 @@ async fn warm_up(port: u16, tag: &str, ready: impl Fn() -> bool) {
 }
 
 fn start_pair(
-    brokers: &str,
+    component: &Component,
     group_ours: &str,
     group_dapr: &str,
     app_ours: u16,
@@ -138,7 +178,7 @@ fn start_pair(
     let ours = Daprd::start(
         &[
             ("config.yaml", CONFIG),
-            ("res/kafka.yaml", &component(brokers, group_ours)),
+            ("res/broker.yaml", &component(group_ours)),
         ],
         &[
             "--app-id",
@@ -156,11 +196,7 @@ fn start_pair(
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("res")).expect("mkdir");
     std::fs::write(dir.path().join("config.yaml"), CONFIG).expect("write");
-    std::fs::write(
-        dir.path().join("res/kafka.yaml"),
-        component(brokers, group_dapr),
-    )
-    .expect("write");
+    std::fs::write(dir.path().join("res/broker.yaml"), component(group_dapr)).expect("write");
     let dapr = start_real_daprd(&[
         "--app-id",
         "orders",
@@ -179,12 +215,20 @@ fn start_pair(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn daprd_and_layotto_exchange_events_over_kafka() {
     let kafka = KafkaServer::start();
-    let brokers = kafka.addr();
+    exchange_events(&*self::kafka(&kafka.addr()), "kafka").await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn daprd_and_layotto_exchange_events_over_rabbitmq() {
+    let rabbit = RabbitMqServer::start();
+    exchange_events(&*rabbitmq(&rabbit.url()), "rabbitmq").await;
+}
+
+async fn exchange_events(component: &Component, broker: &str) {
     // Two groups: every event reaches both apps, whichever sidecar published it.
     let (port_ours, seen_ours) = app().await;
     let (port_dapr, seen_dapr) = app().await;
-    let (ours, dapr) = start_pair(&brokers, "group-l", "group-d", port_ours, port_dapr);
+    let (ours, dapr) = start_pair(component, "group-l", "group-d", port_ours, port_dapr);
     warm_up(dapr.http, "warm", || {
         !tagged(&seen_ours, "warm").is_empty() && !tagged(&seen_dapr, "warm").is_empty()
     })
@@ -210,7 +254,7 @@ async fn daprd_and_layotto_exchange_events_over_kafka() {
             let e = &tagged(seen, tag)[0];
             assert_eq!(e["specversion"], "1.0", "{who}: a CloudEvent: {e}");
             assert_eq!(e["topic"], "orders", "{e}");
-            assert_eq!(e["pubsubname"], "kafka", "{e}");
+            assert_eq!(e["pubsubname"], "broker", "{e}");
             assert!(e["id"].as_str().is_some_and(|s| !s.is_empty()), "{e}");
         }
     }
@@ -220,7 +264,7 @@ async fn daprd_and_layotto_exchange_events_over_kafka() {
     // One group across both sidecars: the partitions are shared, every event delivered.
     let (port_ours, seen_ours) = app().await;
     let (port_dapr, seen_dapr) = app().await;
-    let (ours, dapr) = start_pair(&brokers, "shared", "shared", port_ours, port_dapr);
+    let (ours, dapr) = start_pair(component, "shared", "shared", port_ours, port_dapr);
     // Both members have partitions once each app has received a warm-up event.
     warm_up(ours.http, "warm-shared", || {
         !tagged(&seen_ours, "warm-shared").is_empty()
@@ -249,7 +293,9 @@ async fn daprd_and_layotto_exchange_events_over_kafka() {
                 tagged(&seen_dapr, "shared").len(),
             );
             assert!(a > 0 && b > 0, "both members take part: {a} / {b}");
-            println!("shared group: layotto-rs's app {a}, daprd's app {b}, {twice} twice");
+            println!(
+                "{broker}, shared group: layotto-rs's app {a}, daprd's app {b}, {twice} twice"
+            );
             break;
         }
         assert!(
