@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 echo "==> installing test dependencies"
 # Real backend servers the tests start on free ports (see crates/test-support: Redis, etcd,
-# MariaDB, PostgreSQL, ZooKeeper, NATS, RabbitMQ; FerretDB is built from Go modules below), and protoc,
+# MariaDB, PostgreSQL, ZooKeeper, NATS, RabbitMQ, Mosquitto; FerretDB is built from Go modules below), and protoc,
 # which the build script of etcd-client (crates/components/etcd) runs.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -25,6 +25,8 @@ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb
 command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 # NATS with JetStream for `pubsub.jetstream` (crates/components/nats).
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+# Mosquitto for `pubsub.mqtt3` (crates/components/mqtt).
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 # RabbitMQ for `pubsub.rabbitmq` (crates/components/rabbitmq; the harness runs the node itself).
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 # Kafka's broker runs from its Maven Central jars (fetched by build-peers) on Java.

@@ -41,7 +41,7 @@ impl std::fmt::Display for FaultReport {
 }
 
 /// Publishes `n` messages (`payload(i)`, distinct) to `topic` through `publisher`, retrying
-/// each until the broker acknowledges it, while `members` (two components, as two sidecars)
+/// each until the broker acknowledges it, while `members` (components, one per sidecar)
 /// consume them as consumer group `group`. When half are acknowledged, `restart` runs on a
 /// blocking thread (it kills the broker and starts it again) while publishing goes on.
 ///
@@ -50,7 +50,7 @@ impl std::fmt::Display for FaultReport {
 /// acknowledged message is not delivered within 90 s of the last publish.
 pub async fn survives_broker_restart(
     publisher: &dyn PubSub,
-    members: [Arc<dyn PubSub>; 2],
+    members: &[Arc<dyn PubSub>],
     topic: &str,
     group: &str,
     n: usize,
@@ -59,7 +59,7 @@ pub async fn survives_broker_restart(
 ) -> FaultReport {
     let counts: Arc<Mutex<HashMap<Bytes, u32>>> = Arc::default();
     let mut subs = Vec::new();
-    for m in &members {
+    for m in members {
         let counts = Arc::clone(&counts);
         let handler: Handler = Arc::new(move |msg: Message| {
             *counts.lock().expect("lock").entry(msg.data).or_default() += 1;

@@ -106,6 +106,8 @@ fn registries() -> layotto_core::Result<Registries> {
     layotto_components_kafka::register(&mut r)?;
     #[cfg(feature = "rabbitmq")]
     layotto_components_rabbitmq::register(&mut r)?;
+    #[cfg(feature = "mqtt")]
+    layotto_components_mqtt::register(&mut r)?;
     Ok(r)
 }
 

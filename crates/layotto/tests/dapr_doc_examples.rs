@@ -400,6 +400,27 @@ spec:
     value: 10s
 "#;
 
+/// docs.dapr.io "MQTT3" (pub/sub), its URL template filled in.
+const MQTT3: &str = r#"apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: mqtt-pubsub
+spec:
+  type: pubsub.mqtt3
+  version: v1
+  metadata:
+    - name: url
+      value: "tcp://user:password@host.domain:1883"
+    - name: retain
+      value: "false"
+    - name: cleanSession
+      value: "false"
+    - name: qos
+      value: "1"
+    - name: consumerID
+      value: "channel1"
+"#;
+
 const PUBSUB: &str = "apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:
@@ -424,6 +445,7 @@ fn documented_examples_load_unchanged() {
         ("kafka-binding.yaml", KAFKA_BINDING),
         ("kafka-secrets.yaml", KAFKA_SECRETS),
         ("rabbitmq.yaml", RABBITMQ),
+        ("mqtt3.yaml", MQTT3),
     ] {
         let text = text.replace("{dir}", dir.path().to_str().expect("utf-8"));
         std::fs::write(dir.path().join(name), text).expect("write");

@@ -1,6 +1,6 @@
 //! Broker interop with Dapr's own sidecar: `daprd` v1.14.0 and layotto-rs, each with an app
-//! subscribed over HTTP, on one Kafka broker (`pubsub.kafka`) and on one RabbitMQ node
-//! (`pubsub.rabbitmq`), with Dapr's documented metadata. An event published through either
+//! subscribed over HTTP, on one Kafka broker (`pubsub.kafka`), one RabbitMQ node
+//! (`pubsub.rabbitmq`) and one Mosquitto (`pubsub.mqtt3`), with Dapr's documented metadata. An event published through either
 //! sidecar reaches the app behind the other (the messages are the same CloudEvents); and with
 //! one consumer group (replicas of one app, half of them migrated), the two sidecars share the
 //! topic and every event is delivered.
@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use layotto_test_support::{KafkaServer, RabbitMqServer};
+use layotto_test_support::{KafkaServer, MosquittoServer, RabbitMqServer};
 use serde_json::Value;
 use support::daprd::{Daprd, request, start_real_daprd};
 
@@ -59,6 +59,33 @@ spec:
     })
 }
 
+/// MQTT: client ids must differ per sidecar, so `consumerID` is Dapr's `{uuid}` placeholder;
+/// the group is the shared subscription the app asks for.
+fn mqtt(url: &str) -> Box<Component> {
+    let url = url.to_owned();
+    Box::new(move |_group| {
+        format!(
+            "apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: broker
+spec:
+  type: pubsub.mqtt3
+  version: v1
+  metadata:
+  - name: url
+    value: \"{url}\"
+  - name: consumerID
+    value: \"{{uuid}}\"
+  - name: qos
+    value: 1
+  - name: cleanSession
+    value: false
+"
+        )
+    })
+}
+
 fn rabbitmq(url: &str) -> Box<Component> {
     let url = url.to_owned();
     Box::new(move |group| {
@@ -95,18 +122,20 @@ spec:
 /// Events an app received: CloudEvent `data.n` (or the whole data) -> CloudEvent.
 type Seen = Arc<Mutex<Vec<Value>>>;
 
-/// An app subscribed to `orders` on `broker` at `/orders`, recording each CloudEvent.
-async fn app() -> (u16, Seen) {
+/// An app subscribed to `topic` on `broker` at `/orders`, recording each CloudEvent.
+async fn app(topic: &str) -> (u16, Seen) {
     use axum::routing::{get, post};
     let seen: Seen = Arc::default();
     let s = seen.clone();
+    let listing = serde_json::json!([
+        {"pubsubname": "broker", "topic": topic, "route": "/orders"}
+    ]);
     let app = axum::Router::new()
         .route(
             "/dapr/subscribe",
-            get(|| async {
-                axum::Json(serde_json::json!([
-                    {"pubsubname": "broker", "topic": "orders", "route": "/orders"}
-                ]))
+            get(move || {
+                let listing = listing.clone();
+                async move { axum::Json(listing) }
             }),
         )
         .route(
@@ -215,19 +244,26 @@ fn start_pair(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn daprd_and_layotto_exchange_events_over_kafka() {
     let kafka = KafkaServer::start();
-    exchange_events(&*self::kafka(&kafka.addr()), "kafka").await;
+    exchange_events(&*self::kafka(&kafka.addr()), "kafka", "orders").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn daprd_and_layotto_exchange_events_over_rabbitmq() {
     let rabbit = RabbitMqServer::start();
-    exchange_events(&*rabbitmq(&rabbit.url()), "rabbitmq").await;
+    exchange_events(&*rabbitmq(&rabbit.url()), "rabbitmq", "orders").await;
 }
 
-async fn exchange_events(component: &Component, broker: &str) {
+/// MQTT's consumer group is a shared subscription the apps ask for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn daprd_and_layotto_exchange_events_over_mqtt() {
+    let broker = MosquittoServer::start();
+    exchange_events(&*mqtt(&broker.url()), "mqtt", "$share/shared/orders").await;
+}
+
+async fn exchange_events(component: &Component, broker: &str, shared_topic: &str) {
     // Two groups: every event reaches both apps, whichever sidecar published it.
-    let (port_ours, seen_ours) = app().await;
-    let (port_dapr, seen_dapr) = app().await;
+    let (port_ours, seen_ours) = app("orders").await;
+    let (port_dapr, seen_dapr) = app("orders").await;
     let (ours, dapr) = start_pair(component, "group-l", "group-d", port_ours, port_dapr);
     warm_up(dapr.http, "warm", || {
         !tagged(&seen_ours, "warm").is_empty() && !tagged(&seen_dapr, "warm").is_empty()
@@ -262,8 +298,8 @@ async fn exchange_events(component: &Component, broker: &str) {
     drop(dapr);
 
     // One group across both sidecars: the partitions are shared, every event delivered.
-    let (port_ours, seen_ours) = app().await;
-    let (port_dapr, seen_dapr) = app().await;
+    let (port_ours, seen_ours) = app(shared_topic).await;
+    let (port_dapr, seen_dapr) = app(shared_topic).await;
     let (ours, dapr) = start_pair(component, "shared", "shared", port_ours, port_dapr);
     // Both members have partitions once each app has received a warm-up event.
     warm_up(ours.http, "warm-shared", || {

@@ -72,6 +72,25 @@ impl Process {
         }
     }
 
+    /// Stops the process gracefully: SIGTERM, then up to 10 s for it to exit (SIGKILL after
+    /// that). Idempotent.
+    pub(crate) fn terminate(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = Command::new("kill")
+                .args(["-TERM".to_owned(), c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.child = None;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.kill();
+    }
+
     /// Sends `SIG<sig>` (`STOP`, `CONT`) to the running process.
     ///
     /// # Panics

@@ -212,7 +212,7 @@ async fn broker_restart_loses_no_acknowledged_record(server: KafkaServer) {
     let restarted = Arc::clone(&server);
     let report = layotto_conformance::broker_fault::survives_broker_restart(
         &*publisher,
-        [a, b],
+        &[a, b],
         "fault",
         "app",
         2_000,

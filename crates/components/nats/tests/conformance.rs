@@ -185,7 +185,7 @@ async fn broker_restart_loses_no_acknowledged_message(server: NatsServer) {
     // CloudEvents, so a publish retried after a lost acknowledgement is stored once.
     let report = layotto_conformance::broker_fault::survives_broker_restart(
         &*publisher,
-        members,
+        &members,
         "fault.load",
         "app",
         2_000,

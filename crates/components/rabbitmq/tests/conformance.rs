@@ -131,7 +131,7 @@ async fn broker_restart_loses_no_confirmed_message(server: RabbitMqServer) {
     let restarted = Arc::clone(&server);
     let report = layotto_conformance::broker_fault::survives_broker_restart(
         &*publisher,
-        members,
+        &members,
         "fault",
         "app",
         2_000,
