@@ -14,3 +14,6 @@ daprd="$HOME/.cache/layotto-rs/peers/daprd-v1.14.0/daprd"
 [ -x "$daprd" ] || cargo run -q --release --locked -p layotto-test-support --bin build-peers
 ./target/release/layotto-bench --invocation --daprd "$daprd" --bin target/release/layotto \
   --report bench/REPORT.md --fixed-seconds 10
+# Publish-and-deliver per broker (NATS JetStream, Kafka, RabbitMQ, Mosquitto; their servers
+# as the test suite installs and starts them).
+./target/release/layotto-bench --brokers --bin target/release/layotto --report bench/REPORT.md

@@ -313,7 +313,7 @@ fn render(rows: &[Row], args: &Args) -> String {
 }
 
 /// Replaces the section starting at `heading` (up to the next `## `) in `path`, or appends it.
-fn replace_section(path: &Path, heading: &str, section: &str) -> Result<(), String> {
+pub fn replace_section(path: &Path, heading: &str, section: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let out = match text.find(heading) {
         Some(start) => {

@@ -19,7 +19,10 @@
 //!   `--hot-cpus` runs them beside idle-priority spinners (see `HotCpus`).
 //! - `--invocation [--daprd PATH]`: only service invocation, hop by hop, beside daprd (see
 //!   `invocation.rs`); its section of `--report` is replaced.
+//! - `--brokers [--broker-messages N]`: only publish-and-deliver per broker, through the
+//!   sidecar and in process (see `brokers.rs`); its section of `--report` is replaced.
 
+mod brokers;
 mod invocation;
 mod load;
 mod scenarios;
@@ -33,6 +36,10 @@ use std::time::Duration;
 pub struct Args {
     /// `--invocation`: only the service invocation scenarios.
     invocation: bool,
+    /// `--brokers`: only publish-and-deliver per broker (see `brokers.rs`).
+    brokers: bool,
+    /// `--broker-messages N`: messages per broker row (default 5,000).
+    broker_messages: usize,
     /// `--daprd PATH`: the daprd measured beside the sidecar in `--invocation`.
     daprd: Option<PathBuf>,
     /// `--http-echo PORT`: serve the HTTP echo app (a child of `--invocation`).
@@ -73,6 +80,8 @@ fn parse_args() -> Result<Args, String> {
         fixed_only: false,
         compare: None,
         invocation: false,
+        brokers: false,
+        broker_messages: 5_000,
         daprd: None,
         http_echo: None,
         compare_args: Vec::new(),
@@ -113,6 +122,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--fixed-seconds" => a.fixed_seconds = num(it.next(), "--fixed-seconds")?.max(1),
             "--invocation" => a.invocation = true,
+            "--brokers" => a.brokers = true,
+            "--broker-messages" => {
+                a.broker_messages = num(it.next(), "--broker-messages")?.max(1) as usize;
+            }
             "--daprd" => a.daprd = Some(it.next().ok_or("--daprd needs a path")?.into()),
             "--http-echo" => {
                 a.http_echo =
@@ -178,7 +191,9 @@ fn main() -> ExitCode {
             }
         };
     }
-    let result = if args.invocation {
+    let result = if args.brokers {
+        rt.block_on(brokers::run(&args))
+    } else if args.invocation {
         rt.block_on(invocation::run(&args, args.daprd.as_deref()))
     } else if args.smoke {
         rt.block_on(scenarios::smoke(&args))

@@ -210,10 +210,16 @@ impl Member {
                 break;
             }
         }
-        // Dropping the consumer leaves the group; librdkafka commits the stored offsets.
-        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %e, "{}: final commit", self.label);
-        }
+        // The final commit and leaving the group block on the brokers: off the runtime's
+        // workers.
+        let (consumer, label) = (self.consumer, self.label);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "{label}: final commit");
+            }
+            drop(consumer);
+        })
+        .await;
     }
 
     /// Whether the record's partition is still assigned here (a revoked one goes to its new

@@ -41,6 +41,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Subscription metadata key: unsubscribe when the subscription is dropped.
 pub const UNSUBSCRIBE_ON_CLOSE_KEY: &str = "unsubscribeOnClose";
+/// Largest MQTT packet (the protocol's limit: 256 MiB).
+const MAX_PACKET: usize = 268_435_455;
 /// How long publish and subscribe wait for the broker (Dapr's `defaultWait`).
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -199,10 +201,26 @@ struct Waiters {
 impl Waiters {
     /// The request that went out as `pkid` (a replay after a reconnect keeps its entry).
     fn sent(&mut self, pkid: u16) {
-        if !self.by_pkid.contains_key(&pkid)
-            && let Some(tx) = self.queued.pop_front()
-        {
+        // A live entry means a replay after a reconnect; a closed one is a request that gave
+        // up waiting, whose packet id is free again.
+        if self.by_pkid.get(&pkid).is_some_and(|tx| !tx.is_closed()) {
+            return;
+        }
+        if let Some(tx) = self.queued.pop_front() {
             self.by_pkid.insert(pkid, tx);
+        } else {
+            self.by_pkid.remove(&pkid);
+        }
+    }
+
+    /// Fails every waiter (their requests will not be answered on this connection).
+    fn fail_all(&mut self, why: &str) {
+        for tx in self
+            .queued
+            .drain(..)
+            .chain(self.by_pkid.drain().map(|(_, tx)| tx))
+        {
+            let _ = tx.send(Err(Error::unavailable(why.to_owned())));
         }
     }
 
@@ -223,6 +241,9 @@ struct Shared {
     publish_order: Mutex<()>,
     subscribe_order: Mutex<()>,
     routes: std::sync::RwLock<Vec<Arc<Route>>>,
+    /// Packet ids of deliveries being handled: a resent copy (after a reconnect) is not
+    /// handled twice nor acknowledged twice.
+    running: std::sync::Mutex<std::collections::HashSet<u16>>,
     /// Woken when the DISCONNECT went out (`close`).
     disconnected: tokio::sync::Notify,
     /// Messages that arrived before any subscription matched them, unacknowledged.
@@ -326,8 +347,15 @@ impl Shared {
                         .expect("lock")
                         .answered(s.pkid, result);
                 }
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                Ok(Event::Incoming(Packet::ConnAck(c))) => {
                     self.connected.store(true, Ordering::SeqCst);
+                    // Subscriptions in flight at the disconnect are not sent again; without a
+                    // kept session neither are publishes.
+                    let why = format!("{}: connection to the MQTT broker was lost", self.label);
+                    self.subscribes.lock().expect("lock").fail_all(&why);
+                    if !c.session_present {
+                        self.publishes.lock().expect("lock").fail_all(&why);
+                    }
                     // Subscribe again after every reconnect, as daprd does: a clean session
                     // has no subscriptions, and a broker may not have kept shared ones.
                     let me = Arc::clone(&self);
@@ -414,6 +442,10 @@ impl Shared {
             let turn = self.next_id.fetch_add(1, Ordering::Relaxed);
             Arc::clone(matching[(turn as usize) % matching.len()])
         };
+        if p.qos != QoS::AtMostOnce && !self.running.lock().expect("lock").insert(p.pkid) {
+            // The broker resent a message that is still being handled here.
+            return;
+        }
         let me = Arc::clone(self);
         tokio::spawn(async move {
             let mut metadata = Metadata::new();
@@ -428,7 +460,10 @@ impl Shared {
                 attempt += 1;
                 let run = std::panic::AssertUnwindSafe((route.handler)(msg.clone())).catch_unwind();
                 let outcome = tokio::select! {
-                    () = route.cancel.cancelled() => return,
+                    () = route.cancel.cancelled() => {
+                        me.running.lock().expect("lock").remove(&p.pkid);
+                        return;
+                    }
                     r = run => r,
                 };
                 match outcome {
@@ -439,14 +474,27 @@ impl Shared {
                     Err(_) => tracing::warn!(attempt, "{}: handler panicked; retrying", me.label),
                 }
                 tokio::select! {
-                    () = route.cancel.cancelled() => return,
+                    () = route.cancel.cancelled() => {
+                        me.running.lock().expect("lock").remove(&p.pkid);
+                        return;
+                    }
                     () = tokio::time::sleep(retry_delay(attempt)) => {}
                 }
             }
-            if p.qos != QoS::AtMostOnce
-                && let Err(e) = me.client.ack(&p).await
-            {
-                tracing::warn!(error = %e, "{}: ack failed (delivered again after a reconnect)", me.label);
+            if p.qos != QoS::AtMostOnce {
+                match tokio::time::timeout(WAIT, me.client.ack(&p)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "{}: ack failed (delivered again after a reconnect)", me.label);
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            "{}: ack not sent within {WAIT:?} (delivered again after a reconnect)",
+                            me.label
+                        );
+                    }
+                }
+                me.running.lock().expect("lock").remove(&p.pkid);
             }
         });
     }
@@ -462,7 +510,10 @@ impl Component for MqttPubSub {
         opts.set_clean_session(s.clean_session)
             .set_manual_acks(true)
             .set_keep_alive(Duration::from_secs(30))
-            .set_inflight(100);
+            .set_inflight(100)
+            // MQTT's own limit (rumqttc defaults to 10 KiB, which would jam on larger
+            // messages).
+            .set_max_packet_size(MAX_PACKET, MAX_PACKET);
         if let Some((u, p)) = &s.credentials {
             opts.set_credentials(u.clone(), p.clone());
         }
@@ -503,6 +554,7 @@ impl Component for MqttPubSub {
             subscribe_order: Mutex::new(()),
             routes: std::sync::RwLock::default(),
             unrouted: std::sync::Mutex::default(),
+            running: std::sync::Mutex::default(),
             disconnected: tokio::sync::Notify::new(),
             connected: AtomicBool::new(true),
             next_id: AtomicU64::new(0),
@@ -526,7 +578,10 @@ impl Component for MqttPubSub {
         if let Some(s) = self.shared.get() {
             // A clean DISCONNECT (up to 2 s), so the broker hands the session on at once.
             let sent = s.disconnected.notified();
-            if s.client.disconnect().await.is_ok() {
+            if matches!(
+                tokio::time::timeout(Duration::from_secs(2), s.client.disconnect()).await,
+                Ok(Ok(()))
+            ) {
                 let _ = tokio::time::timeout(Duration::from_secs(2), sent).await;
             }
         }
@@ -617,6 +672,7 @@ impl PubSub for MqttPubSub {
             shared.dispatch(p);
         }
         if let Err(e) = shared.subscribe(&req.topic).await {
+            route.cancel.cancel();
             shared
                 .routes
                 .write()

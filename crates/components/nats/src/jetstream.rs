@@ -28,7 +28,8 @@
 //! [`Subscription`] stops pulling and NAKs what it held, so the other members get those
 //! messages at once; a killed sidecar's messages come back after `ackWait` (server default
 //! 30 s). `maxDeliver` bounds the deliveries per message; `backOff` spaces redeliveries after
-//! an ack timeout. With `ackPolicy: none` nothing is acknowledged (at most once).
+//! an ack timeout. With `ackPolicy: none` nothing is acknowledged (at most once); `all` is
+//! refused, since one ack would also acknowledge earlier messages still being retried.
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -112,7 +113,8 @@ pub struct JetStreamMetadata {
     /// `deliverPolicy`: `all` (default), `last`, `new`, `sequence` or `time`.
     #[serde(rename = "deliverPolicy")]
     pub deliver_policy: Option<String>,
-    /// `ackPolicy`: `explicit` (default), `all` or `none`.
+    /// `ackPolicy`: `explicit` (default) or `none`; `all` is refused (an ack would also
+    /// acknowledge earlier messages whose delivery failed).
     #[serde(rename = "ackPolicy")]
     pub ack_policy: Option<String>,
     /// `ackWait`: how long the server waits for an acknowledgement before redelivering (Go
@@ -221,7 +223,7 @@ impl JetStreamPubSub {
     /// reverse), a TLS certificate without its key (or the reverse), an unknown
     /// `deliverPolicy`, `ackPolicy` or `concurrency`, `deliverPolicy: sequence` without
     /// `startSequence`, `deliverPolicy: time` without `startTime`, a negative
-    /// `maxAckPending`.
+    /// `maxAckPending`, `ackPolicy: all`.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
         let m: JetStreamMetadata = decode(spec)?;
         let url = nonempty(m.nats_url).ok_or_else(|| spec_error(spec, "missing nats URL"))?;
@@ -278,7 +280,16 @@ impl JetStreamPubSub {
         };
         let ack_policy = match m.ack_policy.as_deref().map(str::trim).unwrap_or("") {
             "" | "explicit" => AckPolicy::Explicit,
-            "all" => AckPolicy::All,
+            // Each ack would also acknowledge every earlier message, including ones a
+            // handler failed and that wait for redelivery: they would be lost.
+            "all" => {
+                return Err(spec_error(
+                    spec,
+                    "ackPolicy 'all' is refused: acknowledging one message would also \
+                     acknowledge earlier ones still failing, which are then never redelivered; \
+                     use 'explicit' (the default)",
+                ));
+            }
             "none" => AckPolicy::None,
             other => {
                 return Err(spec_error(
@@ -831,6 +842,7 @@ mod tests {
         assert!(err(&[("deliverPolicy", "sequence")]).contains("startSequence"));
         assert!(err(&[("deliverPolicy", "time")]).contains("startTime"));
         assert!(err(&[("ackPolicy", "some")]).contains("ack policy some"));
+        assert!(err(&[("ackPolicy", "all")]).contains("ackPolicy 'all' is refused"));
         assert!(err(&[("concurrency", "many")]).contains("'concurrency'"));
         assert!(err(&[("maxAckPending", "-1")]).contains("maxAckPending"));
         let ok = JetStreamPubSub::from_spec(&spec(&[

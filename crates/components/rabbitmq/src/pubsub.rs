@@ -89,7 +89,8 @@ pub struct RabbitMqMetadata {
     /// `deliveryMode`: 0 or 1 transient (default 0), 2 persistent.
     #[serde(rename = "deliveryMode")]
     pub delivery_mode: Option<u8>,
-    /// `prefetchCount`: unacknowledged messages per subscription (default 0: no limit).
+    /// `prefetchCount`: unacknowledged messages per subscription (default 0, which here means
+    /// the handler slots of `concurrency`, not daprd's "no limit").
     #[serde(rename = "prefetchCount")]
     pub prefetch_count: Option<u16>,
     /// `reconnectWaitSeconds`: wait before reopening a broken connection (default 3 s).
@@ -541,7 +542,13 @@ impl PubSub for RabbitMqPubSub {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.publish_once(&msg).await {
+            let result = self.publish_once(&msg).await;
+            if result.is_err() {
+                // The exchange may have gone (auto-deleted with its last queue): declare it
+                // again next time, as daprd resets its cache on errors.
+                self.declared.lock().await.remove(&msg.topic);
+            }
+            match result {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind == layotto_core::ErrorKind::InvalidArgument => return Err(e),
                 Err(e) if attempt >= PUBLISH_ATTEMPTS => return Err(e),
@@ -702,11 +709,16 @@ impl Sub {
         )
         .await
         .map_err(e("declare queue"))?;
-        if s.prefetch > 0 {
-            ch.basic_qos(s.prefetch, BasicQosOptions::default())
-                .await
-                .map_err(e("set prefetch"))?;
-        }
+        // `prefetchCount: 0` would let the broker push the whole backlog into this process
+        // (and starve the group's other consumers): bounded by the handler slots instead.
+        let prefetch = if s.prefetch > 0 {
+            s.prefetch
+        } else {
+            u16::try_from(s.slots).unwrap_or(u16::MAX)
+        };
+        ch.basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(e("set prefetch"))?;
         let keys = self
             .req
             .metadata
