@@ -127,12 +127,18 @@ fn broker(name: &'static str, kind: &str, pairs: &[(&str, String)]) -> Broker {
 }
 
 async fn in_process(b: &Broker, args: &Args, n: usize) -> Result<Row, String> {
-    let make = || async {
-        let c = layotto_components_registry(&b.spec)?;
+    // Two components; an MQTT client id must differ between them.
+    let make = |suffix: &'static str| async move {
+        let mut spec = b.spec.clone();
+        if let Some(id) = spec.metadata.get("consumerID").cloned() {
+            spec.metadata
+                .insert("consumerID".into(), format!("{id}{suffix}"));
+        }
+        let c = layotto_components_registry(&spec)?;
         c.init().await.map_err(|e| e.to_string())?;
         Ok::<_, String>(c)
     };
-    let (subscriber, publisher) = (make().await?, make().await?);
+    let (subscriber, publisher) = (make("").await?, make("-pub").await?);
     let seen: Seen = Arc::default();
     let s = seen.clone();
     let handler: Handler = Arc::new(move |m: Message| {
@@ -150,8 +156,10 @@ async fn in_process(b: &Broker, args: &Args, n: usize) -> Result<Row, String> {
         .await
         .map_err(|e| e.to_string())?;
     let p = Arc::clone(&publisher);
-    let op: Op = Arc::new(move |i| {
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let op: Op = Arc::new(move |_worker| {
         let p = Arc::clone(&p);
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         async move {
             let msg = Message {
                 topic: "bench-direct".into(),
@@ -285,8 +293,10 @@ async fn through_sidecar(b: &Broker, args: &Args, n: usize) -> Result<Row, Strin
     }
     seen.lock().expect("lock").seen.clear();
     seen.lock().expect("lock").latency.clear();
-    let op: Op = Arc::new(move |i| {
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let op: Op = Arc::new(move |_worker| {
         let (client, url) = (client.clone(), url.clone());
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         async move {
             let r = client
                 .post(&url)
@@ -328,15 +338,36 @@ fn tempfile_dir() -> Result<std::path::PathBuf, String> {
 }
 
 async fn measure(b: &Broker, args: &Args, n: usize, rows: &mut Vec<Row>) -> Result<(), String> {
-    eprintln!("brokers: {} in process", b.name);
-    rows.push(in_process(b, args, n).await?);
-    eprintln!("brokers: {} through the sidecar", b.name);
-    rows.push(through_sidecar(b, args, n).await?);
+    measure_with(b, b, args, n, rows).await
+}
+
+/// `direct` in process, `sidecar` through the sidecar (they differ where only the runtime
+/// fills a placeholder in).
+async fn measure_with(
+    direct: &Broker,
+    sidecar: &Broker,
+    args: &Args,
+    n: usize,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let row = in_process(direct, args, n).await?;
+    eprintln!(
+        "brokers: {} in process: {} of {n} delivered",
+        direct.name, row.delivered
+    );
+    rows.push(row);
+    let row = through_sidecar(sidecar, args, n).await?;
+    eprintln!(
+        "brokers: {} through the sidecar: {} of {n} delivered",
+        sidecar.name, row.delivered
+    );
+    rows.push(row);
     Ok(())
 }
 
 /// Runs every broker in turn and replaces the report's section.
 pub async fn run(args: &Args) -> Result<(), String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let n = args.broker_messages;
     let mut rows = Vec::new();
     {
@@ -392,10 +423,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
         direct.spec = direct
             .spec
             .with("consumerID", format!("bench-{}", std::process::id()));
-        eprintln!("brokers: {} in process", b.name);
-        rows.push(in_process(&direct, args, n).await?);
-        eprintln!("brokers: {} through the sidecar", b.name);
-        rows.push(through_sidecar(&b, args, n).await?);
+        measure_with(&direct, &b, args, n, &mut rows).await?;
     }
     let section = render(&rows, args, n);
     print!("{section}");
