@@ -1,6 +1,7 @@
 //! Broker interop with Dapr's own sidecar: `daprd` v1.14.0 and layotto-rs, each with an app
 //! subscribed over HTTP, on one Kafka broker (`pubsub.kafka`), one RabbitMQ node
-//! (`pubsub.rabbitmq`) and one Mosquitto (`pubsub.mqtt3`), with Dapr's documented metadata. An event published through either
+//! (`pubsub.rabbitmq`), one Mosquitto (`pubsub.mqtt3`) and one Redis Cluster (`pubsub.redis`
+//! with `redisType: cluster`), with Dapr's documented metadata. An event published through either
 //! sidecar reaches the app behind the other (the messages are the same CloudEvents); and with
 //! one consumer group (replicas of one app, half of them migrated), the two sidecars share the
 //! topic and every event is delivered.
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use layotto_test_support::{KafkaServer, MosquittoServer, RabbitMqServer};
+use layotto_test_support::{KafkaServer, MosquittoServer, RabbitMqServer, RedisCluster};
 use serde_json::Value;
 use support::daprd::{Daprd, request, start_real_daprd};
 
@@ -114,6 +115,30 @@ spec:
     value: 10
   - name: publisherConfirm
     value: true
+"
+        )
+    })
+}
+
+/// Redis Streams on a Redis Cluster: each topic's stream lives on the master of its slot.
+fn redis_cluster(hosts: &str) -> Box<Component> {
+    let hosts = hosts.to_owned();
+    Box::new(move |group| {
+        format!(
+            "apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: broker
+spec:
+  type: pubsub.redis
+  version: v1
+  metadata:
+  - name: redisHost
+    value: \"{hosts}\"
+  - name: redisType
+    value: cluster
+  - name: consumerID
+    value: \"{group}\"
 "
         )
     })
@@ -258,6 +283,12 @@ async fn daprd_and_layotto_exchange_events_over_rabbitmq() {
 async fn daprd_and_layotto_exchange_events_over_mqtt() {
     let broker = MosquittoServer::start();
     exchange_events(&*mqtt(&broker.url()), "mqtt", "$share/shared/orders").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn daprd_and_layotto_exchange_events_over_redis_cluster() {
+    let cluster = RedisCluster::start();
+    exchange_events(&*redis_cluster(&cluster.hosts()), "redis", "orders").await;
 }
 
 async fn exchange_events(component: &Component, broker: &str, shared_topic: &str) {

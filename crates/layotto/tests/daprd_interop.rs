@@ -1,7 +1,7 @@
 //! Interop with Dapr's own sidecar: `daprd` v1.14.0 (built from the Go module proxy by the
 //! test harness, `layotto_test_support::peers::DAPRD`) and layotto-rs, both with app id
 //! `orders` and the same Component YAML, share state on MariaDB (`state.mysql`), Redis
-//! (`state.redis`) and PostgreSQL (`state.postgresql` v1 and v2): what one saves through Dapr's HTTP API the other reads, with the ETag the
+//! (`state.redis`, one server and a Redis Cluster) and PostgreSQL (`state.postgresql` v1 and v2): what one saves through Dapr's HTTP API the other reads, with the ETag the
 //! other's next write must carry.
 //!
 //! daprd is kept on loopback: `DAPR_HOST_IP=127.0.0.1` (else it probes an outside address) and
@@ -13,7 +13,7 @@ mod support;
 
 use std::process::Command;
 
-use layotto_test_support::{MySqlServer, PostgresServer, RedisServer};
+use layotto_test_support::{MySqlServer, PostgresServer, RedisCluster, RedisServer};
 use serde_json::{Value, json};
 use support::daprd::{Daprd, RealDaprd, Reply, request, start_real_daprd};
 
@@ -80,6 +80,7 @@ fn get(port: u16, store: &str, key: &str) -> (Value, String) {
 fn daprd_and_layotto_share_state() {
     let db = MySqlServer::start();
     let redis = RedisServer::start();
+    let cluster = RedisCluster::start();
     let pg = PostgresServer::start();
     let components = format!(
         "apiVersion: dapr.io/v1alpha1
@@ -105,6 +106,19 @@ spec:
   metadata:
   - name: redisHost
     value: {redis}
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: rediscluster
+spec:
+  type: state.redis
+  version: v1
+  metadata:
+  - name: redisHost
+    value: \"{cluster}\"
+  - name: redisType
+    value: cluster
 ---
 apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -136,6 +150,7 @@ spec:
         addr = db.addr(),
         db = db.database(),
         redis = redis.addr(),
+        cluster = cluster.hosts(),
     );
     let ours = Daprd::start(
         &[
@@ -155,7 +170,7 @@ spec:
     );
     let dapr = start_daprd(ours.dir.path());
 
-    for store in ["mysqlstore", "redisstore", "pgv1", "pgv2"] {
+    for store in ["mysqlstore", "redisstore", "rediscluster", "pgv1", "pgv2"] {
         // daprd writes, layotto-rs reads and updates with daprd's ETag, daprd reads that.
         let v = json!({"from": "daprd", "n": 1});
         assert_eq!(save(dapr.http, store, "a", &v, None).status, 204, "{store}");
@@ -193,21 +208,24 @@ spec:
         let r = request(dapr.http, "GET", &format!("/v1.0/state/{store}/t"), &[], "")
             .expect("daprd get");
         assert_eq!(r.status, 200, "{store}: {r:?}");
-        if store != "redisstore" {
+        if !store.starts_with("redis") {
             assert!(
                 r.header("metadata.ttlExpireTime").is_some(),
                 "{store}: daprd sees the TTL: {r:?}"
             );
         } else {
             // daprd's Redis store reports no ttlExpireTime; the key's own expiry is the TTL.
-            let out = Command::new("redis-cli")
-                .args(["-p", &redis.port().to_string(), "PTTL", "orders||t"])
-                .output()
-                .expect("redis-cli (Debian package redis-tools)");
-            let ms: i64 = String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse()
-                .expect("PTTL");
+            let out = if store == "redisstore" {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &redis.port().to_string(), "PTTL", "orders||t"])
+                    .output()
+                    .expect("redis-cli (Debian package redis-tools)");
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            } else {
+                let node = cluster.master_of("orders||t");
+                cluster.cli(node, &["PTTL", "orders||t"])
+            };
+            let ms: i64 = out.trim().parse().expect("PTTL");
             assert!(ms > 90_000 && ms <= 100_000, "{store}: PTTL {ms}");
         }
     }

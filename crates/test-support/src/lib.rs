@@ -24,6 +24,7 @@ mod postgres;
 mod process;
 mod prometheus;
 mod rabbitmq;
+mod redis_cluster;
 mod zookeeper;
 
 pub use etcd::EtcdServer;
@@ -36,6 +37,7 @@ pub use nats::NatsServer;
 pub use postgres::PostgresServer;
 pub use prometheus::PrometheusServer;
 pub use rabbitmq::RabbitMqServer;
+pub use redis_cluster::RedisCluster;
 pub use zookeeper::ZooKeeperServer;
 
 /// How long a server gets to answer its first PING (or health check).
@@ -94,6 +96,8 @@ pub struct RedisServer {
     fixed_port: Option<u16>,
     password: Option<String>,
     tls: Option<TlsSetup>,
+    /// The cluster bus port of a Redis Cluster node (`--cluster-port`); `None` otherwise.
+    cluster_bus_port: Option<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -227,7 +231,22 @@ impl RedisServer {
         Self::start_with(None, Some(TlsSetup::new(require_client_cert)), None)
     }
 
+    /// Starts a Redis Cluster node (`--cluster-enabled yes`, node timeout 1 s, the cluster
+    /// bus on a second free port), not yet part of any cluster; see [`RedisCluster`].
+    pub(crate) fn start_cluster_node() -> Self {
+        Self::start_full(None, None, None, true)
+    }
+
     fn start_with(fixed_port: Option<u16>, tls: Option<TlsSetup>, password: Option<&str>) -> Self {
+        Self::start_full(fixed_port, tls, password, false)
+    }
+
+    fn start_full(
+        fixed_port: Option<u16>,
+        tls: Option<TlsSetup>,
+        password: Option<&str>,
+        cluster: bool,
+    ) -> Self {
         let binary = find_binary("redis-server", "redis-server");
         let dir = tempfile::Builder::new()
             .prefix("layotto-redis-")
@@ -243,6 +262,7 @@ impl RedisServer {
             fixed_port,
             password: password.map(str::to_owned),
             tls,
+            cluster_bus_port: cluster.then_some(0),
             dir,
         })
     }
@@ -327,6 +347,9 @@ impl Server for RedisServer {
         if let Some(t) = &mut self.tls {
             t.port = free_port();
         }
+        if let Some(p) = &mut self.cluster_bus_port {
+            *p = free_port();
+        }
     }
 
     fn command(&self) -> Result<Command, String> {
@@ -368,6 +391,18 @@ impl Server for RedisServer {
         ]);
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p]);
+        }
+        if let Some(bus) = self.cluster_bus_port {
+            cmd.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "1000",
+                "--cluster-port",
+                &bus.to_string(),
+            ]);
         }
         Ok(cmd)
     }

@@ -97,7 +97,8 @@ macro_rules! redis_metadata {
             pub dial_timeout: Option<layotto_core::metadata::MillisDuration>,
             /// `readTimeout`: response timeout, milliseconds or a duration (default 3 s).
             pub read_timeout: Option<layotto_core::metadata::MillisDuration>,
-            /// `redisType`: Dapr's deployment switch; only `node` is supported.
+            /// `redisType`: Dapr's deployment switch: `node` (default) or `cluster` (Redis
+            /// Cluster; `redisHost` then lists seed nodes, comma-separated).
             pub redis_type: Option<String>,
             /// `failover`: Dapr's Sentinel switch; only `false` is supported.
             pub failover: Option<String>,
@@ -165,13 +166,37 @@ pub fn decode_redis<M: ComponentMetadata>(spec: &ComponentSpec) -> Result<M> {
     decode(spec)
 }
 
+/// Metadata key (layotto-rs; Dapr has none): how many replicas must hold a write before it is
+/// acknowledged (Redis `WAIT`, up to three quarters of `readTimeout`; default 0 = do not wait). Replication
+/// is asynchronous, so a write acknowledged just before its master fails over can otherwise be
+/// lost. Read by the state store (saves, deletes, transactions) and the pub/sub (publishes).
+pub const WAIT_FOR_REPLICAS_KEY: &str = "waitForReplicas";
+
+/// Metadata key: Dapr's deployment switch, `node` (default) or `cluster`.
+pub const REDIS_TYPE_KEY: &str = "redisType";
+
 /// Dapr switches that select deployments not supported here, with the only accepted value.
-fn unsupported(m: &ConnectionMetadata) -> [(&'static str, Option<&str>, &'static str); 3] {
+fn unsupported(m: &ConnectionMetadata) -> [(&'static str, Option<&str>, &'static str); 2] {
     [
-        ("redisType", m.redis_type.as_deref(), "node"),
         ("failover", m.failover.as_deref(), "false"),
         ("useEntraID", m.use_entra_id.as_deref(), "false"),
     ]
+}
+
+/// Whether `redisType` selects Redis Cluster (`cluster`; `node` or absent: one server).
+///
+/// # Errors
+/// Invalid argument for any other value.
+fn is_cluster(spec: &ComponentSpec, m: &ConnectionMetadata) -> Result<bool> {
+    match m.redis_type.as_deref().map(str::trim) {
+        None | Some("") => Ok(false),
+        Some(t) if t.eq_ignore_ascii_case("node") => Ok(false),
+        Some(t) if t.eq_ignore_ascii_case("cluster") => Ok(true),
+        Some(t) => Err(spec_err(
+            spec,
+            format!("metadata '{REDIS_TYPE_KEY}: {t}' is not supported (only 'node' or 'cluster')"),
+        )),
+    }
 }
 
 /// Connection settings shared by the Redis components.
@@ -187,6 +212,10 @@ pub struct RedisConfig {
     pub password: Option<String>,
     /// Database number.
     pub db: i64,
+    /// Redis Cluster (`redisType: cluster`): every `host:port` of `redisHost`, the seed nodes
+    /// from which the client learns the cluster's slots; `host`/`port` are the first. Empty for
+    /// one server.
+    pub cluster_nodes: Vec<(String, u16)>,
     /// Reconnect attempts.
     pub max_retries: usize,
     /// Connect timeout.
@@ -314,6 +343,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("db", &self.db)
+            .field("cluster_nodes", &self.cluster_nodes)
             .field("max_retries", &self.max_retries)
             .field("dial_timeout", &self.dial_timeout)
             .field("read_timeout", &self.read_timeout)
@@ -332,12 +362,15 @@ impl RedisConfig {
         Self::from_meta(spec, &m)
     }
 
-    /// Validates the decoded connection keys `m` of `spec` (one server, `redisHost`).
+    /// Validates the decoded connection keys `m` of `spec`: one server (`redisHost` is
+    /// `host:port`) or, with `redisType: cluster`, a Redis Cluster (`redisHost` is a
+    /// comma-separated `host:port` list of seed nodes, as in Dapr).
     ///
     /// # Errors
     /// Invalid argument naming the component and the offending key: missing or malformed
-    /// `redisHost`, negative `db`, zero timeouts, TLS keys without `enableTLS=true`,
-    /// certificate keys that hold no PEM certificate / key, unsupported Dapr deployments.
+    /// `redisHost`, negative `db` (or any but 0 in a cluster, which has only database 0), zero
+    /// timeouts, TLS keys without `enableTLS=true`, certificate keys that hold no PEM
+    /// certificate / key, unsupported Dapr deployments (`failover`, `useEntraID`).
     pub fn from_meta(spec: &ComponentSpec, m: &ConnectionMetadata) -> Result<Self> {
         let raw_host = m.redis_host.as_deref().ok_or_else(|| {
             spec_err(
@@ -345,13 +378,66 @@ impl RedisConfig {
                 format!("metadata '{HOST_KEY}' is required (host:port)"),
             )
         })?;
-        let (host, port) = split_host_port(raw_host.trim()).ok_or_else(|| {
-            spec_err(
+        if !is_cluster(spec, m)? {
+            let (host, port) = split_host_port(raw_host.trim()).ok_or_else(|| {
+                spec_err(
+                    spec,
+                    format!("metadata '{HOST_KEY}' must be host:port, got '{raw_host}'"),
+                )
+            })?;
+            return Self::shared(spec, m, host, port);
+        }
+        let nodes = raw_host
+            .split(',')
+            .map(|h| {
+                split_host_port(h.trim()).ok_or_else(|| {
+                    spec_err(
+                        spec,
+                        format!(
+                            "metadata '{HOST_KEY}' of a Redis Cluster must be a comma-separated \
+                             host:port list, got '{}' in '{raw_host}'",
+                            h.trim()
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (host, port) = nodes[0].clone();
+        let mut cfg = Self::shared(spec, m, host, port)?;
+        if cfg.db != 0 {
+            return Err(spec_err(
                 spec,
-                format!("metadata '{HOST_KEY}' must be host:port, got '{raw_host}'"),
-            )
-        })?;
-        Self::shared(spec, m, host, port)
+                format!(
+                    "metadata '{DB_KEY}: {}' is not possible with '{REDIS_TYPE_KEY}: cluster': \
+                     a Redis Cluster has only database 0",
+                    cfg.db
+                ),
+            ));
+        }
+        cfg.cluster_nodes = nodes;
+        Ok(cfg)
+    }
+
+    /// Whether this is a Redis Cluster (`redisType: cluster`).
+    pub fn is_cluster(&self) -> bool {
+        !self.cluster_nodes.is_empty()
+    }
+
+    /// Refuses a Redis Cluster for a component that cannot run on one, giving `reason`.
+    ///
+    /// # Errors
+    /// Invalid argument naming the component, `redisType: cluster` and `reason`.
+    pub fn refuse_cluster(&self, spec: &ComponentSpec, reason: &str) -> Result<()> {
+        if self.is_cluster() {
+            return Err(spec_err(
+                spec,
+                format!(
+                    "metadata '{REDIS_TYPE_KEY}: cluster' is not supported by '{}': {reason}",
+                    spec.type_
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Validates `hosts` (metadata `hosts_key`: a comma-separated `host:port` list, at least
@@ -396,7 +482,19 @@ impl RedisConfig {
                 })?;
                 Self::shared(spec, m, host, port)
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()
+            .and_then(|cfgs| {
+                if is_cluster(spec, m)? {
+                    return Err(spec_err(
+                        spec,
+                        format!(
+                            "metadata '{REDIS_TYPE_KEY}: cluster' is not supported here: the \
+                             hosts of '{hosts_key}' are independent servers"
+                        ),
+                    ));
+                }
+                Ok(cfgs)
+            })
     }
 
     /// Validates every connection key except the host.
@@ -439,6 +537,7 @@ impl RedisConfig {
             username: m.redis_username.clone(),
             password: m.redis_password.clone(),
             db,
+            cluster_nodes: Vec::new(),
             max_retries: m.max_retries.unwrap_or(3),
             dial_timeout: duration(DIAL_TIMEOUT_KEY, m.dial_timeout, Duration::from_secs(5))?,
             read_timeout: duration(READ_TIMEOUT_KEY, m.read_timeout, Duration::from_secs(3))?,
@@ -540,10 +639,30 @@ mod tests {
         )
         .expect("Dapr's keys");
         assert_eq!((dapr.db, dapr.max_retries), (3, 5));
-        for (k, v) in [("redisType", "cluster"), ("failover", "true")] {
+        for (k, v) in [("redisType", "sentinel"), ("failover", "true")] {
             let e = RedisConfig::from_spec(&spec().with(k, v)).expect_err(k);
             assert!(e.message.contains(k), "{e}");
         }
+        // A Redis Cluster: redisHost lists the seed nodes.
+        let c = RedisConfig::from_spec(
+            &spec()
+                .with(HOST_KEY, "10.0.0.1:7000, 10.0.0.2:7001")
+                .with(REDIS_TYPE_KEY, "cluster"),
+        )
+        .expect("cluster");
+        assert!(c.is_cluster());
+        assert_eq!(
+            c.cluster_nodes,
+            [("10.0.0.1".to_owned(), 7000), ("10.0.0.2".to_owned(), 7001)]
+        );
+        let e = RedisConfig::from_spec(
+            &spec()
+                .with(HOST_KEY, "10.0.0.1:7000,nope")
+                .with(REDIS_TYPE_KEY, "cluster"),
+        )
+        .expect_err("bad seed");
+        assert!(e.message.contains("'nope'"), "{e}");
+        assert!(!RedisConfig::from_spec(&spec()).expect("node").is_cluster());
         let both = RedisConfig::from_spec(&spec().with("redisDB", "1").with(DB_KEY, "1"));
         assert!(both.is_err_and(|e| e.message.contains("redisDB")));
         let tls = RedisConfig::from_spec(&spec().with(ENABLE_TLS_KEY, "true")).expect("tls");

@@ -125,6 +125,10 @@ impl RedisConfigStore {
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
         let meta: RedisConfigMetadata = decode_redis(spec)?;
         let cfg = RedisConfig::from_meta(spec, &meta.connection())?;
+        cfg.refuse_cluster(
+            spec,
+            "its change subscriptions use a pub/sub connection to one server",
+        )?;
         let default = |v: Option<&str>| {
             v.map(str::trim)
                 .filter(|s| !s.is_empty())

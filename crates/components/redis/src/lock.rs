@@ -55,6 +55,10 @@ impl RedisLock {
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
         let meta: RedisLockMetadata = decode_redis(spec)?;
         let cfg = RedisConfig::from_meta(spec, &meta)?;
+        cfg.refuse_cluster(
+            spec,
+            "Redis replication is asynchronous, so a lock granted by a master that fails over before its replica has it is granted again (Dapr's lock.redis refuses replicas for this reason); use 'lock.redis_cluster', Redlock over independent servers",
+        )?;
         Ok(Self {
             client: RedisClient::new(format!("lock store '{}'", spec.name), cfg),
         })

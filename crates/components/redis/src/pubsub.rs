@@ -75,6 +75,10 @@ redis_metadata! {
         pub concurrency: Option<usize>,
         /// `maxLenApprox`: `XADD MAXLEN ~ n` trimming (default 0 = no trimming).
         pub max_len_approx: Option<u64>,
+        /// `waitForReplicas`: replicas that must hold a published entry before the publish
+        /// is acknowledged (Redis `WAIT`; default 0). See
+        /// [`crate::config::WAIT_FOR_REPLICAS_KEY`].
+        pub wait_for_replicas: Option<usize>,
     }
 }
 
@@ -87,6 +91,7 @@ struct Settings {
     queue_depth: usize,
     concurrency: usize,
     max_len_approx: u64,
+    wait_for_replicas: usize,
 }
 
 /// Pub/sub on Redis Streams (types `redis`, `pubsub.redis`). See the module documentation.
@@ -149,6 +154,7 @@ impl RedisPubSub {
             queue_depth,
             concurrency,
             max_len_approx: meta.max_len_approx.unwrap_or(0),
+            wait_for_replicas: meta.wait_for_replicas.unwrap_or(0),
         };
         Ok(Self {
             client: Arc::new(RedisClient::new(format!("pubsub '{}'", spec.name), cfg)),
@@ -212,8 +218,10 @@ impl Component for RedisPubSub {
 #[async_trait]
 impl PubSub for RedisPubSub {
     /// `XADD topic [MAXLEN ~ n] * data <bytes> [metadata <json>]`; returns once Redis stored
-    /// the entry. Errors: invalid argument for an empty topic; unavailable when Redis cannot be
-    /// reached within `dialTimeout + readTimeout`.
+    /// the entry (and, with `waitForReplicas`, once that many replicas hold it). On a Redis
+    /// Cluster the stream lives on the master of the topic's hash slot. Errors: invalid
+    /// argument for an empty topic; unavailable when Redis cannot be reached within
+    /// `dialTimeout + readTimeout` or the replicas did not confirm.
     async fn publish(&self, msg: Message) -> Result<()> {
         if msg.topic.is_empty() {
             return Err(self.client.err(Error::empty_field("topic")));
@@ -236,7 +244,9 @@ impl PubSub for RedisPubSub {
                 |mut c| async move { cmd.query_async(&mut c).await },
             )
             .await?;
-        Ok(())
+        self.client
+            .wait_replicas(msg.topic.as_bytes(), self.settings.wait_for_replicas)
+            .await
     }
 
     /// Creates the consumer group if needed and starts the reader and reclaim tasks. Must be

@@ -49,6 +49,10 @@ impl RedisSequencer {
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
         let meta: RedisSequencerMetadata = decode_redis(spec)?;
         let cfg = RedisConfig::from_meta(spec, &meta.connection())?;
+        cfg.refuse_cluster(
+            spec,
+            "Redis replication is asynchronous, so ids handed out by a master that fails over before its replica has the counter would be handed out again",
+        )?;
         let floors = parse_bigger_than(meta.bigger_than.as_deref())
             .map_err(|e| e.context(format_args!("sequencer '{}'", spec.name)))?;
         Ok(Self {

@@ -1,6 +1,7 @@
 //! Redis state store in Dapr's layout: each key is a hash with fields `data` (the raw value)
 //! and `version` (an integer incremented on every write; the ETag).
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
@@ -11,6 +12,7 @@ use layotto_core::state::{
     TTL_EXPIRE_TIME_KEY, TransactionOp, parse_ttl, rfc3339,
 };
 use layotto_core::{Component, ComponentSpec, Error, ErrorKind, Feature, Health, Metadata, Result};
+use redis::cluster_routing::Slot;
 use redis::{Script, Value};
 
 use crate::client::RedisClient;
@@ -20,10 +22,14 @@ use crate::config::{RedisConfig, decode_redis, redis_metadata};
 pub const MAX_VALUE_BYTES_KEY: &str = "maxValueBytes";
 
 redis_metadata! {
-    /// Metadata of [`RedisStateStore`]: the connection keys plus `maxValueBytes`.
+    /// Metadata of [`RedisStateStore`]: the connection keys plus `maxValueBytes` and
+    /// `waitForReplicas`.
     pub struct RedisStateMetadata {
         /// `maxValueBytes`: the largest value accepted in bytes (`0`, the default, = no limit).
         pub max_value_bytes: Option<usize>,
+        /// `waitForReplicas`: replicas that must hold a write before it is acknowledged
+        /// (Redis `WAIT`; default 0). See [`crate::config::WAIT_FOR_REPLICAS_KEY`].
+        pub wait_for_replicas: Option<usize>,
     }
 }
 
@@ -102,10 +108,16 @@ return {0, ''}
 /// `state.redis`. Supports ETags, first/last write, `ttlInSeconds` (EXPIRE / PERSIST),
 /// pipelined bulk reads and atomic transactions (one Lua script). Reads of keys with an expiry
 /// report `ttlExpireTime`.
+///
+/// On a Redis Cluster (`redisType: cluster`) a bulk read sends one pipeline per hash slot,
+/// concurrently, and a transaction must keep its keys in one hash slot (a common hash tag such
+/// as `{order-1}`) to stay atomic; one that spans slots is refused. (daprd's cluster client
+/// splits such a transaction per node, each part applied on its own.)
 #[derive(Debug)]
 pub struct RedisStateStore {
     client: RedisClient,
     max_value_bytes: usize,
+    wait_for_replicas: usize,
 }
 
 /// One op prepared for [`APPLY`].
@@ -126,6 +138,7 @@ impl RedisStateStore {
         Ok(Self {
             client: RedisClient::new(format!("state store '{}'", spec.name), cfg),
             max_value_bytes,
+            wait_for_replicas: meta.wait_for_replicas.unwrap_or(0),
         })
     }
 
@@ -186,10 +199,27 @@ impl RedisStateStore {
         })
     }
 
-    /// Runs [`APPLY`] over `ops`; maps a failed check to `EtagMismatch` naming the key.
+    /// Runs [`APPLY`] over `ops`; maps a failed check to `EtagMismatch` naming the key. With
+    /// `waitForReplicas`, returns once that many replicas hold the writes.
+    ///
+    /// # Errors
+    /// Invalid argument when, on a Redis Cluster, the keys lie in different hash slots (one
+    /// script can only touch one slot); unavailable when the replicas did not confirm.
     async fn apply(&self, ops: Vec<PlannedOp>) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
+        }
+        if self.client.config().is_cluster() {
+            let first = &ops[0].key;
+            let slot = Slot::for_key(first.as_bytes());
+            if let Some(other) = ops.iter().find(|o| Slot::for_key(o.key.as_bytes()) != slot) {
+                return Err(self.client.err(Error::invalid(format!(
+                    "keys '{first}' and '{}' lie in different hash slots of the Redis Cluster, \
+                     so one transaction cannot change both atomically; give the keys of a \
+                     transaction a common hash tag, such as '{{order-1}}' in each key",
+                    other.key
+                ))));
+            }
         }
         let mut inv = APPLY.prepare_invoke();
         for op in &ops {
@@ -208,7 +238,10 @@ impl RedisStateStore {
             )
             .await?;
         if idx == 0 {
-            return Ok(());
+            return self
+                .client
+                .wait_replicas(ops[0].key.as_bytes(), self.wait_for_replicas)
+                .await;
         }
         let key = ops.get(idx - 1).map_or("?", |o| o.key.as_str());
         Err(self.client.err(if reason == "first-write" {
@@ -224,8 +257,43 @@ impl RedisStateStore {
         }))
     }
 
-    /// Pipelined `HMGET key data version` + `PTTL key` for each key.
+    /// The items of `keys`, in order: one [`Self::read_pipelined`] for all keys, or on a Redis
+    /// Cluster one per hash slot, run concurrently (a pipeline goes to one node).
     async fn read(&self, keys: &[String]) -> Result<Vec<Result<Option<StateItem>, String>>> {
+        if !self.client.config().is_cluster() || keys.len() < 2 {
+            return self.read_pipelined(keys).await;
+        }
+        let mut by_slot: HashMap<Slot, Vec<usize>> = HashMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            by_slot
+                .entry(Slot::for_key(k.as_bytes()))
+                .or_default()
+                .push(i);
+        }
+        let groups: Vec<Vec<usize>> = by_slot.into_values().collect();
+        let reads = groups.iter().map(|idx| {
+            let ks: Vec<String> = idx.iter().map(|&i| keys[i].clone()).collect();
+            async move { self.read_pipelined(&ks).await }
+        });
+        let results = futures::future::try_join_all(reads).await?;
+        let mut out: Vec<Option<Result<Option<StateItem>, String>>> =
+            (0..keys.len()).map(|_| None).collect();
+        for (idx, items) in groups.iter().zip(results) {
+            for (&i, item) in idx.iter().zip(items) {
+                out[i] = Some(item);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err("no reply from redis".to_owned())))
+            .collect())
+    }
+
+    /// Pipelined `HMGET key data version` + `PTTL key` for each key.
+    async fn read_pipelined(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Result<Option<StateItem>, String>>> {
         let mut pipe = redis::pipe();
         for k in keys {
             pipe.cmd("HMGET")

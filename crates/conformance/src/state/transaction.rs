@@ -8,6 +8,13 @@ use layotto_core::{ErrorKind, Metadata, Result};
 use super::{del_req, etag_of, expect_kind, get_data, last, last_del, set, set_req};
 use crate::unique;
 
+/// Fresh keys `<name>-{tag}` for one transaction, all with one hash tag so that a Redis
+/// Cluster, which applies a transaction atomically only within one hash slot, can run it.
+fn tx_keys<const N: usize>(names: [&str; N]) -> [String; N] {
+    let tag = unique("tx");
+    names.map(|n| format!("{n}-{{{tag}}}"))
+}
+
 async fn transact(store: &dyn StateStore, ops: Vec<TransactionOp>) -> Result<()> {
     store.transact(ops, &Metadata::new()).await
 }
@@ -34,8 +41,7 @@ pub async fn transaction_unsupported(store: &dyn StateStore) {
 /// leaves it present.
 pub async fn transaction_in_order(store: &dyn StateStore) {
     let case = "state::transaction_in_order";
-    let a = unique("state-tx-a");
-    let b = unique("state-tx-b");
+    let [a, b] = tx_keys(["state-tx-a", "state-tx-b"]);
     set(store, set_req(&b, "old"), case).await;
     let ops = vec![
         TransactionOp::Upsert(set_req(&a, "x")),
@@ -61,9 +67,8 @@ pub async fn transaction_in_order(store: &dyn StateStore) {
 /// A stale ETag in the last op fails the transaction with `EtagMismatch` and applies nothing.
 pub async fn transaction_atomic(store: &dyn StateStore) {
     let case = "state::transaction_atomic";
-    let fresh = unique("state-txa-fresh");
-    let kept = unique("state-txa-kept");
-    let guarded = unique("state-txa-guarded");
+    let [fresh, kept, guarded] =
+        tx_keys(["state-txa-fresh", "state-txa-kept", "state-txa-guarded"]);
     set(store, set_req(&kept, "kept"), case).await;
     set(store, set_req(&guarded, "g1"), case).await;
     let stale = etag_of(store, &guarded, case).await;
@@ -102,8 +107,7 @@ pub async fn transaction_atomic(store: &dyn StateStore) {
 /// Last-write ops without ETag in a transaction overwrite and delete existing keys.
 pub async fn transaction_last_write_without_etag(store: &dyn StateStore) {
     let case = "state::transaction_last_write_without_etag";
-    let a = unique("state-txlw-a");
-    let b = unique("state-txlw-b");
+    let [a, b] = tx_keys(["state-txlw-a", "state-txlw-b"]);
     set(store, set_req(&a, "a1"), case).await;
     set(store, set_req(&b, "b1"), case).await;
     let ops = vec![
@@ -125,8 +129,7 @@ pub async fn transaction_last_write_without_etag(store: &dyn StateStore) {
 /// nothing, for an upsert and for a delete.
 pub async fn transaction_last_write_wrong_etag(store: &dyn StateStore) {
     let case = "state::transaction_last_write_wrong_etag";
-    let fresh = unique("state-txlwe-fresh");
-    let guarded = unique("state-txlwe-guarded");
+    let [fresh, guarded] = tx_keys(["state-txlwe-fresh", "state-txlwe-guarded"]);
     set(store, set_req(&guarded, "g1"), case).await;
     let wrong = format!("{}-not-it", etag_of(store, &guarded, case).await);
     for (what, op) in [
