@@ -29,15 +29,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
 use layotto_core::metadata::{ComponentMetadata, GoDuration, decode, parse_truthy, spec_error};
 use layotto_core::pubsub::{
     CONSUMER_ID_KEY, Handler, Message, PubSub, SubscribeRequest, Subscription, retry_delay,
@@ -46,6 +44,8 @@ use layotto_core::{Component, ComponentSpec, Error, Health, Metadata, Result};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
+
+use crate::connector::{Connector, amqp_err, consume_loop};
 
 /// Subscription metadata key naming the queue (instead of `<consumerID>-<topic>`).
 pub const QUEUE_NAME_KEY: &str = "queueName";
@@ -341,10 +341,6 @@ impl std::fmt::Debug for RabbitMqPubSub {
     }
 }
 
-fn amqp_err(what: &str, e: &lapin::Error) -> Error {
-    Error::unavailable(format!("{what}: {e}"))
-}
-
 impl RabbitMqPubSub {
     /// Factory: [`RabbitMqMetadata`]. Does no I/O.
     ///
@@ -358,11 +354,12 @@ impl RabbitMqPubSub {
             Settings::from_spec(spec)?,
         );
         Ok(Self {
-            connector: Arc::new(Connector {
-                label: label.clone(),
-                settings: settings.clone(),
-                slot: Mutex::new(None),
-            }),
+            connector: Arc::new(Connector::new(
+                label.clone(),
+                settings.uri.clone(),
+                settings.client_name.clone(),
+                settings.heartbeat,
+            )),
             label,
             settings,
             publisher: Mutex::new(None),
@@ -494,15 +491,6 @@ impl RabbitMqPubSub {
     }
 }
 
-/// `uri` with `heartbeat=<seconds>` in its query (what lapin reads), unless it names one.
-fn with_heartbeat(uri: &str, heartbeat: Duration) -> String {
-    if uri.contains("heartbeat=") {
-        return uri.to_owned();
-    }
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}heartbeat={}", heartbeat.as_secs().max(1))
-}
-
 #[async_trait]
 impl Component for RabbitMqPubSub {
     /// Connects. Errors: unavailable when the broker cannot be reached or refuses the login.
@@ -511,20 +499,14 @@ impl Component for RabbitMqPubSub {
     }
 
     async fn health(&self) -> Health {
-        match self.connector.slot.lock().await.as_ref() {
-            Some(c) if c.status().connected() => Health::up(),
-            Some(_) => Health::down("connection to RabbitMQ lost (reconnecting)"),
-            None => Health::down("not connected"),
-        }
+        self.connector.health().await
     }
 
     /// Stops every subscription (closing its channel, so the broker requeues what it held)
     /// and closes the connection.
     async fn close(&self) -> Result<()> {
         self.closed.cancel();
-        if let Some(c) = self.connector.slot.lock().await.take() {
-            let _ = c.close(200, "closing".into()).await;
-        }
+        self.connector.close().await;
         Ok(())
     }
 }
@@ -574,6 +556,7 @@ impl PubSub for RabbitMqPubSub {
         self.settings.queue_args(&req, None)?;
         let sub = Arc::new(Sub {
             connector: Arc::clone(&self.connector),
+            settings: self.settings.clone(),
             req,
             queue,
             handler,
@@ -587,42 +570,10 @@ impl PubSub for RabbitMqPubSub {
     }
 }
 
-/// The component's connection, shared with its subscriptions: opened on first use and
-/// reopened when it broke.
-struct Connector {
-    label: String,
-    settings: Settings,
-    slot: Mutex<Option<Arc<Connection>>>,
-}
-
-impl Connector {
-    /// The open connection, and whether it was opened by this call. Errors: unavailable when
-    /// the broker cannot be reached or refuses the login.
-    async fn get(&self) -> Result<(Arc<Connection>, bool)> {
-        let mut slot = self.slot.lock().await;
-        if let Some(c) = slot.as_ref()
-            && c.status().connected()
-        {
-            return Ok((Arc::clone(c), false));
-        }
-        let mut props = ConnectionProperties::default();
-        if let Some(n) = &self.settings.client_name {
-            props = props.with_connection_name(LongString::from(n.as_str()));
-        }
-        let uri = with_heartbeat(&self.settings.uri, self.settings.heartbeat);
-        let c = Arc::new(
-            Connection::connect(&uri, props)
-                .await
-                .map_err(|e| amqp_err(&format!("{}: connect to RabbitMQ", self.label), &e))?,
-        );
-        *slot = Some(Arc::clone(&c));
-        Ok((c, true))
-    }
-}
-
 /// One subscription: a consumer on its own channel.
 struct Sub {
     connector: Arc<Connector>,
+    settings: Settings,
     req: SubscribeRequest,
     queue: String,
     handler: Handler,
@@ -632,7 +583,7 @@ struct Sub {
 impl Sub {
     /// Opens a channel, declares the topology and starts a consumer.
     async fn consume(&self, conn: &Connection) -> Result<(Channel, lapin::Consumer)> {
-        let (label, s) = (&self.connector.label, &self.connector.settings);
+        let (label, s) = (&self.connector.label, &self.settings);
         let e = |what: &str| {
             let what = format!("{label}: {what} (queue '{}')", self.queue);
             move |err: lapin::Error| amqp_err(&what, &err)
@@ -751,55 +702,27 @@ impl Sub {
         Ok((ch, consumer))
     }
 
-    /// Consumes until cancelled, reopening the connection and the consumer when they break.
+    /// Consumes until cancelled (see [`consume_loop`]), up to `slots` handlers at once.
     async fn run(self: Arc<Self>, ch: Channel, consumer: lapin::Consumer) {
-        let mut current = Some((ch, consumer));
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.connector.settings.slots));
-        loop {
-            let (ch, mut consumer) = match current.take() {
-                Some(c) => c,
-                None => {
-                    let wait = self.connector.settings.reconnect_wait;
-                    tokio::select! {
-                        () = self.cancel.cancelled() => return,
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                    let opened = match self.connector.get().await {
-                        Ok((c, _)) => self.consume(&c).await,
-                        Err(e) => Err(e),
-                    };
-                    match opened {
-                        Ok(c) => c,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "{}: resubscribe failed", self.connector.label);
-                            continue;
-                        }
-                    }
+        let this = Arc::clone(&self);
+        consume_loop(
+            &self.connector,
+            self.settings.reconnect_wait,
+            self.settings.slots,
+            &self.cancel,
+            (ch, consumer),
+            || {
+                let this = Arc::clone(&this);
+                async move {
+                    let (c, _) = this.connector.get().await?;
+                    this.consume(&c).await
                 }
-            };
-            loop {
-                let next = tokio::select! {
-                    () = self.cancel.cancelled() => {
-                        // Closing the channel hands what it held back to the queue.
-                        let _ = ch.close(200, "subscription dropped".into()).await;
-                        return;
-                    }
-                    n = consumer.next() => n,
-                };
-                let delivery = match next {
-                    Some(Ok(d)) => d,
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "{}: consumer of '{}' failed", self.connector.label, self.queue);
-                        break;
-                    }
-                    None => break,
-                };
-                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                    return;
-                };
-                tokio::spawn(Arc::clone(&self).handle(delivery, slot));
-            }
-        }
+            },
+            |d, slot| {
+                tokio::spawn(Arc::clone(&this).handle(d, slot));
+            },
+        )
+        .await;
     }
 
     async fn handle(
@@ -807,7 +730,7 @@ impl Sub {
         d: lapin::message::Delivery,
         _slot: tokio::sync::OwnedSemaphorePermit,
     ) {
-        let s = &self.connector.settings;
+        let s = &self.settings;
         let msg = Message {
             topic: self.req.topic.clone(),
             data: Bytes::from(d.data.clone()),

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use layotto_components_rabbitmq::RabbitMqPubSub;
+use layotto_components_rabbitmq::{RabbitMqBinding, RabbitMqPubSub};
+use layotto_core::binding::{BindingRequest, InputEvent, InputHandler, OutputBinding};
 use layotto_core::pubsub::{Handler, Message, PubSub, SubscribeRequest};
 use layotto_core::{Component, ComponentSpec, Metadata};
 use layotto_test_support::RabbitMqServer;
@@ -53,7 +54,101 @@ async fn rabbitmq_suite() {
     })
     .await;
     dead_letter_when_not_requeued(&server).await;
+    binding_suite(&server).await;
+    binding_message_properties(&server).await;
     broker_restart_loses_no_confirmed_message(server).await;
+}
+
+fn binding_spec(server: &RabbitMqServer, queue: &str) -> ComponentSpec {
+    ComponentSpec::new("rabbit-binding", "bindings.rabbitmq")
+        .with("host", server.url())
+        .with("queueName", queue)
+        .with("durable", "true")
+        .with("prefetchCount", "10")
+}
+
+async fn binding(server: &RabbitMqServer, queue: &str) -> Arc<RabbitMqBinding> {
+    let b = RabbitMqBinding::from_spec(&binding_spec(server, queue)).expect("valid spec");
+    b.init().await.expect("init rabbitmq binding");
+    Arc::new(b)
+}
+
+fn create(data: &[u8], metadata: &[(&str, &str)]) -> BindingRequest {
+    BindingRequest {
+        operation: "create".into(),
+        data: Bytes::copy_from_slice(data),
+        metadata: metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+/// `bindings.rabbitmq` against the input-binding suite, each binding on one queue written
+/// through its own `create`: a failed message is requeued and comes again.
+async fn binding_suite(server: &RabbitMqServer) {
+    use layotto_conformance::input_binding::{InputSource, run_all};
+    let writer = binding(server, "binding-suite").await;
+    let source = InputSource {
+        produce: Box::new(move |data| {
+            let w = Arc::clone(&writer);
+            Box::pin(async move {
+                w.invoke(create(&data, &[])).await.expect("create");
+            })
+        }),
+        carries_data: true,
+        redelivers: true,
+        quiet_period: Duration::from_secs(2),
+    };
+    run_all(
+        || async { binding(server, "binding-suite").await as Arc<dyn OutputBinding> },
+        &source,
+    )
+    .await;
+}
+
+/// `create` before anyone reads: the queue declared at init keeps the message. It arrives
+/// persistent with the request metadata as headers (query-escaped to the app, as daprd), and
+/// an unknown operation is refused by name.
+async fn binding_message_properties(server: &RabbitMqServer) {
+    let b = binding(server, "binding-props").await;
+    b.invoke(create(
+        b"{\"n\":1}",
+        &[("contentType", "application/json"), ("x-who", "a b/c")],
+    ))
+    .await
+    .expect("create");
+    let e = b
+        .invoke(BindingRequest {
+            operation: "delete".into(),
+            ..create(b"", &[])
+        })
+        .await
+        .expect_err("not an operation");
+    assert!(e.message.contains("'delete'"), "{e}");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let handler: InputHandler = Arc::new(move |ev: InputEvent| {
+        let _ = tx.send(ev);
+        Box::pin(async { Ok(Bytes::new()) })
+    });
+    let input = Arc::clone(&b).input().expect("input side");
+    let _reading = input.read(handler).await.expect("read");
+    let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the message sent before reading arrives")
+        .expect("event");
+    assert_eq!(ev.data, Bytes::from_static(b"{\"n\":1}"));
+    assert_eq!(
+        ev.metadata.get("x-who").map(String::as_str),
+        Some("a+b%2Fc")
+    );
+    assert_eq!(
+        ev.metadata.get("contentType").map(String::as_str),
+        Some("application%2Fjson")
+    );
+    let e = RabbitMqBinding::from_spec(&binding_spec(server, "q").with("caCert", "pem"))
+        .expect_err("TLS");
+    assert!(e.message.contains("TLS"), "{e}");
 }
 
 /// With `requeueInFailure: false` and `enableDeadLetter`, a message the handler failed goes to
