@@ -46,7 +46,7 @@ pub use dapr_configuration::{
 pub use http_endpoint::{HttpEndpoint, load_http_endpoints, parse_http_endpoints};
 pub use resiliency::{load_resiliency, parse_resiliency};
 pub use subscription::{
-    DeclaredSubscription, RouteRule, load_subscriptions, parse_subscriptions,
+    BulkSubscribe, DeclaredSubscription, RouteRule, load_subscriptions, parse_subscriptions,
     resource_kind_warnings,
 };
 

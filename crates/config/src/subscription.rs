@@ -61,6 +61,24 @@ pub struct BulkSubscribe {
     pub max_await_duration_ms: u32,
 }
 
+impl BulkSubscribe {
+    /// `maxMessagesCount`, or Dapr's default 100 when not set.
+    pub fn max_messages(&self) -> usize {
+        match self.max_messages_count {
+            0 => 100,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// `maxAwaitDurationMs`, or Dapr's default 1000 ms when not set.
+    pub fn max_await(&self) -> std::time::Duration {
+        match self.max_await_duration_ms {
+            0 => std::time::Duration::from_millis(1000),
+            n => std::time::Duration::from_millis(u64::from(n)),
+        }
+    }
+}
+
 /// A `Subscription` resource that applies to this app.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeclaredSubscription {

@@ -21,6 +21,16 @@ use crate::error::Result;
 /// Subscription metadata key naming the consumer group (Dapr's `consumerID`).
 pub const CONSUMER_ID_KEY: &str = "consumerID";
 
+/// Subscription metadata key the runtime sets on a bulk subscription (Dapr's
+/// `bulkSubscribe.maxMessagesCount`, default 100): the app takes up to this many events in
+/// one envelope, so a pub/sub that hands messages one at a time by default may hand up to
+/// this many at once (Dapr passes it to components as `BulkSubscribeConfig`).
+pub const BULK_MAX_MESSAGES_KEY: &str = "maxBulkSubCount";
+/// Subscription metadata key the runtime sets on a bulk subscription: how long, in
+/// milliseconds, an envelope may wait to fill (Dapr's `bulkSubscribe.maxAwaitDurationMs`,
+/// default 1000).
+pub const BULK_MAX_AWAIT_MS_KEY: &str = "maxBulkSubAwaitDurationMs";
+
 /// A message as published and as delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {

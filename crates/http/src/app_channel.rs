@@ -83,8 +83,8 @@ use layotto_dapr_wire::headers::forwarded;
 use layotto_runtime::cloudevent::delivered;
 use layotto_runtime::cloudevent::{CLOUDEVENT_CONTENT_TYPE, is_raw_payload};
 use layotto_runtime::{
-    AppChannel, Body, ChannelError, EventOutcome, InvokeRequest, InvokeResponse, RouteRule,
-    SubscriptionType, TopicEvent, TopicSubscription,
+    AppChannel, Body, BulkSubscribe, ChannelError, EventOutcome, InvokeRequest, InvokeResponse,
+    RouteRule, SubscriptionType, TopicEvent, TopicSubscription,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -170,6 +170,8 @@ pub struct HttpAppChannel {
     metrics: Option<std::sync::Arc<layotto_runtime::Metrics>>,
     /// Set on every request over the caller's headers (an `HTTPEndpoint`'s `headers`).
     extra_headers: HeaderMap,
+    /// Bulk envelopes being filled.
+    bulk: std::sync::Arc<crate::bulk::Batches>,
 }
 
 /// What the app answered: status and the whole body (or why it could not be read).
@@ -287,6 +289,40 @@ impl http_body::Body for SendBody {
 }
 
 impl HttpAppChannel {
+    /// POSTs `body` (a CloudEvent or a bulk envelope) to the subscription's route with the
+    /// `pubsubName` header and `metadata` as headers; returns the app's status and body (an
+    /// unreadable body as empty: Dapr takes an unreadable 2xx as success).
+    pub(crate) async fn post_event(
+        &self,
+        sub: &TopicSubscription,
+        body: &Value,
+        pubsub_name: &str,
+        metadata: &[(&str, &str)],
+    ) -> Result<(StatusCode, Bytes), ChannelError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| ChannelError::Unavailable(format!("encoding CloudEvent: {e}")))?;
+        let url = self.url(&sub.route, "")?;
+        let mut headers = forward_headers(
+            metadata
+                .iter()
+                .copied()
+                .chain([(PUBSUB_NAME_HEADER, pubsub_name)]),
+        );
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(CLOUDEVENT_CONTENT_TYPE),
+        );
+        let sent = body.len();
+        let rb = self
+            .request(Method::POST, url, self.opts.event_timeout, headers)
+            .body(body);
+        let resp = self
+            .exchange(rb, &Method::POST, &sub.route, sent, false)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok((resp.status, resp.body.unwrap_or_default()))
+    }
+
     /// A channel to `host:port` (an IPv6 host may be given with or without brackets); no
     /// connection is attempted yet.
     ///
@@ -321,6 +357,7 @@ impl HttpAppChannel {
             opts,
             metrics: None,
             extra_headers: HeaderMap::new(),
+            bulk: std::sync::Arc::default(),
         })
     }
 
@@ -339,6 +376,7 @@ impl HttpAppChannel {
             opts,
             metrics: None,
             extra_headers: headers,
+            bulk: std::sync::Arc::default(),
         }
     }
 
@@ -624,27 +662,9 @@ fn select_route(m: &Map<String, Value>, at: &str) -> Result<Vec<RouteRule>, Stri
     Ok(rules)
 }
 
-/// Dapr's bulk envelope (`BulkSubscribeMessage`) holding the one event `ce`: what an app that
-/// asked for `bulkSubscribe` reads at its route.
-fn bulk_envelope(sub: &TopicSubscription, ev: &TopicEvent, ce: Map<String, Value>) -> Value {
-    serde_json::json!({
-        "id": uuid::Uuid::new_v4().to_string(),
-        "entries": [{
-            "entryId": ev.id,
-            "event": Value::Object(ce),
-            "contentType": CLOUDEVENT_CONTENT_TYPE,
-            "metadata": {},
-        }],
-        "metadata": {},
-        "pubsubname": sub.pubsub_name,
-        "topic": sub.topic,
-        "type": "com.dapr.event.sent.bulk",
-    })
-}
-
 /// The app's answer for entry `id` of a bulk delivery (`{"statuses": [{"entryId", "status"}]}`);
 /// an entry the app did not answer for is retried, never taken as processed.
-fn bulk_outcome(body: &[u8], id: &str) -> EventOutcome {
+pub(crate) fn bulk_outcome(body: &[u8], id: &str) -> EventOutcome {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let statuses = parsed
         .as_ref()
@@ -708,10 +728,22 @@ fn parse_subscriptions(body: &[u8]) -> Result<Vec<TopicSubscription>, String> {
             tracing::warn!(%topic, "app subscription has no route; skipping it");
             continue;
         }
-        let bulk = matches!(
-            field(m, "bulkSubscribe"),
-            Some(Value::Object(b)) if matches!(field(b, "enabled"), Some(Value::Bool(true)))
-        );
+        let bulk = match field(m, "bulkSubscribe") {
+            Some(Value::Object(b)) => {
+                let count = |k: &str| {
+                    field(b, k)
+                        .and_then(Value::as_u64)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0)
+                };
+                BulkSubscribe {
+                    enabled: matches!(field(b, "enabled"), Some(Value::Bool(true))),
+                    max_messages_count: count("maxMessagesCount"),
+                    max_await_duration_ms: count("maxAwaitDurationMs"),
+                }
+            }
+            _ => BulkSubscribe::default(),
+        };
         subs.push(TopicSubscription {
             pubsub_name: str_field(m, "pubsubname", &at)?,
             topic,
@@ -729,7 +761,7 @@ fn parse_subscriptions(body: &[u8]) -> Result<Vec<TopicSubscription>, String> {
 /// Maps the app's answer to an event (see the table in the module documentation). The body
 /// is read as Go's `json.Decoder` reads it: the first JSON value only, and anything that does
 /// not decode into `{"status": string}` counts as no status.
-fn outcome(status: StatusCode, body: &[u8], id: &str) -> EventOutcome {
+pub(crate) fn outcome(status: StatusCode, body: &[u8], id: &str) -> EventOutcome {
     if status.is_success() {
         let first = serde_json::Deserializer::from_slice(body)
             .into_iter::<Value>()
@@ -796,38 +828,17 @@ impl AppChannel for HttpAppChannel {
         ev: &TopicEvent,
     ) -> Result<EventOutcome, ChannelError> {
         let ce = delivered(ev, is_raw_payload(&sub.metadata));
-        let body = if sub.bulk {
-            bulk_envelope(sub, ev, ce)
-        } else {
-            Value::Object(ce)
-        };
-        let body = serde_json::to_vec(&body)
-            .map_err(|e| ChannelError::Unavailable(format!("encoding CloudEvent: {e}")))?;
-        let url = self.url(&sub.route, "")?;
-        let mut headers = forward_headers(
-            ev.metadata
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .chain([(PUBSUB_NAME_HEADER, ev.pubsub_name.as_str())]),
-        );
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static(CLOUDEVENT_CONTENT_TYPE),
-        );
-        let sent = body.len();
-        let rb = self
-            .request(Method::POST, url, self.opts.event_timeout, headers)
-            .body(body);
-        let resp = self
-            .exchange(rb, &Method::POST, &sub.route, sent, false)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        let status = resp.status;
-        // Dapr: an unreadable 2xx body counts as no status (success).
-        let body = resp.body.unwrap_or_default();
-        if sub.bulk && status.is_success() {
-            return Ok(bulk_outcome(&body, &ev.id));
+        if sub.bulk.enabled {
+            return self.bulk.deliver(self, sub, ev, ce).await;
         }
+        let metadata: Vec<(&str, &str)> = ev
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (status, body) = self
+            .post_event(sub, &Value::Object(ce), &ev.pubsub_name, &metadata)
+            .await?;
         Ok(outcome(status, &body, &ev.id))
     }
 

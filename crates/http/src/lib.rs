@@ -7,6 +7,7 @@
 //! - `GET /actuator/info`: `{"app": {"name", "version"}}`.
 
 pub mod app_channel;
+mod bulk;
 
 pub use app_channel::{HttpAppChannel, HttpAppChannelOptions};
 pub use endpoints::HttpEndpointChannels;

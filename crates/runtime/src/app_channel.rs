@@ -9,7 +9,7 @@ use layotto_core::binding::InputEvent;
 
 use crate::Body;
 use crate::cloudevent::TopicEvent;
-pub use layotto_config::RouteRule;
+pub use layotto_config::{BulkSubscribe, RouteRule};
 
 /// A topic the app subscribes to.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -32,9 +32,10 @@ pub struct TopicSubscription {
     /// resiliency policy), dropped, or that no rule takes are published there, on the same
     /// pub/sub, as the broker delivered them.
     pub dead_letter_topic: String,
-    /// Dapr `bulkSubscribe.enabled`: the app takes events in bulk envelopes (Dapr's
-    /// `BulkSubscribeMessage`) at its route.
-    pub bulk: bool,
+    /// Dapr's `bulkSubscribe`: with `enabled`, the app takes events in bulk envelopes (Dapr's
+    /// `BulkSubscribeMessage`) at its route, up to `maxMessagesCount` (default 100) each,
+    /// sent once full or `maxAwaitDurationMs` (default 1000) after the first event.
+    pub bulk: BulkSubscribe,
     /// How the subscription was made.
     pub type_: SubscriptionType,
 }

@@ -52,8 +52,8 @@ use layotto_core::sequencer::Sequencer;
 use layotto_core::{Health, HealthStatus, Registries};
 
 pub use app_channel::{
-    AppChannel, ChannelError, EventOutcome, GrpcStatus, InvokeRequest, InvokeResponse,
-    LimitedAppChannel, RouteRule, SubscriptionType, TopicSubscription,
+    AppChannel, BulkSubscribe, ChannelError, EventOutcome, GrpcStatus, InvokeRequest,
+    InvokeResponse, LimitedAppChannel, RouteRule, SubscriptionType, TopicSubscription,
 };
 pub use app_health::AppHealthSettings;
 pub use body::{BUFFERED_BYTES, Body, limited};

@@ -190,8 +190,20 @@ impl Runtime {
                 });
                 fut
             };
+            let mut metadata = s.metadata.clone();
+            if s.bulk.enabled {
+                // Lets a pub/sub that hands messages one at a time hand a batch at once.
+                metadata.insert(
+                    layotto_core::pubsub::BULK_MAX_MESSAGES_KEY.to_owned(),
+                    s.bulk.max_messages().to_string(),
+                );
+                metadata.insert(
+                    layotto_core::pubsub::BULK_MAX_AWAIT_MS_KEY.to_owned(),
+                    s.bulk.max_await().as_millis().to_string(),
+                );
+            }
             match self
-                .subscribe(&s.pubsub_name, &s.topic, s.metadata.clone(), handler)
+                .subscribe(&s.pubsub_name, &s.topic, metadata, handler)
                 .await
             {
                 Ok(sub) => {
@@ -460,7 +472,7 @@ pub(crate) fn declared(
             route: String::new(),
             rules: d.rules.clone(),
             dead_letter_topic: d.dead_letter_topic.clone(),
-            bulk: d.bulk.enabled,
+            bulk: d.bulk,
             type_: SubscriptionType::Declarative,
         };
         match Routes::new(&s) {

@@ -172,6 +172,7 @@ impl InputBinding for KafkaBinding {
             &group,
             &self.settings.topics,
             records,
+            1,
             cancel.clone(),
             self.label.clone(),
         )

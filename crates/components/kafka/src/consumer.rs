@@ -5,7 +5,9 @@
 //! revoked or the member leaves (`enable.auto.commit`), so a record that was not acknowledged
 //! is delivered again to whoever owns its partition next.
 //!
-//! **Order.** A member hands records to its handler one at a time, in partition order. While
+//! **Order.** A member hands records to its handler one at a time, in partition order (for a
+//! bulk subscription, up to `maxBulkSubCount` at once, their offsets stored once all of them
+//! are handled). While
 //! the handler runs, the member keeps polling the group (so rebalances and heartbeats go on
 //! while an app is slow); records that arrive meanwhile wait their turn, and once 500 wait
 //! the member pauses its partitions until they are handled. A failed delivery is retried in place (after [`retry_delay`] or
@@ -121,17 +123,22 @@ pub struct Member {
     label: String,
     /// Whether the assignment is paused (too many records waiting).
     paused: AtomicBool,
+    /// Records handed to the handler at once (1, or a bulk subscription's
+    /// `maxBulkSubCount`).
+    batch: usize,
 }
 
 impl Member {
     /// Joins `group`, subscribes to `topics` and waits for the first assignment (up to 30 s;
-    /// a later one is logged, not an error). Errors: unavailable when the consumer cannot be
-    /// created or subscribe.
+    /// a later one is logged, not an error). Up to `batch` records (at least 1) are handed to
+    /// `handler` at once. Errors: unavailable when the consumer cannot be created or
+    /// subscribe.
     pub async fn join(
         settings: &KafkaSettings,
         group: &str,
         topics: &[String],
         handler: RecordHandler,
+        batch: usize,
         cancel: CancellationToken,
         label: String,
     ) -> Result<()> {
@@ -168,6 +175,7 @@ impl Member {
             cancel,
             label,
             paused: AtomicBool::new(false),
+            batch: batch.max(1),
         };
         let label = member.label.clone();
         tokio::spawn(member.run());
@@ -206,7 +214,21 @@ impl Member {
             if !self.owns(&record) {
                 continue;
             }
-            if !self.deliver(&record, &mut waiting).await {
+            let mut records = vec![record];
+            while records.len() < self.batch {
+                let next = match waiting.pop_front() {
+                    Some(r) => r,
+                    // What the client has fetched already, without waiting for more.
+                    None => match self.consumer.recv().now_or_never() {
+                        Some(Ok(m)) => m.detach(),
+                        _ => break,
+                    },
+                };
+                if self.owns(&next) {
+                    records.push(next);
+                }
+            }
+            if !self.deliver(&records, &mut waiting).await {
                 break;
             }
         }
@@ -249,10 +271,35 @@ impl Member {
         }
     }
 
-    /// Delivers `record` until acknowledged (or skipped), polling the group meanwhile;
-    /// records arriving meanwhile join `waiting`. `false` when cancelled.
-    async fn deliver(&self, record: &OwnedMessage, waiting: &mut VecDeque<OwnedMessage>) -> bool {
-        self.attempts(record, waiting).await
+    /// Delivers `records` at once, each until acknowledged (or skipped), polling the group
+    /// meanwhile (records arriving meanwhile join `waiting`); then stores their offsets, so
+    /// none is committed before every earlier one of the batch was handled. `false` when
+    /// cancelled.
+    async fn deliver(
+        &self,
+        records: &[OwnedMessage],
+        waiting: &mut VecDeque<OwnedMessage>,
+    ) -> bool {
+        let all = futures::future::join_all(records.iter().map(|r| self.attempts(r)));
+        tokio::pin!(all);
+        let done = loop {
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return false,
+                r = &mut all => break r,
+                r = self.consumer.recv() => {
+                    if let Ok(m) = r {
+                        self.keep(m.detach(), waiting);
+                    }
+                }
+            }
+        };
+        for (record, handled) in records.iter().zip(done) {
+            if handled {
+                self.store(record);
+            }
+        }
+        true
     }
 
     /// Keeps a record that arrived while another was being handled; pauses the assignment
@@ -265,32 +312,21 @@ impl Member {
         }
     }
 
-    async fn attempts(&self, record: &OwnedMessage, waiting: &mut VecDeque<OwnedMessage>) -> bool {
+    /// Hands `record` to the handler until it acknowledges it, retrying in place (after
+    /// [`retry_delay`] or `consumeRetryInterval`); with retries off a failure skips it.
+    /// `true` when it is handled (its offset may be stored), `false` when its partition was
+    /// revoked meanwhile (its new owner delivers it again).
+    async fn attempts(&self, record: &OwnedMessage) -> bool {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let call = std::panic::AssertUnwindSafe((self.handler)(record.clone())).catch_unwind();
-            tokio::pin!(call);
-            let outcome = loop {
-                tokio::select! {
-                    biased;
-                    () = self.cancel.cancelled() => return false,
-                    r = &mut call => break r,
-                    r = self.consumer.recv() => {
-                        if let Ok(m) = r {
-                            self.keep(m.detach(), waiting);
-                        }
-                    }
-                }
-            };
+            let outcome = std::panic::AssertUnwindSafe((self.handler)(record.clone()))
+                .catch_unwind()
+                .await;
             let failure = match outcome {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some("handler panicked".to_owned()),
-            };
-            let Some(failure) = failure else {
-                self.store(record);
-                return true;
+                Ok(Ok(())) => return true,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "handler panicked".to_owned(),
             };
             if !self.retry {
                 tracing::error!(
@@ -300,7 +336,6 @@ impl Member {
                     "{}: delivery failed, record skipped (consumeRetryEnabled is false): {failure}",
                     self.label
                 );
-                self.store(record);
                 return true;
             }
             tracing::warn!(
@@ -312,22 +347,9 @@ impl Member {
                 self.label
             );
             let delay = self.retry_interval.unwrap_or_else(|| retry_delay(attempt));
-            let pause = tokio::time::sleep(delay);
-            tokio::pin!(pause);
-            loop {
-                tokio::select! {
-                    biased;
-                    () = self.cancel.cancelled() => return false,
-                    () = &mut pause => break,
-                    r = self.consumer.recv() => {
-                        if let Ok(m) = r {
-                            self.keep(m.detach(), waiting);
-                        }
-                    }
-                }
-            }
+            tokio::time::sleep(delay).await;
             if !self.owns(record) {
-                return true;
+                return false;
             }
         }
     }

@@ -267,14 +267,23 @@ impl PubSub for KafkaPubSub {
         .await
     }
 
-    /// Joins the consumer group and waits for its first assignment. Errors: invalid argument
-    /// for an empty topic; unavailable when the consumer cannot be created.
+    /// Joins the consumer group and waits for its first assignment. Records are handed over
+    /// one at a time, or for a bulk subscription (subscription metadata `maxBulkSubCount`,
+    /// set by the runtime) up to that many at once, offsets stored once all of them are
+    /// handled. Errors: invalid argument for an empty topic; unavailable when the consumer
+    /// cannot be created.
     async fn subscribe(&self, req: SubscribeRequest, handler: Handler) -> Result<Subscription> {
         if req.topic.is_empty() {
             return Err(Error::empty_field("topic").context(&self.label));
         }
         ensure_topic(self.producer()?, &req.topic, &self.label).await;
         let group = self.group(&req);
+        // A bulk subscription takes up to this many records at once (one at a time else).
+        let batch = req
+            .metadata
+            .get(layotto_core::pubsub::BULK_MAX_MESSAGES_KEY)
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(1);
         let topic = req.topic.clone();
         let records: RecordHandler = Arc::new(move |m: OwnedMessage| {
             let msg = Message {
@@ -290,6 +299,7 @@ impl PubSub for KafkaPubSub {
             &group,
             &[topic],
             records,
+            batch,
             cancel.clone(),
             self.label.clone(),
         )

@@ -71,6 +71,7 @@ async fn kafka_suite() {
     binding_suites(&server).await;
     record_key_headers_and_metadata(&server).await;
     new_groups_start_where_initial_offset_says(&server).await;
+    bulk_subscription_takes_records_at_once(&server).await;
     broker_restart_loses_no_acknowledged_record(server).await;
 }
 
@@ -198,6 +199,67 @@ async fn new_groups_start_where_initial_offset_says(server: &KafkaServer) {
     ];
     got.sort();
     assert_eq!(got, [Bytes::from("after"), Bytes::from("before")]);
+}
+
+/// A bulk subscription (`maxBulkSubCount`, set by the runtime) is handed up to that many
+/// records at once; offsets are stored only after all of a batch were handled, so a member of
+/// the group that joins after the first one left gets none of them again.
+async fn bulk_subscription_takes_records_at_once(server: &KafkaServer) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let ps = pubsub(server, &[]).await;
+    // Records wait in the topic before the member starts, so it has a backlog to batch.
+    let sends = (0..40).map(|i| ps.publish(message("bulk", &format!("r{i}"), &[])));
+    for r in futures::future::join_all(sends).await {
+        r.expect("publish");
+    }
+    let (in_flight, most, done) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    let (i, m, d) = (in_flight.clone(), most.clone(), done.clone());
+    let slow: Handler = Arc::new(move |msg: Message| {
+        let (i, m, d) = (i.clone(), m.clone(), d.clone());
+        Box::pin(async move {
+            let now = i.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            i.fetch_sub(1, Ordering::SeqCst);
+            d.lock().expect("done").push(msg.data);
+            Ok(())
+        })
+    });
+    let mut req = request("bulk", "g-bulk-2");
+    req.metadata.insert("maxBulkSubCount".into(), "16".into());
+    let bulk = pubsub(server, &[("initialOffset", "oldest")]).await;
+    let sub = bulk.subscribe(req.clone(), slow).await.expect("subscribe");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while done.lock().expect("done").len() < 40 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all 40 records handled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        (2..=16).contains(&most),
+        "{most} records were in flight at most"
+    );
+    drop(sub);
+    bulk.close().await.expect("close");
+    // Everything was acknowledged: the group's next member starts after it.
+    let again = pubsub(server, &[("initialOffset", "oldest")]).await;
+    let (h, mut rx) = forward();
+    let _s = again.subscribe(req, h).await.expect("subscribe");
+    again
+        .publish(message("bulk", "later", &[]))
+        .await
+        .expect("publish");
+    assert_eq!(
+        next(&mut rx, "the next record").await.data,
+        Bytes::from("later")
+    );
 }
 
 /// The broker is killed (SIGKILL) and restarted while 2,000 records flow to a consumer group

@@ -112,7 +112,13 @@ impl MemoryPubSub {
 
     fn concurrency(&self, req: &SubscribeRequest) -> Result<u32> {
         let Some(raw) = req.metadata.get(CONCURRENCY_KEY) else {
-            return Ok(DEFAULT_CONCURRENCY);
+            // A bulk subscription takes up to `maxBulkSubCount` events at once.
+            let bulk = req
+                .metadata
+                .get(layotto_core::pubsub::BULK_MAX_MESSAGES_KEY)
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .map_or(DEFAULT_CONCURRENCY, |n| n.clamp(1, MAX_CONCURRENCY));
+            return Ok(bulk.max(DEFAULT_CONCURRENCY));
         };
         match raw.trim().parse::<u32>() {
             Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),

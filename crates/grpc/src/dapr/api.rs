@@ -156,21 +156,23 @@ impl DaprService {
                 "entries is empty: nothing to publish",
             )));
         }
-        let mut failed = Vec::new();
-        for e in r.entries {
+        // Concurrently, as Dapr's default bulk publisher; a broker client batches what is in
+        // flight together (Kafka's producer sends them in one request per partition).
+        let outcomes = futures::future::join_all(r.entries.iter().map(|e| {
             let mut metadata = r.metadata.clone();
-            metadata.extend(e.metadata);
-            if let Err(x) = self
-                .rt
-                .publish(
-                    &r.pubsub_name,
-                    &r.topic,
-                    &e.event,
-                    &e.content_type,
-                    metadata,
-                )
-                .await
-            {
+            metadata.extend(e.metadata.clone());
+            self.rt.publish(
+                &r.pubsub_name,
+                &r.topic,
+                &e.event,
+                &e.content_type,
+                metadata,
+            )
+        }))
+        .await;
+        let mut failed = Vec::new();
+        for (e, outcome) in r.entries.iter().zip(outcomes) {
+            if let Err(x) = outcome {
                 // A request-level problem (unknown pub/sub, empty topic) fails the whole call.
                 if matches!(
                     x.kind,
@@ -180,7 +182,7 @@ impl DaprService {
                     return Err(err(Block::PubSub, op)(x));
                 }
                 failed.push(pb::BulkPublishResponseFailedEntry {
-                    entry_id: e.entry_id,
+                    entry_id: e.entry_id.clone(),
                     error: x.message,
                 });
             }

@@ -164,7 +164,7 @@ impl AppChannel for DaprGrpcAppChannel {
                 rules: rules(s.routes.as_ref()),
                 dead_letter_topic: s.dead_letter_topic,
                 // gRPC apps get single events through OnTopicEvent, which bulk apps serve too.
-                bulk: false,
+                bulk: Default::default(),
                 pubsub_name: s.pubsub_name,
                 topic: s.topic,
                 metadata: s.metadata,

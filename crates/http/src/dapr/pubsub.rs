@@ -194,14 +194,17 @@ pub(crate) async fn bulk_publish(
         }
         out
     };
+    // Concurrently, as Dapr's default bulk publisher; a broker client batches what is in
+    // flight together (Kafka's producer sends them in one request per partition).
+    let outcomes = futures::future::join_all(entries.iter().map(|(_, data, content_type, md)| {
+        ctx.rt
+            .publish(pubsub, topic, data, content_type, md.clone())
+    }))
+    .await;
     let mut failed = Vec::new();
     let mut first_error = None;
-    for (entry_id, data, content_type, md) in entries {
-        if let Err(e) = ctx
-            .rt
-            .publish(pubsub, topic, &data, &content_type, md)
-            .await
-        {
+    for ((entry_id, ..), outcome) in entries.into_iter().zip(outcomes) {
+        if let Err(e) = outcome {
             let api = map_error(&e, op);
             failed.push(FailedEntry {
                 entry_id,
