@@ -17,3 +17,5 @@ daprd="$HOME/.cache/layotto-rs/peers/daprd-v1.14.0/daprd"
 # Publish-and-deliver per broker (NATS JetStream, Kafka, RabbitMQ, Mosquitto; their servers
 # as the test suite installs and starts them).
 ./target/release/layotto-bench --brokers --bin target/release/layotto --report bench/REPORT.md
+# Each broker killed and restarted under 10,000 messages to a consumer group of two members.
+./target/release/layotto-bench --broker-faults --bin target/release/layotto --report bench/REPORT.md

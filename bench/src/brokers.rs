@@ -134,7 +134,7 @@ async fn in_process(b: &Broker, args: &Args, n: usize) -> Result<Row, String> {
             spec.metadata
                 .insert("consumerID".into(), format!("{id}{suffix}"));
         }
-        let c = layotto_components_registry(&spec)?;
+        let c = component_of(&spec)?;
         c.init().await.map_err(|e| e.to_string())?;
         Ok::<_, String>(c)
     };
@@ -185,7 +185,7 @@ async fn in_process(b: &Broker, args: &Args, n: usize) -> Result<Row, String> {
 
 /// The components `--brokers` measures, by type (the registry of the binary is not linked
 /// here: the bench names the four crates).
-fn layotto_components_registry(spec: &ComponentSpec) -> Result<Arc<dyn PubSub>, String> {
+pub(crate) fn component_of(spec: &ComponentSpec) -> Result<Arc<dyn PubSub>, String> {
     let e = |e: layotto_core::Error| e.to_string();
     Ok(match spec.type_.as_str() {
         "jetstream" => {

@@ -21,8 +21,11 @@
 //!   `invocation.rs`); its section of `--report` is replaced.
 //! - `--brokers [--broker-messages N]`: only publish-and-deliver per broker, through the
 //!   sidecar and in process (see `brokers.rs`); its section of `--report` is replaced.
+//! - `--broker-faults [--fault-messages N]`: only each broker killed and restarted under N
+//!   messages (default 10,000; see `faults.rs`); its section of `--report` is replaced.
 
 mod brokers;
+mod faults;
 mod invocation;
 mod load;
 mod scenarios;
@@ -40,6 +43,10 @@ pub struct Args {
     brokers: bool,
     /// `--broker-messages N`: messages per broker row (default 5,000).
     broker_messages: usize,
+    /// `--broker-faults`: only the broker restarts under load (see `faults.rs`).
+    broker_faults: bool,
+    /// `--fault-messages N`: messages per broker restart run (default 10,000).
+    fault_messages: usize,
     /// `--daprd PATH`: the daprd measured beside the sidecar in `--invocation`.
     daprd: Option<PathBuf>,
     /// `--http-echo PORT`: serve the HTTP echo app (a child of `--invocation`).
@@ -82,6 +89,8 @@ fn parse_args() -> Result<Args, String> {
         invocation: false,
         brokers: false,
         broker_messages: 5_000,
+        broker_faults: false,
+        fault_messages: 10_000,
         daprd: None,
         http_echo: None,
         compare_args: Vec::new(),
@@ -123,6 +132,10 @@ fn parse_args() -> Result<Args, String> {
             "--fixed-seconds" => a.fixed_seconds = num(it.next(), "--fixed-seconds")?.max(1),
             "--invocation" => a.invocation = true,
             "--brokers" => a.brokers = true,
+            "--broker-faults" => a.broker_faults = true,
+            "--fault-messages" => {
+                a.fault_messages = num(it.next(), "--fault-messages")?.max(2) as usize;
+            }
             "--broker-messages" => {
                 a.broker_messages = num(it.next(), "--broker-messages")?.max(1) as usize;
             }
@@ -191,7 +204,9 @@ fn main() -> ExitCode {
             }
         };
     }
-    let result = if args.brokers {
+    let result = if args.broker_faults {
+        rt.block_on(faults::run(&args))
+    } else if args.brokers {
         rt.block_on(brokers::run(&args))
     } else if args.invocation {
         rt.block_on(invocation::run(&args, args.daprd.as_deref()))

@@ -40,6 +40,24 @@ impl std::fmt::Display for FaultReport {
     }
 }
 
+/// A `restart` for [`survives_broker_restart`] that kills the broker held in `server` (SIGKILL,
+/// through `kill`), leaves it down for 300 ms so clients see it gone, and starts it again
+/// (`start`, on the same ports and data).
+pub fn kill_then_start<S: Send + 'static>(
+    server: Arc<Mutex<S>>,
+    kill: fn(&mut S),
+    start: fn(&mut S),
+) -> impl FnOnce() + Send + 'static {
+    move || {
+        let mut s = server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        kill(&mut s);
+        std::thread::sleep(Duration::from_millis(300));
+        start(&mut s);
+    }
+}
+
 /// Publishes `n` messages (`payload(i)`, distinct) to `topic` through `publisher`, retrying
 /// each until the broker acknowledges it, while `members` (components, one per sidecar)
 /// consume them as consumer group `group`. When half are acknowledged, `restart` runs on a

@@ -270,8 +270,7 @@ async fn broker_restart_loses_no_acknowledged_record(server: KafkaServer) {
     let b = pubsub(&server, &[]).await;
     let publisher = pubsub(&server, &[]).await;
     // Kept here too: the broker must outlive the restart closure.
-    let server = Arc::new(Mutex::new(server));
-    let restarted = Arc::clone(&server);
+    let server = Arc::new(std::sync::Mutex::new(server));
     let report = layotto_conformance::broker_fault::survives_broker_restart(
         &*publisher,
         &[a, b],
@@ -279,12 +278,11 @@ async fn broker_restart_loses_no_acknowledged_record(server: KafkaServer) {
         "app",
         2_000,
         |i| Bytes::from(format!("m-{i}")),
-        move || {
-            let mut s = restarted.lock().expect("lock");
-            s.kill();
-            std::thread::sleep(Duration::from_millis(300));
-            s.restart();
-        },
+        layotto_conformance::broker_fault::kill_then_start(
+            Arc::clone(&server),
+            KafkaServer::kill,
+            KafkaServer::restart,
+        ),
     )
     .await;
     println!("kafka broker restart: {report}");

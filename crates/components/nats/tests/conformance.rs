@@ -181,7 +181,6 @@ async fn broker_restart_loses_no_acknowledged_message(server: NatsServer) {
     let publisher = pubsub(&server, &[]).await;
     // Kept here too: the broker must outlive the restart closure.
     let server = Arc::new(std::sync::Mutex::new(server));
-    let restarted = Arc::clone(&server);
     // CloudEvents, so a publish retried after a lost acknowledgement is stored once.
     let report = layotto_conformance::broker_fault::survives_broker_restart(
         &*publisher,
@@ -190,12 +189,11 @@ async fn broker_restart_loses_no_acknowledged_message(server: NatsServer) {
         "app",
         2_000,
         |i| ce(&format!("m-{i}")),
-        move || {
-            let mut s = restarted.lock().expect("lock");
-            s.kill();
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            s.restart();
-        },
+        layotto_conformance::broker_fault::kill_then_start(
+            Arc::clone(&server),
+            NatsServer::kill,
+            NatsServer::restart,
+        ),
     )
     .await;
     println!("jetstream broker restart: {report}");

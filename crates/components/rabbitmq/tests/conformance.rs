@@ -3,7 +3,7 @@
 //! (exchange, queue name and arguments, dead-letter pair), and the node killed and restarted
 //! under load.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -222,8 +222,7 @@ async fn broker_restart_loses_no_confirmed_message(server: RabbitMqServer) {
     ];
     let publisher = pubsub(&server, &durable).await;
     // Kept here too: the broker must outlive the restart closure.
-    let server = Arc::new(Mutex::new(server));
-    let restarted = Arc::clone(&server);
+    let server = Arc::new(std::sync::Mutex::new(server));
     let report = layotto_conformance::broker_fault::survives_broker_restart(
         &*publisher,
         &members,
@@ -231,12 +230,11 @@ async fn broker_restart_loses_no_confirmed_message(server: RabbitMqServer) {
         "app",
         2_000,
         |i| Bytes::from(format!("m-{i}")),
-        move || {
-            let mut s = restarted.lock().expect("lock");
-            s.kill();
-            std::thread::sleep(Duration::from_millis(300));
-            s.restart();
-        },
+        layotto_conformance::broker_fault::kill_then_start(
+            Arc::clone(&server),
+            RabbitMqServer::kill,
+            RabbitMqServer::restart,
+        ),
     )
     .await;
     println!("rabbitmq broker restart: {report}");
