@@ -83,8 +83,8 @@ use layotto_dapr_wire::headers::forwarded;
 use layotto_runtime::cloudevent::delivered;
 use layotto_runtime::cloudevent::{CLOUDEVENT_CONTENT_TYPE, is_raw_payload};
 use layotto_runtime::{
-    AppChannel, Body, BulkSubscribe, ChannelError, EventOutcome, InvokeRequest, InvokeResponse,
-    RouteRule, SubscriptionType, TopicEvent, TopicSubscription,
+    AppChannel, BindingReply, Body, BulkSubscribe, ChannelError, EventOutcome, InvokeRequest,
+    InvokeResponse, RouteRule, SubscriptionType, TopicEvent, TopicSubscription,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -860,7 +860,7 @@ impl AppChannel for HttpAppChannel {
         _name: &str,
         route: &str,
         event: &InputEvent,
-    ) -> Result<Bytes, ChannelError> {
+    ) -> Result<BindingReply, ChannelError> {
         let url = self.url(route, "")?;
         let mut headers =
             forward_headers(event.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -875,7 +875,10 @@ impl AppChannel for HttpAppChannel {
             .map_err(|e| unavailable(&e))?;
         let body = resp.body.map_err(ChannelError::Unavailable)?;
         if resp.status.is_success() {
-            Ok(body)
+            Ok(BindingReply {
+                data: body,
+                ..BindingReply::default()
+            })
         } else {
             let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
             Err(ChannelError::Failed(format!(

@@ -175,16 +175,33 @@ pub trait AppChannel: Send + Sync {
         Ok(false)
     }
     /// Delivers one event of input binding `name` (HTTP: `POST /<route>` with the data as body
-    /// and the metadata as headers; gRPC: `OnBindingEvent`); the app's answer body on a 2xx or
-    /// an OK, [`ChannelError::Failed`] for any other answer.
+    /// and the metadata as headers; gRPC: `OnBindingEvent`); the app's answer on a 2xx or an
+    /// OK, [`ChannelError::Failed`] for any other answer.
     async fn deliver_binding(
         &self,
         _name: &str,
         _route: &str,
         _event: &InputEvent,
-    ) -> Result<bytes::Bytes, ChannelError> {
+    ) -> Result<BindingReply, ChannelError> {
         Err(ChannelError::Unimplemented)
     }
+}
+
+/// The app's answer to an input binding event: its body, and what a gRPC app asks the sidecar
+/// to do next (Dapr's `BindingEventResponse`): output bindings to send the answer's data to,
+/// and state items to save.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BindingReply {
+    /// The answer's body (HTTP) or `data` (gRPC).
+    pub data: bytes::Bytes,
+    /// `to`: output bindings invoked with operation `create` and the answer's data.
+    pub to: Vec<String>,
+    /// `concurrency: PARALLEL`: the `to` bindings are invoked at once, not one after the other.
+    pub parallel: bool,
+    /// `store_name`: the state store `states` go to.
+    pub store_name: String,
+    /// `states`: items saved in `store_name` (keys as the app names them).
+    pub states: Vec<layotto_core::state::SetRequest>,
 }
 
 /// An app channel that lets at most `limit` calls reach the app at once (daprd's
@@ -251,7 +268,7 @@ impl AppChannel for LimitedAppChannel {
         name: &str,
         route: &str,
         event: &InputEvent,
-    ) -> Result<bytes::Bytes, ChannelError> {
+    ) -> Result<BindingReply, ChannelError> {
         let _slot = self.slot().await?;
         self.inner.deliver_binding(name, route, event).await
     }

@@ -11,11 +11,11 @@
 
 use std::sync::Arc;
 
-use layotto_core::binding::{InputEvent, InputHandler, OutputBinding};
+use layotto_core::binding::{BindingRequest, InputEvent, InputHandler, OutputBinding};
 use layotto_core::{Error, Kind, Metadata};
 
 use crate::resiliency::{Guarded, judge_component};
-use crate::{AppChannel, ChannelError, Runtime, lock};
+use crate::{AppChannel, BindingReply, ChannelError, Runtime, lock};
 
 /// A binding's `direction` and `route` metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +113,7 @@ impl Runtime {
     /// inbound Resiliency policy; a failure goes back to the binding as an error, and an app
     /// found unreachable notifies `app_down` (its readers stop until it answers again).
     fn binding_handler(
-        &self,
+        self: &Arc<Self>,
         channel: &Arc<dyn AppChannel>,
         name: &str,
         route: &str,
@@ -127,9 +127,11 @@ impl Runtime {
             (channel.clone(), self.metrics.clone(), self.policies.clone());
         let (name, route) = (Arc::<str>::from(name), Arc::<str>::from(route));
         let down = app_down.clone();
+        // Weak: the handler lives inside a component of this runtime.
+        let rt = Arc::downgrade(self);
         Arc::new(move |ev: InputEvent| {
             let (ch, metrics, policies) = (ch.clone(), metrics.clone(), policies.clone());
-            let down = down.clone();
+            let (down, rt) = (down.clone(), rt.clone());
             let (name, route, inbound) = (name.clone(), route.clone(), inbound.clone());
             Box::pin(async move {
                 let started = std::time::Instant::now();
@@ -160,12 +162,68 @@ impl Runtime {
                     }
                 };
                 metrics.input_binding(&name, r.is_ok(), started.elapsed());
-                if let Err(e) = &r {
-                    tracing::warn!(binding = %name, error = %e, "input binding event not taken by the app");
+                match r {
+                    Err(e) => {
+                        tracing::warn!(binding = %name, error = %e, "input binding event not taken by the app");
+                        Err(e)
+                    }
+                    Ok(reply) => {
+                        if let Some(rt) = rt.upgrade() {
+                            rt.on_binding_reply(&name, &reply).await;
+                        }
+                        Ok(reply.data)
+                    }
                 }
-                r
             })
         })
+    }
+}
+
+impl Runtime {
+    /// Does what a gRPC app's answer to an event of input binding `binding` asks
+    /// (daprd's `onAppResponse`): saves `states` in `store_name` (daprd reads but never applies
+    /// them) and invokes each `to` binding with operation `create` and the answer's data as
+    /// JSON (`null` when it is not JSON, as daprd marshals it), one after the other (the first
+    /// failure stops the rest) or, with `parallel`, at once. Failures are logged: the event
+    /// itself was taken by the app.
+    async fn on_binding_reply(&self, binding: &str, reply: &BindingReply) {
+        if !reply.states.is_empty()
+            && let Err(e) = self
+                .save_state(&reply.store_name, reply.states.clone())
+                .await
+        {
+            tracing::error!(%binding, store = %reply.store_name, error = %e, "saving the state of the app's binding answer failed");
+        }
+        if reply.to.is_empty() {
+            return;
+        }
+        let data = serde_json::from_slice::<serde_json::Value>(&reply.data)
+            .unwrap_or(serde_json::Value::Null)
+            .to_string();
+        let send = |to: &str| {
+            let req = BindingRequest {
+                operation: "create".to_owned(),
+                data: bytes::Bytes::from(data.clone()),
+                metadata: Metadata::new(),
+            };
+            let to = to.to_owned();
+            async move {
+                let r = self.invoke_binding(&to, req).await;
+                if let Err(e) = &r {
+                    tracing::error!(%binding, %to, error = %e, "sending the app's binding answer to an output binding failed");
+                }
+                r
+            }
+        };
+        if reply.parallel {
+            futures::future::join_all(reply.to.iter().map(|t| send(t))).await;
+        } else {
+            for t in &reply.to {
+                if send(t).await.is_err() {
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -52,7 +52,7 @@ use layotto_core::sequencer::Sequencer;
 use layotto_core::{Health, HealthStatus, Registries};
 
 pub use app_channel::{
-    AppChannel, BulkSubscribe, ChannelError, EventOutcome, GrpcStatus, InvokeRequest,
+    AppChannel, BindingReply, BulkSubscribe, ChannelError, EventOutcome, GrpcStatus, InvokeRequest,
     InvokeResponse, LimitedAppChannel, RouteRule, SubscriptionType, TopicSubscription,
 };
 pub use app_health::AppHealthSettings;

@@ -9,8 +9,8 @@ use layotto_proto::dapr::proto::runtime::v1 as pb;
 use layotto_proto::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
 use layotto_proto::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
 use layotto_runtime::{
-    AppChannel, Body, ChannelError, EventOutcome, GrpcStatus, InvokeRequest, InvokeResponse,
-    RouteRule, SubscriptionType, TopicEvent, TopicSubscription,
+    AppChannel, BindingReply, Body, ChannelError, EventOutcome, GrpcStatus, InvokeRequest,
+    InvokeResponse, RouteRule, SubscriptionType, TopicEvent, TopicSubscription,
 };
 use tonic::Code;
 use tonic::metadata::{MetadataKey, MetadataValue};
@@ -216,7 +216,7 @@ impl AppChannel for DaprGrpcAppChannel {
         name: &str,
         _route: &str,
         event: &InputEvent,
-    ) -> Result<bytes::Bytes, ChannelError> {
+    ) -> Result<BindingReply, ChannelError> {
         let mut req = self.request(pb::BindingEventRequest {
             name: name.to_owned(),
             data: event.data.to_vec(),
@@ -232,7 +232,20 @@ impl AppChannel for DaprGrpcAppChannel {
         )
         .await
         .map_err(|s| channel_error(&s))?;
-        Ok(bytes::Bytes::from(resp.into_inner().data))
+        let r = resp.into_inner();
+        let parallel =
+            r.concurrency == pb::binding_event_response::BindingEventConcurrency::Parallel as i32;
+        Ok(BindingReply {
+            data: bytes::Bytes::from(r.data),
+            to: r.to,
+            parallel,
+            store_name: r.store_name,
+            states: r
+                .states
+                .into_iter()
+                .map(crate::convert::dapr_state::set_request)
+                .collect(),
+        })
     }
 
     async fn health(&self, _path: &str) -> Result<(), ChannelError> {
