@@ -41,13 +41,15 @@ impl Pending {
     }
 
     /// A runtime subscription handler that sends `wrap(event)` down `tx` and resolves with the
-    /// client's answer: Success/Drop acknowledge, Retry or no answer within
-    /// [`STREAM_ACK_TIMEOUT`] redeliver.
+    /// client's answer: Success or Drop (both acknowledge; a dropped event is dead-lettered),
+    /// an error for Retry or no answer within [`STREAM_ACK_TIMEOUT`] (redelivered).
     pub(crate) fn handler<M: Send + 'static>(
         &self,
         tx: mpsc::Sender<Result<M, Status>>,
         wrap: fn(&TopicEvent) -> M,
-    ) -> impl Fn(TopicEvent) -> futures::future::BoxFuture<'static, layotto_core::Result<()>>
+    ) -> impl Fn(
+        TopicEvent,
+    ) -> futures::future::BoxFuture<'static, layotto_core::Result<EventOutcome>>
     + Send
     + Sync
     + 'static {
@@ -61,7 +63,7 @@ impl Pending {
                     return Err(Error::unavailable("subscriber stream closed"));
                 }
                 match tokio::time::timeout(STREAM_ACK_TIMEOUT, done_rx).await {
-                    Ok(Ok(EventOutcome::Success | EventOutcome::Drop)) => Ok(()),
+                    Ok(Ok(o @ (EventOutcome::Success | EventOutcome::Drop))) => Ok(o),
                     // The subscriber answered: dead-lettered when the subscription has a
                     // dead-letter topic (an unavailable subscriber's events go back instead).
                     Ok(Ok(EventOutcome::Retry)) => {

@@ -489,6 +489,40 @@ async fn streaming_subscriptions_are_listed_while_open_and_carry_the_event_attri
         dead_ev.topic, "retried",
         "the event keeps the topic it was published to"
     );
+    // So does DROP, as in daprd.
+    c.publish_event(dapr::PublishEventRequest {
+        pubsub_name: "pubsub".into(),
+        topic: "retried".into(),
+        data: br#"{"n": 3}"#.to_vec(),
+        data_content_type: "application/json".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("publish");
+    let ev = next_event(
+        tokio::time::timeout(Duration::from_secs(5), retried.next())
+            .await
+            .expect("in time"),
+    );
+    rtx.send(dapr::SubscribeTopicEventsRequestAlpha1 {
+        subscribe_topic_events_request_type: Some(Req::EventProcessed(
+            dapr::SubscribeTopicEventsRequestProcessedAlpha1 {
+                id: ev.id.clone(),
+                status: Some(dapr::TopicEventResponse {
+                    status: dapr::topic_event_response::TopicEventResponseStatus::Drop as i32,
+                }),
+            },
+        )),
+    })
+    .await
+    .expect("drop");
+    let dropped = next_event(
+        tokio::time::timeout(Duration::from_secs(5), dead.next())
+            .await
+            .expect("dead-lettered in time"),
+    );
+    let data: Value = serde_json::from_slice(&dropped.data).expect("JSON data");
+    assert_eq!(data, serde_json::json!({"n": 3}));
 
     // Closing the stream ends the subscription and its listing.
     drop(tx);

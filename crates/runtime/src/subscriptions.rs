@@ -350,9 +350,10 @@ async fn deliver_to_app(
 
 impl Runtime {
     /// A client's streaming subscription (`SubscribeTopicEventsAlpha1`): [`Runtime::subscribe`],
-    /// listed by the metadata API as `STREAMING` until the returned guard is dropped. An event
-    /// the subscriber answers with an error (RETRY) goes to `dead_letter` when given; one it
-    /// does not answer (gone, silent) goes back to the group.
+    /// listed by the metadata API as `STREAMING` until the returned guard is dropped. The
+    /// handler answers each event: an event the subscriber answers with an error (RETRY) or
+    /// DROP goes to `dead_letter` when given, as daprd; one it does not answer (gone, silent)
+    /// goes back to the group.
     ///
     /// # Errors
     /// As [`Runtime::subscribe`].
@@ -362,7 +363,7 @@ impl Runtime {
         topic: &str,
         metadata: Metadata,
         dead_letter: Option<String>,
-        handler: impl Fn(TopicEvent) -> futures::future::BoxFuture<'static, Result<()>>
+        handler: impl Fn(TopicEvent) -> futures::future::BoxFuture<'static, Result<EventOutcome>>
         + Send
         + Sync
         + 'static,
@@ -385,7 +386,12 @@ impl Runtime {
             let fut: futures::future::BoxFuture<'static, Result<()>> = Box::pin(async move {
                 let raw = (!dead_letter.is_empty()).then(|| ev.clone());
                 match (handler(ev).await, raw) {
-                    (Ok(()), _) => Ok(()),
+                    // Dropped by the subscriber: dead-lettered when there is a topic, as daprd.
+                    (Ok(EventOutcome::Drop), Some(raw)) => {
+                        tracing::warn!(id = %raw.id, topic = %raw.topic, "subscriber dropped event");
+                        dead_letter_or(&rt, &dead_letter, &raw, Ok(())).await
+                    }
+                    (Ok(_), _) => Ok(()),
                     // The subscriber is gone or silent: the event goes back to the group.
                     (Err(e), _) if e.kind == layotto_core::ErrorKind::Unavailable => Err(e),
                     (Err(e), Some(raw)) => dead_letter_or(&rt, &dead_letter, &raw, Err(e)).await,
