@@ -365,6 +365,27 @@ async fn measure_with(
     Ok(())
 }
 
+/// Creates JetStream stream `name` over `subjects` on `nats` (streams are the user's, as in
+/// Dapr).
+pub(crate) async fn create_stream(
+    nats: &NatsServer,
+    name: &str,
+    subjects: &[&str],
+) -> Result<(), String> {
+    let client = async_nats::connect(nats.url())
+        .await
+        .map_err(|e| e.to_string())?;
+    async_nats::jetstream::new(client)
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: name.to_owned(),
+            subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Runs every broker in turn and replaces the report's section.
 pub async fn run(args: &Args) -> Result<(), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -372,17 +393,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
     let mut rows = Vec::new();
     {
         let nats = NatsServer::start();
-        let client = async_nats::connect(nats.url())
-            .await
-            .map_err(|e| e.to_string())?;
-        async_nats::jetstream::new(client)
-            .create_stream(async_nats::jetstream::stream::Config {
-                name: "BENCH".into(),
-                subjects: vec!["bench".into(), "bench-direct".into()],
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+        create_stream(&nats, "BENCH", &["bench", "bench-direct"]).await?;
         let b = broker(
             "NATS JetStream",
             "jetstream",

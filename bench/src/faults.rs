@@ -69,17 +69,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
     let mut rows = Vec::new();
     {
         let nats = NatsServer::start();
-        let client = async_nats::connect(nats.url())
-            .await
-            .map_err(|e| e.to_string())?;
-        async_nats::jetstream::new(client)
-            .create_stream(async_nats::jetstream::stream::Config {
-                name: "FAULT".into(),
-                subjects: vec!["fault.>".into()],
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+        crate::brokers::create_stream(&nats, "FAULT", &["fault.>"]).await?;
         let pairs = [
             ("natsURL", nats.url()),
             ("concurrency", "parallel".into()),

@@ -138,13 +138,7 @@ async fn http_sink() -> (String, Posted) {
             }
         },
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let port = support::serve_app(app).await;
     (format!("http://127.0.0.1:{port}/sink"), seen)
 }
 

@@ -175,13 +175,7 @@ async fn app(topic: &str) -> (u16, Seen) {
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let port = support::serve_app(app).await;
     (port, seen)
 }
 

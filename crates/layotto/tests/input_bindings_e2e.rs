@@ -83,13 +83,7 @@ async fn app() -> (u16, Seen) {
         .route("/cron-route", post(record(seen.clone(), 200)))
         .route("/outonly", post(record(seen.clone(), 200)))
         .route("/flaky", post(record(seen.clone(), 500)));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let port = support::serve_app(app).await;
     (port, seen)
 }
 

@@ -117,13 +117,7 @@ async fn app() -> (u16, Seen) {
             }),
         )
         .fallback(post(record(seen.clone())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let port = support::serve_app(app).await;
     (port, seen)
 }
 
@@ -440,18 +434,10 @@ async fn streaming_subscriptions_are_listed_while_open_and_carry_the_event_attri
         "{ext:?}"
     );
 
-    // RETRY on a stream with a dead-letter topic sends the event there (here: another stream).
+    // RETRY or DROP on a stream with a dead-letter topic sends the event there (here: another
+    // stream), as daprd.
     let (_dtx, mut dead) = open_stream(&mut c, "live-dlq", None).await;
     let (rtx, mut retried) = open_stream(&mut c, "retried", Some("live-dlq")).await;
-    c.publish_event(dapr::PublishEventRequest {
-        pubsub_name: "pubsub".into(),
-        topic: "retried".into(),
-        data: br#"{"n": 2}"#.to_vec(),
-        data_content_type: "application/json".into(),
-        ..Default::default()
-    })
-    .await
-    .expect("publish");
     let next_event =
         |m: Option<Result<dapr::SubscribeTopicEventsResponseAlpha1, tonic::Status>>| match m
             .expect("a message")
@@ -461,68 +447,46 @@ async fn streaming_subscriptions_are_listed_while_open_and_carry_the_event_attri
             Some(Resp::EventMessage(ev)) => ev,
             other => panic!("not an event: {other:?}"),
         };
-    let ev = next_event(
-        tokio::time::timeout(Duration::from_secs(5), retried.next())
-            .await
-            .expect("in time"),
-    );
-    rtx.send(dapr::SubscribeTopicEventsRequestAlpha1 {
-        subscribe_topic_events_request_type: Some(Req::EventProcessed(
-            dapr::SubscribeTopicEventsRequestProcessedAlpha1 {
-                id: ev.id.clone(),
-                status: Some(dapr::TopicEventResponse {
-                    status: dapr::topic_event_response::TopicEventResponseStatus::Retry as i32,
-                }),
-            },
-        )),
-    })
-    .await
-    .expect("retry");
-    let dead_ev = next_event(
-        tokio::time::timeout(Duration::from_secs(5), dead.next())
-            .await
-            .expect("dead-lettered in time"),
-    );
-    let data: Value = serde_json::from_slice(&dead_ev.data).expect("JSON data");
-    assert_eq!(data, serde_json::json!({"n": 2}));
-    assert_eq!(
-        dead_ev.topic, "retried",
-        "the event keeps the topic it was published to"
-    );
-    // So does DROP, as in daprd.
-    c.publish_event(dapr::PublishEventRequest {
-        pubsub_name: "pubsub".into(),
-        topic: "retried".into(),
-        data: br#"{"n": 3}"#.to_vec(),
-        data_content_type: "application/json".into(),
-        ..Default::default()
-    })
-    .await
-    .expect("publish");
-    let ev = next_event(
-        tokio::time::timeout(Duration::from_secs(5), retried.next())
-            .await
-            .expect("in time"),
-    );
-    rtx.send(dapr::SubscribeTopicEventsRequestAlpha1 {
-        subscribe_topic_events_request_type: Some(Req::EventProcessed(
-            dapr::SubscribeTopicEventsRequestProcessedAlpha1 {
-                id: ev.id.clone(),
-                status: Some(dapr::TopicEventResponse {
-                    status: dapr::topic_event_response::TopicEventResponseStatus::Drop as i32,
-                }),
-            },
-        )),
-    })
-    .await
-    .expect("drop");
-    let dropped = next_event(
-        tokio::time::timeout(Duration::from_secs(5), dead.next())
-            .await
-            .expect("dead-lettered in time"),
-    );
-    let data: Value = serde_json::from_slice(&dropped.data).expect("JSON data");
-    assert_eq!(data, serde_json::json!({"n": 3}));
+    use dapr::topic_event_response::TopicEventResponseStatus as Status;
+    for (n, answer) in [(2, Status::Retry), (3, Status::Drop)] {
+        c.publish_event(dapr::PublishEventRequest {
+            pubsub_name: "pubsub".into(),
+            topic: "retried".into(),
+            data: format!(r#"{{"n": {n}}}"#).into_bytes(),
+            data_content_type: "application/json".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("publish");
+        let ev = next_event(
+            tokio::time::timeout(Duration::from_secs(5), retried.next())
+                .await
+                .expect("in time"),
+        );
+        rtx.send(dapr::SubscribeTopicEventsRequestAlpha1 {
+            subscribe_topic_events_request_type: Some(Req::EventProcessed(
+                dapr::SubscribeTopicEventsRequestProcessedAlpha1 {
+                    id: ev.id.clone(),
+                    status: Some(dapr::TopicEventResponse {
+                        status: answer as i32,
+                    }),
+                },
+            )),
+        })
+        .await
+        .expect("answer");
+        let dead_ev = next_event(
+            tokio::time::timeout(Duration::from_secs(5), dead.next())
+                .await
+                .expect("dead-lettered in time"),
+        );
+        let data: Value = serde_json::from_slice(&dead_ev.data).expect("JSON data");
+        assert_eq!(data, serde_json::json!({"n": n}), "{answer:?}");
+        assert_eq!(
+            dead_ev.topic, "retried",
+            "the event keeps the topic it was published to"
+        );
+    }
 
     // Closing the stream ends the subscription and its listing.
     drop(tx);

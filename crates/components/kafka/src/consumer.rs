@@ -66,7 +66,7 @@ impl ConsumerContext for MemberContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance
             && tpl.count() > 0
-            && let Err(e) = commit_start_positions(consumer, tpl, self.initial)
+            && let Err(e) = blocking(|| commit_start_positions(consumer, tpl, self.initial))
         {
             tracing::warn!(error = %e, "kafka: could not commit the start of partitions new to the group");
         }
@@ -83,6 +83,18 @@ impl ConsumerContext for MemberContext {
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "kafka: rebalance failed"),
         }
+    }
+}
+
+/// Runs `f`, which blocks on the brokers (up to [`REBALANCE_CALL`] per request), without
+/// stalling the other tasks of the runtime's worker it is called on: a rebalance callback runs
+/// inside the member's poll, on a worker of the (multi-thread) runtime.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

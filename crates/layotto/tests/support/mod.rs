@@ -12,6 +12,18 @@ pub mod daprd;
 pub mod invoke_app;
 pub mod shared;
 
+/// Serves `app` on a free 127.0.0.1 port in a task of the current runtime; returns the port.
+pub async fn serve_app(app: axum::Router) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    port
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
