@@ -144,8 +144,9 @@ redis_metadata! {
     pub struct ConnectionMetadata {}
 }
 
-/// Decodes the metadata `M` of a Redis component: as [`decode`], after refusing a key given in
-/// both spellings (`db` and Dapr's `redisDB`, `maxRetries` and `redisMaxRetries`).
+/// Decodes the metadata `M` of a Redis component: as [`decode`], after refusing `db` and Dapr's
+/// `redisDB` given together. With both `maxRetries` and Dapr's `redisMaxRetries`,
+/// `redisMaxRetries` counts, as in daprd.
 ///
 /// # Errors
 /// Invalid argument naming the component and the key.
@@ -155,6 +156,15 @@ pub fn decode_redis<M: ComponentMetadata>(spec: &ComponentSpec) -> Result<M> {
             .iter()
             .any(|(key, v)| key.eq_ignore_ascii_case(k) && !v.trim().is_empty())
     };
+    // Dapr's own pages give both `maxRetries` and `redisMaxRetries`: daprd's client takes
+    // `redisMaxRetries` (its `maxRetries` only stands in when that is absent), so here too.
+    if has("redisMaxRetries") && has(MAX_RETRIES_KEY) {
+        let mut trimmed = spec.clone();
+        trimmed
+            .metadata
+            .retain(|k, _| !k.eq_ignore_ascii_case(MAX_RETRIES_KEY));
+        return decode_redis(&trimmed);
+    }
     for (theirs, ours) in DAPR_ALIASES {
         if has(theirs) && has(ours) {
             return Err(spec_err(

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use layotto_core::state::{
     BulkGetItem, Concurrency, DeleteRequest, SetRequest, StateItem, StateStore,
-    TTL_EXPIRE_TIME_KEY, TransactionOp, parse_ttl, rfc3339,
+    TTL_EXPIRE_TIME_KEY, TTL_METADATA_KEY, TransactionOp, parse_ttl, rfc3339,
 };
 use layotto_core::{Component, ComponentSpec, Error, ErrorKind, Feature, Health, Metadata, Result};
 use redis::cluster_routing::Slot;
@@ -30,6 +30,9 @@ redis_metadata! {
         /// `waitForReplicas`: replicas that must hold a write before it is acknowledged
         /// (Redis `WAIT`; default 0). See [`crate::config::WAIT_FOR_REPLICAS_KEY`].
         pub wait_for_replicas: Option<usize>,
+        /// `ttlInSeconds`: Dapr's default time to live, in seconds, of saves whose request
+        /// names none (`-1` or absent: no expiry).
+        pub ttl_in_seconds: Option<i64>,
     }
 }
 
@@ -118,6 +121,8 @@ pub struct RedisStateStore {
     client: RedisClient,
     max_value_bytes: usize,
     wait_for_replicas: usize,
+    /// The component's `ttlInSeconds` (0: none).
+    default_ttl_secs: u64,
 }
 
 /// One op prepared for [`APPLY`].
@@ -139,6 +144,16 @@ impl RedisStateStore {
             client: RedisClient::new(format!("state store '{}'", spec.name), cfg),
             max_value_bytes,
             wait_for_replicas: meta.wait_for_replicas.unwrap_or(0),
+            default_ttl_secs: match meta.ttl_in_seconds {
+                None | Some(-1) => 0,
+                Some(s) if s >= 0 => s.unsigned_abs(),
+                Some(s) => {
+                    return Err(crate::config::spec_err(
+                        spec,
+                        format!("metadata '{TTL_METADATA_KEY}' must be -1 or >= 0, got {s}"),
+                    ));
+                }
+            },
         })
     }
 
@@ -154,12 +169,17 @@ impl RedisStateStore {
                 self.max_value_bytes
             ))));
         }
-        let ttl = parse_ttl(&req.metadata)
-            .map_err(|e| {
-                self.client
-                    .err(e.context(format_args!("key '{}'", req.key)))
-            })?
-            .map_or(0, |d| d.as_secs());
+        // The request's `ttlInSeconds` (`-1`: none), else the component's, as daprd.
+        let ttl = if req.metadata.contains_key(TTL_METADATA_KEY) {
+            parse_ttl(&req.metadata)
+                .map_err(|e| {
+                    self.client
+                        .err(e.context(format_args!("key '{}'", req.key)))
+                })?
+                .map_or(0, |d| d.as_secs())
+        } else {
+            self.default_ttl_secs
+        };
         let first_write = req.options.concurrency == Concurrency::FirstWrite;
         let (check, etag) = match (req.etag_to_check(), first_write) {
             (Some(e), true) => ("E", e.to_owned()),

@@ -63,6 +63,7 @@ async fn redis_cluster() {
     cross_slot_transaction_is_refused(&cluster).await;
     refused_by_the_components_that_cannot_use_it(&cluster);
     more_replicas_than_there_are(&cluster).await;
+    component_ttl_is_the_default(&cluster).await;
     // The lost count without WAIT is reported, not asserted: replication on loopback is
     // usually quicker than the kill.
     let lost = failover(&mut cluster, &[]).await;
@@ -147,6 +148,36 @@ async fn more_replicas_than_there_are(cluster: &RedisCluster) {
         .await
         .expect_err("only one replica");
     assert!(e.message.contains("reached 1 of the 2 replicas"), "{e}");
+}
+
+/// The component's `ttlInSeconds` (Dapr's default time to live) applies to saves that name
+/// none; a save's own `ttlInSeconds: -1` keeps the key for good.
+async fn component_ttl_is_the_default(cluster: &RedisCluster) {
+    let store = state_store(cluster, &[("ttlInSeconds", "100")]).await;
+    let (k, forever) = (unique("default-ttl"), unique("no-ttl"));
+    store.set(set_req(&k, "v".into())).await.expect("set");
+    let mut req = set_req(&forever, "v".into());
+    req.metadata.insert("ttlInSeconds".into(), "-1".into());
+    store.set(req).await.expect("set");
+    let md = |k: String| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .get(&k, &Metadata::new())
+                .await
+                .expect("get")
+                .expect("present")
+                .metadata
+        }
+    };
+    assert!(
+        md(k).await.contains_key("ttlExpireTime"),
+        "default TTL applied"
+    );
+    assert!(
+        !md(forever).await.contains_key("ttlExpireTime"),
+        "-1 persists"
+    );
 }
 
 /// The lock, the sequencer and the configuration store refuse `redisType: cluster` with
