@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::process::{self, Process, Server};
-use crate::{find_binary, free_port};
+use crate::{TestCerts, TlsSetup, find_binary, free_port};
 
 /// A `mosquitto` child process listening on a free 127.0.0.1 port (keeping the user it was
 /// started as, so it can write its temp dir), anonymous access allowed,
@@ -17,6 +17,7 @@ pub struct MosquittoServer {
     process: Process,
     binary: PathBuf,
     port: u16,
+    tls: Option<TlsSetup>,
     dir: tempfile::TempDir,
 }
 
@@ -27,17 +28,53 @@ impl MosquittoServer {
     /// When `mosquitto` is not installed (names the Debian package `mosquitto`), or it does
     /// not listen within 20 s.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// As [`MosquittoServer::start`], also listening for MQTT over TLS on
+    /// [`MosquittoServer::tls_url`] with certificates from a fresh [`TestCerts`] (see
+    /// [`MosquittoServer::certs`]). With `require_client_cert` that listener refuses clients
+    /// without a certificate issued by the test CA.
+    ///
+    /// # Panics
+    /// As [`MosquittoServer::start`].
+    pub fn start_tls(require_client_cert: bool) -> Self {
+        Self::start_with(Some(TlsSetup::new(require_client_cert)))
+    }
+
+    fn start_with(tls: Option<TlsSetup>) -> Self {
         let binary = find_binary("mosquitto", "mosquitto");
         let dir = tempfile::Builder::new()
             .prefix("layotto-mosquitto-")
             .tempdir()
             .expect("create a temp dir for mosquitto");
+        if let Some(t) = &tls {
+            t.write_files(dir.path());
+        }
         process::start(Self {
             process: Process::new(Self::NAME),
             binary,
             port: 0,
+            tls,
             dir,
         })
+    }
+
+    /// `ssl://127.0.0.1:port` of the TLS listener (servers from
+    /// [`MosquittoServer::start_tls`] only).
+    ///
+    /// # Panics
+    /// On a server started without TLS.
+    pub fn tls_url(&self) -> String {
+        format!("ssl://{}", TlsSetup::addr(self.tls.as_ref()))
+    }
+
+    /// The certificates of a TLS server.
+    ///
+    /// # Panics
+    /// On a server started without TLS.
+    pub fn certs(&self) -> &TestCerts {
+        &TlsSetup::of(self.tls.as_ref()).certs
     }
 
     /// `tcp://127.0.0.1:port`, what Dapr's `url` takes.
@@ -85,12 +122,15 @@ impl Server for MosquittoServer {
 
     fn take_free_ports(&mut self) {
         self.port = free_port();
+        if let Some(t) = &mut self.tls {
+            t.port = free_port();
+        }
     }
 
     fn command(&self) -> Result<Command, String> {
         let d = self.dir.path();
         let conf = d.join("mosquitto.conf");
-        let text = format!(
+        let mut text = format!(
             "listener {port} 127.0.0.1\n\
              user root\n\
              allow_anonymous true\n\
@@ -103,6 +143,18 @@ impl Server for MosquittoServer {
             port = self.port,
             dir = d.display()
         );
+        if let Some(t) = &self.tls {
+            text.push_str(&format!(
+                "listener {port} 127.0.0.1\n\
+                 cafile {dir}/ca.pem\n\
+                 certfile {dir}/server.pem\n\
+                 keyfile {dir}/server.key\n\
+                 require_certificate {require}\n",
+                port = t.port,
+                dir = d.display(),
+                require = t.require_client_cert,
+            ));
+        }
         std::fs::write(&conf, text).map_err(|e| format!("write {conf:?}: {e}"))?;
         let mut cmd = Command::new(&self.binary);
         cmd.arg("-c").arg(conf);

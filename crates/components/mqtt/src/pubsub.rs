@@ -50,8 +50,8 @@ const WAIT: Duration = Duration::from_secs(20);
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct MqttMetadata {
-    /// `url` (required): `tcp://[user:password@]host:port` (also `mqtt://`); `ssl://`,
-    /// `mqtts://`, `tls://` and `tcps://` are refused (TLS is not supported yet).
+    /// `url` (required): `tcp://[user:password@]host:port` (also `mqtt://`; port 1883 by
+    /// default), or over TLS `ssl://` (also `mqtts://`, `tls://`, `tcps://`; port 8883).
     pub url: Option<String>,
     /// `consumerID` (required; the runtime sets the app id): the MQTT client id.
     #[serde(rename = "consumerID")]
@@ -63,13 +63,14 @@ pub struct MqttMetadata {
     /// `cleanSession`: start a clean session (default false).
     #[serde(rename = "cleanSession")]
     pub clean_session: Option<bool>,
-    /// `caCert` (TLS; refused).
+    /// `caCert`: PEM of the CA(s) the broker's certificate must chain to (TLS urls; else the
+    /// system roots).
     #[serde(rename = "caCert")]
     pub ca_cert: Option<String>,
-    /// `clientCert` (TLS; refused).
+    /// `clientCert`: PEM client certificate chain for mutual TLS (needs `clientKey`).
     #[serde(rename = "clientCert")]
     pub client_cert: Option<String>,
-    /// `clientKey` (TLS; refused).
+    /// `clientKey`: PEM private key of `clientCert`.
     #[serde(rename = "clientKey")]
     pub client_key: Option<String>,
 }
@@ -85,6 +86,56 @@ struct Settings {
     qos: QoS,
     retain: bool,
     clean_session: bool,
+    /// TLS to the broker (a TLS url scheme).
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The rustls client configuration of a TLS url: the broker's certificate verified against
+/// `ca` (PEM) or the system roots, and the client certificate `cert`/`key` (PEM) when given.
+fn tls_config(
+    ca: Option<&str>,
+    cert: Option<&str>,
+    key: Option<&str>,
+) -> std::result::Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = |pem: &str, what: &str| {
+        CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| format!("invalid {what}: no PEM certificate in it"))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(ca) => {
+            for c in certs(ca, "caCert")? {
+                roots.add(c).map_err(|e| format!("invalid caCert: {e}"))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots);
+    match (cert, key) {
+        (None, None) => Ok(builder.with_no_client_auth()),
+        (Some(c), Some(k)) => {
+            let key = PrivateKeyDer::from_pem_slice(k.as_bytes())
+                .map_err(|e| format!("invalid clientKey: {e}"))?;
+            builder
+                .with_client_auth_cert(certs(c, "clientCert")?, key)
+                .map_err(|e| format!("unable to load client certificate and key pair: {e}"))
+        }
+        (Some(_), None) => Err("clientCert needs clientKey".to_owned()),
+        (None, Some(_)) => Err("clientKey needs clientCert".to_owned()),
+    }
 }
 
 fn nonempty(v: Option<String>) -> Option<String> {
@@ -96,30 +147,35 @@ impl Settings {
         let m: MqttMetadata = decode(spec)?;
         let err = |msg: String| spec_error(spec, format!("mqtt pubsub error: {msg}"));
         let url = nonempty(m.url).ok_or_else(|| err("missing url".to_owned()))?;
-        if [m.ca_cert, m.client_cert, m.client_key]
-            .into_iter()
-            .any(|v| nonempty(v).is_some())
-        {
-            return Err(Error::unsupported(format!(
-                "component '{}' (type '{}'): TLS to the MQTT broker (caCert, clientCert, \
-                 clientKey) is not supported yet",
-                spec.name, spec.type_
-            )));
-        }
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| err(format!("invalid url '{url}' (tcp://host:port)")))?;
-        match scheme {
-            "tcp" | "mqtt" => {}
-            "ssl" | "mqtts" | "tls" | "tcps" => {
-                return Err(Error::unsupported(format!(
-                    "component '{}' (type '{}'): {scheme}:// (TLS to the MQTT broker) is not \
-                     supported yet",
-                    spec.name, spec.type_
+        let (ca, cert, key) = (
+            nonempty(m.ca_cert),
+            nonempty(m.client_cert),
+            nonempty(m.client_key),
+        );
+        let tls = match scheme {
+            "tcp" | "mqtt" => {
+                if ca.is_some() || cert.is_some() || key.is_some() {
+                    tracing::warn!(
+                        "{}: caCert, clientCert and clientKey apply to ssl:// urls only; '{url}' \
+                         connects without TLS",
+                        spec.name
+                    );
+                }
+                None
+            }
+            "ssl" | "mqtts" | "tls" | "tcps" => Some(Arc::new(
+                tls_config(ca.as_deref(), cert.as_deref(), key.as_deref())
+                    .map_err(|e| err(format!("invalid TLS configuration: {e}")))?,
+            )),
+            other => {
+                return Err(err(format!(
+                    "unknown url scheme '{other}' (tcp, mqtt, ssl, mqtts, tls or tcps)"
                 )));
             }
-            other => return Err(err(format!("unknown url scheme '{other}' (tcp or mqtt)"))),
-        }
+        };
         let rest = rest.trim_end_matches('/');
         let (userinfo, hostport) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
@@ -131,7 +187,7 @@ impl Settings {
                 p.parse::<u16>()
                     .map_err(|_| err(format!("invalid port in url '{url}'")))?,
             ),
-            None => (hostport.to_owned(), 1883),
+            None => (hostport.to_owned(), if tls.is_some() { 8883 } else { 1883 }),
         };
         let credentials = userinfo.map(|u| match u.split_once(':') {
             Some((user, pass)) => (user.to_owned(), pass.to_owned()),
@@ -153,6 +209,7 @@ impl Settings {
             qos,
             retain: m.retain.unwrap_or(false),
             clean_session: m.clean_session.unwrap_or(false),
+            tls,
         })
     }
 }
@@ -273,7 +330,7 @@ impl MqttPubSub {
     ///
     /// # Errors
     /// Invalid argument naming the key: `url` missing or malformed, `consumerID` missing,
-    /// `qos` above 2. Unsupported for TLS (`ssl://` and the other TLS schemes, certificates).
+    /// `qos` above 2, certificates that are no PEM or a client certificate without its key.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
         Ok(Self {
             label: format!("pubsub '{}'", spec.name),
@@ -517,6 +574,11 @@ impl Component for MqttPubSub {
         if let Some((u, p)) = &s.credentials {
             opts.set_credentials(u.clone(), p.clone());
         }
+        if let Some(tls) = &s.tls {
+            opts.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(Arc::clone(tls)),
+            ));
+        }
         let (client, mut events) = AsyncClient::new(opts, 256);
         // The first CONNACK (or error) before the component counts as initialised.
         let first = tokio::time::timeout(WAIT, async {
@@ -741,7 +803,25 @@ mod tests {
         assert!(
             err(&[("url", "tcp://h:1883"), ("consumerID", "c"), ("qos", "3")]).contains("qos 3")
         );
-        assert!(err(&[("url", "ssl://h:8883"), ("consumerID", "c")]).contains("not supported"));
+        assert!(
+            err(&[
+                ("url", "ssl://h"),
+                ("consumerID", "c"),
+                ("caCert", "nonsense")
+            ])
+            .contains("invalid caCert")
+        );
+        assert!(
+            err(&[("url", "ssl://h"), ("consumerID", "c"), ("clientKey", "k")])
+                .contains("clientKey")
+        );
+        let tls = MqttPubSub::from_spec(
+            &ComponentSpec::new("m", "mqtt3")
+                .with("url", "mqtts://broker")
+                .with("consumerID", "c"),
+        )
+        .expect("TLS with the system roots");
+        assert!(tls.settings.tls.is_some() && tls.settings.port == 8883);
         assert!(err(&[("url", "h:1883"), ("consumerID", "c")]).contains("invalid url"));
         let ok = MqttPubSub::from_spec(
             &ComponentSpec::new("m", "mqtt3")

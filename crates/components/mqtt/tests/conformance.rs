@@ -165,3 +165,62 @@ async fn broker_restart_loses_no_acknowledged_message(server: MosquittoServer) {
     .await;
     println!("mosquitto broker restart (SIGTERM): {report}");
 }
+
+/// Over TLS (`ssl://`) with the broker's CA and a client certificate (the broker requires
+/// one): messages flow as over TCP. Without the client certificate, or trusting only the
+/// system roots, the connection is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_with_client_certificate() {
+    let server = MosquittoServer::start_tls(true);
+    let certs = server.certs().clone();
+    let spec = |id: &str, with_client: bool, with_ca: bool| {
+        let mut s = ComponentSpec::new("mqtt-tls", "mqtt3")
+            .with("url", server.tls_url())
+            .with("consumerID", id);
+        if with_ca {
+            s = s.with("caCert", certs.ca_cert.clone());
+        }
+        if with_client {
+            s = s
+                .with("clientCert", certs.client_cert.clone())
+                .with("clientKey", certs.client_key.clone());
+        }
+        s
+    };
+    let ps = MqttPubSub::from_spec(&spec("tls-sub", true, true)).expect("valid spec");
+    ps.init().await.expect("init over TLS");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let handler: Handler = Arc::new(move |m: Message| {
+        let _ = tx.send(m.data);
+        Box::pin(async { Ok(()) })
+    });
+    let _sub = ps
+        .subscribe(
+            SubscribeRequest {
+                topic: "secure/orders".into(),
+                metadata: Metadata::new(),
+            },
+            handler,
+        )
+        .await
+        .expect("subscribe");
+    ps.publish(Message {
+        topic: "secure/orders".into(),
+        data: Bytes::from_static(b"over tls"),
+        metadata: Metadata::new(),
+    })
+    .await
+    .expect("publish");
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("delivered in time")
+        .expect("open");
+    assert_eq!(got, Bytes::from_static(b"over tls"));
+    for (id, client, ca, why) in [
+        ("tls-no-cert", false, true, "no client certificate"),
+        ("tls-no-ca", true, false, "the test CA is not trusted"),
+    ] {
+        let refused = MqttPubSub::from_spec(&spec(id, client, ca)).expect("valid spec");
+        assert!(refused.init().await.is_err(), "connected although {why}");
+    }
+}
