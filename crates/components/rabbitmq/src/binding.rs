@@ -18,29 +18,28 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::FutureExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation};
+use lapin::{BasicProperties, Channel};
 use layotto_core::binding::{
     BindingRequest, BindingResponse, InputBinding, InputEvent, InputHandler, OutputBinding,
 };
 use layotto_core::metadata::{ComponentMetadata, GoDuration, decode, spec_error};
-use layotto_core::pubsub::{Subscription, retry_delay};
+use layotto_core::pubsub::Subscription;
 use layotto_core::{Component, ComponentSpec, Error, Health, Metadata, Result};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::{Connector, amqp_err, consume_loop};
+use crate::connector::{
+    Connector, amqp_err, await_confirm, consume_loop, expiry_and_priority, nonempty, settle,
+};
 
 /// The output operation (Dapr's `create`).
 pub const CREATE: &str = "create";
-/// How long `create` waits for the broker's confirm.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(20);
 /// Messages the broker sends ahead of the app when `prefetchCount` is 0 (daprd: no limit).
 const DEFAULT_PREFETCH: u16 = 100;
 
@@ -130,10 +129,6 @@ impl std::fmt::Debug for RabbitMqBinding {
             .field("queue", &self.queue.settings.queue)
             .finish_non_exhaustive()
     }
-}
-
-fn nonempty(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 impl RabbitMqBinding {
@@ -288,23 +283,11 @@ fn properties(metadata: &Metadata) -> Result<BasicProperties> {
             AMQPValue::LongString(LongString::from(v.as_str())),
         );
     }
-    let mut props = BasicProperties::default()
+    let props = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type(get("contentType").unwrap_or("text/plain").into())
         .with_headers(headers);
-    if let Some(v) = get("ttlInSeconds") {
-        let secs: u64 = v
-            .parse()
-            .map_err(|_| Error::invalid(format!("metadata 'ttlInSeconds' is not a number: {v}")))?;
-        props = props.with_expiration(secs.saturating_mul(1000).to_string().into());
-    }
-    if let Some(v) = get("priority") {
-        let p: u8 = v.parse().map_err(|_| {
-            Error::invalid(format!("metadata 'priority' must be 0 to 255, got {v}"))
-        })?;
-        props = props.with_priority(p);
-    }
-    Ok(props)
+    expiry_and_priority(props, get("ttlInSeconds"), None, get("priority"))
 }
 
 /// Go's `url.QueryEscape`: what daprd applies to each header key and value it hands the app.
@@ -389,18 +372,8 @@ impl OutputBinding for RabbitMqBinding {
             )
             .await
             .map_err(|e| amqp_err(&format!("{}: publish", q.label), &e))?;
-        match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
-            Ok(Ok(Confirmation::Ack(_))) => Ok(BindingResponse::default()),
-            Ok(Ok(other)) => Err(Error::unavailable(format!(
-                "{}: the broker did not take the message for queue '{}': {other:?}",
-                q.label, q.settings.queue
-            ))),
-            Ok(Err(e)) => Err(amqp_err(&format!("{}: confirm", q.label), &e)),
-            Err(_) => Err(Error::deadline_exceeded(format!(
-                "{}: no confirm within {CONFIRM_TIMEOUT:?}",
-                q.label
-            ))),
-        }
+        await_confirm(&q.label, &format!("queue '{}'", q.settings.queue), confirm).await?;
+        Ok(BindingResponse::default())
     }
 
     fn input(self: Arc<Self>) -> Option<Arc<dyn InputBinding>> {
@@ -457,44 +430,15 @@ impl Reader {
     }
 
     /// Hands `d` to the app; acknowledges it when the app took it, else requeues it after
-    /// [`retry_delay`].
+    /// [`retry_delay`](layotto_core::pubsub::retry_delay).
     async fn handle(&self, d: lapin::message::Delivery) {
         let event = InputEvent {
             data: Bytes::from(d.data.clone()),
             metadata: delivery_metadata(&d),
         };
-        let run = std::panic::AssertUnwindSafe((self.handler)(event)).catch_unwind();
-        let outcome = tokio::select! {
-            () = self.cancel.cancelled() => return,
-            r = run => r,
-        };
-        let label = &self.queue.label;
-        match outcome {
-            Ok(Ok(_)) => {
-                if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
-                    tracing::warn!(error = %e, "{label}: ack failed (the message comes again)");
-                }
-            }
-            failed => {
-                let reason = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "handler panicked".to_owned(),
-                };
-                let delay = retry_delay(if d.redelivered { 4 } else { 1 });
-                tracing::debug!(error = %reason, "{label}: delivery failed; requeue after {delay:?}");
-                tokio::select! {
-                    () = self.cancel.cancelled() => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
-                let _ = d
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        multiple: false,
-                    })
-                    .await;
-            }
-        }
+        let run = (self.handler)(event);
+        let handled = async move { run.await.map(|_| ()) };
+        settle(&self.queue.label, d, handled, true, &self.cancel).await;
     }
 }
 

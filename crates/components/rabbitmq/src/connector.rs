@@ -1,16 +1,131 @@
 //! What the RabbitMQ pub/sub and binding share: [`Connector`], the component's one AMQP
-//! connection, and [`consume_loop`], a consumer that survives broken connections.
+//! connection; [`consume_loop`], a consumer that survives broken connections, and [`settle`],
+//! which acknowledges or requeues what it handed out; and for publishing, [`expiry_and_priority`]
+//! and [`await_confirm`].
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::LongString;
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, PublisherConfirm,
+};
+use layotto_core::pubsub::retry_delay;
 use layotto_core::{Error, Health, Result};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+
+/// How long a publish waits for the broker's confirm.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `v` trimmed, unless blank.
+pub(crate) fn nonempty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// `props` with `expiration` from `ttl_in_seconds` (else `default_ttl`, seconds) and
+/// `priority` from `priority`, both as request metadata gives them (blank: not given).
+///
+/// # Errors
+/// Invalid argument naming `ttlInSeconds` or `priority` when it is no number in range.
+pub(crate) fn expiry_and_priority(
+    mut props: BasicProperties,
+    ttl_in_seconds: Option<&str>,
+    default_ttl: Option<u64>,
+    priority: Option<&str>,
+) -> Result<BasicProperties> {
+    fn given(v: Option<&str>) -> Option<&str> {
+        v.map(str::trim).filter(|v| !v.is_empty())
+    }
+    let ttl = match given(ttl_in_seconds) {
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            Error::invalid(format!("metadata 'ttlInSeconds' is not a number: {v}"))
+        })?),
+        None => default_ttl,
+    };
+    if let Some(secs) = ttl {
+        props = props.with_expiration(secs.saturating_mul(1000).to_string().into());
+    }
+    if let Some(p) = given(priority) {
+        let p: u8 = p.parse().map_err(|_| {
+            Error::invalid(format!("metadata 'priority' must be 0 to 255, got {p}"))
+        })?;
+        props = props.with_priority(p);
+    }
+    Ok(props)
+}
+
+/// Waits (up to 20 s) for the broker's confirm of a publish to `target` (e.g. `'orders'`).
+///
+/// # Errors
+/// Unavailable when the broker refused the message or the channel broke; deadline exceeded
+/// without an answer in time.
+pub(crate) async fn await_confirm(
+    label: &str,
+    target: &str,
+    confirm: PublisherConfirm,
+) -> Result<()> {
+    match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+        Ok(Ok(Confirmation::Ack(_))) => Ok(()),
+        Ok(Ok(other)) => Err(Error::unavailable(format!(
+            "{label}: the broker did not take the message for {target}: {other:?}"
+        ))),
+        Ok(Err(e)) => Err(amqp_err(&format!("{label}: confirm"), &e)),
+        Err(_) => Err(Error::deadline_exceeded(format!(
+            "{label}: no confirm within {CONFIRM_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// Runs `handle` for delivery `d` (a panic counts as a failure) and settles it: acknowledged
+/// when it succeeded; else, with `requeue`, requeued after [`retry_delay`], or without it
+/// rejected (dead-lettered where the queue has a dead-letter exchange). Nothing is settled
+/// when `cancel` fires first: the channel's close hands the delivery back.
+pub(crate) async fn settle<F>(
+    label: &str,
+    d: lapin::message::Delivery,
+    handle: F,
+    requeue: bool,
+    cancel: &CancellationToken,
+) where
+    F: Future<Output = Result<()>>,
+{
+    let run = std::panic::AssertUnwindSafe(handle).catch_unwind();
+    let outcome = tokio::select! {
+        () = cancel.cancelled() => return,
+        r = run => r,
+    };
+    let reason = match outcome {
+        Ok(Ok(())) => {
+            if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+                tracing::warn!(error = %e, "{label}: ack failed (the message comes again)");
+            }
+            return;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "handler panicked".to_owned(),
+    };
+    if requeue {
+        let delay = retry_delay(if d.redelivered { 4 } else { 1 });
+        tracing::debug!(error = %reason, "{label}: delivery failed; requeue after {delay:?}");
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    } else {
+        tracing::warn!(error = %reason, "{label}: delivery failed; not requeued (requeueInFailure is false)");
+    }
+    let _ = d
+        .acker
+        .nack(BasicNackOptions {
+            requeue,
+            multiple: false,
+        })
+        .await;
+}
 
 /// An unavailable error: `what` failed with the AMQP error `e`.
 pub(crate) fn amqp_err(what: &str, e: &lapin::Error) -> Error {

@@ -14,7 +14,7 @@
 //! **Acknowledgements.** Every publish waits for the broker's publisher confirm, whatever
 //! `publisherConfirm` says (daprd returns without one when it is false), so a message
 //! `publish` acknowledged was taken by the broker. A delivery is acknowledged after the
-//! handler returned `Ok`; a handler error is answered, after [`retry_delay`], with a NACK that
+//! handler returned `Ok`; a handler error is answered, after [`retry_delay`](layotto_core::pubsub::retry_delay), with a NACK that
 //! requeues it (`requeueInFailure`, default true here; daprd's default false drops it, or
 //! dead-letters it with `enableDeadLetter`). Each subscription has a channel of its own:
 //! dropping it closes the channel, and the broker requeues what it held for the other
@@ -31,28 +31,28 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::FutureExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 use layotto_core::metadata::{ComponentMetadata, GoDuration, decode, parse_truthy, spec_error};
 use layotto_core::pubsub::{
-    CONSUMER_ID_KEY, Handler, Message, PubSub, SubscribeRequest, Subscription, retry_delay,
+    CONSUMER_ID_KEY, Handler, Message, PubSub, SubscribeRequest, Subscription,
 };
 use layotto_core::{Component, ComponentSpec, Error, Health, Metadata, Result};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::{Connector, amqp_err, consume_loop};
+use crate::connector::{
+    Connector, amqp_err, await_confirm, consume_loop, expiry_and_priority, nonempty, settle,
+};
 
 /// Subscription metadata key naming the queue (instead of `<consumerID>-<topic>`).
 pub const QUEUE_NAME_KEY: &str = "queueName";
 /// Publish / subscription metadata key: the routing key(s).
 pub const ROUTING_KEY: &str = "routingKey";
-/// How long a publish waits for the broker's confirm.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(20);
 /// Publish attempts (a broken connection is reopened between them), as daprd.
 const PUBLISH_ATTEMPTS: u32 = 3;
 
@@ -160,10 +160,6 @@ struct Settings {
     /// Handler calls in flight per subscription.
     slots: usize,
     ttl: Option<u64>,
-}
-
-fn nonempty(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 impl Settings {
@@ -420,26 +416,12 @@ impl RabbitMqPubSub {
         if self.settings.delivery_mode > 0 {
             props = props.with_delivery_mode(self.settings.delivery_mode);
         }
-        let ttl = match msg.metadata.get("ttlInSeconds").map(|v| v.trim()) {
-            Some(v) if !v.is_empty() => Some(v.parse::<u64>().map_err(|_| {
-                Error::invalid(format!("metadata 'ttlInSeconds' is not a number: {v}"))
-            })?),
-            _ => self.settings.ttl,
-        };
-        if let Some(secs) = ttl {
-            props = props.with_expiration(secs.saturating_mul(1000).to_string().into());
-        }
-        if let Some(p) = msg
-            .metadata
-            .get("priority")
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-        {
-            let p: u8 = p.parse().map_err(|_| {
-                Error::invalid(format!("metadata 'priority' must be 0 to 255, got {p}"))
-            })?;
-            props = props.with_priority(p);
-        }
+        let props = expiry_and_priority(
+            props,
+            msg.metadata.get("ttlInSeconds").map(String::as_str),
+            self.settings.ttl,
+            msg.metadata.get("priority").map(String::as_str),
+        )?;
         let routing_key = msg.metadata.get(ROUTING_KEY).cloned().unwrap_or_default();
         let confirm = ch
             .basic_publish(
@@ -452,18 +434,7 @@ impl RabbitMqPubSub {
             .await
             .map_err(|e| amqp_err(&format!("{}: publish to '{}'", self.label, msg.topic), &e))?;
         drop(slot);
-        match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
-            Ok(Ok(Confirmation::Ack(_))) => Ok(()),
-            Ok(Ok(other)) => Err(Error::unavailable(format!(
-                "{}: the broker did not take the message for '{}': {other:?}",
-                self.label, msg.topic
-            ))),
-            Ok(Err(e)) => Err(amqp_err(&format!("{}: confirm", self.label), &e)),
-            Err(_) => Err(Error::deadline_exceeded(format!(
-                "{}: no confirm within {CONFIRM_TIMEOUT:?}",
-                self.label
-            ))),
-        }
+        await_confirm(&self.label, &format!("'{}'", msg.topic), confirm).await
     }
 
     fn queue_name(&self, req: &SubscribeRequest) -> Result<String> {
@@ -736,43 +707,15 @@ impl Sub {
             data: Bytes::from(d.data.clone()),
             metadata: Metadata::new(),
         };
-        let run = std::panic::AssertUnwindSafe((self.handler)(msg)).catch_unwind();
-        let outcome = tokio::select! {
-            () = self.cancel.cancelled() => return,
-            r = run => r,
-        };
+        let run = (self.handler)(msg);
         if s.auto_ack {
+            // The broker forgot the message when it sent it: nothing to settle.
+            tokio::select! {
+                () = self.cancel.cancelled() => {}
+                _ = std::panic::AssertUnwindSafe(run).catch_unwind() => {}
+            }
             return;
         }
-        match outcome {
-            Ok(Ok(())) => {
-                if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
-                    tracing::warn!(error = %e, "{}: ack failed (the message comes again)", self.connector.label);
-                }
-            }
-            failed => {
-                let reason = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "handler panicked".to_owned(),
-                };
-                if s.requeue {
-                    let delay = retry_delay(if d.redelivered { 4 } else { 1 });
-                    tracing::debug!(error = %reason, "{}: delivery failed; requeue after {delay:?}", self.connector.label);
-                    tokio::select! {
-                        () = self.cancel.cancelled() => return,
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                } else {
-                    tracing::warn!(error = %reason, "{}: delivery failed; not requeued (requeueInFailure is false)", self.connector.label);
-                }
-                let _ = d
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: s.requeue,
-                        multiple: false,
-                    })
-                    .await;
-            }
-        }
+        settle(&self.connector.label, d, run, s.requeue, &self.cancel).await;
     }
 }
