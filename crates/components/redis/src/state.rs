@@ -144,16 +144,10 @@ impl RedisStateStore {
             client: RedisClient::new(format!("state store '{}'", spec.name), cfg),
             max_value_bytes,
             wait_for_replicas: meta.wait_for_replicas.unwrap_or(0),
-            default_ttl_secs: match meta.ttl_in_seconds {
-                None | Some(-1) => 0,
-                Some(s) if s >= 0 => s.unsigned_abs(),
-                Some(s) => {
-                    return Err(crate::config::spec_err(
-                        spec,
-                        format!("metadata '{TTL_METADATA_KEY}' must be -1 or >= 0, got {s}"),
-                    ));
-                }
-            },
+            // The request's rule applies to the component's default too.
+            default_ttl_secs: parse_ttl(&spec.metadata)
+                .map_err(|e| e.context(format_args!("component '{}'", spec.name)))?
+                .map_or(0, |d| d.as_secs()),
         })
     }
 
