@@ -397,21 +397,7 @@ impl RedisConfig {
             })?;
             return Self::shared(spec, m, host, port);
         }
-        let nodes = raw_host
-            .split(',')
-            .map(|h| {
-                split_host_port(h.trim()).ok_or_else(|| {
-                    spec_err(
-                        spec,
-                        format!(
-                            "metadata '{HOST_KEY}' of a Redis Cluster must be a comma-separated \
-                             host:port list, got '{}' in '{raw_host}'",
-                            h.trim()
-                        ),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let nodes = host_list(spec, &format!("'{HOST_KEY}' of a Redis Cluster"), raw_host)?;
         let (host, port) = nodes[0].clone();
         let mut cfg = Self::shared(spec, m, host, port)?;
         if cfg.db != 0 {
@@ -478,33 +464,19 @@ impl RedisConfig {
                 format!("metadata '{hosts_key}' is required (comma-separated host:port list)"),
             ));
         }
-        raw.split(',')
-            .map(|h| {
-                let (host, port) = split_host_port(h.trim()).ok_or_else(|| {
-                    spec_err(
-                        spec,
-                        format!(
-                            "metadata '{hosts_key}' must be a comma-separated host:port list, \
-                             got '{}' in '{raw}'",
-                            h.trim()
-                        ),
-                    )
-                })?;
-                Self::shared(spec, m, host, port)
-            })
-            .collect::<Result<Vec<_>>>()
-            .and_then(|cfgs| {
-                if is_cluster(spec, m)? {
-                    return Err(spec_err(
-                        spec,
-                        format!(
-                            "metadata '{REDIS_TYPE_KEY}: cluster' is not supported here: the \
-                             hosts of '{hosts_key}' are independent servers"
-                        ),
-                    ));
-                }
-                Ok(cfgs)
-            })
+        if is_cluster(spec, m)? {
+            return Err(spec_err(
+                spec,
+                format!(
+                    "metadata '{REDIS_TYPE_KEY}: cluster' is not supported here: the hosts of \
+                     '{hosts_key}' are independent servers"
+                ),
+            ));
+        }
+        host_list(spec, &format!("'{hosts_key}'"), raw)?
+            .into_iter()
+            .map(|(host, port)| Self::shared(spec, m, host, port))
+            .collect()
     }
 
     /// Validates every connection key except the host.
@@ -564,6 +536,27 @@ impl RedisConfig {
 /// An invalid-argument error naming the component of `spec`.
 pub(crate) fn spec_err(spec: &ComponentSpec, msg: String) -> Error {
     Error::invalid(msg).context(format_args!("component '{}'", spec.name))
+}
+
+/// The `host:port` entries of the comma-separated list `raw`, metadata `key` of `spec`.
+///
+/// # Errors
+/// Invalid argument naming `key` and the entry that is no `host:port`.
+fn host_list(spec: &ComponentSpec, key: &str, raw: &str) -> Result<Vec<(String, u16)>> {
+    raw.split(',')
+        .map(|h| {
+            split_host_port(h.trim()).ok_or_else(|| {
+                spec_err(
+                    spec,
+                    format!(
+                        "metadata {key} must be a comma-separated host:port list, got '{}' in \
+                         '{raw}'",
+                        h.trim()
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// `host:port` (IPv6 as `[addr]:port`).
