@@ -92,17 +92,7 @@ async fn bulk_subscription_gets_envelopes_and_per_entry_retries() {
         None,
     );
     let http = sidecar.http;
-    // The subscription is in place once the metadata API lists it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let meta = request(http, "GET", "/v1.0/metadata", &[], "").expect("metadata");
-        let v: Value = serde_json::from_str(&meta.body).expect("json");
-        if v["subscriptions"].as_array().is_some_and(|s| !s.is_empty()) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "subscriptions: {}", meta.body);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::daprd::wait_for_subscriptions(http, 1);
     const N: i64 = 30;
     let entries: Vec<Value> = (0..N)
         .map(|n| json!({"entryId": n.to_string(), "event": {"n": n}, "contentType": "application/json"}))

@@ -171,17 +171,7 @@ async fn declared_subscriptions_route_by_rules_and_dead_letter() {
         None,
     );
     let http = sidecar.http;
-    // The subscriptions are in place once the metadata API lists them.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let subs = loop {
-        let meta = request(http, "GET", "/v1.0/metadata", &[], "").expect("metadata");
-        let v: Value = serde_json::from_str(&meta.body).expect("json");
-        if v["subscriptions"].as_array().is_some_and(|s| s.len() == 3) {
-            break v["subscriptions"].clone();
-        }
-        assert!(Instant::now() < deadline, "subscriptions: {}", meta.body);
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let subs = support::daprd::wait_for_subscriptions(http, 3);
     let by_topic = |t: &str| {
         subs.as_array()
             .expect("array")

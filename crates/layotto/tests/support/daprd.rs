@@ -189,6 +189,24 @@ pub fn request(
     exchange(s, method, path, headers, body)
 }
 
+/// Waits (10 s at most) until the metadata API of the sidecar at HTTP port `http` lists
+/// `count` subscriptions, and returns them: they are in place then.
+pub fn wait_for_subscriptions(http: u16, count: usize) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let meta = request(http, "GET", "/v1.0/metadata", &[], "").expect("metadata");
+        let v: serde_json::Value = serde_json::from_str(&meta.body).expect("json");
+        if v["subscriptions"]
+            .as_array()
+            .is_some_and(|s| s.len() == count)
+        {
+            return v["subscriptions"].clone();
+        }
+        assert!(Instant::now() < deadline, "subscriptions: {}", meta.body);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The same request over the unix socket `socket`.
 pub fn request_unix(
     socket: &std::path::Path,
