@@ -17,15 +17,21 @@ use support::Sidecar;
 
 type Seen = Arc<Mutex<HashSet<String>>>;
 
-async fn start_app(seen: Seen) -> u16 {
+/// The app: records each event's data. Events `m...` wait until `gate` opens, so that the
+/// delivery of the 10,000 is still in progress when the test sends SIGTERM, however fast this
+/// machine publishes and delivers.
+async fn start_app(seen: Seen, gate: tokio::sync::watch::Receiver<bool>) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind app");
     let port = listener.local_addr().expect("addr").port();
     let handler = move |ev: pb::TopicEventRequest| {
-        let seen = seen.clone();
+        let (seen, mut gate) = (seen.clone(), gate.clone());
         let fut: futures::future::BoxFuture<'static, EventStatus> = Box::pin(async move {
-            tokio::time::sleep(Duration::from_micros(300)).await;
+            if ev.data.starts_with(b"m") && gate.wait_for(|open| *open).await.is_err() {
+                return EventStatus::Retry;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
             seen.lock()
                 .expect("lock")
                 .insert(String::from_utf8_lossy(&ev.data).into_owned());
@@ -59,7 +65,8 @@ fn count(seen: &Seen, prefix: &str) -> usize {
 async fn sigterm_mid_delivery_loses_nothing_acknowledged() {
     let redis = RedisServer::start();
     let seen = Seen::default();
-    let app = start_app(seen.clone()).await;
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let app = start_app(seen.clone(), gate).await;
     let config = json!({
         "app": {"app_id": "orders-app", "grpc_callback_port": app},
         "pub_subs": {"orders_pubsub": {"type": "redis", "metadata": {
@@ -77,7 +84,8 @@ async fn sigterm_mid_delivery_loses_nothing_acknowledged() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Publish 10,000 (each acknowledged by the sidecar), then SIGTERM while delivering.
+    // Publish 10,000 (each acknowledged by the sidecar) while the app holds them, then let
+    // the app process and SIGTERM while delivering.
     for i in 0..10_000 {
         c.publish_event(
             "orders_pubsub",
@@ -88,8 +96,10 @@ async fn sigterm_mid_delivery_loses_nothing_acknowledged() {
         .await
         .expect("publish acknowledged");
     }
+    assert_eq!(count(&seen, "m"), 0, "the app held every event until now");
+    open.send_replace(true);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while count(&seen, "m") < 1_000 {
+    while count(&seen, "m") < 200 {
         assert!(Instant::now() < deadline, "deliveries never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
