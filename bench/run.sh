@@ -9,9 +9,13 @@ if ! command -v redis-server >/dev/null; then
 fi
 cargo build --release --locked -p layotto -p layotto-bench
 ./target/release/layotto-bench --bin target/release/layotto --report bench/REPORT.md "$@"
-# Service invocation beside Dapr's own sidecar (built by the test harness: build-peers).
+# Dapr's own sidecar, built once by the test harness (build-peers) and cached by version.
 daprd="$HOME/.cache/layotto-rs/peers/daprd-v1.14.0/daprd"
 [ -x "$daprd" ] || cargo run -q --release --locked -p layotto-test-support --bin build-peers
+# State and pub/sub through Dapr's gRPC API, beside daprd and the floor (tonic + one Redis GET).
+./target/release/layotto-bench --versus --daprd "$daprd" --bin target/release/layotto \
+  --report bench/REPORT.md
+# Service invocation beside daprd.
 ./target/release/layotto-bench --invocation --daprd "$daprd" --bin target/release/layotto \
   --report bench/REPORT.md --fixed-seconds 10
 # Publish-and-deliver per broker (NATS JetStream, Kafka, RabbitMQ, Mosquitto; their servers

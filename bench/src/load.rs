@@ -194,3 +194,23 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     // Linux reports in USER_HZ, which is 100 on every mainstream kernel.
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
+
+/// Context switches (voluntary + involuntary) of every thread of process `pid` so far, from
+/// `/proc/<pid>/task/*/status`. Threads that exited are not counted, so read it around runs
+/// of a process whose threads live on (a tokio runtime's workers do).
+pub fn context_switches(pid: u32) -> Result<u64, String> {
+    let dir = format!("/proc/{pid}/task");
+    let tasks = std::fs::read_dir(&dir).map_err(|e| format!("reading {dir}: {e}"))?;
+    let mut total = 0;
+    for t in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        total += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Ok(total)
+}

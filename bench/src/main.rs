@@ -21,6 +21,9 @@
 //!   `invocation.rs`); its section of `--report` is replaced.
 //! - `--brokers [--broker-messages N]`: only publish-and-deliver per broker, through the
 //!   sidecar and in process (see `brokers.rs`); its section of `--report` is replaced.
+//! - `--versus --daprd PATH`: only layotto-rs beside daprd through Dapr's gRPC API, with the
+//!   floor (a tonic server doing one Redis GET per GetState) beside them (see `versus.rs`);
+//!   its section of `--report` is replaced.
 //! - `--broker-faults [--fault-messages N]`: only each broker killed and restarted under N
 //!   messages (default 10,000; see `faults.rs`); its section of `--report` is replaced.
 
@@ -30,6 +33,8 @@ mod invocation;
 mod load;
 mod scenarios;
 mod startup;
+mod versus;
+mod versus_report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +54,13 @@ pub struct Args {
     fault_messages: usize,
     /// `--daprd PATH`: the daprd measured beside the sidecar in `--invocation`.
     daprd: Option<PathBuf>,
+    /// `--versus`: only layotto-rs beside daprd through Dapr's gRPC API (see `versus.rs`;
+    /// needs `--daprd`).
+    versus: bool,
+    /// `--floor-server PORT`: serve the floor (a child of `--versus`), on Redis at `--redis`.
+    floor_server: Option<u16>,
+    /// `--redis ADDR`: the floor server's Redis (`host:port`).
+    redis: Option<String>,
     /// `--http-echo PORT`: serve the HTTP echo app (a child of `--invocation`).
     http_echo: Option<u16>,
     bin: PathBuf,
@@ -93,6 +105,9 @@ fn parse_args() -> Result<Args, String> {
         fault_messages: 10_000,
         daprd: None,
         http_echo: None,
+        versus: false,
+        floor_server: None,
+        redis: None,
         compare_args: Vec::new(),
         hot_cpus: false,
         fixed_seconds: 10,
@@ -132,6 +147,13 @@ fn parse_args() -> Result<Args, String> {
             "--fixed-seconds" => a.fixed_seconds = num(it.next(), "--fixed-seconds")?.max(1),
             "--invocation" => a.invocation = true,
             "--brokers" => a.brokers = true,
+            "--versus" => a.versus = true,
+            "--floor-server" => {
+                a.floor_server = Some(
+                    u16::try_from(num(it.next(), "--floor-server")?).map_err(|e| e.to_string())?,
+                );
+            }
+            "--redis" => a.redis = Some(it.next().ok_or("--redis needs host:port")?),
             "--broker-faults" => a.broker_faults = true,
             "--fault-messages" => {
                 a.fault_messages = num(it.next(), "--fault-messages")?.max(2) as usize;
@@ -156,7 +178,14 @@ fn parse_args() -> Result<Args, String> {
     if a.smoke && !explicit_bin {
         a.bin = startup::repo_root().join("target/debug/layotto");
     }
-    if a.echo_server.is_none() && a.http_echo.is_none() && !a.bin.exists() {
+    if a.versus && a.daprd.is_none() {
+        return Err("--versus needs --daprd PATH".into());
+    }
+    if a.floor_server.is_some() && a.redis.is_none() {
+        return Err("--floor-server needs --redis host:port".into());
+    }
+    let child = a.echo_server.is_some() || a.http_echo.is_some() || a.floor_server.is_some();
+    if !child && !a.bin.exists() {
         return Err(format!(
             "{} does not exist: build it first (cargo build --release -p layotto)",
             a.bin.display()
@@ -204,7 +233,18 @@ fn main() -> ExitCode {
             }
         };
     }
-    let result = if args.broker_faults {
+    if let (Some(port), Some(redis)) = (args.floor_server, &args.redis) {
+        return match rt.block_on(versus::serve_floor(port, redis)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("layotto-bench floor server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let result = if let (true, Some(daprd)) = (args.versus, &args.daprd) {
+        rt.block_on(versus::run(&args, daprd))
+    } else if args.broker_faults {
         rt.block_on(faults::run(&args))
     } else if args.brokers {
         rt.block_on(brokers::run(&args))

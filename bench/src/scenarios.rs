@@ -49,7 +49,7 @@ pub async fn serve_echo(port: u16) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-struct Proc(Child);
+pub(crate) struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -70,7 +70,7 @@ struct Env {
     _dir: PathGuard,
 }
 
-struct PathGuard(std::path::PathBuf);
+pub(crate) struct PathGuard(pub std::path::PathBuf);
 
 impl Drop for PathGuard {
     fn drop(&mut self) {
@@ -182,7 +182,7 @@ async fn start_sidecar(
     Ok((Proc(child), port))
 }
 
-async fn channels(port: u16, n: usize) -> Result<Vec<Channel>, String> {
+pub(crate) async fn channels(port: u16, n: usize) -> Result<Vec<Channel>, String> {
     let mut out = Vec::new();
     for _ in 0..n {
         let ch = Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
@@ -196,7 +196,7 @@ async fn channels(port: u16, n: usize) -> Result<Vec<Channel>, String> {
     Ok(out)
 }
 
-fn st(e: tonic::Status) -> String {
+pub(crate) fn st(e: tonic::Status) -> String {
     format!("{:?}: {}", e.code(), e.message())
 }
 
@@ -667,7 +667,10 @@ pub fn spin() -> ! {
 }
 
 /// Runs `f`, returning its output and the CPU seconds process `pid` used meanwhile.
-async fn cpu_of<T>(pid: u32, f: impl std::future::Future<Output = T>) -> Result<(T, f64), String> {
+pub(crate) async fn cpu_of<T>(
+    pid: u32,
+    f: impl std::future::Future<Output = T>,
+) -> Result<(T, f64), String> {
     let c0 = crate::load::cpu_seconds(pid)?;
     let out = f.await;
     Ok((out, crate::load::cpu_seconds(pid)? - c0))

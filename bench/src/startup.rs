@@ -39,14 +39,20 @@ fn standalone_config(dir: &Path) -> Result<(PathBuf, u16), String> {
     Ok((path, grpc))
 }
 
+/// Resident memory (`VmRSS`) of process `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Result<u64, String> {
+    status_kib(pid, "VmRSS")
+}
+
+/// A KiB figure of `/proc/<pid>/status` by its name (`VmRSS`, `RssAnon`, `RssFile`...).
+pub fn status_kib(pid: u32, field: &str) -> Result<u64, String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("reading /proc/{pid}/status: {e}"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmRSS line".to_owned())
+        .ok_or_else(|| format!("no {field} line in /proc/{pid}/status"))
 }
 
 /// One start-up measurement.

@@ -423,7 +423,15 @@ fn start(dapr: &DaprdArgs, daprd_mode: bool) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let workers = match worker_threads() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("layotto: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
     {
@@ -439,6 +447,29 @@ fn start(dapr: &DaprdArgs, daprd_mode: bool) -> ExitCode {
             eprintln!("layotto: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Worker threads of the sidecar's runtime: `TOKIO_WORKER_THREADS` (tokio's own variable, a
+/// positive integer) when set, else half the CPUs this process may run on (its affinity and
+/// cgroup CPU quota count), at least one.
+///
+/// A sidecar shares its machine with the app it serves. And a request that crosses threads
+/// wakes a second one: on a two-CPU machine one worker instead of two cut the sidecar's CPU
+/// at 1,000 GetState/s by about a fifth and raised its saturation throughput
+/// (`bench/REPORT.md`, "layotto-rs beside daprd").
+///
+/// # Errors
+/// `TOKIO_WORKER_THREADS` set to anything but a positive integer.
+fn worker_threads() -> Result<usize, String> {
+    match std::env::var("TOKIO_WORKER_THREADS") {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("TOKIO_WORKER_THREADS must be a positive integer, not '{v}'")),
+        Err(_) => Ok(std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))),
     }
 }
 
