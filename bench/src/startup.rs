@@ -66,13 +66,16 @@ pub struct Run {
 /// Starts `bin` once on a copy of the standalone config and measures it.
 pub fn one_run(bin: &Path, dir: &Path) -> Result<Run, String> {
     let (config, port) = standalone_config(dir)?;
+    let err_path = dir.join(format!("stderr-{port}"));
+    let stderr =
+        std::fs::File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
     let t0 = Instant::now();
     let mut child = Command::new(bin)
         .args(["start", "-c"])
         .arg(&config)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .map_err(|e| format!("spawning {}: {e}", bin.display()))?;
     let result = (|| {
@@ -85,7 +88,8 @@ pub fn one_run(bin: &Path, dir: &Path) -> Result<Run, String> {
                 return Err("gRPC port did not accept within 10 s".to_owned());
             }
             if let Ok(Some(s)) = child.try_wait() {
-                return Err(format!("sidecar exited with {s}"));
+                let said = std::fs::read_to_string(&err_path).unwrap_or_default();
+                return Err(format!("sidecar exited with {s}: {}", said.trim()));
             }
             std::thread::sleep(Duration::from_micros(200));
         };
