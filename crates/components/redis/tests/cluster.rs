@@ -122,11 +122,7 @@ async fn cross_slot_transaction_is_refused(cluster: &RedisCluster) {
 /// its reply back, which a loaded CI machine once failed to do within 75 ms of a 300 ms
 /// timeout, so the timeout here is 2 s.
 async fn more_replicas_than_there_are(cluster: &RedisCluster) {
-    let store = state_store(
-        cluster,
-        &[("waitForReplicas", "2"), ("readTimeout", "2s")],
-    )
-    .await;
+    let store = state_store(cluster, &[("waitForReplicas", "2"), ("readTimeout", "2s")]).await;
     let k = unique("wait-2");
     let e = store
         .set(set_req(&k, "v".into()))
