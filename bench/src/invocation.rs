@@ -8,7 +8,7 @@
 //! multicast; metrics on). The figures replace the "Service invocation" section of `--report`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,22 +16,8 @@ use futures::FutureExt as _;
 
 use crate::Args;
 use crate::load::{Op, Stats, cpu_seconds, open_loop};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
+use crate::scenarios::Proc;
+use crate::startup::free_port;
 
 /// Serves `POST /echo` (answers the body) on `127.0.0.1:port` until killed.
 pub async fn serve_http_echo(port: u16) -> Result<(), String> {
@@ -61,7 +47,7 @@ fn start(
     app: Option<u16>,
     target: u16,
 ) -> Result<(Proc, u16, u16), String> {
-    let (http, grpc, internal, metrics) = (free_port(), free_port(), free_port(), free_port());
+    let (http, grpc, internal, metrics) = (free_port()?, free_port()?, free_port()?, free_port()?);
     let cfg = dir.join(format!("{id}.yaml"));
     std::fs::write(
         &cfg,
@@ -73,14 +59,27 @@ fn start(
     )
     .map_err(|e| e.to_string())?;
     let internal = if id == "b" { target } else { internal };
+    let mut cmd = daprd_command(bin, id, &cfg, [http, grpc, internal, metrics]);
+    cmd.args(["--dapr-internal-grpc-listen-address", "127.0.0.1"]);
+    if let Some(p) = app {
+        cmd.args(["--app-port", &p.to_string()]);
+    }
+    let child = cmd.spawn().map_err(|e| format!("{}: {e}", bin.display()))?;
+    Ok((Proc(child), http, internal))
+}
+
+/// daprd's command line as either sidecar takes it: `app_id`, the Configuration `cfg`, ports
+/// `[http, grpc, internal gRPC, metrics]`, API listeners on loopback, warn logs;
+/// `DAPR_HOST_IP=127.0.0.1` (no outside address probe), no namespace; output discarded.
+pub fn daprd_command(bin: &Path, app_id: &str, cfg: &Path, ports: [u16; 4]) -> Command {
+    let [http, grpc, internal, metrics] = ports.map(|p| p.to_string());
     let mut cmd = Command::new(bin);
-    cmd.args(["--app-id", id, "--config"])
-        .arg(&cfg)
-        .args(["--dapr-http-port", &http.to_string()])
-        .args(["--dapr-grpc-port", &grpc.to_string()])
-        .args(["--dapr-internal-grpc-port", &internal.to_string()])
-        .args(["--dapr-internal-grpc-listen-address", "127.0.0.1"])
-        .args(["--metrics-port", &metrics.to_string()])
+    cmd.args(["--app-id", app_id, "--config"])
+        .arg(cfg)
+        .args(["--dapr-http-port", &http])
+        .args(["--dapr-grpc-port", &grpc])
+        .args(["--dapr-internal-grpc-port", &internal])
+        .args(["--metrics-port", &metrics])
         .args([
             "--dapr-listen-addresses",
             "127.0.0.1",
@@ -91,11 +90,7 @@ fn start(
         .env("NAMESPACE", "")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    if let Some(p) = app {
-        cmd.args(["--app-port", &p.to_string()]);
-    }
-    let child = cmd.spawn().map_err(|e| format!("{}: {e}", bin.display()))?;
-    Ok((Proc(child), http, internal))
+    cmd
 }
 
 async fn healthy(port: u16, client: &reqwest::Client) -> Result<(), String> {
@@ -117,10 +112,10 @@ async fn pair(bin: &Path, app: u16, client: &reqwest::Client) -> Result<Pair, St
     let dir = std::env::temp_dir().join(format!(
         "layotto-bench-inv-{}-{}",
         std::process::id(),
-        free_port()
+        free_port()?
     ));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let b_internal = free_port();
+    let b_internal = free_port()?;
     let (b, b_http, _) = start(bin, "b", &dir, Some(app), b_internal)?;
     let (a, a_http, _) = start(bin, "a", &dir, None, b_internal)?;
     healthy(b_http, client).await?;
@@ -198,7 +193,7 @@ pub async fn run(args: &Args, daprd: Option<&Path>) -> Result<(), String> {
         .tcp_nodelay(true)
         .build()
         .map_err(|e| e.to_string())?;
-    let app_port = free_port();
+    let app_port = free_port()?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let _app = Proc(
         Command::new(exe)

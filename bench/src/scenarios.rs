@@ -561,11 +561,7 @@ const BLOCK_SECS: u64 = 1;
 /// thread is plenty, and hand-offs between the generator's threads would otherwise count as
 /// latency of whatever is measured.
 fn fixed_rate(env: &Env, args: &Args) -> Result<FixedRate, String> {
-    let run = || -> Result<FixedRate, String> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("tokio: {e}"))?;
+    on_own_thread(|rt| {
         rt.block_on(async {
             let all = scenarios(env, args).await?;
             let by_name = |n: &str| {
@@ -625,6 +621,24 @@ fn fixed_rate(env: &Env, args: &Args) -> Result<FixedRate, String> {
             out.rss = rss_kib(pid)? as f64 / 1024.0;
             Ok(out)
         })
+    })
+}
+
+/// Runs `work` on a thread of its own with its own single-threaded tokio runtime (for the
+/// fixed-rate load generator: one thread is plenty, and hand-offs between the generator's
+/// threads would count as latency of whatever is measured).
+///
+/// # Errors
+/// `work`'s, the runtime not starting, or the thread panicking.
+pub(crate) fn on_own_thread<T: Send>(
+    work: impl FnOnce(&tokio::runtime::Runtime) -> Result<T, String> + Send,
+) -> Result<T, String> {
+    let run = || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio: {e}"))?;
+        work(&rt)
     };
     tokio::task::block_in_place(|| std::thread::scope(|s| s.spawn(run).join()))
         .map_err(|_| "the fixed-rate thread panicked".to_owned())?

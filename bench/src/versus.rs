@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -30,9 +30,9 @@ use tonic::codegen::{BoxFuture, Service, http};
 use tonic::transport::Channel;
 
 use crate::Args;
-use crate::invocation::replace_section;
+use crate::invocation::{daprd_command, replace_section};
 use crate::load::{self, Limit, Op, Stats};
-use crate::scenarios::{Proc, channels, cpu_of, st};
+use crate::scenarios::{Proc, channels, cpu_of, on_own_thread, st};
 use crate::startup::{free_port, rss_kib, status_kib};
 
 type Client = dapr::dapr_client::DaprClient<Channel>;
@@ -161,27 +161,11 @@ struct Sidecar {
 /// Spawns `bin` with daprd's command line; `metrics` turns the metrics endpoint on.
 fn spawn(bin: &Path, res: &Path, cfg: &Path, metrics: bool) -> Result<Sidecar, String> {
     let grpc = free_port()?;
-    let port = |p: u16| p.to_string();
-    let child = Command::new(bin)
-        .args(["--app-id", "bench", "--resources-path"])
+    let ports = [free_port()?, grpc, free_port()?, free_port()?];
+    let child = daprd_command(bin, "bench", cfg, ports)
+        .arg("--resources-path")
         .arg(res)
-        .arg("--config")
-        .arg(cfg)
-        .args(["--dapr-grpc-port", &port(grpc)])
-        .args(["--dapr-http-port", &port(free_port()?)])
-        .args(["--dapr-internal-grpc-port", &port(free_port()?)])
-        .args(["--metrics-port", &port(free_port()?)])
         .arg(format!("--enable-metrics={metrics}"))
-        .args([
-            "--dapr-listen-addresses",
-            "127.0.0.1",
-            "--log-level",
-            "warn",
-        ])
-        .env("DAPR_HOST_IP", "127.0.0.1")
-        .env("NAMESPACE", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("spawning {}: {e}", bin.display()))?;
     Ok(Sidecar {
@@ -413,6 +397,12 @@ struct Env {
 }
 
 impl Env {
+    /// A MiB figure of `/proc/<pid>/status` (`VmRSS`, `RssAnon`) of the two sidecars with
+    /// metrics off: `[layotto-rs, daprd]`.
+    fn mib(&self, field: &str) -> Result<[f64; 2], String> {
+        let of = |s: &Sidecar| Ok::<_, String>(status_kib(s.proc.0.id(), field)? as f64 / 1024.0);
+        Ok([of(&self.layotto)?, of(&self.daprd)?])
+    }
     async fn redis_conn(&self) -> Result<redis::aio::ConnectionManager, String> {
         let client = redis::Client::open(format!("redis://{}/", self.redis.addr()))
             .map_err(|e| e.to_string())?;
@@ -487,11 +477,7 @@ fn fail_on_errors(run: &Run, m: &Measured) -> Result<(), String> {
 /// Every run at `args.rate`, interleaved in 1 s blocks, from one thread (as
 /// `scenarios::fixed_rate`, for the same reason).
 fn fixed(env: &Env, args: &Args) -> Result<Vec<(Run, Measured)>, String> {
-    let work = || -> Result<Vec<(Run, Measured)>, String> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("tokio: {e}"))?;
+    on_own_thread(|rt| {
         rt.block_on(async {
             let all = runs(env, args).await?;
             let mut acc: Vec<Measured> = all
@@ -520,9 +506,7 @@ fn fixed(env: &Env, args: &Args) -> Result<Vec<(Run, Measured)>, String> {
             }
             Ok(out)
         })
-    };
-    tokio::task::block_in_place(|| std::thread::scope(|s| s.spawn(work).join()))
-        .map_err(|_| "the fixed-rate thread panicked".to_owned())?
+    })
 }
 
 /// Runs the comparison and replaces its section of `args.report`.
@@ -586,21 +570,12 @@ pub async fn run(args: &Args, daprd: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     wait_floor(env.floor_port).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_rss = [
-        rss_kib(env.layotto.proc.0.id())? as f64 / 1024.0,
-        rss_kib(env.daprd.proc.0.id())? as f64 / 1024.0,
-    ];
-    let idle_anon = [
-        status_kib(env.layotto.proc.0.id(), "RssAnon")? as f64 / 1024.0,
-        status_kib(env.daprd.proc.0.id(), "RssAnon")? as f64 / 1024.0,
-    ];
+    let idle_rss = env.mib("VmRSS")?;
+    let idle_anon = env.mib("RssAnon")?;
 
     eprintln!("versus: fixed rate, {} s per run", args.fixed_seconds);
     let at_rate = fixed(&env, args)?;
-    let rss_at_rate = [
-        rss_kib(env.layotto.proc.0.id())? as f64 / 1024.0,
-        rss_kib(env.daprd.proc.0.id())? as f64 / 1024.0,
-    ];
+    let rss_at_rate = env.mib("VmRSS")?;
 
     eprintln!("versus: saturation, {} s per run", args.seconds);
     let mut sat = Vec::new();
@@ -628,10 +603,7 @@ pub async fn run(args: &Args, daprd: &Path) -> Result<(), String> {
         );
         sat.push((run, m));
     }
-    let rss_sat = [
-        rss_kib(env.layotto.proc.0.id())? as f64 / 1024.0,
-        rss_kib(env.daprd.proc.0.id())? as f64 / 1024.0,
-    ];
+    let rss_sat = env.mib("VmRSS")?;
     let sizes = [file_mib(b.layotto), file_mib(b.daprd)];
     let section = crate::versus_report::render(&crate::versus_report::Figures {
         args,
