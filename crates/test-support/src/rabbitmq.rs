@@ -6,7 +6,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::process::{self, Process, Server};
-use crate::{find_binary, free_port};
+use crate::{TestCerts, TlsSetup, find_binary, free_port};
+
+/// `guest`/`guest` in RabbitMQ's `rabbit_password_hashing_sha256` form (base64 of a 4-byte
+/// salt, then SHA-256 of salt and password), for the definitions a TLS node loads.
+const GUEST_HASH: &str = "kI3GCrswBLNZQzHJJ95QLoyfAVooYhnvf7jbqiW9BjOYUloe";
 
 /// The node's server script: run directly (the Debian wrapper in `/usr/sbin` switches to the
 /// `rabbitmq` user).
@@ -24,6 +28,7 @@ pub struct RabbitMqServer {
     dist_port: u16,
     epmd_port: u16,
     epmd: PathBuf,
+    tls: Option<TlsSetup>,
     dir: tempfile::TempDir,
 }
 
@@ -34,6 +39,23 @@ impl RabbitMqServer {
     /// When RabbitMQ is not installed (names the Debian package `rabbitmq-server`), or the
     /// node does not answer within 60 s.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// As [`RabbitMqServer::start`], also serving AMQP over TLS on
+    /// [`RabbitMqServer::tls_url`] with a fresh [`TestCerts`] (see [`RabbitMqServer::certs`]).
+    /// That listener requires a client certificate issued by the test CA, and offers SASL
+    /// `EXTERNAL` (plugin `rabbitmq_auth_mechanism_ssl`) as well as `PLAIN`: the user named by
+    /// the client certificate's common name (`layotto-client`) exists without a password,
+    /// with all rights on vhost `/`, beside `guest`/`guest`.
+    ///
+    /// # Panics
+    /// As [`RabbitMqServer::start`].
+    pub fn start_tls() -> Self {
+        Self::start_with(Some(TlsSetup::new(true)))
+    }
+
+    fn start_with(tls: Option<TlsSetup>) -> Self {
         assert!(
             Path::new(SERVER_SCRIPT).is_file(),
             "`{SERVER_SCRIPT}` was not found: install the Debian package `rabbitmq-server` \
@@ -44,20 +66,63 @@ impl RabbitMqServer {
             .prefix("layotto-rabbitmq-")
             .tempdir()
             .expect("create a temp dir for rabbitmq");
-        std::fs::write(dir.path().join("enabled_plugins"), "[].\n").expect("write plugins");
-        std::fs::write(
-            dir.path().join("rabbitmq.conf"),
-            "loopback_users = none\nlog.console = false\nlog.file.level = warning\n",
-        )
-        .expect("write rabbitmq.conf");
+        let d = dir.path();
+        let mut plugins = "[].\n";
+        if let Some(t) = &tls {
+            t.write_files(d);
+            plugins = "[rabbitmq_auth_mechanism_ssl].\n";
+            let user = |name: &str, hash: &str| {
+                format!(
+                    r#"{{"name":"{name}","password_hash":"{hash}","hashing_algorithm":"rabbit_password_hashing_sha256","tags":["administrator"]}}"#
+                )
+            };
+            let perm = |name: &str| {
+                format!(
+                    r#"{{"user":"{name}","vhost":"/","configure":".*","write":".*","read":".*"}}"#
+                )
+            };
+            std::fs::write(
+                d.join("definitions.json"),
+                format!(
+                    r#"{{"users":[{},{}],"vhosts":[{{"name":"/"}}],"permissions":[{},{}]}}"#,
+                    user("guest", GUEST_HASH),
+                    user("layotto-client", ""),
+                    perm("guest"),
+                    perm("layotto-client")
+                ),
+            )
+            .expect("write definitions.json");
+        }
+        std::fs::write(d.join("enabled_plugins"), plugins).expect("write plugins");
         process::start(Self {
             process: Process::new(Self::NAME),
             port: 0,
             dist_port: 0,
             epmd_port: 0,
             epmd,
+            tls,
             dir,
         })
+    }
+
+    /// `amqps://guest:guest@127.0.0.1:port`: the TLS listener of a node from
+    /// [`RabbitMqServer::start_tls`].
+    ///
+    /// # Panics
+    /// On a node started without TLS.
+    pub fn tls_url(&self) -> String {
+        format!(
+            "amqps://guest:guest@127.0.0.1:{}",
+            TlsSetup::of(self.tls.as_ref()).port
+        )
+    }
+
+    /// The certificates of a TLS node.
+    ///
+    /// # Panics
+    /// On a node started without TLS.
+    pub fn certs(&self) -> &TestCerts {
+        &TlsSetup::of(self.tls.as_ref()).certs
     }
 
     /// `amqp://guest:guest@127.0.0.1:port`, what Dapr's `connectionString` takes.
@@ -108,6 +173,9 @@ impl Server for RabbitMqServer {
         self.port = free_port();
         self.dist_port = free_port();
         self.epmd_port = free_port();
+        if let Some(t) = &mut self.tls {
+            t.port = free_port();
+        }
         let _ = std::fs::remove_dir_all(self.dir.path().join("mnesia"));
     }
 
@@ -115,6 +183,27 @@ impl Server for RabbitMqServer {
         // The node's own epmd in the foreground, in the node's process group (so a kill takes
         // both), started before the node so the node does not daemonize one of its own.
         let d = self.dir.path();
+        let mut conf =
+            "loopback_users = none\nlog.console = false\nlog.file.level = warning\n".to_owned();
+        if let Some(t) = &self.tls {
+            conf.push_str(&format!(
+                "listeners.ssl.default = 127.0.0.1:{port}\n\
+                 ssl_options.cacertfile = {d}/ca.pem\n\
+                 ssl_options.certfile = {d}/server.pem\n\
+                 ssl_options.keyfile = {d}/server.key\n\
+                 ssl_options.verify = verify_peer\n\
+                 ssl_options.fail_if_no_peer_cert = true\n\
+                 auth_mechanisms.1 = PLAIN\n\
+                 auth_mechanisms.2 = AMQPLAIN\n\
+                 auth_mechanisms.3 = EXTERNAL\n\
+                 ssl_cert_login_from = common_name\n\
+                 load_definitions = {d}/definitions.json\n",
+                port = t.port,
+                d = d.display()
+            ));
+        }
+        std::fs::write(d.join("rabbitmq.conf"), conf)
+            .map_err(|e| format!("write rabbitmq.conf: {e}"))?;
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(format!(

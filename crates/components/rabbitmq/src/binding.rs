@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use crate::connector::{
     Connector, amqp_err, await_confirm, consume_loop, expiry_and_priority, nonempty, settle,
 };
+use crate::tls::{AmqpTls, TlsKeys};
 
 /// The output operation (Dapr's `create`).
 pub const CREATE: &str = "create";
@@ -74,16 +75,18 @@ pub struct RabbitMqBindingMetadata {
     /// `reconnectWaitInSeconds`: wait before reopening a broken connection (default 5 s).
     #[serde(rename = "reconnectWaitInSeconds")]
     pub reconnect_wait_in_seconds: Option<GoDuration>,
-    /// `caCert` (TLS; refused).
+    /// `caCert`: PEM text of a CA the broker's certificate may chain to (`amqps` only; Dapr's
+    /// page fills the certificate keys with the placeholder `null`, read as not given).
     #[serde(rename = "caCert")]
     pub ca_cert: Option<String>,
-    /// `clientCert` (TLS; refused).
+    /// `clientCert`: PEM text of the client certificate (`amqps` only; needs `clientKey`).
     #[serde(rename = "clientCert")]
     pub client_cert: Option<String>,
-    /// `clientKey` (TLS; refused).
+    /// `clientKey`: PEM text of the client certificate's private key.
     #[serde(rename = "clientKey")]
     pub client_key: Option<String>,
-    /// `externalSasl` (TLS client-certificate login; refused).
+    /// `externalSasl`: log in with the client certificate (SASL `EXTERNAL`); needs `amqps`,
+    /// `caCert`, `clientCert` and `clientKey`.
     #[serde(rename = "externalSasl")]
     pub external_sasl: Option<bool>,
 }
@@ -136,28 +139,30 @@ impl RabbitMqBinding {
     ///
     /// # Errors
     /// Invalid argument naming the key: no `host` or one that is no `amqp://` URI, no
-    /// `queueName`. Unsupported for TLS (`amqps`, certificates, `externalSasl`).
+    /// `queueName`, a TLS key that is no PEM or lacks its pair, `externalSasl` without the
+    /// three certificate keys or an `amqps` URI.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
         let m: RabbitMqBindingMetadata = decode(spec)?;
-        // Dapr's page fills the certificate keys with the placeholder "null": not given.
-        let tls = [&m.ca_cert, &m.client_cert, &m.client_key]
-            .iter()
-            .any(|v| nonempty((*v).clone()).is_some_and(|v| !v.eq_ignore_ascii_case("null")))
-            || m.external_sasl.unwrap_or(false);
         let host = nonempty(m.host)
             .ok_or_else(|| spec_error(spec, "metadata 'host' is required (amqp://...)"))?;
-        if tls || host.starts_with("amqps://") {
-            return Err(Error::unsupported(format!(
-                "component '{}' (type '{}'): TLS to RabbitMQ (amqps, caCert, clientCert, \
-                 clientKey, externalSasl) is not supported yet",
-                spec.name, spec.type_
-            )));
-        }
-        if !host.starts_with("amqp://") {
+        if !host.starts_with("amqp://") && !host.starts_with("amqps://") {
             return Err(spec_error(
                 spec,
-                format!("metadata 'host' must be an amqp:// URI, got '{host}'"),
+                format!("metadata 'host' must be an amqp:// or amqps:// URI, got '{host}'"),
             ));
+        }
+        let (tls, warning) = AmqpTls::from_metadata(
+            &host,
+            TlsKeys {
+                ca_cert: m.ca_cert,
+                client_cert: m.client_cert,
+                client_key: m.client_key,
+                external: (m.external_sasl.unwrap_or(false), "externalSasl"),
+            },
+        )
+        .map_err(|e| spec_error(spec, e))?;
+        if let Some(w) = warning {
+            tracing::warn!(component = %spec.name, "rabbitmq binding: {w}");
         }
         let queue = nonempty(m.queue_name)
             .ok_or_else(|| spec_error(spec, "metadata 'queueName' is required"))?;
@@ -169,7 +174,7 @@ impl RabbitMqBinding {
         .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
         let label = format!("binding '{}'", spec.name);
         let queue = Queue {
-            connector: Connector::new(label.clone(), host, None, Duration::from_secs(10)),
+            connector: Connector::new(label.clone(), host, None, Duration::from_secs(10), tls),
             label,
             settings: Settings {
                 queue,
@@ -470,8 +475,16 @@ mod tests {
             (vec![("host", "amqp://h")], "queueName"),
             (vec![("host", "http://h"), ("queueName", "q")], "amqp://"),
             (
-                vec![("host", "amqps://h"), ("queueName", "q")],
-                "not supported",
+                vec![
+                    ("host", "amqp://h"),
+                    ("queueName", "q"),
+                    ("externalSasl", "true"),
+                ],
+                "caCert, clientCert, clientKey",
+            ),
+            (
+                vec![("host", "amqps://h"), ("queueName", "q"), ("caCert", "x")],
+                "'caCert'",
             ),
         ] {
             let e = RabbitMqBinding::from_spec(&spec(&kv)).expect_err(named);

@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::LongString;
+use lapin::uri::{AMQPUri, SASLMechanism};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, PublisherConfirm,
 };
@@ -17,6 +18,8 @@ use layotto_core::pubsub::retry_delay;
 use layotto_core::{Error, Health, Result};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+
+use crate::tls::AmqpTls;
 
 /// How long a publish waits for the broker's confirm.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(20);
@@ -149,23 +152,27 @@ pub(crate) struct Connector {
     uri: String,
     client_name: Option<String>,
     heartbeat: Duration,
+    tls: Option<AmqpTls>,
     slot: Mutex<Option<Arc<Connection>>>,
 }
 
 impl Connector {
-    /// A connector to `uri` (`amqp://...`), naming the connection `client_name` in the
-    /// broker, with the AMQP `heartbeat` (whole seconds, at least 1). No I/O.
+    /// A connector to `uri` (`amqp://...`, or `amqps://...` with `tls`), naming the
+    /// connection `client_name` in the broker, with the AMQP `heartbeat` (whole seconds, at
+    /// least 1). No I/O.
     pub(crate) fn new(
         label: String,
         uri: String,
         client_name: Option<String>,
         heartbeat: Duration,
+        tls: Option<AmqpTls>,
     ) -> Self {
         Self {
             label,
             uri,
             client_name,
             heartbeat,
+            tls,
             slot: Mutex::new(None),
         }
     }
@@ -184,11 +191,22 @@ impl Connector {
             props = props.with_connection_name(LongString::from(n.as_str()));
         }
         let uri = with_heartbeat(&self.uri, self.heartbeat);
-        let c = Arc::new(
-            Connection::connect(&uri, props)
-                .await
-                .map_err(|e| amqp_err(&format!("{}: connect to RabbitMQ", self.label), &e))?,
-        );
+        let failed =
+            |e: &lapin::Error| amqp_err(&format!("{}: connect to RabbitMQ", self.label), e);
+        let c = match &self.tls {
+            None => Connection::connect(&uri, props).await,
+            Some(tls) => {
+                let mut uri: AMQPUri = uri.parse().map_err(|e: String| {
+                    Error::invalid(format!("{}: connection string: {e}", self.label))
+                })?;
+                if tls.external {
+                    uri.query.auth_mechanism = Some(SASLMechanism::External);
+                }
+                let runtime = lapin::runtime::default_runtime().map_err(|e| failed(&e))?;
+                Connection::connect_uri_with_config(uri, props, tls.config.clone(), runtime).await
+            }
+        };
+        let c = Arc::new(c.map_err(|e| failed(&e))?);
         *slot = Some(Arc::clone(&c));
         Ok((c, true))
     }

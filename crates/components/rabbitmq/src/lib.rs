@@ -6,6 +6,7 @@
 pub mod binding;
 mod connector;
 pub mod pubsub;
+mod tls;
 
 use std::sync::Arc;
 

@@ -48,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use crate::connector::{
     Connector, amqp_err, await_confirm, consume_loop, expiry_and_priority, nonempty, settle,
 };
+use crate::tls::{AmqpTls, TlsKeys};
 
 /// Subscription metadata key naming the queue (instead of `<consumerID>-<topic>`).
 pub const QUEUE_NAME_KEY: &str = "queueName";
@@ -123,16 +124,17 @@ pub struct RabbitMqMetadata {
     /// `ttlInSeconds`: default message expiry in seconds.
     #[serde(rename = "ttlInSeconds")]
     pub ttl_in_seconds: Option<u64>,
-    /// `saslExternal`: TLS client-certificate login (refused: TLS is not supported yet).
+    /// `saslExternal`: log in with the client certificate (SASL `EXTERNAL`); needs `amqps`,
+    /// `caCert`, `clientCert` and `clientKey`.
     #[serde(rename = "saslExternal")]
     pub sasl_external: Option<bool>,
-    /// `caCert` (TLS; refused).
+    /// `caCert`: PEM text of a CA the broker's certificate may chain to (`amqps` only).
     #[serde(rename = "caCert")]
     pub ca_cert: Option<String>,
-    /// `clientCert` (TLS; refused).
+    /// `clientCert`: PEM text of the client certificate (`amqps` only; needs `clientKey`).
     #[serde(rename = "clientCert")]
     pub client_cert: Option<String>,
-    /// `clientKey` (TLS; refused).
+    /// `clientKey`: PEM text of the client certificate's private key.
     #[serde(rename = "clientKey")]
     pub client_key: Option<String>,
 }
@@ -143,6 +145,8 @@ impl ComponentMetadata for RabbitMqMetadata {}
 #[derive(Debug, Clone)]
 struct Settings {
     uri: String,
+    /// Set for `amqps://` URIs.
+    tls: Option<AmqpTls>,
     client_name: Option<String>,
     consumer_id: Option<String>,
     durable: bool,
@@ -166,17 +170,6 @@ impl Settings {
     fn from_spec(spec: &ComponentSpec) -> Result<Self> {
         let m: RabbitMqMetadata = decode(spec)?;
         let err = |msg: String| spec_error(spec, format!("rabbitmq pub/sub error: {msg}"));
-        if nonempty(m.ca_cert).is_some()
-            || nonempty(m.client_cert).is_some()
-            || nonempty(m.client_key).is_some()
-            || m.sasl_external.unwrap_or(false)
-        {
-            return Err(Error::unsupported(format!(
-                "component '{}' (type '{}'): TLS to RabbitMQ (caCert, clientCert, clientKey, \
-                 saslExternal) is not supported yet",
-                spec.name, spec.type_
-            )));
-        }
         let uri = match nonempty(m.connection_string) {
             Some(u) => {
                 let scheme = u.split("://").next().unwrap_or_default().to_owned();
@@ -199,14 +192,21 @@ impl Settings {
                 }
             }
         };
-        if uri.starts_with("amqps://") {
-            return Err(Error::unsupported(format!(
-                "component '{}' (type '{}'): amqps (TLS to RabbitMQ) is not supported yet",
-                spec.name, spec.type_
-            )));
-        }
-        if !uri.starts_with("amqp://") {
+        if !uri.starts_with("amqp://") && !uri.starts_with("amqps://") {
             return Err(err(format!("invalid connection string: {uri}")));
+        }
+        let (tls, warning) = AmqpTls::from_metadata(
+            &uri,
+            TlsKeys {
+                ca_cert: m.ca_cert,
+                client_cert: m.client_cert,
+                client_key: m.client_key,
+                external: (m.sasl_external.unwrap_or(false), "saslExternal"),
+            },
+        )
+        .map_err(err)?;
+        if let Some(w) = warning {
+            tracing::warn!(component = %spec.name, "rabbitmq pub/sub: {w}");
         }
         let delivery_mode = m.delivery_mode.unwrap_or(0);
         if delivery_mode > 2 {
@@ -234,6 +234,7 @@ impl Settings {
         };
         Ok(Self {
             uri,
+            tls,
             client_name: nonempty(m.client_name),
             consumer_id: nonempty(m.consumer_id),
             durable: m.durable.unwrap_or(true),
@@ -343,7 +344,8 @@ impl RabbitMqPubSub {
     /// # Errors
     /// Invalid argument naming the key: a connection string that is no `amqp://` URI or
     /// disagrees with `protocol`, `deliveryMode` above 2, an unknown `exchangeKind` or
-    /// `concurrency`. Unsupported for TLS (`amqps`, certificates, `saslExternal`).
+    /// `concurrency`, a TLS key that is no PEM or lacks its pair, `saslExternal` without the
+    /// three certificate keys or an `amqps` URI.
     pub fn from_spec(spec: &ComponentSpec) -> Result<Self> {
         let (label, settings) = (
             format!("pubsub '{}'", spec.name),
@@ -355,6 +357,7 @@ impl RabbitMqPubSub {
                 settings.uri.clone(),
                 settings.client_name.clone(),
                 settings.heartbeat,
+                settings.tls.clone(),
             )),
             label,
             settings,

@@ -147,8 +147,98 @@ async fn binding_message_properties(server: &RabbitMqServer) {
         Some("application%2Fjson")
     );
     let e = RabbitMqBinding::from_spec(&binding_spec(server, "q").with("caCert", "pem"))
-        .expect_err("TLS");
-    assert!(e.message.contains("TLS"), "{e}");
+        .expect_err("not PEM");
+    assert!(e.message.contains("'caCert'"), "{e}");
+}
+
+/// TLS (`amqps://`) to a node that requires a client certificate issued by its CA, with Dapr's
+/// keys holding PEM text: the pub/sub logging in as `guest` over TLS and, with
+/// `saslExternal`, as the certificate's user (the URI's credentials are wrong, so only
+/// EXTERNAL can get in); the binding with `externalSasl`. Without `caCert` the node's
+/// certificate is not trusted, and without a client certificate the node refuses the
+/// connection: both fail at init, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificates_and_external_login() {
+    let server = RabbitMqServer::start_tls();
+    let c = server.certs();
+    let certs = [
+        ("caCert", c.ca_cert.as_str()),
+        ("clientCert", c.client_cert.as_str()),
+        ("clientKey", c.client_key.as_str()),
+    ];
+    let tls_url = server.tls_url();
+    let external_url = tls_url.replace("guest:guest@", "nobody:wrong@");
+    for (url, extra) in [
+        (tls_url.as_str(), None),
+        (external_url.as_str(), Some(("saslExternal", "true"))),
+    ] {
+        let mut spec = ComponentSpec::new("rabbit-tls", "rabbitmq").with("connectionString", url);
+        for (k, v) in certs.iter().copied().chain(extra) {
+            spec = spec.with(k, v);
+        }
+        let ps = RabbitMqPubSub::from_spec(&spec).expect("valid spec");
+        ps.init()
+            .await
+            .unwrap_or_else(|e| panic!("init over TLS {extra:?}: {e}"));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let handler: Handler = Arc::new(move |m: Message| {
+            let _ = tx.send(m.data);
+            Box::pin(async { Ok(()) })
+        });
+        let topic = format!("tls-{}", extra.is_some());
+        let _sub = ps
+            .subscribe(request(&topic, "app"), handler)
+            .await
+            .expect("subscribe over TLS");
+        ps.publish(message(&topic, "secret"))
+            .await
+            .expect("publish over TLS");
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("delivered over TLS within 10 s");
+        assert_eq!(got, Some(Bytes::from_static(b"secret")));
+        ps.close().await.expect("close");
+    }
+
+    let mut spec = ComponentSpec::new("rabbit-binding-tls", "bindings.rabbitmq")
+        .with("host", external_url.as_str())
+        .with("queueName", "tls-binding")
+        .with("externalSasl", "true");
+    for (k, v) in certs {
+        spec = spec.with(k, v);
+    }
+    let b = Arc::new(RabbitMqBinding::from_spec(&spec).expect("valid spec"));
+    b.init().await.expect("binding init over TLS with EXTERNAL");
+    b.invoke(create(b"over tls", &[]))
+        .await
+        .expect("create over TLS");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let handler: InputHandler = Arc::new(move |ev: InputEvent| {
+        let _ = tx.send(ev.data);
+        Box::pin(async { Ok(Bytes::new()) })
+    });
+    let input = Arc::clone(&b).input().expect("input side");
+    let _reading = input.read(handler).await.expect("read");
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("read over TLS within 10 s");
+    assert_eq!(got, Some(Bytes::from_static(b"over tls")));
+
+    let refused = |pairs: &[(&str, &str)]| {
+        let mut spec =
+            ComponentSpec::new("rabbit-tls", "rabbitmq").with("connectionString", tls_url.as_str());
+        for (k, v) in pairs {
+            spec = spec.with(*k, *v);
+        }
+        async move {
+            let ps = RabbitMqPubSub::from_spec(&spec).expect("valid spec");
+            ps.init().await.expect_err("init must fail")
+        }
+    };
+    let e = refused(&certs[1..]).await;
+    assert!(e.message.to_lowercase().contains("certificate"), "{e}");
+    let e = refused(&certs[..1]).await;
+    assert!(e.message.contains("connect to RabbitMQ"), "{e}");
 }
 
 /// With `requeueInFailure: false` and `enableDeadLetter`, a message the handler failed goes to
