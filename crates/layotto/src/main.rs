@@ -11,6 +11,9 @@
 //!   as daprd does: every daprd v1.14 flag is accepted (see [`cli`]), Dapr's APIs are always
 //!   served, `--version`, `--build-info` and `--wait` act as daprd's.
 //! - `layotto validate [-c FILE] [--resources-path DIR]` prints every problem at once.
+//! - `layotto inject -f manifest.yaml` prints the manifest with the sidecar injected into every
+//!   annotated pod template; `layotto injector --tls-cert-file F --tls-key-file K` serves the
+//!   Kubernetes admission webhook that does the same to pods as they are created.
 //!
 //! `-c`/`--config` (repeatable) takes a Layotto JSON config or a Dapr `Configuration` resource;
 //! the content decides. Metrics are served in Prometheus text on `--metrics-port` (9090) when
@@ -20,6 +23,7 @@
 //! Exit codes: 0 clean stop; 64 invalid configuration (nothing was bound); 1 start-up failure.
 
 mod cli;
+mod kube;
 mod logging;
 mod serve;
 mod telemetry;
@@ -67,6 +71,33 @@ enum Command {
         strict: bool,
         #[command(flatten)]
         dapr: DaprdArgs,
+    },
+    /// Print a Kubernetes manifest with the sidecar injected into every pod template annotated
+    /// `dapr.io/enabled: "true"`, as the injector webhook would.
+    Inject {
+        /// The manifest (YAML, `---`-separated documents); `-` reads standard input.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        #[command(flatten)]
+        sidecar: kube::SidecarFlags,
+    },
+    /// Serve the sidecar injector: a mutating admission webhook (`POST /mutate`) over TLS.
+    Injector {
+        /// The HTTPS port.
+        #[arg(long, default_value_t = 4000)]
+        port: u16,
+        /// The serving certificate chain (PEM).
+        #[arg(long)]
+        tls_cert_file: PathBuf,
+        /// Its private key (PEM).
+        #[arg(long)]
+        tls_key_file: PathBuf,
+        /// A pod annotated for a sidecar the injector refuses: `refuse` its creation, or
+        /// `admit` it unchanged with a warning.
+        #[arg(long, default_value = "refuse")]
+        on_error: String,
+        #[command(flatten)]
+        sidecar: kube::SidecarFlags,
     },
 }
 
@@ -325,6 +356,17 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Validate { dapr, strict }) => validate(&dapr, strict),
         Some(Command::Start { dapr }) => start(&dapr, false),
+        Some(Command::Inject { file, sidecar }) => kube::inject(&file, &sidecar),
+        Some(Command::Injector {
+            port,
+            tls_cert_file,
+            tls_key_file,
+            on_error,
+            sidecar,
+        }) => {
+            logging::init("info", false, "");
+            kube::injector(port, &tls_cert_file, &tls_key_file, &on_error, &sidecar)
+        }
         None => {
             let d = &cli.daprd;
             if d.version {
