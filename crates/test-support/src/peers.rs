@@ -36,6 +36,10 @@ pub struct Peer {
     pub build_flags: &'static [&'static str],
     /// Files written into the copied source before the build: (relative path, contents).
     pub prepare: &'static [(&'static str, &'static str)],
+    /// For `k8s.io/kubernetes`: the version of the published `k8s.io/*` staging modules that
+    /// replace the go.mod's `=> ./staging/src/k8s.io/X` lines (the module zip lacks
+    /// `staging/`).
+    pub staging_modules: Option<&'static str>,
 }
 
 /// FerretDB v1.24.2, a MongoDB wire-protocol server (its SQLite handler needs no other server).
@@ -47,6 +51,7 @@ pub const FERRETDB: Peer = Peer {
     package: "./cmd/ferretdb",
     build_flags: &[],
     prepare: &[("build/version/version.txt", "v1.24.2\n")],
+    staging_modules: None,
 };
 
 /// Jaeger v1.76.0's all-in-one (collector with OTLP receivers, in-memory storage, query API).
@@ -57,6 +62,7 @@ pub const JAEGER: Peer = Peer {
     package: "./cmd/all-in-one",
     build_flags: &[],
     prepare: &[],
+    staging_modules: None,
 };
 
 /// Dapr's sidecar `daprd` v1.14.0 with its stable components (`allcomponents` does not build
@@ -68,10 +74,23 @@ pub const DAPRD: Peer = Peer {
     package: "./cmd/daprd",
     build_flags: &["-tags", "stablecomponents"],
     prepare: &[],
+    staging_modules: None,
+};
+
+/// The Kubernetes API server v1.34.4 (`k8s.io/kubernetes`), its staging modules taken from
+/// the module proxy at v0.34.4.
+pub const KUBE_APISERVER: Peer = Peer {
+    name: "kube-apiserver",
+    module: "k8s.io/kubernetes",
+    version: "v1.34.4",
+    package: "./cmd/kube-apiserver",
+    build_flags: &[],
+    prepare: &[],
+    staging_modules: Some("v0.34.4"),
 };
 
 /// Every peer [`binary`] knows, for the `build-peers` tool.
-pub const ALL: &[Peer] = &[FERRETDB, JAEGER, DAPRD];
+pub const ALL: &[Peer] = &[FERRETDB, JAEGER, DAPRD, KUBE_APISERVER];
 
 /// The cache root (see the module documentation).
 pub fn cache_root() -> PathBuf {
@@ -151,6 +170,13 @@ fn build(peer: &Peer, dir: &Path, bin: &Path) -> Result<(), String> {
         let p = scratch.join(path);
         std::fs::write(&p, text).map_err(|e| format!("write {}: {e}", p.display()))?;
     }
+    if let Some(v) = peer.staging_modules {
+        let go_mod = scratch.join("go.mod");
+        let text = std::fs::read_to_string(&go_mod)
+            .map_err(|e| format!("read {}: {e}", go_mod.display()))?;
+        std::fs::write(&go_mod, staging_replaced(&text, v))
+            .map_err(|e| format!("write {}: {e}", go_mod.display()))?;
+    }
     let partial = dir.join(format!("{}.partial", peer.name));
     run(go_cmd(&go, &scratch)
         .arg("build")
@@ -161,6 +187,20 @@ fn build(peer: &Peer, dir: &Path, bin: &Path) -> Result<(), String> {
     std::fs::rename(&partial, bin).map_err(|e| format!("rename into {}: {e}", bin.display()))?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
+}
+
+/// `go_mod` with each `=> ./staging/src/k8s.io/X` replacement pointing at the published
+/// module `k8s.io/X` at `version`.
+fn staging_replaced(go_mod: &str, version: &str) -> String {
+    go_mod
+        .lines()
+        .map(|l| match l.split_once("=> ./staging/src/") {
+            Some((head, module)) => format!("{head}=> {} {version}", module.trim()),
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 /// Apache Kafka's broker from Maven Central: `org.apache.kafka:kafka_2.13` and its runtime
@@ -275,6 +315,15 @@ fn json_string(text: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staging_replacements_point_at_published_modules() {
+        let m = "replace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n\tfoo => bar v1\n)";
+        assert_eq!(
+            staging_replaced(m, "v0.34.4"),
+            "replace (\n\tk8s.io/api => k8s.io/api v0.34.4\n\tfoo => bar v1\n)\n"
+        );
+    }
 
     #[test]
     fn reads_the_dir_of_go_mod_download() {

@@ -1,0 +1,285 @@
+//! The injector registered in a real Kubernetes API server (`kube-apiserver` v1.34.4 on etcd,
+//! RBAC on; no kubelet, so Pods are stored, not run): the webhook is called by URL, as a
+//! Service cannot be reached without cluster DNS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use layotto_injector::{InjectorConfig, OnError, Webhook, inject_manifest};
+use layotto_test_support::KubeApiServer;
+use serde_json::{Value, json};
+
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(server: &KubeApiServer) -> Self {
+        Self {
+            base: server.url(),
+            token: server.admin_token().to_owned(),
+            http: client(server.ca_cert()),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("API server answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn create(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn created(&self, path: &str, body: &Value) -> Value {
+        let (status, v) = self.create(path, body).await;
+        assert_eq!(status, 201, "create {path}: {v}");
+        v
+    }
+}
+
+fn client(ca_pem: &str) -> reqwest::Client {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn webhook_config(port: u16, ca_pem: &str, failure_policy: &str) -> Value {
+    use base64::Engine as _;
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "layotto-rs-sidecar-injector"},
+        "webhooks": [{
+            "name": "sidecar-injector.layotto-rs.io",
+            "clientConfig": {
+                "url": format!("https://127.0.0.1:{port}/mutate"),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
+            },
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
+                       "operations": ["CREATE"]}],
+            "failurePolicy": failure_policy,
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "reinvocationPolicy": "IfNeeded",
+            "timeoutSeconds": 5,
+        }]
+    })
+}
+
+fn pod(name: &str, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"containers": [{"name": "app", "image": "orders:1"}]}
+    })
+}
+
+/// The parts of a stored pod the injection decides, without what the API server adds per pod
+/// (the service-account token volume, whose name has a random suffix).
+fn injected_parts(p: &Value) -> Value {
+    let mut spec = p["spec"].clone();
+    let not_token = |v: &Value| {
+        !v["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("kube-api-access-"))
+    };
+    if let Some(vs) = spec["volumes"].as_array_mut() {
+        vs.retain(not_token);
+    }
+    for c in spec["containers"].as_array_mut().unwrap() {
+        if let Some(ms) = c["volumeMounts"].as_array_mut() {
+            ms.retain(not_token);
+        }
+    }
+    json!({"labels": p["metadata"]["labels"], "containers": spec["containers"], "volumes": spec["volumes"]})
+}
+
+fn container_names(p: &Value) -> Vec<String> {
+    p["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_created_in_a_real_api_server_get_the_sidecar() {
+    let server = tokio::task::spawn_blocking(KubeApiServer::start)
+        .await
+        .unwrap();
+    let api = Api::new(&server);
+
+    // The webhook, serving the API server's test certificate (it names 127.0.0.1).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tls.crt"), &server.certs().server_cert).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &server.certs().server_key).unwrap();
+    let tls = layotto_injector::webhook::tls_config(
+        &dir.path().join("tls.crt"),
+        &dir.path().join("tls.key"),
+    )
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let webhook = Webhook {
+        injector: InjectorConfig::default(),
+        on_error: OnError::Refuse,
+    };
+    // A runtime of its own, so shutting it down also ends the connections the API server
+    // keeps open to the webhook.
+    let webhook_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    webhook_rt.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        layotto_injector::webhook::serve_tls(listener, tls, webhook.router()).await;
+    });
+
+    api.created("/api/v1/namespaces", &json!({"metadata": {"name": "shop"}}))
+        .await;
+    api.created(
+        "/api/v1/namespaces/shop/serviceaccounts",
+        &json!({"metadata": {"name": "default"}}),
+    )
+    .await;
+    api.created(
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        &webhook_config(port, server.ca_cert(), "Fail"),
+    )
+    .await;
+    let pods = "/api/v1/namespaces/shop/pods";
+    let annotated = json!({"dapr.io/enabled": "true", "dapr.io/app-id": "orders",
+                           "dapr.io/app-port": "8080"});
+
+    // The API server may take a moment to see the new webhook configuration.
+    let mut stored = Value::Null;
+    for attempt in 0.. {
+        let p = api
+            .created(pods, &pod(&format!("orders-{attempt}"), annotated.clone()))
+            .await;
+        if container_names(&p).len() == 2 {
+            stored = p;
+            break;
+        }
+        assert!(attempt < 50, "the webhook was never called: {p}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(container_names(&stored), ["app", "daprd"]);
+    assert_eq!(stored["metadata"]["labels"]["dapr.io/app-id"], "orders");
+    assert!(
+        stored["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "DAPR_HTTP_PORT", "value": "3500"}))
+    );
+
+    // `layotto inject` output, created in the same server (the webhook leaves it alone: it
+    // has its sidecar), is stored exactly as the webhook's patch was.
+    let manifest = serde_norway::to_string(&pod("manual", annotated.clone())).unwrap();
+    let (manual, _) = inject_manifest(&manifest, &InjectorConfig::default()).unwrap();
+    let manual: Value = serde_norway::from_str(&manual).unwrap();
+    let manual_stored = api.created(pods, &manual).await;
+    assert_eq!(
+        container_names(&manual_stored),
+        ["app", "daprd"],
+        "injected once"
+    );
+    assert_eq!(injected_parts(&manual_stored), injected_parts(&stored));
+
+    // Not annotated: untouched.
+    let plain = api.created(pods, &pod("plain", json!({}))).await;
+    assert_eq!(container_names(&plain), ["app"]);
+    assert!(plain["metadata"]["labels"].is_null());
+
+    // A refused annotation: the API server refuses the pod with the webhook's reason.
+    let (status, v) = api
+        .create(
+            pods,
+            &pod(
+                "debug",
+                json!({"dapr.io/enabled": "true", "dapr.io/enable-debug": "true"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("dapr.io/enable-debug"),
+        "{v}"
+    );
+
+    // The webhook down: failurePolicy Fail refuses annotated pods, Ignore admits them as
+    // they are.
+    webhook_rt.shutdown_background();
+    let (status, v) = api
+        .create(pods, &pod("while-down", annotated.clone()))
+        .await;
+    assert!(
+        status >= 500 || status == 400 || status == 403,
+        "{status} {v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("sidecar-injector.layotto-rs.io"),
+        "{v}"
+    );
+    let path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/layotto-rs-sidecar-injector";
+    let (status, v) = api.send(reqwest::Method::DELETE, path, None).await;
+    assert_eq!(status, 200, "{v}");
+    api.created(
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        &webhook_config(port, server.ca_cert(), "Ignore"),
+    )
+    .await;
+    let mut admitted = Value::Null;
+    for attempt in 0.. {
+        let (status, v) = api
+            .create(pods, &pod(&format!("ignored-{attempt}"), annotated.clone()))
+            .await;
+        if status == 201 {
+            admitted = v;
+            break;
+        }
+        assert!(attempt < 50, "Ignore never took effect: {status} {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(container_names(&admitted), ["app"]);
+}
