@@ -2,76 +2,14 @@
 //! RBAC on; no kubelet, so Pods are stored, not run): the webhook is called by URL, as a
 //! Service cannot be reached without cluster DNS.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
+use common::Api;
 use layotto_injector::{InjectorConfig, OnError, Webhook, inject_manifest};
 use layotto_test_support::KubeApiServer;
 use serde_json::{Value, json};
-
-struct Api {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(server: &KubeApiServer) -> Self {
-        Self {
-            base: server.url(),
-            token: server.admin_token().to_owned(),
-            http: client(server.ca_cert()),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.expect("API server answers");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn create(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    async fn created(&self, path: &str, body: &Value) -> Value {
-        let (status, v) = self.create(path, body).await;
-        assert_eq!(status, 201, "create {path}: {v}");
-        v
-    }
-}
-
-fn client(ca_pem: &str) -> reqwest::Client {
-    use rustls::pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
 
 fn webhook_config(port: u16, ca_pem: &str, failure_policy: &str) -> Value {
     use base64::Engine as _;
@@ -139,7 +77,7 @@ async fn pods_created_in_a_real_api_server_get_the_sidecar() {
     let server = tokio::task::spawn_blocking(KubeApiServer::start)
         .await
         .unwrap();
-    let api = Api::new(&server);
+    let api = Api::admin(&server);
 
     // The webhook, serving the API server's test certificate (it names 127.0.0.1).
     let dir = tempfile::tempdir().unwrap();

@@ -89,8 +89,19 @@ pub const KUBE_APISERVER: Peer = Peer {
     staging_modules: Some("v0.34.4"),
 };
 
+/// Helm v3.21.4's `helm`, for `helm lint` and `helm template` of the chart.
+pub const HELM: Peer = Peer {
+    name: "helm",
+    module: "helm.sh/helm/v3",
+    version: "v3.21.4",
+    package: "./cmd/helm",
+    build_flags: &[],
+    prepare: &[],
+    staging_modules: None,
+};
+
 /// Every peer [`binary`] knows, for the `build-peers` tool.
-pub const ALL: &[Peer] = &[FERRETDB, JAEGER, DAPRD, KUBE_APISERVER];
+pub const ALL: &[Peer] = &[FERRETDB, JAEGER, DAPRD, KUBE_APISERVER, HELM];
 
 /// The cache root (see the module documentation).
 pub fn cache_root() -> PathBuf {
