@@ -6,7 +6,7 @@
 //! options.go`). As daprd (Go's pflag), single-dash long flags (`-app-id x`) work, and booleans
 //! take `--flag` or `--flag=false` (never `--flag false`). Flags for what this sidecar does not
 //! have (placement, scheduler, Sentry, actors, profiling...) are accepted with one warning each
-//! ([`DaprdArgs::warnings`]); `--mode kubernetes` is refused ([`DaprdArgs::problems`]).
+//! ([`DaprdArgs::warnings`]); `--mode kubernetes` needs the `kubernetes` feature ([`DaprdArgs::problems`]).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -28,7 +28,7 @@ pub struct DaprdArgs {
     /// Deprecated alias of `--resources-path` (used when that is empty).
     #[arg(long = "components-path")]
     pub components_path: Option<PathBuf>,
-    /// `standalone` (default) or `kubernetes` (not supported yet).
+    /// `standalone` (default) or `kubernetes` (resources from the API server).
     #[arg(long = "mode", default_value = "standalone")]
     pub mode: String,
     /// The app's id (overrides the Layotto config's `app_id`).
@@ -336,10 +336,10 @@ impl DaprdArgs {
         let mut out = Vec::new();
         match self.mode.as_str() {
             "standalone" => {}
-            "kubernetes" => out.push(
-                "--mode kubernetes is not supported yet: run in standalone mode (the default)"
-                    .to_owned(),
-            ),
+            "kubernetes" if cfg!(feature = "kubernetes") => {}
+            "kubernetes" => {
+                out.push("--mode kubernetes: this build lacks the `kubernetes` feature".to_owned())
+            }
             m => out.push(format!(
                 "--mode: '{m}' is neither standalone nor kubernetes"
             )),
@@ -480,12 +480,13 @@ impl DaprdArgs {
         no_effect(
             self.control_plane_address.is_some(),
             "control-plane-address",
-            "Kubernetes mode is not supported yet",
+            "there is no Dapr operator: in Kubernetes mode the sidecar reads its resources from \
+             the API server",
         );
         no_effect(
-            self.disable_builtin_k8s_secret_store,
+            self.disable_builtin_k8s_secret_store && self.mode != "kubernetes",
             "disable-builtin-k8s-secret-store",
-            "there is no built-in Kubernetes secret store",
+            "the built-in Kubernetes secret store exists in Kubernetes mode only",
         );
         no_effect(
             self.enable_profiling,

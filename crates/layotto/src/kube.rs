@@ -149,3 +149,100 @@ pub fn injector(
         ExitCode::SUCCESS
     })
 }
+
+/// `--mode kubernetes`: reads the namespace's `dapr.io` resources from the API server (see
+/// `layotto_components_kubernetes::resources`) into a private temp dir and returns the flags
+/// that load them as a resources path, with the Configuration named by `--config` as a file.
+/// The namespace is `$NAMESPACE` (the injector sets it), else the kubeconfig's.
+///
+/// Components whose `secretKeyRef`s name no secret store read them from the built-in
+/// `kubernetes` store, as in Dapr's Kubernetes mode; that store is added unless
+/// `--disable-builtin-k8s-secret-store` or a component of that name exists.
+///
+/// # Errors
+/// A message naming what could not be read.
+#[cfg(feature = "kubernetes")]
+pub fn kubernetes_resources(
+    dapr: &crate::cli::DaprdArgs,
+) -> Result<(crate::cli::DaprdArgs, tempfile::TempDir), String> {
+    use serde_json::{Value, json};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("start a runtime: {e}"))?;
+    let config_name = match dapr.config.as_slice() {
+        [] => None,
+        [one] => Some(one.to_string_lossy().into_owned()),
+        _ => return Err("--config: Kubernetes mode takes one Configuration name".to_owned()),
+    };
+    let (docs, configuration, namespace) = rt
+        .block_on(async {
+            let (client, kube_ns) = layotto_components_kubernetes::client(None).await?;
+            let ns = std::env::var("NAMESPACE")
+                .ok()
+                .filter(|n| !n.is_empty())
+                .unwrap_or(kube_ns);
+            let (docs, config) = layotto_components_kubernetes::resources::fetch(
+                &client,
+                &ns,
+                config_name.as_deref(),
+            )
+            .await?;
+            Ok::<_, layotto_core::Error>((docs, config, ns))
+        })
+        .map_err(|e| format!("Kubernetes mode: {}", e.message))?;
+    let dir = tempfile::Builder::new()
+        .prefix("layotto-kubernetes-")
+        .tempdir()
+        .map_err(|e| format!("Kubernetes mode: create a temp dir: {e}"))?;
+    let resources = dir.path().join("resources");
+    std::fs::create_dir(&resources).map_err(|e| format!("Kubernetes mode: {e}"))?;
+    let mut docs = docs;
+    let builtin = !dapr.disable_builtin_k8s_secret_store
+        && !docs
+            .iter()
+            .any(|d| d["kind"] == "Component" && d["metadata"]["name"] == "kubernetes");
+    for d in &mut docs {
+        let refs_secret = d["spec"]["metadata"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|i| i.get("secretKeyRef").is_some()));
+        if d["kind"] == "Component" && refs_secret && d["auth"]["secretStore"].is_null() {
+            d["auth"] = json!({"secretStore": "kubernetes"});
+        }
+    }
+    if builtin {
+        docs.push(json!({
+            "apiVersion": "dapr.io/v1alpha1",
+            "kind": "Component",
+            "metadata": {"name": "kubernetes", "namespace": namespace},
+            "spec": {"type": "secretstores.kubernetes", "version": "v1", "metadata": []},
+        }));
+    }
+    let write = |path: &std::path::Path, doc: &Value| {
+        let text = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
+    };
+    for (i, d) in docs.iter().enumerate() {
+        let name = d["metadata"]["name"].as_str().unwrap_or("unnamed");
+        let kind = d["kind"]
+            .as_str()
+            .unwrap_or("resource")
+            .to_ascii_lowercase();
+        write(&resources.join(format!("{i:04}-{kind}-{name}.yaml")), d)?;
+    }
+    let mut args = dapr.clone();
+    args.resources_path = vec![resources];
+    args.components_path = None;
+    args.config = Vec::new();
+    if let Some(c) = configuration {
+        let path = dir.path().join("configuration.yaml");
+        write(&path, &c)?;
+        args.config = vec![path];
+    }
+    tracing::debug!(
+        namespace,
+        resources = docs.len(),
+        "Kubernetes mode: resources read"
+    );
+    Ok((args, dir))
+}

@@ -139,6 +139,8 @@ fn registries() -> layotto_core::Result<Registries> {
     layotto_components_rabbitmq::register(&mut r)?;
     #[cfg(feature = "mqtt")]
     layotto_components_mqtt::register(&mut r)?;
+    #[cfg(feature = "kubernetes")]
+    layotto_components_kubernetes::register(&mut r)?;
     Ok(r)
 }
 
@@ -390,6 +392,11 @@ fn main() -> ExitCode {
 }
 
 fn validate(dapr: &DaprdArgs, strict: bool) -> ExitCode {
+    let kube_mode = match kubernetes_mode(dapr) {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    let dapr = kube_mode.as_ref().map_or(dapr, |(args, _)| args);
     match checked(dapr, false, strict) {
         Ok(c) => {
             for w in &c.warnings {
@@ -445,7 +452,35 @@ fn wait(dapr: &DaprdArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// In Kubernetes mode, the flags with the resources read from the API server (and the temp
+/// dir holding them, kept until exit); else `None`.
+fn kubernetes_mode(dapr: &DaprdArgs) -> Result<Option<(DaprdArgs, KubeDir)>, ExitCode> {
+    if dapr.mode != "kubernetes" {
+        return Ok(None);
+    }
+    #[cfg(feature = "kubernetes")]
+    match kube::kubernetes_resources(dapr) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            eprintln!("layotto: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+    #[cfg(not(feature = "kubernetes"))]
+    Ok(None)
+}
+
+#[cfg(feature = "kubernetes")]
+type KubeDir = tempfile::TempDir;
+#[cfg(not(feature = "kubernetes"))]
+type KubeDir = ();
+
 fn start(dapr: &DaprdArgs, daprd_mode: bool) -> ExitCode {
+    let kube_mode = match kubernetes_mode(dapr) {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    let dapr = kube_mode.as_ref().map_or(dapr, |(args, _)| args);
     let checked = match checked(dapr, daprd_mode, false) {
         Ok(v) => v,
         Err(code) => return code,

@@ -278,8 +278,8 @@ fn version_build_info_wait_and_refusals() {
 
     for (args, words) in [
         (
-            &["--mode", "kubernetes"][..],
-            "--mode kubernetes is not supported yet",
+            &["--mode", "swarm"][..],
+            "--mode: 'swarm' is neither standalone nor kubernetes",
         ),
         (
             &["--log-level", "verbose"][..],

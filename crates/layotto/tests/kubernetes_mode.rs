@@ -1,0 +1,304 @@
+//! `--mode kubernetes` against a real kube-apiserver (v1.34.4 on etcd, RBAC on) with Dapr's
+//! CRDs and the Role of `charts/layotto-rs`: the sidecar runs as a local process with a
+//! kubeconfig holding a token of its namespace's `default` service account, loads the
+//! namespace's Components (honouring `scopes`) and the Configuration named by `--config`, and
+//! serves Secrets through the built-in `kubernetes` secret store.
+#![allow(missing_docs)]
+
+mod support;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use layotto_test_support::{KubeApiServer, peers};
+use serde_json::{Value, json};
+use support::daprd::{Daprd, request};
+
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn create(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).unwrap())
+            .send()
+            .await
+            .expect("API server answers");
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.unwrap_or_default();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    async fn created(&self, path: &str, body: &Value) -> Value {
+        let (status, v) = self.create(path, body).await;
+        assert_eq!(status, 201, "create {path}: {v}");
+        v
+    }
+}
+
+fn client(ca_pem: &str) -> reqwest::Client {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap()
+}
+
+/// Multi-document YAML as JSON values.
+fn documents(text: &str) -> Vec<Value> {
+    use serde::Deserialize as _;
+    serde_norway::Deserializer::from_str(text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+fn chart_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../charts/layotto-rs")
+}
+
+/// The chart's sidecar Role and RoleBinding for `namespace`, as Helm renders them.
+fn chart_rbac(namespace: &str) -> Vec<Value> {
+    let out = Command::new(peers::binary(&peers::HELM))
+        .args(["template", "layotto"])
+        .arg(chart_dir())
+        .args(["--show-only", "templates/sidecar-rbac.yaml", "--set"])
+        .arg(format!("sidecarNamespaces={{{namespace}}}"))
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("layotto-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("layotto-helm-config"),
+        )
+        .output()
+        .expect("run helm");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    documents(&String::from_utf8(out.stdout).unwrap())
+}
+
+fn component(name: &str, scopes: &[&str]) -> Value {
+    json!({
+        "apiVersion": "dapr.io/v1alpha1",
+        "kind": "Component",
+        "metadata": {"name": name},
+        "spec": {"type": "state.in-memory", "version": "v1", "metadata": []},
+        "scopes": scopes,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
+    let server = tokio::task::spawn_blocking(KubeApiServer::start)
+        .await
+        .unwrap();
+    let admin = Api {
+        base: server.url(),
+        token: server.admin_token().to_owned(),
+        http: client(server.ca_cert()),
+    };
+    let crds = std::fs::read_to_string(chart_dir().join("crds/dapr-crds.yaml")).unwrap();
+    for crd in documents(&crds) {
+        admin
+            .created(
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                &crd,
+            )
+            .await;
+    }
+    admin
+        .created("/api/v1/namespaces", &json!({"metadata": {"name": "shop"}}))
+        .await;
+    admin
+        .created(
+            "/api/v1/namespaces/shop/serviceaccounts",
+            &json!({"metadata": {"name": "default"}}),
+        )
+        .await;
+    for d in chart_rbac("shop") {
+        let plural = if d["kind"] == "Role" {
+            "roles"
+        } else {
+            "rolebindings"
+        };
+        admin
+            .created(
+                &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/shop/{plural}"),
+                &d,
+            )
+            .await;
+    }
+    let components = "/apis/dapr.io/v1alpha1/namespaces/shop/components";
+    for attempt in 0.. {
+        let (status, v) = admin
+            .create(components, &component("store", &["orders"]))
+            .await;
+        if status == 201 {
+            break;
+        }
+        assert!(
+            attempt < 50,
+            "the CRDs were never established: {status} {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    admin
+        .created(components, &component("billing-store", &["billing"]))
+        .await;
+    for (name, key, value) in [("db", "password", "s3cret"), ("other", "x", "y")] {
+        admin
+            .created(
+                "/api/v1/namespaces/shop/secrets",
+                &json!({"metadata": {"name": name}, "stringData": {key: value}}),
+            )
+            .await;
+    }
+    admin
+        .created(
+            "/apis/dapr.io/v1alpha1/namespaces/shop/configurations",
+            &json!({
+                "apiVersion": "dapr.io/v1alpha1",
+                "kind": "Configuration",
+                "metadata": {"name": "appconfig"},
+                "spec": {"secrets": {"scopes": [
+                    {"storeName": "kubernetes", "defaultAccess": "deny", "allowedSecrets": ["db"]}
+                ]}}
+            }),
+        )
+        .await;
+    let token = admin
+        .created(
+            "/api/v1/namespaces/shop/serviceaccounts/default/token",
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                    "spec": {"expirationSeconds": 3600}}),
+        )
+        .await["status"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig(&token, "shop")).unwrap();
+    let kc = kubeconfig.to_str().unwrap().to_owned();
+
+    let sidecar = tokio::task::spawn_blocking(move || {
+        Daprd::start(
+            &[],
+            &[
+                "--mode",
+                "kubernetes",
+                "--app-id",
+                "orders",
+                "--config",
+                "appconfig",
+            ],
+            &[("KUBECONFIG", &kc), ("NAMESPACE", "shop")],
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    let http = sidecar.http;
+    let meta = request(http, "GET", "/v1.0/metadata", &[], "").unwrap();
+    let meta: Value = serde_json::from_str(&meta.body).unwrap();
+    let names: Vec<&str> = meta["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"store"), "{names:?}");
+    assert!(names.contains(&"kubernetes"), "{names:?}");
+    assert!(
+        !names.contains(&"billing-store"),
+        "scoped to another app: {names:?}"
+    );
+
+    let saved = request(
+        http,
+        "POST",
+        "/v1.0/state/store",
+        &[("content-type", "application/json")],
+        r#"[{"key":"k","value":"v"}]"#,
+    )
+    .unwrap();
+    assert_eq!(saved.status, 204, "{}", saved.body);
+    let got = request(http, "GET", "/v1.0/state/store/k", &[], "").unwrap();
+    assert_eq!(got.body, "\"v\"");
+
+    let secret = request(http, "GET", "/v1.0/secrets/kubernetes/db", &[], "").unwrap();
+    assert_eq!(secret.status, 200, "{}", secret.body);
+    assert_eq!(
+        serde_json::from_str::<Value>(&secret.body).unwrap(),
+        json!({"password": "s3cret"})
+    );
+    // The Configuration read from the API server denies every other secret.
+    let denied = request(http, "GET", "/v1.0/secrets/kubernetes/other", &[], "").unwrap();
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    drop(sidecar);
+
+    // A namespace without the chart's Role: the sidecar stops at start, saying why.
+    admin
+        .created("/api/v1/namespaces", &json!({"metadata": {"name": "bare"}}))
+        .await;
+    admin
+        .created(
+            "/api/v1/namespaces/bare/serviceaccounts",
+            &json!({"metadata": {"name": "default"}}),
+        )
+        .await;
+    let token = admin
+        .created(
+            "/api/v1/namespaces/bare/serviceaccounts/default/token",
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                    "spec": {"expirationSeconds": 3600}}),
+        )
+        .await["status"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(&kubeconfig, server.kubeconfig(&token, "bare")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_layotto"))
+        .args([
+            "--mode",
+            "kubernetes",
+            "--app-id",
+            "orders",
+            "--dapr-http-port",
+            "0",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("NAMESPACE", "bare")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("forbidden") && err.contains("components"),
+        "{err}"
+    );
+}
