@@ -674,7 +674,8 @@ fn serving(
 /// The internal gRPC server and name resolution: opened when `--dapr-internal-grpc-port` or
 /// the Configuration's `nameResolution` is given (daprd always opens one, on a random port, and
 /// always registers in mDNS; here a sidecar started without either reaches only its own app and
-/// sends no multicast). The resolver defaults to mDNS, as daprd's in self-hosted mode.
+/// sends no multicast). The resolver defaults to mDNS, as daprd's in self-hosted mode, and to
+/// Kubernetes DNS (`<app-id>-dapr.<namespace>.svc.cluster.local`) in Kubernetes mode.
 fn internal_serving(
     dapr: &DaprdArgs,
     dapr_config: &DaprConfiguration,
@@ -685,7 +686,13 @@ fn internal_serving(
         return Ok(None);
     }
     let null = serde_json::Value::Null;
-    let (component, version, configuration) = nr.map_or(("mdns", "v1", &null), |n| {
+    // daprd's default resolver: Kubernetes DNS in Kubernetes mode, mDNS otherwise.
+    let default = if dapr.mode == "kubernetes" {
+        "kubernetes"
+    } else {
+        "mdns"
+    };
+    let (component, version, configuration) = nr.map_or((default, "v1", &null), |n| {
         (n.component.as_str(), n.version.as_str(), &n.configuration)
     });
     if component == "kubernetes" && port.is_none() {
