@@ -9,11 +9,14 @@
 //!   alone).
 //! - [`manifest`]: `layotto inject`, the same patch applied to every pod template of a
 //!   manifest.
+//! - [`service`]: the `<app-id>-dapr` Service Kubernetes name resolution needs, applied as
+//!   pods are injected.
 //! - [`webhook`]: the admission webhook serving it over TLS.
 
 pub mod annotations;
 pub mod manifest;
 pub mod patch;
+pub mod service;
 pub mod webhook;
 
 pub use manifest::inject_manifest;

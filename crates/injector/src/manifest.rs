@@ -50,7 +50,9 @@ fn inject_doc(
         Decision::Refuse(p) => {
             problems.extend(p.into_iter().map(|p| format!("{kind} '{name}': {p}")));
         }
-        Decision::Patch { ops, warnings: w } => {
+        Decision::Patch {
+            ops, warnings: w, ..
+        } => {
             warnings.extend(w.into_iter().map(|w| format!("{kind} '{name}': {w}")));
             match apply(&pod, &ops) {
                 Ok(patched) => {

@@ -67,6 +67,8 @@ pub enum Decision {
         ops: Vec<Value>,
         /// Messages for the user (unknown annotations).
         warnings: Vec<String>,
+        /// What the pod's annotations asked for.
+        sidecar: Box<SidecarConfig>,
     },
     /// The pod asks for a sidecar this injector cannot build; one line per problem.
     Refuse(Vec<String>),
@@ -150,7 +152,11 @@ pub fn pod_patch(pod: &Value, cfg: &InjectorConfig) -> Decision {
     for (i, c) in containers.into_iter().flatten().enumerate() {
         app_container_ops(i, c, &sc, &mut ops);
     }
-    Decision::Patch { ops, warnings }
+    Decision::Patch {
+        ops,
+        warnings,
+        sidecar: Box::new(sc),
+    }
 }
 
 /// The environment and socket mount one app container gets.

@@ -28,12 +28,25 @@ pub enum OnError {
 }
 
 /// The webhook's settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Webhook {
     /// How sidecars are built.
     pub injector: InjectorConfig,
     /// What a pod the injector cannot handle gets.
     pub on_error: OnError,
+    /// Where to apply each injected app's `<app-id>-dapr` Service ([`crate::service`]);
+    /// `None`: not applied.
+    pub services: Option<kube::Client>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("injector", &self.injector)
+            .field("on_error", &self.on_error)
+            .field("services", &self.services.is_some())
+            .finish()
+    }
 }
 
 impl Webhook {
@@ -62,7 +75,21 @@ impl Webhook {
             }
             match pod_patch(&pod, &self.injector) {
                 Decision::Unchanged => {}
-                Decision::Patch { ops, warnings } => {
+                Decision::Patch {
+                    ops,
+                    warnings,
+                    sidecar,
+                } => {
+                    let dry_run = req["dryRun"].as_bool().unwrap_or(false);
+                    let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+                    if let (Some(client), false) = (&self.services, dry_run) {
+                        let (client, ns) = (client.clone(), namespace.to_owned());
+                        tokio::spawn(async move {
+                            if let Err(e) = crate::service::apply(&client, &sidecar, &ns).await {
+                                tracing::warn!("injector: {e}");
+                            }
+                        });
+                    }
                     let patch = serde_json::to_vec(&ops).map_err(|e| e.to_string())?;
                     response["patchType"] = json!("JSONPatch");
                     response["patch"] =

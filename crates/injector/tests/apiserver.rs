@@ -26,12 +26,86 @@ fn webhook_config(port: u16, ca_pem: &str, failure_policy: &str) -> Value {
             "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
                        "operations": ["CREATE"]}],
             "failurePolicy": failure_policy,
-            "sideEffects": "None",
+            "sideEffects": "NoneOnDryRun",
             "admissionReviewVersions": ["v1"],
             "reinvocationPolicy": "IfNeeded",
             "timeoutSeconds": 5,
         }]
     })
+}
+
+/// The chart's injector RBAC (ClusterRole, ClusterRoleBinding) as Helm renders it for a
+/// release in `namespace`.
+fn chart_injector_rbac(namespace: &str) -> Vec<Value> {
+    use serde::Deserialize as _;
+    let chart =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../charts/layotto-rs");
+    let out = std::process::Command::new(layotto_test_support::peers::binary(
+        &layotto_test_support::peers::HELM,
+    ))
+    .args(["template", "layotto"])
+    .arg(chart)
+    .args([
+        "--namespace",
+        namespace,
+        "--show-only",
+        "templates/injector-rbac.yaml",
+    ])
+    .env(
+        "HELM_CACHE_HOME",
+        std::env::temp_dir().join("layotto-helm-cache"),
+    )
+    .env(
+        "HELM_CONFIG_HOME",
+        std::env::temp_dir().join("layotto-helm-config"),
+    )
+    .output()
+    .expect("run helm");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_norway::Deserializer::from_str(&String::from_utf8(out.stdout).unwrap())
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+/// A client acting as the chart's injector service account.
+async fn injector_client(server: &KubeApiServer, api: &Api) -> kube::Client {
+    for ns in ["layotto-system"] {
+        api.created("/api/v1/namespaces", &json!({"metadata": {"name": ns}}))
+            .await;
+    }
+    api.created(
+        "/api/v1/namespaces/layotto-system/serviceaccounts",
+        &json!({"metadata": {"name": "layotto-rs-sidecar-injector"}}),
+    )
+    .await;
+    for d in chart_injector_rbac("layotto-system") {
+        let plural = if d["kind"] == "ClusterRole" {
+            "clusterroles"
+        } else {
+            "clusterrolebindings"
+        };
+        api.created(&format!("/apis/rbac.authorization.k8s.io/v1/{plural}"), &d)
+            .await;
+    }
+    let tr = api
+        .created(
+            "/api/v1/namespaces/layotto-system/serviceaccounts/layotto-rs-sidecar-injector/token",
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                    "spec": {"expirationSeconds": 3600}}),
+        )
+        .await;
+    let kubeconfig = server.kubeconfig(tr["status"]["token"].as_str().unwrap(), "default");
+    let kc = kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap();
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .unwrap();
+    kube::Client::try_from(config).unwrap()
 }
 
 fn pod(name: &str, annotations: Value) -> Value {
@@ -94,6 +168,7 @@ async fn pods_created_in_a_real_api_server_get_the_sidecar() {
     let webhook = Webhook {
         injector: InjectorConfig::default(),
         on_error: OnError::Refuse,
+        services: Some(injector_client(&server, &api).await),
     };
     // A runtime of its own, so shutting it down also ends the connections the API server
     // keeps open to the webhook.
@@ -157,6 +232,45 @@ async fn pods_created_in_a_real_api_server_get_the_sidecar() {
         "injected once"
     );
     assert_eq!(injected_parts(&manual_stored), injected_parts(&stored));
+
+    // The app's headless Service, as Dapr's operator keeps it, applied by the injector with
+    // the chart's rights.
+    let mut svc = Value::Null;
+    for attempt in 0.. {
+        let (status, v) = api
+            .get("/api/v1/namespaces/shop/services/orders-dapr")
+            .await;
+        if status == 200 {
+            svc = v;
+            break;
+        }
+        assert!(attempt < 50, "no orders-dapr Service: {status} {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(svc["spec"]["clusterIP"], "None");
+    assert_eq!(svc["spec"]["selector"], json!({"dapr.io/app-id": "orders"}));
+    let ports: Vec<(String, u64, u64)> = svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["port"].as_u64().unwrap(),
+                p["targetPort"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("dapr-http".to_owned(), 80, 3500),
+            ("dapr-grpc".to_owned(), 50001, 50001),
+            ("dapr-internal".to_owned(), 50002, 50002),
+            ("dapr-metrics".to_owned(), 9090, 9090)
+        ]
+    );
+    assert_eq!(svc["metadata"]["annotations"]["prometheus.io/port"], "9090");
 
     // Not annotated: untouched.
     let plain = api.created(pods, &pod("plain", json!({}))).await;

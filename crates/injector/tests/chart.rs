@@ -53,6 +53,8 @@ fn collection(doc: &Value) -> String {
         "Secret" => "secrets",
         "Role" => "roles",
         "RoleBinding" => "rolebindings",
+        "ClusterRole" => "clusterroles",
+        "ClusterRoleBinding" => "clusterrolebindings",
         other => panic!("the chart renders an unexpected kind {other}"),
     };
     let base = if api.contains('/') {

@@ -23,7 +23,7 @@ fn pod(annotations: Value) -> Value {
 
 fn injected(p: &Value) -> Value {
     match pod_patch(p, &InjectorConfig::default()) {
-        Decision::Patch { ops, warnings } => {
+        Decision::Patch { ops, warnings, .. } => {
             assert!(warnings.is_empty(), "{warnings:?}");
             apply(p, &ops).expect("patch applies")
         }
@@ -332,6 +332,7 @@ async fn the_webhook_answers_over_tls_with_the_manual_injection_patch() {
     let refuse = Webhook {
         injector: InjectorConfig::default(),
         on_error: OnError::Refuse,
+        services: None,
     };
     tokio::spawn(layotto_injector::webhook::serve_tls(
         listener,
@@ -407,6 +408,7 @@ async fn the_webhook_answers_over_tls_with_the_manual_injection_patch() {
     let admit = Webhook {
         injector: InjectorConfig::default(),
         on_error: OnError::Admit,
+        services: None,
     };
     let answer = admit.review(&review(&bad)).unwrap();
     assert_eq!(answer["response"]["allowed"], true);

@@ -102,6 +102,7 @@ pub fn injector(
     cert: &Path,
     key: &Path,
     on_error: &str,
+    create_services: bool,
     flags: &SidecarFlags,
 ) -> ExitCode {
     let on_error = match on_error {
@@ -136,10 +137,25 @@ pub fn injector(
                 return ExitCode::FAILURE;
             }
         };
+        let services = if create_services {
+            match layotto_injector::service::default_client().await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!(
+                        "error: no Kubernetes API server to apply the <app-id>-dapr Services to \
+                         ({e}); --create-services=false leaves them out"
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            None
+        };
         tracing::info!(port, "sidecar injector listening (TLS)");
         let router = Webhook {
             injector: cfg,
             on_error,
+            services,
         }
         .router();
         tokio::select! {

@@ -96,6 +96,10 @@ enum Command {
         /// `admit` it unchanged with a warning.
         #[arg(long, default_value = "refuse")]
         on_error: String,
+        /// Apply each injected app's headless `<app-id>-dapr` Service (Kubernetes name
+        /// resolution dials it), as Dapr's operator keeps one.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        create_services: bool,
         #[command(flatten)]
         sidecar: kube::SidecarFlags,
     },
@@ -364,10 +368,18 @@ fn main() -> ExitCode {
             tls_cert_file,
             tls_key_file,
             on_error,
+            create_services,
             sidecar,
         }) => {
             logging::init("info", false, "");
-            kube::injector(port, &tls_cert_file, &tls_key_file, &on_error, &sidecar)
+            kube::injector(
+                port,
+                &tls_cert_file,
+                &tls_key_file,
+                &on_error,
+                create_services,
+                &sidecar,
+            )
         }
         None => {
             let d = &cli.daprd;
