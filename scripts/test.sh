@@ -61,7 +61,7 @@ fi
 python3 -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools pytest "dapr[grpc]==1.19.0"
 
 echo "==> test peers (built from the Go module proxy, Kafka's jars from Maven Central, once per version, cached in ~/.cache/layotto-rs/peers)"
-command -v go >/dev/null || { echo "Go is required to build the test peers (FerretDB, Jaeger, daprd)" >&2; exit 1; }
+command -v go >/dev/null || { echo "Go is required to build the test peers (FerretDB, Jaeger, daprd, kube-apiserver, helm)" >&2; exit 1; }
 cargo run -q -p layotto-test-support --bin build-peers --locked
 
 echo "==> cargo fmt --check"

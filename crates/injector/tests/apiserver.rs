@@ -37,39 +37,12 @@ fn webhook_config(port: u16, ca_pem: &str, failure_policy: &str) -> Value {
 /// The chart's injector RBAC (ClusterRole, ClusterRoleBinding) as Helm renders it for a
 /// release in `namespace`.
 fn chart_injector_rbac(namespace: &str) -> Vec<Value> {
-    use serde::Deserialize as _;
-    let chart =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../charts/layotto-rs");
-    let out = std::process::Command::new(layotto_test_support::peers::binary(
-        &layotto_test_support::peers::HELM,
-    ))
-    .args(["template", "layotto"])
-    .arg(chart)
-    .args([
+    common::helm_template(&[
         "--namespace",
         namespace,
         "--show-only",
         "templates/injector-rbac.yaml",
     ])
-    .env(
-        "HELM_CACHE_HOME",
-        std::env::temp_dir().join("layotto-helm-cache"),
-    )
-    .env(
-        "HELM_CONFIG_HOME",
-        std::env::temp_dir().join("layotto-helm-config"),
-    )
-    .output()
-    .expect("run helm");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_norway::Deserializer::from_str(&String::from_utf8(out.stdout).unwrap())
-        .map(|d| Value::deserialize(d).unwrap())
-        .filter(|d| !d.is_null())
-        .collect()
 }
 
 /// A client acting as the chart's injector service account.
@@ -232,6 +205,42 @@ async fn pods_created_in_a_real_api_server_get_the_sidecar() {
         "injected once"
     );
     assert_eq!(injected_parts(&manual_stored), injected_parts(&stored));
+    // The same for a set of pods asking for more.
+    let variants = [
+        json!({"dapr.io/enabled": "true", "dapr.io/app-id": "pay", "dapr.io/app-port": "9000",
+               "dapr.io/app-protocol": "grpc", "dapr.io/enable-metrics": "false",
+               "dapr.io/sidecar-cpu-request": "50m", "dapr.io/sidecar-memory-limit": "128Mi",
+               "dapr.io/env": "A=1,B=2", "dapr.io/log-level": "debug",
+               "dapr.io/sidecar-readiness-probe-period-seconds": "2",
+               "dapr.io/app-token-secret": "app-token"}),
+        json!({"dapr.io/enabled": "true", "dapr.io/app-id": "vol",
+               "dapr.io/volume-mounts": "data:/data", "dapr.io/unix-domain-socket-path": "/tmp/s",
+               "dapr.io/enable-app-health-check": "true", "dapr.io/config": "tracing"}),
+    ];
+    for (i, annotations) in variants.into_iter().enumerate() {
+        let mut p = pod(&format!("variant-{i}"), annotations);
+        p["spec"]["volumes"] = json!([{"name": "data", "emptyDir": {}}]);
+        let by_webhook = api.created(pods, &p).await;
+        assert_eq!(
+            container_names(&by_webhook),
+            ["app", "daprd"],
+            "{by_webhook}"
+        );
+        p["metadata"]["name"] = json!(format!("variant-{i}-manual"));
+        let (manual, _) = inject_manifest(
+            &serde_norway::to_string(&p).unwrap(),
+            &InjectorConfig::default(),
+        )
+        .unwrap();
+        let by_hand = api
+            .created(pods, &serde_norway::from_str::<Value>(&manual).unwrap())
+            .await;
+        assert_eq!(
+            injected_parts(&by_hand),
+            injected_parts(&by_webhook),
+            "variant {i}"
+        );
+    }
 
     // The app's headless Service, as Dapr's operator keeps it, applied by the injector with
     // the chart's rights.

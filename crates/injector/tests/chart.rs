@@ -5,40 +5,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::Api;
 use layotto_test_support::{KubeApiServer, peers};
-use serde::Deserialize;
 use serde_json::{Value, json};
-
-fn chart() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../charts/layotto-rs")
-}
-
-fn helm(args: &[&str]) -> String {
-    let out = Command::new(peers::binary(&peers::HELM))
-        .args(args)
-        .env(
-            "HELM_CACHE_HOME",
-            std::env::temp_dir().join("layotto-helm-cache"),
-        )
-        .env(
-            "HELM_CONFIG_HOME",
-            std::env::temp_dir().join("layotto-helm-config"),
-        )
-        .output()
-        .expect("run helm");
-    assert!(
-        out.status.success(),
-        "helm {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// The REST collection of a rendered object.
 fn collection(doc: &Value) -> String {
@@ -70,23 +41,15 @@ fn collection(doc: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_lints_renders_and_applies_with_least_privilege() {
-    let chart = chart();
-    let chart = chart.to_str().unwrap();
-    helm(&["lint", chart, "--strict"]);
-    let rendered = helm(&[
-        "template",
-        "layotto",
-        chart,
+    let chart = common::chart();
+    peers::helm(&["lint".as_ref(), chart.as_os_str(), "--strict".as_ref()]);
+    let docs = common::helm_template(&[
         "--namespace",
         "layotto-system",
         "--include-crds",
         "--set",
         "sidecarNamespaces={shop}",
     ]);
-    let docs: Vec<Value> = serde_norway::Deserializer::from_str(&rendered)
-        .map(|d| Value::deserialize(d).unwrap())
-        .filter(|d| !d.is_null())
-        .collect();
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     for k in [
         "CustomResourceDefinition",

@@ -1,14 +1,15 @@
 //! `--mode kubernetes` against a real kube-apiserver (v1.34.4 on etcd, RBAC on) with Dapr's
 //! CRDs and the Role of `charts/layotto-rs`: the sidecar runs as a local process with a
 //! kubeconfig holding a token of its namespace's `default` service account, loads the
-//! namespace's Components (honouring `scopes`) and the Configuration named by `--config`, and
-//! serves Secrets through the built-in `kubernetes` secret store.
+//! namespace's Components (a state store, a pub/sub, an output binding whose url is a
+//! `secretKeyRef`; `scopes` honoured) and the Configuration named by `--config`, and serves
+//! Secrets through the built-in `kubernetes` secret store. A Component of an unknown type and
+//! a namespace without the chart's Role are refused at start, naming them.
 #![allow(missing_docs)]
 
 mod support;
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use layotto_test_support::{KubeApiServer, peers};
@@ -44,25 +45,6 @@ impl Api {
     }
 }
 
-fn client(ca_pem: &str) -> reqwest::Client {
-    use rustls_pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .build()
-        .unwrap()
-}
-
 /// Multi-document YAML as JSON values.
 fn documents(text: &str) -> Vec<Value> {
     use serde::Deserialize as _;
@@ -78,27 +60,44 @@ fn chart_dir() -> std::path::PathBuf {
 
 /// The chart's sidecar Role and RoleBinding for `namespace`, as Helm renders them.
 fn chart_rbac(namespace: &str) -> Vec<Value> {
-    let out = Command::new(peers::binary(&peers::HELM))
-        .args(["template", "layotto"])
-        .arg(chart_dir())
-        .args(["--show-only", "templates/sidecar-rbac.yaml", "--set"])
-        .arg(format!("sidecarNamespaces={{{namespace}}}"))
-        .env(
-            "HELM_CACHE_HOME",
-            std::env::temp_dir().join("layotto-helm-cache"),
+    let chart = chart_dir();
+    let set = format!("sidecarNamespaces={{{namespace}}}");
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "template".as_ref(),
+        "layotto".as_ref(),
+        chart.as_os_str(),
+        "--show-only".as_ref(),
+        "templates/sidecar-rbac.yaml".as_ref(),
+        "--set".as_ref(),
+        set.as_ref(),
+    ];
+    documents(&peers::helm(&args))
+}
+
+impl Api {
+    /// Creates namespace `ns` with its `default` service account.
+    async fn namespace(&self, ns: &str) {
+        self.created("/api/v1/namespaces", &json!({"metadata": {"name": ns}}))
+            .await;
+        self.created(
+            &format!("/api/v1/namespaces/{ns}/serviceaccounts"),
+            &json!({"metadata": {"name": "default"}}),
         )
-        .env(
-            "HELM_CONFIG_HOME",
-            std::env::temp_dir().join("layotto-helm-config"),
+        .await;
+    }
+
+    /// A token of `ns`'s `default` service account (TokenRequest API).
+    async fn token(&self, ns: &str) -> String {
+        self.created(
+            &format!("/api/v1/namespaces/{ns}/serviceaccounts/default/token"),
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                    "spec": {"expirationSeconds": 3600}}),
         )
-        .output()
-        .expect("run helm");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    documents(&String::from_utf8(out.stdout).unwrap())
+        .await["status"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
 }
 
 fn component(name: &str, scopes: &[&str]) -> Value {
@@ -119,7 +118,10 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
     let admin = Api {
         base: server.url(),
         token: server.admin_token().to_owned(),
-        http: client(server.ca_cert()),
+        http: reqwest::Client::builder()
+            .use_preconfigured_tls(server.client_tls())
+            .build()
+            .unwrap(),
     };
     let crds = std::fs::read_to_string(chart_dir().join("crds/dapr-crds.yaml")).unwrap();
     for crd in documents(&crds) {
@@ -130,15 +132,7 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
             )
             .await;
     }
-    admin
-        .created("/api/v1/namespaces", &json!({"metadata": {"name": "shop"}}))
-        .await;
-    admin
-        .created(
-            "/api/v1/namespaces/shop/serviceaccounts",
-            &json!({"metadata": {"name": "default"}}),
-        )
-        .await;
+    admin.namespace("shop").await;
     for d in chart_rbac("shop") {
         let plural = if d["kind"] == "Role" {
             "roles"
@@ -169,6 +163,48 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
     admin
         .created(components, &component("billing-store", &["billing"]))
         .await;
+    admin
+        .created(
+            components,
+            &json!({
+                "apiVersion": "dapr.io/v1alpha1",
+                "kind": "Component",
+                "metadata": {"name": "pubsub"},
+                "spec": {"type": "pubsub.in-memory", "version": "v1", "metadata": []},
+            }),
+        )
+        .await;
+    // An output binding whose url comes from a Kubernetes Secret (no auth.secretStore: the
+    // built-in kubernetes store, as in Dapr's Kubernetes mode).
+    let (hits_tx, mut hits) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let receiver = support::serve_app(axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let _ = hits_tx.send(body);
+            async { "ok" }
+        }),
+    ))
+    .await;
+    admin
+        .created(
+            "/api/v1/namespaces/shop/secrets",
+            &json!({"metadata": {"name": "endpoint"},
+                    "stringData": {"url": format!("http://127.0.0.1:{receiver}/hook")}}),
+        )
+        .await;
+    admin
+        .created(
+            components,
+            &json!({
+                "apiVersion": "dapr.io/v1alpha1",
+                "kind": "Component",
+                "metadata": {"name": "hook"},
+                "spec": {"type": "bindings.http", "version": "v1", "metadata": [
+                    {"name": "url", "secretKeyRef": {"name": "endpoint", "key": "url"}}
+                ]},
+            }),
+        )
+        .await;
     for (name, key, value) in [("db", "password", "s3cret"), ("other", "x", "y")] {
         admin
             .created(
@@ -190,16 +226,7 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
             }),
         )
         .await;
-    let token = admin
-        .created(
-            "/api/v1/namespaces/shop/serviceaccounts/default/token",
-            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                    "spec": {"expirationSeconds": 3600}}),
-        )
-        .await["status"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = admin.token("shop").await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, server.kubeconfig(&token, "shop")).unwrap();
@@ -259,28 +286,59 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
     // The Configuration read from the API server denies every other secret.
     let denied = request(http, "GET", "/v1.0/secrets/kubernetes/other", &[], "").unwrap();
     assert_eq!(denied.status, 403, "{}", denied.body);
+    let published = request(
+        http,
+        "POST",
+        "/v1.0/publish/pubsub/orders",
+        &[("content-type", "application/json")],
+        r#"{"n":1}"#,
+    )
+    .unwrap();
+    assert_eq!(published.status, 204, "{}", published.body);
+    let invoked = request(
+        http,
+        "POST",
+        "/v1.0/bindings/hook",
+        &[("content-type", "application/json")],
+        r#"{"operation":"post","data":"from the sidecar"}"#,
+    )
+    .unwrap();
+    assert_eq!(invoked.status, 200, "{}", invoked.body);
+    let hit = tokio::time::timeout(Duration::from_secs(5), hits.recv())
+        .await
+        .expect("the binding reached the url from the Secret")
+        .unwrap();
+    assert!(hit.contains("from the sidecar"), "{hit}");
     drop(sidecar);
 
+    // A Component of a type this build lacks stops the start, naming it.
+    admin
+        .created(
+            components,
+            &json!({
+                "apiVersion": "dapr.io/v1alpha1",
+                "kind": "Component",
+                "metadata": {"name": "broken"},
+                "spec": {"type": "state.nosuchstore", "version": "v1", "metadata": []},
+            }),
+        )
+        .await;
+    let out = Command::new(env!("CARGO_BIN_EXE_layotto"))
+        .args(["validate", "--mode", "kubernetes", "--app-id", "orders"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("NAMESPACE", "shop")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("broken") && err.contains("nosuchstore"),
+        "{err}"
+    );
+
     // A namespace without the chart's Role: the sidecar stops at start, saying why.
-    admin
-        .created("/api/v1/namespaces", &json!({"metadata": {"name": "bare"}}))
-        .await;
-    admin
-        .created(
-            "/api/v1/namespaces/bare/serviceaccounts",
-            &json!({"metadata": {"name": "default"}}),
-        )
-        .await;
-    let token = admin
-        .created(
-            "/api/v1/namespaces/bare/serviceaccounts/default/token",
-            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                    "spec": {"expirationSeconds": 3600}}),
-        )
-        .await["status"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    admin.namespace("bare").await;
+    let token = admin.token("bare").await;
     std::fs::write(&kubeconfig, server.kubeconfig(&token, "bare")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_layotto"))
         .args([

@@ -95,6 +95,11 @@ impl KubeApiServer {
         ADMIN_TOKEN
     }
 
+    /// A rustls client configuration trusting this server's CA (and nothing else).
+    pub fn client_tls(&self) -> rustls::ClientConfig {
+        tls_trusting(&self.certs.ca_cert).expect("the test CA parses")
+    }
+
     /// A kubeconfig (YAML) for this server authenticating with `token`.
     pub fn kubeconfig(&self, token: &str, namespace: &str) -> String {
         let ca = base64(self.certs.ca_cert.as_bytes());
@@ -177,21 +182,28 @@ fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// `GET path` over HTTPS (HTTP/1.0, so the body ends with the connection) with a bearer
-/// token, trusting `ca_pem`: the status and body, `None` when the server does not answer.
-fn https_get(port: u16, path: &str, token: &str, ca_pem: &str) -> Option<(u16, String)> {
+/// A rustls client configuration (ring) trusting only the certificates of `ca_pem`.
+fn tls_trusting(ca_pem: &str) -> Option<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.ok()?).ok()?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .ok()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    Some(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// `GET path` over HTTPS (HTTP/1.0, so the body ends with the connection) with a bearer
+/// token, trusting `ca_pem`: the status and body, `None` when the server does not answer.
+fn https_get(port: u16, path: &str, token: &str, ca_pem: &str) -> Option<(u16, String)> {
+    let config = tls_trusting(ca_pem)?;
     let conn =
         rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().ok()?).ok()?;
     let tcp = TcpStream::connect(("127.0.0.1", port)).ok()?;

@@ -200,6 +200,33 @@ fn build(peer: &Peer, dir: &Path, bin: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs the [`HELM`] peer with `args` (its cache and config in the temp dir), returning its
+/// standard output.
+///
+/// # Panics
+/// When Helm cannot be built or run, or exits unsuccessfully (with its output).
+pub fn helm(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(binary(&HELM))
+        .args(args)
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("layotto-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("layotto-helm-config"),
+        )
+        .output()
+        .expect("run helm");
+    assert!(
+        out.status.success(),
+        "helm {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `go_mod` with each `=> ./staging/src/k8s.io/X` replacement pointing at the published
 /// module `k8s.io/X` at `version`.
 fn staging_replaced(go_mod: &str, version: &str) -> String {

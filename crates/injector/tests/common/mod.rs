@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use layotto_test_support::KubeApiServer;
@@ -21,7 +20,7 @@ impl Api {
         Self {
             base: server.url(),
             token: server.admin_token().to_owned(),
-            http: client(server.ca_cert()),
+            http: client(server),
         }
     }
 
@@ -69,22 +68,34 @@ impl Api {
     }
 }
 
-fn client(ca_pem: &str) -> reqwest::Client {
-    use rustls::pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+/// A client trusting `server`'s CA.
+pub fn client(server: &KubeApiServer) -> reqwest::Client {
     reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
+        .use_preconfigured_tls(server.client_tls())
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// Multi-document YAML as JSON values (empty documents left out).
+pub fn documents(text: &str) -> Vec<Value> {
+    use serde::Deserialize as _;
+    serde_norway::Deserializer::from_str(text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+/// The chart's directory.
+pub fn chart() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../charts/layotto-rs")
+}
+
+/// `helm template layotto <chart> <args>`, as documents.
+pub fn helm_template(args: &[&str]) -> Vec<Value> {
+    let chart = chart();
+    let mut all: Vec<&std::ffi::OsStr> =
+        vec!["template".as_ref(), "layotto".as_ref(), chart.as_os_str()];
+    all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+    documents(&layotto_test_support::peers::helm(&all))
 }
