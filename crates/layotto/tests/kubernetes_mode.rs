@@ -100,12 +100,14 @@ impl Api {
     }
 }
 
-fn component(name: &str, scopes: &[&str]) -> Value {
+/// A Component resource of `type_` with `metadata` items, loaded only by `scopes` (all apps
+/// when empty).
+fn component(name: &str, type_: &str, metadata: Value, scopes: &[&str]) -> Value {
     json!({
         "apiVersion": "dapr.io/v1alpha1",
         "kind": "Component",
         "metadata": {"name": name},
-        "spec": {"type": "state.in-memory", "version": "v1", "metadata": []},
+        "spec": {"type": type_, "version": "v1", "metadata": metadata},
         "scopes": scopes,
     })
 }
@@ -149,7 +151,10 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
     let components = "/apis/dapr.io/v1alpha1/namespaces/shop/components";
     for attempt in 0.. {
         let (status, v) = admin
-            .create(components, &component("store", &["orders"]))
+            .create(
+                components,
+                &component("store", "state.in-memory", json!([]), &["orders"]),
+            )
             .await;
         if status == 201 {
             break;
@@ -161,17 +166,15 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     admin
-        .created(components, &component("billing-store", &["billing"]))
+        .created(
+            components,
+            &component("billing-store", "state.in-memory", json!([]), &["billing"]),
+        )
         .await;
     admin
         .created(
             components,
-            &json!({
-                "apiVersion": "dapr.io/v1alpha1",
-                "kind": "Component",
-                "metadata": {"name": "pubsub"},
-                "spec": {"type": "pubsub.in-memory", "version": "v1", "metadata": []},
-            }),
+            &component("pubsub", "pubsub.in-memory", json!([]), &[]),
         )
         .await;
     // An output binding whose url comes from a Kubernetes Secret (no auth.secretStore: the
@@ -195,14 +198,12 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
     admin
         .created(
             components,
-            &json!({
-                "apiVersion": "dapr.io/v1alpha1",
-                "kind": "Component",
-                "metadata": {"name": "hook"},
-                "spec": {"type": "bindings.http", "version": "v1", "metadata": [
-                    {"name": "url", "secretKeyRef": {"name": "endpoint", "key": "url"}}
-                ]},
-            }),
+            &component(
+                "hook",
+                "bindings.http",
+                json!([{"name": "url", "secretKeyRef": {"name": "endpoint", "key": "url"}}]),
+                &[],
+            ),
         )
         .await;
     for (name, key, value) in [("db", "password", "s3cret"), ("other", "x", "y")] {
@@ -315,12 +316,7 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
     admin
         .created(
             components,
-            &json!({
-                "apiVersion": "dapr.io/v1alpha1",
-                "kind": "Component",
-                "metadata": {"name": "broken"},
-                "spec": {"type": "state.nosuchstore", "version": "v1", "metadata": []},
-            }),
+            &component("broken", "state.nosuchstore", json!([]), &[]),
         )
         .await;
     let out = Command::new(env!("CARGO_BIN_EXE_layotto"))
