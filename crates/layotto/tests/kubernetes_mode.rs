@@ -214,6 +214,24 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
             )
             .await;
     }
+    // Subscriptions in both versions (no conversion webhook: v1alpha1 is served unconverted).
+    admin
+        .created(
+            "/apis/dapr.io/v1alpha1/namespaces/shop/subscriptions",
+            &json!({"apiVersion": "dapr.io/v1alpha1", "kind": "Subscription",
+                    "metadata": {"name": "old-style"},
+                    "spec": {"pubsubname": "pubsub", "topic": "t1", "route": "/t1"}}),
+        )
+        .await;
+    admin
+        .created(
+            "/apis/dapr.io/v2alpha1/namespaces/shop/subscriptions",
+            &json!({"apiVersion": "dapr.io/v2alpha1", "kind": "Subscription",
+                    "metadata": {"name": "new-style"},
+                    "spec": {"pubsubname": "pubsub", "topic": "t2",
+                             "routes": {"default": "/t2"}}}),
+        )
+        .await;
     admin
         .created(
             "/apis/dapr.io/v1alpha1/namespaces/shop/configurations",
@@ -233,6 +251,13 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
     std::fs::write(&kubeconfig, server.kubeconfig(&token, "shop")).unwrap();
     let kc = kubeconfig.to_str().unwrap().to_owned();
 
+    // The app: no programmatic subscriptions, so the declared ones are its.
+    let app_port = support::serve_app(axum::Router::new().route(
+        "/dapr/subscribe",
+        axum::routing::get(|| async { axum::Json(json!([])) }),
+    ))
+    .await
+    .to_string();
     let sidecar = tokio::task::spawn_blocking(move || {
         Daprd::start(
             &[],
@@ -243,6 +268,8 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
                 "orders",
                 "--config",
                 "appconfig",
+                "--app-port",
+                &app_port,
             ],
             &[("KUBECONFIG", &kc), ("NAMESPACE", "shop")],
             None,
@@ -265,6 +292,17 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
         !names.contains(&"billing-store"),
         "scoped to another app: {names:?}"
     );
+    let subs = tokio::task::spawn_blocking(move || support::daprd::wait_for_subscriptions(http, 2))
+        .await
+        .unwrap();
+    let mut topics: Vec<&str> = subs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["topic"].as_str().unwrap())
+        .collect();
+    topics.sort_unstable();
+    assert_eq!(topics, ["t1", "t2"], "{subs}");
 
     let saved = request(
         http,

@@ -28,6 +28,14 @@ fn document(kind: &str, version: &str, o: &DynamicObject) -> Value {
             doc[k] = v.clone();
         }
     }
+    // Without Dapr's conversion webhook a Subscription created as v1alpha1 (`spec.route`) is
+    // served as v2alpha1 unconverted: read it as the version its fields are.
+    if kind == "Subscription"
+        && doc["spec"].get("route").is_some()
+        && doc["spec"].get("routes").is_none()
+    {
+        doc["apiVersion"] = json!("dapr.io/v1alpha1");
+    }
     doc
 }
 
