@@ -161,7 +161,8 @@ pub struct SidecarConfig {
     pub memory_request: Option<String>,
     /// `dapr.io/sidecar-memory-limit`.
     pub memory_limit: Option<String>,
-    /// `dapr.io/sidecar-listen-addresses` (default `[::1],127.0.0.1`).
+    /// `dapr.io/sidecar-listen-addresses` (default `127.0.0.1`: the sidecar binds one address,
+    /// the first; daprd's injector defaults to `[::1],127.0.0.1`).
     pub listen_addresses: String,
     /// Liveness probe timings (`dapr.io/sidecar-liveness-probe-*`; 3, 3, 6, 3 s).
     pub liveness: ProbeTimes,
@@ -347,9 +348,10 @@ impl SidecarConfig {
                 "value for the dapr.io/app-id annotation is empty (and the pod has no name)"
                     .to_owned(),
             ),
-            Some(id) if !dns_label(id) => problems.push(format!(
-                "annotation dapr.io/app-id: '{id}' is not a valid Kubernetes app id: at most 63 \
-                 lower-case letters, digits and '-', starting and ending with a letter or digit"
+            Some(id) if !dns_label(&format!("{id}-dapr")) => problems.push(format!(
+                "annotation dapr.io/app-id: '{id}' is not a valid Kubernetes app id: at most 58 \
+                 lower-case letters, digits and '-' (its Service is '<app-id>-dapr'), starting \
+                 and ending with a letter or digit"
             )),
             Some(_) => {}
         }
@@ -406,7 +408,7 @@ impl SidecarConfig {
             memory_request,
             memory_limit,
             listen_addresses: get("dapr.io/sidecar-listen-addresses")
-                .unwrap_or_else(|| "[::1],127.0.0.1".to_owned()),
+                .unwrap_or_else(|| "127.0.0.1".to_owned()),
             liveness,
             readiness,
             image: get("dapr.io/sidecar-image"),
@@ -544,7 +546,7 @@ mod tests {
         );
         assert!(c.enable_metrics);
         assert_eq!(c.liveness, PROBE_DEFAULTS);
-        assert_eq!(c.listen_addresses, "[::1],127.0.0.1");
+        assert_eq!(c.listen_addresses, "127.0.0.1");
         assert_eq!(c.graceful_shutdown_seconds, -1);
         assert_eq!(c.app_protocol, "http");
     }

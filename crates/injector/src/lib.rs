@@ -19,6 +19,6 @@ pub mod patch;
 pub mod service;
 pub mod webhook;
 
-pub use manifest::inject_manifest;
+pub use manifest::{inject_manifest, inject_manifest_with};
 pub use patch::{Decision, InjectorConfig, pod_patch};
 pub use webhook::{OnError, Webhook};

@@ -18,19 +18,23 @@ fn template_path(kind: &str) -> Option<&'static str> {
     }
 }
 
-/// Injects `doc` in place; `what` names it in messages.
-fn inject_doc(
-    doc: &mut Value,
-    cfg: &InjectorConfig,
-    warnings: &mut Vec<String>,
-    problems: &mut Vec<String>,
-) {
+/// What injecting a manifest collects besides the documents.
+#[derive(Default)]
+struct Found {
+    warnings: Vec<String>,
+    problems: Vec<String>,
+    /// The `<app-id>-dapr` Service of each injected app, by (namespace, name).
+    services: std::collections::BTreeMap<(String, String), Value>,
+}
+
+/// Injects `doc` in place.
+fn inject_doc(doc: &mut Value, cfg: &InjectorConfig, found: &mut Found) {
     let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
     let name = doc["metadata"]["name"].as_str().unwrap_or("?").to_owned();
     if kind == "List" {
         if let Some(items) = doc["items"].as_array_mut() {
             for item in items {
-                inject_doc(item, cfg, warnings, problems);
+                inject_doc(item, cfg, found);
             }
         }
         return;
@@ -38,6 +42,10 @@ fn inject_doc(
     let Some(path) = template_path(&kind) else {
         return;
     };
+    let ns = doc["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let Some(template) = doc.pointer_mut(path) else {
         return;
     };
@@ -48,54 +56,94 @@ fn inject_doc(
     match pod_patch(&pod, cfg) {
         Decision::Unchanged => {}
         Decision::Refuse(p) => {
-            problems.extend(p.into_iter().map(|p| format!("{kind} '{name}': {p}")));
+            found
+                .problems
+                .extend(p.into_iter().map(|p| format!("{kind} '{name}': {p}")));
         }
         Decision::Patch {
-            ops, warnings: w, ..
+            ops,
+            warnings: w,
+            sidecar,
         } => {
-            warnings.extend(w.into_iter().map(|w| format!("{kind} '{name}': {w}")));
+            found
+                .warnings
+                .extend(w.into_iter().map(|w| format!("{kind} '{name}': {w}")));
+            let mut svc = crate::service::service(&sidecar, &ns);
+            if ns.is_empty() {
+                // Applied where the manifest is: kubectl's namespace.
+                svc["metadata"]
+                    .as_object_mut()
+                    .map(|m| m.remove("namespace"));
+            }
+            let svc_name = svc["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            found.services.insert((ns, svc_name), svc);
             match apply(&pod, &ops) {
                 Ok(patched) => {
                     template["metadata"] = patched["metadata"].clone();
                     template["spec"] = patched["spec"].clone();
                 }
-                Err(e) => problems.push(format!("{kind} '{name}': {e}")),
+                Err(e) => found.problems.push(format!("{kind} '{name}': {e}")),
             }
         }
     }
 }
 
 /// `text` (YAML documents separated by `---`) with every pod template injected, and the
-/// warnings (unknown annotations), one line each naming the document.
+/// warnings (unknown annotations), one line each naming the document. With `services`, the
+/// `<app-id>-dapr` Service of each injected app follows the documents (what the webhook
+/// applies itself), in the namespace the workload names, else none (kubectl's).
 ///
 /// # Errors
 /// Every problem, one line each: a document that is no YAML, or a template annotated for a
 /// sidecar the injector refuses (naming the document and the annotation).
-pub fn inject_manifest(
+pub fn inject_manifest_with(
     text: &str,
     cfg: &InjectorConfig,
+    services: bool,
 ) -> Result<(String, Vec<String>), Vec<String>> {
     let mut out = Vec::new();
-    let mut warnings = Vec::new();
-    let mut problems = Vec::new();
+    let mut found = Found::default();
     for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
         let mut doc = match Value::deserialize(de) {
             Ok(Value::Null) => continue,
             Ok(v) => v,
             Err(e) => {
-                problems.push(format!("document {}: not YAML: {e}", i + 1));
+                found
+                    .problems
+                    .push(format!("document {}: not YAML: {e}", i + 1));
                 continue;
             }
         };
-        inject_doc(&mut doc, cfg, &mut warnings, &mut problems);
-        match serde_norway::to_string(&doc) {
-            Ok(s) => out.push(s),
-            Err(e) => problems.push(format!("document {}: {e}", i + 1)),
+        inject_doc(&mut doc, cfg, &mut found);
+        out.push(doc);
+    }
+    if services {
+        out.extend(std::mem::take(&mut found.services).into_values());
+    }
+    let mut texts = Vec::new();
+    for (i, doc) in out.iter().enumerate() {
+        match serde_norway::to_string(doc) {
+            Ok(s) => texts.push(s),
+            Err(e) => found.problems.push(format!("document {}: {e}", i + 1)),
         }
     }
-    if problems.is_empty() {
-        Ok((out.join("---\n"), warnings))
+    if found.problems.is_empty() {
+        Ok((texts.join("---\n"), found.warnings))
     } else {
-        Err(problems)
+        Err(found.problems)
     }
+}
+
+/// [`inject_manifest_with`] without the Services: exactly the documents given, injected.
+///
+/// # Errors
+/// As [`inject_manifest_with`].
+pub fn inject_manifest(
+    text: &str,
+    cfg: &InjectorConfig,
+) -> Result<(String, Vec<String>), Vec<String>> {
+    inject_manifest_with(text, cfg, false)
 }

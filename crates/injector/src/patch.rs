@@ -25,6 +25,8 @@ pub const PUBLIC_PORT: u16 = 3501;
 /// Where the sidecar's Unix sockets live inside its container.
 pub const SOCKET_DIR: &str = "/var/run/dapr-sockets";
 const SOCKET_VOLUME: &str = "dapr-unix-domain-socket";
+/// The sidecar's writable `/tmp` (an in-memory `emptyDir`).
+const TMP_VOLUME: &str = "layotto-tmp";
 
 /// How the injector builds sidecars: what Dapr's injector reads from its environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,13 +134,21 @@ pub fn pod_patch(pod: &Value, cfg: &InjectorConfig) -> Decision {
     if !meta["labels"].is_object() {
         ops.push(op("/metadata/labels", json!({})));
     }
+    // The sidecar's /tmp (its root filesystem is read-only; Kubernetes mode keeps the resources
+    // it read there), then the socket volume when asked for.
+    let mut new_volumes = Vec::new();
+    if !volumes.contains(&TMP_VOLUME) {
+        new_volumes.push(
+            json!({"name": TMP_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}),
+        );
+    }
     if sc.unix_domain_socket_path.is_some() && !volumes.contains(&SOCKET_VOLUME) {
-        let vol = json!({"name": SOCKET_VOLUME, "emptyDir": {"medium": "Memory"}});
-        if pod["spec"]["volumes"].is_array() {
-            ops.push(op("/spec/volumes/-", vol));
-        } else {
-            ops.push(op("/spec/volumes", json!([vol])));
-        }
+        new_volumes.push(json!({"name": SOCKET_VOLUME, "emptyDir": {"medium": "Memory"}}));
+    }
+    if pod["spec"]["volumes"].is_array() {
+        ops.extend(new_volumes.into_iter().map(|v| op("/spec/volumes/-", v)));
+    } else if !new_volumes.is_empty() {
+        ops.push(op("/spec/volumes", Value::Array(new_volumes)));
     }
     ops.push(op("/spec/containers/-", sidecar_container(&sc, cfg)));
     let app_id = sc.app_id.clone().unwrap_or_default();
@@ -350,6 +360,7 @@ fn sidecar_container(sc: &SidecarConfig, cfg: &InjectorConfig) -> Value {
     if sc.unix_domain_socket_path.is_some() {
         mounts.push(json!({"name": SOCKET_VOLUME, "mountPath": SOCKET_DIR}));
     }
+    mounts.push(json!({"name": TMP_VOLUME, "mountPath": "/tmp"}));
     let mut security = json!({
         "allowPrivilegeEscalation": false,
         "runAsNonRoot": true,

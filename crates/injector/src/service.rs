@@ -4,9 +4,11 @@
 //! app's pods by the `dapr.io/app-id` label the patch adds, with daprd's four ports
 //! (`dapr-http` 80 to 3500, `dapr-grpc`, `dapr-internal`, `dapr-metrics`).
 //!
-//! The injector applies it (server-side apply, field manager `layotto-rs-injector`) when it
-//! injects a pod, so it exists for bare Pods too; Dapr's operator keeps one per Deployment or
-//! StatefulSet. Applying an unchanged Service is a no-op, so every pod of an app may apply it.
+//! The injector applies it (server-side apply, field manager `layotto-rs-injector`, never
+//! forced) when it injects a pod, so it exists for bare Pods too; Dapr's operator keeps one per
+//! Deployment or StatefulSet. Applying an unchanged Service is a no-op, so every pod of an app
+//! may apply it. A Service of that name without the label `dapr.io/enabled: "true"` is left
+//! alone.
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams};
@@ -70,14 +72,31 @@ pub async fn apply(
         .unwrap_or_default()
         .to_owned();
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let failed = |e: kube::Error| format!("Service {namespace}/{name}: {e}");
+    // A Service of that name that is no Dapr app's is someone else's: never taken over.
+    if let Some(existing) = api.get_opt(&name).await.map_err(failed)? {
+        let dapr = existing
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("dapr.io/enabled"))
+            .is_some_and(|v| v == "true");
+        if !dapr {
+            return Err(format!(
+                "Service {namespace}/{name} exists without the label dapr.io/enabled=true: left \
+                 alone"
+            ));
+        }
+    }
+    // Without force: fields another manager owns (Dapr's operator, say) are not taken.
     api.patch(
         &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &PatchParams::apply(FIELD_MANAGER),
         &Patch::Apply(&svc),
     )
     .await
     .map(|_| ())
-    .map_err(|e| format!("Service {namespace}/{name}: {e}"))
+    .map_err(failed)
 }
 
 /// A client for the cluster the injector runs in (its service account), or the one

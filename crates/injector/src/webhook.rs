@@ -154,11 +154,68 @@ async fn mutate(State(w): State<Arc<Webhook>>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-/// A rustls server config from PEM files: the certificate chain and its private key.
+/// A rustls server config from PEM files: the certificate chain and its private key. The
+/// files are read again when they change (checked at most every 10 s, at a handshake), so a
+/// renewed certificate (cert-manager, a rotated Secret) is served without a restart.
 ///
 /// # Errors
 /// A file that cannot be read or holds no certificate / key, or a key that does not match.
 pub fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let resolver = ReloadingCert::load(cert, key, provider.clone())?;
+    Ok(rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver)))
+}
+
+/// What [`ReloadingCert`] serves: the certificate, the files' modification times it was read
+/// at, and when they were last checked.
+type Loaded = (
+    Arc<rustls::sign::CertifiedKey>,
+    [Option<std::time::SystemTime>; 2],
+    std::time::Instant,
+);
+
+/// The serving certificate, re-read when its files change.
+#[derive(Debug)]
+struct ReloadingCert {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    current: std::sync::Mutex<Loaded>,
+}
+
+impl ReloadingCert {
+    fn load(
+        cert: &Path,
+        key: &Path,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Self, String> {
+        let certified = read_certified(cert, key, &provider)?;
+        Ok(Self {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            current: std::sync::Mutex::new((
+                certified,
+                [mtime(cert), mtime(key)],
+                std::time::Instant::now(),
+            )),
+            provider,
+        })
+    }
+}
+
+fn mtime(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+fn read_certified(
+    cert: &Path,
+    key: &Path,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(cert)
@@ -172,11 +229,43 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Strin
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("--tls-key-file {}: {e}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-        .map_err(|e| format!("TLS certificate and key: {e}"))
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("TLS private key: {e}"))?;
+    let certified = rustls::sign::CertifiedKey::new(certs, signing);
+    certified
+        .keys_match()
+        .map_err(|e| format!("TLS certificate and key: {e}"))?;
+    Ok(Arc::new(certified))
+}
+
+impl rustls::server::ResolvesServerCert for ReloadingCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let mut cur = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cur.2.elapsed() >= std::time::Duration::from_secs(10) {
+            cur.2 = std::time::Instant::now();
+            let times = [mtime(&self.cert), mtime(&self.key)];
+            if times != cur.1 {
+                match read_certified(&self.cert, &self.key, &self.provider) {
+                    Ok(c) => {
+                        tracing::info!("injector: serving certificate reloaded");
+                        cur.0 = c;
+                        cur.1 = times;
+                    }
+                    // Mid-rotation the pair may not match yet: keep the old one, retry later.
+                    Err(e) => tracing::warn!("injector: certificate not reloaded: {e}"),
+                }
+            }
+        }
+        Some(cur.0.clone())
+    }
 }
 
 /// Serves `router` over TLS (HTTP/1.1) on `listener` until the process ends.
@@ -198,15 +287,23 @@ pub async fn serve_tls(
         let acceptor = acceptor.clone();
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+            let tls = match handshake.await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "injector: TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "injector: TLS handshake timed out");
                     return;
                 }
             };
             let io = hyper_util::rt::TokioIo::new(tls);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(30))
                 .serve_connection(io, service)
                 .await
             {

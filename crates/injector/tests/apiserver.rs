@@ -281,6 +281,25 @@ async fn pods_created_in_a_real_api_server_get_the_sidecar() {
     );
     assert_eq!(svc["metadata"]["annotations"]["prometheus.io/port"], "9090");
 
+    // A Service of an app's name that is not a Dapr app's is never taken over.
+    api.created(
+        "/api/v1/namespaces/shop/services",
+        &json!({"metadata": {"name": "taken-dapr"},
+                "spec": {"selector": {"app": "mine"}, "ports": [{"port": 1234}]}}),
+    )
+    .await;
+    api.created(
+        pods,
+        &pod(
+            "taken-1",
+            json!({"dapr.io/enabled": "true", "dapr.io/app-id": "taken"}),
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, taken) = api.get("/api/v1/namespaces/shop/services/taken-dapr").await;
+    assert_eq!(taken["spec"]["selector"], json!({"app": "mine"}), "{taken}");
+
     // Not annotated: untouched.
     let plain = api.created(pods, &pod("plain", json!({}))).await;
     assert_eq!(container_names(&plain), ["app"]);

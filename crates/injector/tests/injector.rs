@@ -186,15 +186,20 @@ fn volume_mounts_and_sockets() {
     p["spec"]["volumes"] = json!([{"name": "certs", "secret": {"secretName": "c"}}]);
     let out = injected(&p);
     assert_eq!(
-        out["spec"]["volumes"][1],
+        out["spec"]["volumes"][2],
         json!({"name": "dapr-unix-domain-socket", "emptyDir": {"medium": "Memory"}})
+    );
+    assert_eq!(
+        out["spec"]["volumes"][1],
+        json!({"name": "layotto-tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}})
     );
     let sidecar = &out["spec"]["containers"][2];
     assert_eq!(
         sidecar["volumeMounts"],
         json!([
             {"name": "certs", "mountPath": "/certs", "readOnly": true},
-            {"name": "dapr-unix-domain-socket", "mountPath": "/var/run/dapr-sockets"}
+            {"name": "dapr-unix-domain-socket", "mountPath": "/var/run/dapr-sockets"},
+            {"name": "layotto-tmp", "mountPath": "/tmp"}
         ])
     );
     assert_eq!(
@@ -289,6 +294,22 @@ fn manual_injection_of_a_manifest() {
         names(&docs[2]["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
         ["job", "daprd"]
     );
+    // With the Services: one per injected app, after the documents.
+    let (with, _) =
+        layotto_injector::inject_manifest_with(MANIFEST, &InjectorConfig::default(), true).unwrap();
+    let docs: Vec<Value> = with
+        .split("---\n")
+        .map(|d| serde_norway::from_str(d).expect("YAML out"))
+        .collect();
+    let services: Vec<&str> = docs[3..]
+        .iter()
+        .map(|d| {
+            assert_eq!(d["kind"], "Service");
+            assert_eq!(d["spec"]["clusterIP"], "None");
+            d["metadata"]["name"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(services, ["nightly-dapr", "orders-dapr"]);
     // Injecting the output again changes nothing.
     let (again, _) = inject_manifest(&out, &InjectorConfig::default()).unwrap();
     assert_eq!(again, out);
@@ -428,4 +449,69 @@ async fn the_webhook_answers_over_tls_with_the_manual_injection_patch() {
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
+}
+
+/// The serving certificate the injector presents on a fresh TLS connection to `port`.
+async fn served_cert(port: u16, ca_pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .expect("TLS handshake");
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    use rustls::pki_types::pem::PemObject as _;
+    let first = layotto_test_support::TestCerts::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&crt, &first.server_cert).unwrap();
+    std::fs::write(&key, &first.server_key).unwrap();
+    let tls = layotto_injector::webhook::tls_config(&crt, &key).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let webhook = Webhook {
+        injector: InjectorConfig::default(),
+        on_error: OnError::Refuse,
+        services: None,
+    };
+    tokio::spawn(layotto_injector::webhook::serve_tls(
+        listener,
+        tls,
+        webhook.router(),
+    ));
+    let der = |pem: &str| {
+        rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .to_vec()
+    };
+    assert_eq!(
+        served_cert(port, &first.ca_cert).await,
+        der(&first.server_cert)
+    );
+    // Rotated on disk (as a Secret volume is): the new pair is served after the next check.
+    let second = layotto_test_support::TestCerts::generate();
+    std::fs::write(&key, &second.server_key).unwrap();
+    std::fs::write(&crt, &second.server_cert).unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    assert_eq!(
+        served_cert(port, &second.ca_cert).await,
+        der(&second.server_cert)
+    );
 }

@@ -304,6 +304,11 @@ impl DaprdArgs {
             .as_deref()
             .and_then(|s| s.split(',').map(str::trim).find(|s| !s.is_empty()))
             .unwrap_or("127.0.0.1");
+        // daprd's injector writes IPv6 addresses in brackets (`[::1],127.0.0.1`).
+        let first = first
+            .strip_prefix('[')
+            .and_then(|a| a.strip_suffix(']'))
+            .unwrap_or(first);
         let first = if first == "localhost" {
             "127.0.0.1"
         } else {

@@ -60,9 +60,10 @@ impl SidecarFlags {
 }
 
 /// `layotto inject -f FILE`: prints FILE (`-` for standard input) with the sidecar injected
-/// into every pod template annotated for it. Problems go to stderr and exit 64; warnings go
+/// into every pod template annotated for it, then (with `services`) each injected app's
+/// `<app-id>-dapr` Service. Problems go to stderr and exit 64; warnings go
 /// to stderr.
-pub fn inject(file: &Path, flags: &SidecarFlags) -> ExitCode {
+pub fn inject(file: &Path, services: bool, flags: &SidecarFlags) -> ExitCode {
     let cfg = match flags.config() {
         Ok(c) => c,
         Err(e) => return fail(&[e]),
@@ -77,7 +78,7 @@ pub fn inject(file: &Path, flags: &SidecarFlags) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(&[format!("{}: {e}", file.display())]),
     };
-    match layotto_injector::inject_manifest(&text, &cfg) {
+    match layotto_injector::inject_manifest_with(&text, &cfg, services) {
         Ok((out, warnings)) => {
             for w in warnings {
                 eprintln!("warning: {w}");
@@ -214,11 +215,12 @@ pub fn kubernetes_resources(
     let resources = dir.path().join("resources");
     std::fs::create_dir(&resources).map_err(|e| format!("Kubernetes mode: {e}"))?;
     let mut docs = docs;
-    let builtin = !dapr.disable_builtin_k8s_secret_store
-        && !docs
-            .iter()
-            .any(|d| d["kind"] == "Component" && d["metadata"]["name"] == "kubernetes");
-    for d in &mut docs {
+    let own_store = docs
+        .iter()
+        .any(|d| d["kind"] == "Component" && d["metadata"]["name"] == "kubernetes");
+    let builtin = !dapr.disable_builtin_k8s_secret_store && !own_store;
+    // Without a store of that name the refs stay unresolved, and the loader says so.
+    for d in docs.iter_mut().filter(|_| builtin || own_store) {
         let refs_secret = d["spec"]["metadata"]
             .as_array()
             .is_some_and(|items| items.iter().any(|i| i.get("secretKeyRef").is_some()));

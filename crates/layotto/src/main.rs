@@ -78,6 +78,10 @@ enum Command {
         /// The manifest (YAML, `---`-separated documents); `-` reads standard input.
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
+        /// Also print each injected app's headless `<app-id>-dapr` Service (Kubernetes name
+        /// resolution dials it; the webhook applies it itself).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        services: bool,
         #[command(flatten)]
         sidecar: kube::SidecarFlags,
     },
@@ -362,7 +366,11 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Validate { dapr, strict }) => validate(&dapr, strict),
         Some(Command::Start { dapr }) => start(&dapr, false),
-        Some(Command::Inject { file, sidecar }) => kube::inject(&file, &sidecar),
+        Some(Command::Inject {
+            file,
+            services,
+            sidecar,
+        }) => kube::inject(&file, services, &sidecar),
         Some(Command::Injector {
             port,
             tls_cert_file,

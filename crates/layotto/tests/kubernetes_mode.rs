@@ -350,6 +350,39 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
     assert!(hit.contains("from the sidecar"), "{hit}");
     drop(sidecar);
 
+    // The command line the injector gives a pod's sidecar is one this binary accepts, in
+    // Kubernetes mode against this server.
+    let annotated = json!({
+        "metadata": {"name": "orders-1", "annotations": {
+            "dapr.io/enabled": "true", "dapr.io/app-id": "orders", "dapr.io/app-port": "8080",
+            "dapr.io/config": "appconfig", "dapr.io/enable-app-health-check": "true"}},
+        "spec": {"containers": [{"name": "app", "image": "orders:1"}]}
+    });
+    let layotto_injector::Decision::Patch { ops, .. } =
+        layotto_injector::pod_patch(&annotated, &layotto_injector::InjectorConfig::default())
+    else {
+        panic!("the pod is not injected");
+    };
+    let injected = layotto_injector::patch::apply(&annotated, &ops).unwrap();
+    let args: Vec<&str> = injected["spec"]["containers"][1]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_layotto"))
+        .arg("validate")
+        .args(&args)
+        .env("KUBECONFIG", &kubeconfig)
+        .env("NAMESPACE", "shop")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // A Component of a type this build lacks stops the start, naming it.
     admin
         .created(
