@@ -361,20 +361,8 @@ async fn the_webhook_answers_over_tls_with_the_manual_injection_patch() {
         refuse.router(),
     ));
 
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject as _;
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(certs.ca_cert.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let client_tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let client = reqwest::Client::builder()
-        .use_preconfigured_tls(client_tls)
+        .use_preconfigured_tls(trusting(&certs.ca_cert))
         .build()
         .unwrap();
     let url = format!("https://localhost:{}/mutate", addr.port());
@@ -451,20 +439,23 @@ async fn the_webhook_answers_over_tls_with_the_manual_injection_patch() {
     assert_eq!(r.status(), 415);
 }
 
-/// The serving certificate the injector presents on a fresh TLS connection to `port`.
-async fn served_cert(port: u16, ca_pem: &str) -> Vec<u8> {
+/// A TLS client configuration trusting only the CA `ca_pem`.
+fn trusting(ca_pem: &str) -> rustls::ClientConfig {
     use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// The serving certificate the injector presents on a fresh TLS connection to `port`.
+async fn served_cert(port: u16, ca_pem: &str) -> Vec<u8> {
+    let config = trusting(ca_pem);
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
