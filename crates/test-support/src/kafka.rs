@@ -195,11 +195,9 @@ impl Server for KafkaServer {
     }
 
     fn context(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("kafka.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
         format!(
             "\nlast lines of kafka.log:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            process::last_lines(&self.dir.path().join("kafka.log"), 20)
         )
     }
 }

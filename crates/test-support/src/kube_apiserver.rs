@@ -166,12 +166,9 @@ impl Server for KubeApiServer {
     }
 
     fn context(&self) -> String {
-        let log =
-            std::fs::read_to_string(self.dir.path().join("kube-apiserver.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(15).collect();
         format!(
             "\nlast lines of its log:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            process::last_lines(&self.dir.path().join("kube-apiserver.log"), 15)
         )
     }
 }

@@ -257,15 +257,8 @@ impl Server for MySqlServer {
     }
 
     fn context(&self) -> String {
-        format!(": {}", tail(&self.log()))
+        format!(": {}", process::last_lines(&self.log(), 8))
     }
-}
-
-/// The last lines of the server's error log, for failure messages.
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(8)..].join("\n")
 }
 
 /// Whether a server on `port` sends the MySQL protocol-10 greeting (the init file has run by

@@ -195,6 +195,14 @@ fn spawn<S: Server>(server: &mut S) -> Result<(), String> {
     }
 }
 
+/// The last `n` lines of the log file `path` (empty when it cannot be read), for failure
+/// messages.
+pub(crate) fn last_lines(path: &std::path::Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// A connection to `127.0.0.1:port` (500 ms to connect) reading with `read_timeout`; `None`
 /// when nothing accepts it.
 pub(crate) fn connect(port: u16, read_timeout: Duration) -> Option<TcpStream> {

@@ -239,12 +239,10 @@ impl Server for RabbitMqServer {
         let log = std::fs::read_dir(self.dir.path().join("log"))
             .ok()
             .and_then(|mut it| it.find_map(|e| e.ok().map(|e| e.path())))
-            .and_then(|p| std::fs::read_to_string(p).ok())
             .unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
         format!(
             "\nlast lines of the node's log:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            process::last_lines(&log, 20)
         )
     }
 }
