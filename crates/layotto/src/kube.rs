@@ -194,11 +194,7 @@ pub fn kubernetes_resources(
     };
     let (docs, configuration, namespace) = rt
         .block_on(async {
-            let (client, kube_ns) = layotto_components_kubernetes::client(None).await?;
-            let ns = std::env::var("NAMESPACE")
-                .ok()
-                .filter(|n| !n.is_empty())
-                .unwrap_or(kube_ns);
+            let (client, ns) = layotto_components_kubernetes::client(None).await?;
             let (docs, config) = layotto_components_kubernetes::resources::fetch(
                 &client,
                 &ns,
@@ -220,12 +216,14 @@ pub fn kubernetes_resources(
         .any(|d| d["kind"] == "Component" && d["metadata"]["name"] == "kubernetes");
     let builtin = !dapr.disable_builtin_k8s_secret_store && !own_store;
     // Without a store of that name the refs stay unresolved, and the loader says so.
-    for d in docs.iter_mut().filter(|_| builtin || own_store) {
-        let refs_secret = d["spec"]["metadata"]
-            .as_array()
-            .is_some_and(|items| items.iter().any(|i| i.get("secretKeyRef").is_some()));
-        if d["kind"] == "Component" && refs_secret && d["auth"]["secretStore"].is_null() {
-            d["auth"] = json!({"secretStore": "kubernetes"});
+    if builtin || own_store {
+        for d in &mut docs {
+            let refs_secret = d["spec"]["metadata"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|i| i.get("secretKeyRef").is_some()));
+            if d["kind"] == "Component" && refs_secret && d["auth"]["secretStore"].is_null() {
+                d["auth"] = json!({"secretStore": "kubernetes"});
+            }
         }
     }
     if builtin {
@@ -257,10 +255,5 @@ pub fn kubernetes_resources(
         write(&path, &c)?;
         args.config = vec![path];
     }
-    tracing::debug!(
-        namespace,
-        resources = docs.len(),
-        "Kubernetes mode: resources read"
-    );
     Ok((args, dir))
 }

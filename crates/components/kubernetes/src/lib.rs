@@ -32,7 +32,8 @@ pub fn register(r: &mut Registries) -> Result<()> {
 
 /// A client for the API server: from the kubeconfig at `path` when given, else as
 /// `kube::Config::infer` finds one (`$KUBECONFIG`, `~/.kube/config`, the in-cluster service
-/// account). Also returns the namespace that configuration names (`default` when none).
+/// account). Also returns the sidecar's namespace: `$NAMESPACE` (the injector sets it from the
+/// pod), else the one that configuration names (`default` when none).
 ///
 /// # Errors
 /// Unavailable naming the cause: no configuration found, an unreadable kubeconfig, a client
@@ -51,7 +52,10 @@ pub async fn client(path: Option<&str>) -> Result<(kube::Client, String)> {
             .await
             .map_err(|e| unavailable(format!("no Kubernetes configuration found: {e}")))?,
     };
-    let namespace = config.default_namespace.clone();
+    let namespace = std::env::var("NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| config.default_namespace.clone());
     let client = kube::Client::try_from(config)
         .map_err(|e| unavailable(format!("Kubernetes client: {e}")))?;
     Ok((client, namespace))

@@ -71,7 +71,7 @@ impl KubernetesSecretStore {
 
     /// The Secrets API of the namespace this request reads.
     async fn secrets(&self, metadata: &Metadata) -> Result<(Api<K8sSecret>, String)> {
-        let (client, kube_ns) = self.client().await?;
+        let (client, own_ns) = self.client().await?;
         let ns = metadata
             .get("namespace")
             .filter(|n| !n.is_empty())
@@ -82,8 +82,7 @@ impl KubernetesSecretStore {
                     .clone()
                     .filter(|n| !n.is_empty())
             })
-            .or_else(|| std::env::var("NAMESPACE").ok().filter(|n| !n.is_empty()))
-            .unwrap_or_else(|| kube_ns.clone());
+            .unwrap_or_else(|| own_ns.clone());
         Ok((Api::namespaced(client.clone(), &ns), ns))
     }
 }
