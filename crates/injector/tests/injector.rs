@@ -337,20 +337,25 @@ fn review(object: &Value) -> Value {
     })
 }
 
-#[tokio::test]
-async fn the_webhook_answers_over_tls_with_the_manual_injection_patch() {
-    let certs = layotto_test_support::TestCerts::generate();
+/// The server certificate and key of `certs` in files of a fresh temp dir (kept alive by the
+/// first value).
+fn cert_files(
+    certs: &layotto_test_support::TestCerts,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tls.crt"), &certs.server_cert).unwrap();
-    std::fs::write(dir.path().join("tls.key"), &certs.server_key).unwrap();
-    let tls = layotto_injector::webhook::tls_config(
-        &dir.path().join("tls.crt"),
-        &dir.path().join("tls.key"),
-    )
-    .expect("server TLS");
+    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&crt, &certs.server_cert).unwrap();
+    std::fs::write(&key, &certs.server_key).unwrap();
+    (dir, crt, key)
+}
+
+/// The webhook (refusing what it cannot build, no Services) serving `crt`/`key` over TLS on a
+/// free port of 127.0.0.1 in a task of this runtime; the port.
+async fn serve_webhook(crt: &std::path::Path, key: &std::path::Path) -> u16 {
+    let tls = layotto_injector::webhook::tls_config(crt, key).expect("server TLS");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let refuse = Webhook {
+    let port = listener.local_addr().unwrap().port();
+    let webhook = Webhook {
         injector: InjectorConfig::default(),
         on_error: OnError::Refuse,
         services: None,
@@ -358,14 +363,22 @@ async fn the_webhook_answers_over_tls_with_the_manual_injection_patch() {
     tokio::spawn(layotto_injector::webhook::serve_tls(
         listener,
         tls,
-        refuse.router(),
+        webhook.router(),
     ));
+    port
+}
+
+#[tokio::test]
+async fn the_webhook_answers_over_tls_with_the_manual_injection_patch() {
+    let certs = layotto_test_support::TestCerts::generate();
+    let (_dir, crt, key) = cert_files(&certs);
+    let port = serve_webhook(&crt, &key).await;
 
     let client = reqwest::Client::builder()
         .use_preconfigured_tls(trusting(&certs.ca_cert))
         .build()
         .unwrap();
-    let url = format!("https://localhost:{}/mutate", addr.port());
+    let url = format!("https://localhost:{port}/mutate");
     let post = |body: Value| {
         let client = client.clone();
         let url = url.clone();
@@ -470,23 +483,8 @@ async fn served_cert(port: u16, ca_pem: &str) -> Vec<u8> {
 async fn a_renewed_certificate_is_served_without_a_restart() {
     use rustls::pki_types::pem::PemObject as _;
     let first = layotto_test_support::TestCerts::generate();
-    let dir = tempfile::tempdir().unwrap();
-    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&crt, &first.server_cert).unwrap();
-    std::fs::write(&key, &first.server_key).unwrap();
-    let tls = layotto_injector::webhook::tls_config(&crt, &key).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let webhook = Webhook {
-        injector: InjectorConfig::default(),
-        on_error: OnError::Refuse,
-        services: None,
-    };
-    tokio::spawn(layotto_injector::webhook::serve_tls(
-        listener,
-        tls,
-        webhook.router(),
-    ));
+    let (_dir, crt, key) = cert_files(&first);
+    let port = serve_webhook(&crt, &key).await;
     let der = |pem: &str| {
         rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
             .unwrap()
