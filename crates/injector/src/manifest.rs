@@ -68,13 +68,7 @@ fn inject_doc(doc: &mut Value, cfg: &InjectorConfig, found: &mut Found) {
             found
                 .warnings
                 .extend(w.into_iter().map(|w| format!("{kind} '{name}': {w}")));
-            let mut svc = crate::service::service(&sidecar, &ns);
-            if ns.is_empty() {
-                // Applied where the manifest is: kubectl's namespace.
-                svc["metadata"]
-                    .as_object_mut()
-                    .map(|m| m.remove("namespace"));
-            }
+            let svc = crate::service::service(&sidecar, &ns);
             let svc_name = svc["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()

@@ -20,7 +20,8 @@ use crate::patch::HTTP_PORT;
 /// The field manager of the applied Services.
 pub const FIELD_MANAGER: &str = "layotto-rs-injector";
 
-/// The Service of the app `sc` configures, in `namespace`.
+/// The Service of the app `sc` configures, in `namespace` (empty: none named, so it goes
+/// where it is applied, e.g. kubectl's namespace).
 pub fn service(sc: &SidecarConfig, namespace: &str) -> Value {
     let id = sc.app_id.clone().unwrap_or_default();
     let mut annotations = json!({"dapr.io/app-id": id});
@@ -35,15 +36,18 @@ pub fn service(sc: &SidecarConfig, namespace: &str) -> Value {
         }
     }
     let port = |name: &str, port: u16, target: u16| json!({"name": name, "port": port, "targetPort": target, "protocol": "TCP"});
+    let mut metadata = json!({
+        "name": format!("{id}-dapr"),
+        "labels": {"dapr.io/enabled": "true"},
+        "annotations": annotations,
+    });
+    if !namespace.is_empty() {
+        metadata["namespace"] = json!(namespace);
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": format!("{id}-dapr"),
-            "namespace": namespace,
-            "labels": {"dapr.io/enabled": "true"},
-            "annotations": annotations,
-        },
+        "metadata": metadata,
         "spec": {
             "clusterIP": "None",
             "selector": {"dapr.io/app-id": id},
