@@ -628,8 +628,10 @@ impl Parse<'_> {
                 continue;
             }
             let why = match name {
+                // Components and Subscriptions are reloaded (the binary's `hot_reload`).
                 "HotReload" => {
-                    "components are read once at start (hot reloading is not supported yet)"
+                    self.out.features.push(name.to_owned());
+                    continue;
                 }
                 "ActorStateTTL" | "SchedulerReminders" => "actors are not supported",
                 _ => "daprd 1.14 does not know it either",
@@ -810,6 +812,7 @@ spec:
               "/orders/": "/orders/.+"
   features:
     - {name: HotReload, enabled: true}
+    - {name: ActorStateTTL, enabled: true}
     - {name: Off, enabled: false}
 "#;
         let c = parse_configuration(text, "c.yaml").expect("valid");
@@ -829,9 +832,10 @@ spec:
                 "/orders/.+".to_owned()
             )]
         );
-        assert_eq!(c.features, ["HotReload"]);
+        assert_eq!(c.features, ["HotReload", "ActorStateTTL"]);
+        // HotReload is implemented; ActorStateTTL has no effect, and says so.
         assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-        assert!(c.warnings[0].message.contains("HotReload"));
+        assert!(c.warnings[0].message.contains("ActorStateTTL"));
 
         let bad = r#"
 kind: Configuration

@@ -182,28 +182,36 @@ pub fn injector(
 pub fn kubernetes_resources(
     dapr: &crate::cli::DaprdArgs,
 ) -> Result<(crate::cli::DaprdArgs, tempfile::TempDir), String> {
-    use serde_json::{Value, json};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("start a runtime: {e}"))?;
+    rt.block_on(fetch_resources(dapr))
+}
+
+/// [`kubernetes_resources`], on the caller's runtime (a hot reload reads them again).
+///
+/// # Errors
+/// As [`kubernetes_resources`].
+#[cfg(feature = "kubernetes")]
+pub async fn fetch_resources(
+    dapr: &crate::cli::DaprdArgs,
+) -> Result<(crate::cli::DaprdArgs, tempfile::TempDir), String> {
+    use serde_json::{Value, json};
     let config_name = match dapr.config.as_slice() {
         [] => None,
         [one] => Some(one.to_string_lossy().into_owned()),
         _ => return Err("--config: Kubernetes mode takes one Configuration name".to_owned()),
     };
-    let (docs, configuration, namespace) = rt
-        .block_on(async {
-            let (client, ns) = layotto_components_kubernetes::client(None).await?;
-            let (docs, config) = layotto_components_kubernetes::resources::fetch(
-                &client,
-                &ns,
-                config_name.as_deref(),
-            )
-            .await?;
-            Ok::<_, layotto_core::Error>((docs, config, ns))
-        })
-        .map_err(|e| format!("Kubernetes mode: {}", e.message))?;
+    let (docs, configuration, namespace) = async {
+        let (client, ns) = layotto_components_kubernetes::client(None).await?;
+        let (docs, config) =
+            layotto_components_kubernetes::resources::fetch(&client, &ns, config_name.as_deref())
+                .await?;
+        Ok::<_, layotto_core::Error>((docs, config, ns))
+    }
+    .await
+    .map_err(|e| format!("Kubernetes mode: {}", e.message))?;
     let dir = tempfile::Builder::new()
         .prefix("layotto-kubernetes-")
         .tempdir()

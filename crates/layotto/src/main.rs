@@ -23,6 +23,7 @@
 //! Exit codes: 0 clean stop; 64 invalid configuration (nothing was bound); 1 start-up failure.
 
 mod cli;
+mod hot_reload;
 mod kube;
 mod logging;
 mod serve;
@@ -266,13 +267,44 @@ fn merge(into: &mut DaprConfiguration, c: DaprConfiguration) {
 /// Loads and fully validates the config (flags, structure, then types and metadata of every
 /// component), printing every problem at once. With `strict` warnings are problems.
 fn checked(dapr: &DaprdArgs, daprd_mode: bool, strict: bool) -> Result<Checked, ExitCode> {
-    let registries = match registries() {
-        Ok(r) => r,
-        Err(e) => {
+    match check(dapr, daprd_mode, Checks::All { strict }) {
+        Ok(c) => Ok(c),
+        Err(Unchecked::Registry(e)) => {
             eprintln!("component registry: {e}");
-            return Err(ExitCode::FAILURE);
+            Err(ExitCode::FAILURE)
         }
-    };
+        Err(Unchecked::Problems(problems, warnings)) => {
+            print_problems(&problems);
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+/// Why [`check`] gave no config.
+enum Unchecked {
+    /// The component registries could not be filled.
+    Registry(layotto_core::Error),
+    /// The problems found, and the warnings.
+    Problems(Problems, Vec<Problem>),
+}
+
+/// What [`check`] checks.
+#[derive(Clone, Copy)]
+enum Checks {
+    /// Everything; with `strict` warnings are problems.
+    All { strict: bool },
+    /// Flags and structure, not whether each component builds: a hot reload builds them
+    /// one by one, and one that does not build keeps its previous version serving instead of
+    /// holding back every other change.
+    Structure,
+}
+
+/// [`checked`] without printing.
+fn check(dapr: &DaprdArgs, daprd_mode: bool, checks: Checks) -> Result<Checked, Unchecked> {
+    let registries = registries().map_err(Unchecked::Registry)?;
     let mut problems: Vec<Problem> = dapr.problems().into_iter().map(flag_problem).collect();
     let mut warnings: Vec<Problem> = dapr.warnings().into_iter().map(flag_problem).collect();
     let (layotto_file, dapr_config) = split_configs(&dapr.config, &mut problems);
@@ -319,12 +351,14 @@ fn checked(dapr: &DaprdArgs, daprd_mode: bool, strict: bool) -> Result<Checked, 
         // Parts of the file without effect here, unknown metadata keys and keys without
         // effect: reported, not fatal (unless `validate --strict`).
         warnings.extend(c.warnings.iter().cloned());
-        match layotto_runtime::validate(c, &registries) {
-            Ok(w) => warnings.extend(w),
-            Err(p) => problems.extend(p.0),
+        if let Checks::All { .. } = checks {
+            match layotto_runtime::validate(c, &registries) {
+                Ok(w) => warnings.extend(w),
+                Err(p) => problems.extend(p.0),
+            }
         }
     }
-    if strict {
+    if let Checks::All { strict: true } = checks {
         problems.append(&mut warnings);
     }
     match config {
@@ -335,13 +369,7 @@ fn checked(dapr: &DaprdArgs, daprd_mode: bool, strict: bool) -> Result<Checked, 
             dapr_config,
             warnings,
         }),
-        _ => {
-            print_problems(&Problems(problems));
-            for w in &warnings {
-                eprintln!("warning: {w}");
-            }
-            Err(ExitCode::from(EXIT_CONFIG))
-        }
+        _ => Err(Unchecked::Problems(Problems(problems), warnings)),
     }
 }
 
@@ -500,6 +528,7 @@ fn start(dapr: &DaprdArgs, daprd_mode: bool) -> ExitCode {
         Ok(k) => k,
         Err(code) => return code,
     };
+    let given = dapr;
     let dapr = kube_mode.as_ref().map_or(dapr, |(args, _)| args);
     let checked = match checked(dapr, daprd_mode, false) {
         Ok(v) => v,
@@ -538,6 +567,14 @@ fn start(dapr: &DaprdArgs, daprd_mode: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut serving = serving;
+    serving.reloads = hot_reload::spawn(
+        &rt,
+        given,
+        daprd_mode,
+        kube_mode.is_some(),
+        &checked.dapr_config.features,
+    );
     match rt.block_on(serve::start(checked.config, checked.registries, serving)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -688,6 +725,7 @@ fn serving(
                 .iter()
                 .map(|r| (r.name.as_str(), r.version.as_str(), r.protocol.as_str())),
         ),
+        reloads: None,
     })
 }
 

@@ -128,6 +128,8 @@ pub struct Serving {
     pub access: layotto_dapr_wire::access::ApiAccess,
     /// Invocation between sidecars, when an internal gRPC port or a name resolution is given.
     pub internal: Option<InternalServing>,
+    /// Configurations read again while serving (the `HotReload` feature), to apply.
+    pub reloads: Option<tokio::sync::mpsc::Receiver<crate::hot_reload::Reloaded>>,
 }
 
 /// Binds a unix socket at `path`, replacing a file left by a process that is gone; a socket
@@ -308,6 +310,7 @@ pub async fn start(
         app_max_concurrency,
         access,
         internal,
+        reloads,
     } = serving;
     // Under `--unix-domain-socket` the API servers listen on sockets, not TCP, as daprd's.
     let sockets = dapr
@@ -495,6 +498,9 @@ pub async fn start(
         let rt = runtime.clone();
         tokio::spawn(async move { rt.start_app_subscriptions(channel).await });
     }
+    if let Some(reloads) = reloads {
+        tokio::spawn(apply_reloads(runtime.clone(), reloads, stopped()));
+    }
 
     let mut outcome: Result<(), String> = Ok(());
     let mut signalled = false;
@@ -581,4 +587,29 @@ pub async fn start(
         let _ = std::fs::remove_file(grpc_socket);
     }
     outcome.map_err(Into::into)
+}
+
+/// Applies each configuration read again (secrets resolved as at start) until `stop`.
+async fn apply_reloads(
+    runtime: Arc<Runtime>,
+    mut reloads: tokio::sync::mpsc::Receiver<crate::hot_reload::Reloaded>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let (mut config, registries) = tokio::select! {
+            r = reloads.recv() => match r {
+                Some(r) => r,
+                None => return,
+            },
+            () = &mut stop => return,
+        };
+        if let Err(p) = layotto_runtime::resolve_secret_refs(&mut config, &registries).await {
+            for p in &p.0 {
+                tracing::error!("hot reload: not applied: {p}");
+            }
+            continue;
+        }
+        runtime.reload(&config, &registries).await;
+    }
 }

@@ -11,8 +11,14 @@ use layotto_core::secret::SecretStore;
 use layotto_core::sequencer::{BIGGER_THAN_KEY, parse_bigger_than};
 use layotto_core::{ComponentSpec, Error, Metadata, Registries, Result};
 
+use layotto_core::binding::OutputBinding;
+use layotto_core::sequencer::Sequencer;
+
+use crate::RegisteredComponent;
 use crate::call::Entry;
+use crate::input_bindings::BindingRoute;
 use crate::keys::KeyPrefix;
+use crate::segments::SegmentCache;
 
 /// The value `validate` gives metadata a secret store supplies at start-up.
 const SECRET_STAND_IN: &str = "<from secret store>";
@@ -98,7 +104,11 @@ fn at_one(entry: &ComponentEntry, message: String) -> Problem {
     }
 }
 
-fn at(entry: &ComponentEntry, messages: Vec<String>) -> impl Iterator<Item = Problem> + '_ {
+/// `messages` as warnings at component `entry`, each naming it.
+pub(crate) fn at(
+    entry: &ComponentEntry,
+    messages: Vec<String>,
+) -> impl Iterator<Item = Problem> + '_ {
     messages.into_iter().map(|m| {
         at_one(
             entry,
@@ -108,7 +118,8 @@ fn at(entry: &ComponentEntry, messages: Vec<String>) -> impl Iterator<Item = Pro
 }
 
 /// Builds the component of `entry`: substitutes Dapr's metadata placeholders (for Dapr
-/// resources), resolves its key layout and builds it from its block's registry. Returns the
+/// resources), resolves its key layout and builds it from its block's registry, with what the metadata
+/// API lists of it (capabilities) and its WEAK id segments or binding route. Returns the
 /// table entry and the metadata warnings.
 pub(crate) fn create(
     r: &Registries,
@@ -134,12 +145,52 @@ pub(crate) fn create(
     let consumer_id = (entry.kind == Kind::PubSub)
         .then(|| spec.get_ci(CONSUMER_ID_KEY).map(|(_, v)| v.to_owned()))
         .flatten();
+    let name = &entry.spec.name;
+    let mut capabilities: Vec<String> = built
+        .component
+        .features()
+        .iter()
+        .map(|f| f.as_str().to_owned())
+        .chain(
+            entry
+                .kind
+                .info()
+                .implied_capabilities
+                .iter()
+                .map(|c| (*c).to_owned()),
+        )
+        .collect();
+    let mut route = None;
+    if let Some(b) = built.get::<dyn OutputBinding>() {
+        let r = BindingRoute::of(name, &entry.spec.metadata);
+        if r.output && !b.operations().is_empty() {
+            capabilities.push("OUTPUT_BINDING".to_owned());
+        }
+        if r.input && b.clone().input().is_some() {
+            capabilities.push("INPUT_BINDING".to_owned());
+        }
+        route = Some(r);
+    }
+    capabilities.sort();
+    capabilities.dedup();
+    let segments = built
+        .get::<dyn Sequencer>()
+        .map(|seq| SegmentCache::new(seq.clone(), crate::segments::DEFAULT_SEGMENT_SIZE));
     Ok((
         Entry {
             built,
             keys,
             consumer_id,
             policies: crate::call::ComponentPolicies::default(),
+            registered: RegisteredComponent {
+                name: name.clone(),
+                kind: entry.kind,
+                type_: entry.spec.type_.clone(),
+                capabilities,
+            },
+            segments,
+            route,
+            source: entry.clone(),
         },
         warnings,
     ))

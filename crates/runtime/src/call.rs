@@ -19,9 +19,15 @@ use opentelemetry::{Context, KeyValue};
 
 use layotto_config::resiliency::TargetPolicies;
 
+use arc_swap::ArcSwap;
+use layotto_config::ComponentEntry;
+
+use crate::RegisteredComponent;
+use crate::input_bindings::BindingRoute;
 use crate::keys::KeyPrefix;
 use crate::metrics::Metrics;
 use crate::resiliency::{Guarded, Policies, judge_component};
+use crate::segments::SegmentCache;
 
 tokio::task_local! {
     static DEADLINE: Instant;
@@ -43,8 +49,27 @@ pub(crate) struct Entry {
     /// A pub/sub's component-level `consumerID`: the consumer group of its subscriptions
     /// that name none.
     pub consumer_id: Option<String>,
-    /// Its Resiliency policies (set by [`Components::insert`]).
+    /// Its Resiliency policies (set by [`Components::prepare`]).
     pub policies: ComponentPolicies,
+    /// What the metadata API lists of it.
+    pub registered: RegisteredComponent,
+    /// A sequencer's WEAK id segments.
+    pub segments: Option<SegmentCache>,
+    /// A binding's `direction` and `route`.
+    pub route: Option<BindingRoute>,
+    /// The configuration it was built from, secrets resolved (a reload rebuilds it only when
+    /// this changes).
+    pub source: ComponentEntry,
+}
+
+impl Entry {
+    /// Whether `other` describes this component unchanged: same block, name, type, version,
+    /// metadata and format (where it was written does not count).
+    pub fn built_from(&self, other: &ComponentEntry) -> bool {
+        self.source.kind == other.kind
+            && self.source.spec == other.spec
+            && self.source.origin == other.origin
+    }
 }
 
 /// The Resiliency policies of one component.
@@ -74,10 +99,41 @@ pub(crate) fn resiliency_type(kind: Kind) -> &'static str {
     }
 }
 
+/// The components of one moment: by block then name, and in configuration order.
+#[derive(Default)]
+pub(crate) struct Table {
+    blocks: BTreeMap<Kind, BTreeMap<String, Arc<Entry>>>,
+    order: Vec<Arc<Entry>>,
+}
+
+impl Table {
+    /// Component `name` of block `kind`.
+    pub fn get(&self, kind: Kind, name: &str) -> Option<&Arc<Entry>> {
+        self.blocks.get(&kind)?.get(name)
+    }
+
+    /// Every component, in configuration order.
+    pub fn entries(&self) -> &[Arc<Entry>] {
+        &self.order
+    }
+
+    /// The names of block `kind`'s components, sorted.
+    fn names(&self, kind: Kind) -> Vec<&str> {
+        self.blocks
+            .get(&kind)
+            .map(|b| b.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// Every configured component, by block and name, the metrics their calls record and the
 /// Resiliency policies they run under.
+///
+/// The table is swapped whole when components are reloaded ([`Components::replace`]): a call
+/// resolves its component once ([`Components::target`]) and holds it until it returns, so
+/// calls in flight finish on the component they started on.
 pub(crate) struct Components {
-    blocks: BTreeMap<Kind, BTreeMap<String, Entry>>,
+    table: ArcSwap<Table>,
     metrics: Arc<Metrics>,
     policies: Arc<Policies>,
 }
@@ -86,42 +142,55 @@ impl Components {
     /// No components yet; calls record into `metrics` and run under `policies`.
     pub fn new(metrics: Arc<Metrics>, policies: Arc<Policies>) -> Self {
         Self {
-            blocks: BTreeMap::new(),
+            table: ArcSwap::from_pointee(Table::default()),
             metrics,
             policies,
         }
     }
 
-    /// Adds `entry` as component `name`, with the Resiliency policies targeting it.
-    pub fn insert(&mut self, name: String, mut entry: Entry) {
+    /// `entry` with the Resiliency policies targeting it.
+    pub fn prepare(&self, mut entry: Entry) -> Entry {
         let kind = resiliency_type(entry.built.kind);
+        let name = &entry.registered.name;
         entry.policies = ComponentPolicies {
             target: format!("{kind}_{name}"),
-            outbound: self.policies.component(&name, kind, false),
-            inbound: self.policies.component(&name, kind, true),
+            outbound: self.policies.component(name, kind, false),
+            inbound: self.policies.component(name, kind, true),
         };
-        self.blocks
-            .entry(entry.built.kind)
-            .or_default()
-            .insert(name, entry);
+        entry
     }
 
-    /// Every component, by block then name.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Entry)> {
-        self.blocks.values().flat_map(BTreeMap::iter)
+    /// Makes `entries` (in configuration order) the components every later call finds;
+    /// returns the table they replace.
+    pub fn replace(&self, entries: Vec<Arc<Entry>>) -> Arc<Table> {
+        let mut blocks: BTreeMap<Kind, BTreeMap<String, Arc<Entry>>> = BTreeMap::new();
+        for e in &entries {
+            blocks
+                .entry(e.built.kind)
+                .or_default()
+                .insert(e.registered.name.clone(), e.clone());
+        }
+        self.table.swap(Arc::new(Table {
+            blocks,
+            order: entries,
+        }))
+    }
+
+    /// The components as they are now (a later reload does not change what this holds).
+    pub fn snapshot(&self) -> Arc<Table> {
+        self.table.load_full()
     }
 
     /// Component `name` of block `kind`.
-    pub fn entry(&self, kind: Kind, name: &str) -> Option<&Entry> {
-        self.blocks.get(&kind)?.get(name)
+    pub fn entry(&self, kind: Kind, name: &str) -> Option<Arc<Entry>> {
+        self.table.load().get(kind, name).cloned()
     }
 
-    /// The names of block `kind`'s components, sorted.
-    pub fn names(&self, kind: Kind) -> Vec<&str> {
-        self.blocks
-            .get(&kind)
-            .map(|b| b.keys().map(String::as_str).collect())
-            .unwrap_or_default()
+    /// `None` when block `kind` has no component, else whether one is named `name`.
+    pub fn has(&self, kind: Kind, name: &str) -> Option<bool> {
+        let table = self.table.load();
+        let block = table.blocks.get(&kind).filter(|b| !b.is_empty())?;
+        Some(block.contains_key(name))
     }
 
     /// Resolves component `name` of contract `T`.
@@ -131,14 +200,15 @@ impl Components {
     /// empty; `StoreNotFound` when no component of the block has that name.
     pub fn target<'a, T: Contract + ?Sized>(&'a self, name: &'a str) -> Result<Target<'a, T>> {
         let api = T::KIND.api();
-        let block = match self.blocks.get(&T::KIND) {
+        let table = self.table.load();
+        let block = match table.blocks.get(&T::KIND) {
             Some(b) if !b.is_empty() => b,
             _ => return Err(Error::not_configured(api)),
         };
         if name.is_empty() {
             return Err(Error::invalid(format!(
                 "{api} store name is empty (known: {})",
-                self.names(T::KIND).join(", ")
+                table.names(T::KIND).join(", ")
             )));
         }
         let entry = block
@@ -149,12 +219,10 @@ impl Components {
         })?;
         Ok(Target {
             name,
-            component,
-            keys: &entry.keys,
-            consumer_id: entry.consumer_id.as_deref(),
+            component: component.clone(),
+            entry: entry.clone(),
             metrics: &self.metrics,
             policies: &self.policies,
-            resiliency: &entry.policies,
         })
     }
 }
@@ -164,26 +232,38 @@ pub(crate) struct Target<'a, T: ?Sized> {
     /// The name the client used.
     pub name: &'a str,
     /// The component.
-    pub component: &'a Arc<T>,
-    /// Its key layout.
-    pub keys: &'a KeyPrefix,
-    /// Its component-level `consumerID` (pub/sub only).
-    pub consumer_id: Option<&'a str>,
+    pub component: Arc<T>,
+    /// Its table entry, held until the call returns (a reload closes a replaced component
+    /// only once no call holds it).
+    entry: Arc<Entry>,
     /// Where the call is recorded.
     pub metrics: &'a Metrics,
     /// The Resiliency policies and breakers.
     policies: &'a Policies,
-    /// This component's policies.
-    pub resiliency: &'a ComponentPolicies,
 }
 
 impl<T: Contract + ?Sized> Target<'_, T> {
+    /// Its key layout.
+    pub fn keys(&self) -> &KeyPrefix {
+        &self.entry.keys
+    }
+
+    /// Its component-level `consumerID` (pub/sub only).
+    pub fn consumer_id(&self) -> Option<&str> {
+        self.entry.consumer_id.as_deref()
+    }
+
+    /// A sequencer's WEAK id segments.
+    pub fn segments(&self) -> Option<&SegmentCache> {
+        self.entry.segments.as_ref()
+    }
+
     /// The stored form of the client's `key` (request field `field`, named in errors).
     ///
     /// # Errors
     /// An empty key or one containing `||`.
     pub fn key(&self, key: &str, field: &str) -> Result<String> {
-        self.keys.apply(key, field)
+        self.entry.keys.apply(key, field)
     }
 
     /// Runs operation `op` (e.g. `"get"`) of this component, each attempt made by `call`:
@@ -200,11 +280,11 @@ impl<T: Contract + ?Sized> Target<'_, T> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<R>>,
     {
-        match &self.resiliency.outbound {
+        match &self.entry.policies.outbound {
             None => self.run_once(op, call()).await,
             Some(p) => {
                 let to = Guarded {
-                    target: &self.resiliency.target,
+                    target: &self.entry.policies.target,
                     endpoint: self.name,
                     inbound: false,
                 };

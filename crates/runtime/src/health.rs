@@ -32,34 +32,54 @@ impl Runtime {
     /// # Errors
     /// The first component that fails, named; readiness then reports DOWN.
     pub async fn init(&self) -> Result<()> {
-        for c in &self.registered {
-            let Some(entry) = self.components.entry(c.kind, &c.name) else {
-                continue;
-            };
-            let type_ = dapr_type(c.kind, &c.type_);
-            if let Err(e) = entry.built.component.init().await {
-                self.metrics.component_init(&type_, &c.name, Some("init"));
-                let e = e.context(format!("initialising component {}/{}", c.kind, c.name));
+        for entry in self.components.snapshot().entries() {
+            if let Err(e) = self.init_component(entry).await {
                 self.fail_startup(&e.message);
                 return Err(e);
             }
-            self.metrics.component_init(&type_, &c.name, None);
         }
         Ok(())
+    }
+
+    /// Initialises one component, recording it in the init metrics.
+    ///
+    /// # Errors
+    /// Its init error, naming it.
+    pub(crate) async fn init_component(&self, entry: &crate::call::Entry) -> Result<()> {
+        let c = &entry.registered;
+        let type_ = dapr_type(c.kind, &c.type_);
+        match entry.built.component.init().await {
+            Ok(()) => {
+                self.metrics.component_init(&type_, &c.name, None);
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.component_init(&type_, &c.name, Some("init"));
+                Err(e.context(format!("initialising component {}/{}", c.kind, c.name)))
+            }
+        }
     }
 
     /// Closes every component (connections, background tasks), in reverse configuration
     /// order. Failures are logged; every component gets its `close`.
     pub async fn close(&self) {
-        for c in self.registered.iter().rev() {
-            if let Some(entry) = self.components.entry(c.kind, &c.name)
-                && let Err(e) = entry.built.component.close().await
-            {
-                tracing::warn!(component = %format!("{}/{}", c.kind, c.name), error = %e, "closing component failed");
-            }
+        // A reload under way finishes first; none starts after this.
+        let _reloads = self.reloading.lock().await;
+        for entry in self.components.snapshot().entries().iter().rev() {
+            close_component(entry).await;
         }
     }
+}
 
+/// Closes one component; a failure is logged.
+pub(crate) async fn close_component(entry: &crate::call::Entry) {
+    if let Err(e) = entry.built.component.close().await {
+        let c = &entry.registered;
+        tracing::warn!(component = %format!("{}/{}", c.kind, c.name), error = %e, "closing component failed");
+    }
+}
+
+impl Runtime {
     /// Marks start-up complete: readiness turns from INIT to the components' health.
     pub fn mark_started(&self) {
         self.ready.store(READY_STARTED, Ordering::SeqCst);
@@ -102,8 +122,9 @@ impl Runtime {
         };
         let mut status = startup.status;
         components.insert("runtime_startup".to_owned(), startup);
-        let probes = futures::future::join_all(self.components.iter().map(|(name, entry)| {
-            let label = format!("{}/{name}", entry.built.kind);
+        let table = self.components.snapshot();
+        let probes = futures::future::join_all(table.entries().iter().map(|entry| {
+            let label = format!("{}/{}", entry.built.kind, entry.registered.name);
             let component = entry.built.component.clone();
             async move {
                 let h = tokio::time::timeout(PROBE_TIMEOUT, component.health())

@@ -59,7 +59,10 @@ impl BindingRoute {
 impl Runtime {
     /// Whether binding `name` may be invoked (its `direction`, if any, includes `output`).
     pub(crate) fn binding_is_output(&self, name: &str) -> bool {
-        self.binding_routes.get(name).is_none_or(|r| r.output)
+        self.components
+            .entry(Kind::Binding, name)
+            .and_then(|e| e.route.as_ref().map(|r| r.output))
+            .unwrap_or(true)
     }
 
     /// Starts reading every input binding the app takes (asked through `channel`); the
@@ -70,14 +73,15 @@ impl Runtime {
         channel: &Arc<dyn AppChannel>,
         app_down: &Arc<tokio::sync::Notify>,
     ) {
-        for name in self.components.names(Kind::Binding) {
-            let Some(route) = self.binding_routes.get(name).filter(|r| r.input) else {
+        let table = self.components.snapshot();
+        for entry in table.entries() {
+            let name = entry.registered.name.as_str();
+            let Some(route) = entry.route.as_ref().filter(|r| r.input) else {
                 continue;
             };
-            let Some(input) = self
-                .components
-                .entry(Kind::Binding, name)
-                .and_then(|e| e.built.get::<dyn OutputBinding>())
+            let Some(input) = entry
+                .built
+                .get::<dyn OutputBinding>()
                 .and_then(|b| b.clone().input())
             else {
                 continue;

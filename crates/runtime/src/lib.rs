@@ -30,6 +30,7 @@ mod lock;
 mod meta;
 pub mod metrics;
 mod pubsub;
+mod reload;
 mod resiliency;
 mod routing;
 mod secret;
@@ -46,9 +47,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8};
 use std::sync::{Arc, Mutex};
 
 use layotto_config::{Config, Kind, Problem, Problems};
-use layotto_core::binding::OutputBinding;
 use layotto_core::pubsub::Subscription;
-use layotto_core::sequencer::Sequencer;
 use layotto_core::{Health, HealthStatus, Registries};
 
 pub use app_channel::{
@@ -66,7 +65,7 @@ pub use invoke::{
     RESOLUTION_LIFETIME, RemoteChannel, Route,
 };
 pub use metrics::{Metrics, MetricsSettings};
-use segments::SegmentCache;
+pub use reload::{DRAIN_LIMIT, ReloadOutcome};
 pub use subscriptions::StreamingSubscription;
 
 /// Publish/subscribe metadata key that turns CloudEvent wrapping off (Dapr's name).
@@ -121,17 +120,18 @@ impl RegisteredComponent {
 pub struct Runtime {
     app_id: String,
     components: Components,
-    segments: HashMap<String, SegmentCache>,
-    registered: Vec<RegisteredComponent>,
     warnings: Vec<Problem>,
     ready: AtomicU8,
     startup_error: Mutex<Option<String>>,
     app_subscriptions: Mutex<Vec<Subscription>>,
     app_topics: Mutex<Vec<TopicSubscription>>,
     /// `Subscription` resources of this app, started with its programmatic ones.
-    declared: Vec<TopicSubscription>,
-    /// Each binding's `direction` and `route`, by name.
-    binding_routes: HashMap<String, input_bindings::BindingRoute>,
+    declared: Mutex<Vec<TopicSubscription>>,
+    /// Notified when a reload changed pub/sub components, bindings or `Subscription`
+    /// resources: the app's subscriptions and input bindings start again.
+    resubscribe: tokio::sync::Notify,
+    /// Held by a reload, so two never interleave.
+    reloading: tokio::sync::Mutex<()>,
     /// Open streaming subscriptions (for the metadata API), by a per-runtime id.
     streams: Arc<Mutex<Vec<(u64, TopicSubscription)>>>,
     next_stream: std::sync::atomic::AtomicU64,
@@ -181,71 +181,24 @@ impl Runtime {
         let namespace = metrics.namespace.clone();
         let metrics = Arc::new(Metrics::new(&app_id, metrics));
         let policies = Arc::new(resiliency::Policies::new(config.resiliency.clone()));
-        let mut components = Components::new(metrics.clone(), policies.clone());
-        let mut segments = HashMap::new();
-        let mut registered = Vec::new();
-        let mut binding_routes = HashMap::new();
+        let components = Components::new(metrics.clone(), policies.clone());
+        let mut entries = Vec::new();
         let mut warnings = Vec::new();
         let mut problems = Vec::new();
         for entry in &config.components {
-            let name = entry.spec.name.clone();
-            let (built, w) = match build::create(registries, entry, &app_id) {
-                Ok(b) => b,
-                Err(e) => {
-                    problems.push(Problem {
-                        file: entry.file.clone(),
-                        path: entry.path.clone(),
-                        message: e.message,
-                    });
-                    continue;
+            match build::create(registries, entry, &app_id) {
+                Ok((built, w)) => {
+                    warnings.extend(build::at(entry, w));
+                    entries.push(Arc::new(components.prepare(built)));
                 }
-            };
-            warnings.extend(w.into_iter().map(|message| Problem {
-                file: entry.file.clone(),
-                path: entry.path.clone(),
-                message: format!("{} component '{name}': {message}", entry.kind),
-            }));
-            let mut capabilities: Vec<String> = built
-                .built
-                .component
-                .features()
-                .iter()
-                .map(|f| f.as_str().to_owned())
-                .chain(
-                    entry
-                        .kind
-                        .info()
-                        .implied_capabilities
-                        .iter()
-                        .map(|c| (*c).to_owned()),
-                )
-                .collect();
-            if let Some(b) = built.built.get::<dyn OutputBinding>() {
-                let route = input_bindings::BindingRoute::of(&name, &entry.spec.metadata);
-                if route.output && !b.operations().is_empty() {
-                    capabilities.push("OUTPUT_BINDING".to_owned());
-                }
-                if route.input && b.clone().input().is_some() {
-                    capabilities.push("INPUT_BINDING".to_owned());
-                }
-                binding_routes.insert(name.clone(), route);
+                Err(e) => problems.push(Problem {
+                    file: entry.file.clone(),
+                    path: entry.path.clone(),
+                    message: e.message,
+                }),
             }
-            capabilities.sort();
-            capabilities.dedup();
-            registered.push(RegisteredComponent {
-                name: name.clone(),
-                kind: entry.kind,
-                type_: entry.spec.type_.clone(),
-                capabilities,
-            });
-            if let Some(seq) = built.built.get::<dyn Sequencer>() {
-                segments.insert(
-                    name.clone(),
-                    SegmentCache::new(seq.clone(), segments::DEFAULT_SEGMENT_SIZE),
-                );
-            }
-            components.insert(name, built);
         }
+        components.replace(entries);
         let declared = subscriptions::declared(&config.subscriptions, &mut problems);
         if !problems.is_empty() {
             return Err(Problems(problems));
@@ -253,15 +206,14 @@ impl Runtime {
         Ok(Self {
             app_id,
             components,
-            segments,
-            registered,
             warnings,
             ready: AtomicU8::new(health::READY_INIT),
             startup_error: Mutex::new(None),
             app_subscriptions: Mutex::new(Vec::new()),
             app_topics: Mutex::new(Vec::new()),
-            declared,
-            binding_routes,
+            declared: Mutex::new(declared),
+            resubscribe: tokio::sync::Notify::new(),
+            reloading: tokio::sync::Mutex::new(()),
             streams: Arc::new(Mutex::new(Vec::new())),
             next_stream: std::sync::atomic::AtomicU64::new(0),
             app_stopped: AtomicBool::new(false),

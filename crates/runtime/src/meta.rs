@@ -7,9 +7,21 @@ use layotto_core::{Error, Result};
 use crate::{AppConnection, RegisteredComponent, Runtime, TopicSubscription, lock};
 
 impl Runtime {
-    /// Every configured component, in configuration order.
-    pub fn components(&self) -> &[RegisteredComponent] {
-        &self.registered
+    /// Every configured component, in configuration order (as of now: a reload may change
+    /// them).
+    pub fn components(&self) -> Vec<RegisteredComponent> {
+        self.components
+            .snapshot()
+            .entries()
+            .iter()
+            .map(|e| e.registered.clone())
+            .collect()
+    }
+
+    /// `None` when block `kind` has no component, else whether one is named `name` (without
+    /// copying the component list, for per-request checks).
+    pub fn has_component(&self, kind: layotto_core::Kind, name: &str) -> Option<bool> {
+        self.components.has(kind, name)
     }
 
     /// The attributes set through the metadata API (Dapr `SetMetadata`), sorted by key.

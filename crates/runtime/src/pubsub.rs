@@ -61,7 +61,7 @@ impl Runtime {
         }
         // The consumer group: the subscription's own `consumerID`, else the component's, else
         // the app id (Dapr's default).
-        let group = p.consumer_id.unwrap_or(&self.app_id);
+        let group = p.consumer_id().unwrap_or(&self.app_id);
         if !group.is_empty() {
             metadata
                 .entry(layotto_core::pubsub::CONSUMER_ID_KEY.to_owned())

@@ -13,7 +13,7 @@ impl Runtime {
     pub async fn next_id(&self, store: &str, key: &str, strong: bool) -> Result<i64> {
         let s = self.components.target::<dyn Sequencer>(store)?;
         let k = s.key(key, "key")?;
-        match self.segments.get(store) {
+        match s.segments() {
             Some(segments) if !strong => s.run("next_id", || segments.next_id(&k)).await,
             _ => s.run("get_next_id", || s.component.get_next_id(&k)).await,
         }

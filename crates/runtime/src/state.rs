@@ -42,7 +42,7 @@ impl Runtime {
             .run("bulk_get", || s.component.bulk_get(&stored, metadata))
             .await?;
         for it in &mut items {
-            it.key = s.keys.strip(&it.key).to_owned();
+            it.key = s.keys().strip(&it.key).to_owned();
         }
         Ok(items)
     }
@@ -106,10 +106,10 @@ impl Runtime {
     ) -> Result<layotto_core::query::QueryResponse> {
         let s = self.components.target::<dyn StateStore>(store)?;
         let mut q = layotto_core::query::Query::parse(body)?;
-        q.key_prefix = s.keys.stored_prefix();
+        q.key_prefix = s.keys().stored_prefix();
         let mut r = s.run("query", || s.component.query(&q)).await?;
         for item in &mut r.results {
-            item.key = s.keys.strip(&item.key).to_owned();
+            item.key = s.keys().strip(&item.key).to_owned();
         }
         Ok(r)
     }

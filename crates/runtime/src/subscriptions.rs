@@ -40,7 +40,8 @@ impl Runtime {
             if self.app_stopped.load(Ordering::SeqCst) {
                 return;
             }
-            let subs = merge(&self.declared, listed);
+            let declared = lock(&self.declared).clone();
+            let subs = merge(&declared, listed);
             self.subscribe_app(&channel, subs, &app_down).await;
             self.start_input_bindings(&channel, &app_down).await;
             // A stop that came while subscribing cleared the lists before these were added.
@@ -51,6 +52,13 @@ impl Runtime {
             loop {
                 tokio::select! {
                     () = app_down.notified() => {}
+                    // A reload changed pub/subs, bindings or subscriptions: start again on
+                    // the new ones.
+                    () = self.resubscribe.notified() => {
+                        tracing::info!("resubscribing the app after a reload");
+                        self.drop_app_subscriptions();
+                        break;
+                    }
                     changed = healthy.changed() => {
                         if changed.is_err() || self.app_stopped.load(Ordering::SeqCst) {
                             return;

@@ -24,6 +24,7 @@ struct MapState {
     data: Mutex<HashMap<String, Bytes>>,
     delay: Duration,
     down: bool,
+    label: String,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -40,6 +41,9 @@ impl ComponentMetadata for MapStateMetadata {
 /// The metadata every `map` component was built with, by component name.
 static SEEN: Mutex<Vec<(String, Metadata)>> = Mutex::new(Vec::new());
 
+/// The `label` of every `map` component closed.
+static CLOSED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 #[async_trait]
 impl Component for MapState {
     async fn health(&self) -> Health {
@@ -51,6 +55,10 @@ impl Component for MapState {
     }
     fn features(&self) -> &'static [Feature] {
         &[Feature::Etag]
+    }
+    async fn close(&self) -> Result<()> {
+        crate::lock(&CLOSED).push(self.label.clone());
+        Ok(())
     }
 }
 
@@ -108,6 +116,7 @@ fn registries() -> Registries {
             Ok(Arc::new(MapState {
                 delay: Duration::from_millis(m.delay_ms),
                 down: m.down,
+                label: m.label,
                 ..MapState::default()
             }) as Arc<dyn StateStore>)
         },
@@ -486,4 +495,103 @@ async fn layotto_secret_refs_are_injected_and_component_refs_checked() {
         "{text}"
     );
     assert!(text.contains("secret 'gone'"), "{text}");
+}
+
+fn set(key: &str, value: &'static str) -> Vec<SetRequest> {
+    vec![SetRequest {
+        key: key.to_owned(),
+        value: Bytes::from_static(value.as_bytes()),
+        etag: None,
+        metadata: Metadata::new(),
+        options: Default::default(),
+    }]
+}
+
+#[tokio::test]
+async fn a_reload_swaps_changed_components_after_their_calls_return() {
+    let registries = registries();
+    let store = |label: &str, delay: &str| {
+        entry(
+            Kind::State,
+            "s",
+            "map",
+            Origin::Dapr,
+            &[("label", label), ("delayMs", delay)],
+        )
+    };
+    let first = config(vec![
+        store("reload-one", "300"),
+        entry(Kind::Binding, "b", "echo", Origin::Dapr, &[]),
+    ]);
+    let rt = Arc::new(Runtime::build(&first, &registries).expect("builds"));
+    rt.init().await.expect("init");
+    rt.save_state("s", set("k", "v1")).await.expect("saved");
+
+    // A call in flight when the store is replaced finishes on the old one.
+    let in_flight = {
+        let rt = rt.clone();
+        tokio::spawn(async move { rt.get_state("s", "k", &Metadata::new()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = config(vec![
+        store("reload-two", "0"),
+        entry(Kind::State, "t", "map", Origin::Dapr, &[]),
+    ]);
+    let out = rt.reload(&second, &registries).await;
+    assert_eq!(out.updated, ["state/s"], "{out:?}");
+    assert_eq!(out.added, ["state/t"], "{out:?}");
+    assert_eq!(out.removed, ["bindings/b"], "{out:?}");
+    assert!(out.failed.is_empty(), "{out:?}");
+    assert!(
+        !crate::lock(&CLOSED).contains(&"reload-one".to_owned()),
+        "closed under a call"
+    );
+    let old = in_flight
+        .await
+        .expect("joins")
+        .expect("the old store answers");
+    assert_eq!(old.expect("found").data, "v1");
+    let closed_at = Instant::now() + Duration::from_secs(2);
+    while !crate::lock(&CLOSED).contains(&"reload-one".to_owned()) {
+        assert!(
+            Instant::now() < closed_at,
+            "the replaced store is never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The new store is the one serving; the removed binding is gone, the added store serves.
+    assert!(
+        rt.get_state("s", "k", &Metadata::new())
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let e = rt
+        .invoke_binding("b", BindingRequest::default())
+        .await
+        .expect_err("removed");
+    assert_eq!(e.kind, ErrorKind::NotConfigured, "{e}");
+    rt.save_state("t", set("k", "t1"))
+        .await
+        .expect("the added store serves");
+    let names: Vec<String> = rt.components().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["s", "t"]);
+
+    // The same configuration again changes nothing: the data stays.
+    rt.save_state("s", set("k", "v2")).await.expect("saved");
+    assert!(rt.reload(&second, &registries).await.is_empty());
+    let kept = rt.get_state("s", "k", &Metadata::new()).await.expect("get");
+    assert_eq!(kept.expect("kept").data, "v2");
+
+    // A new version that cannot be built leaves the old one serving.
+    let broken = config(vec![
+        entry(Kind::State, "s", "nosuch", Origin::Dapr, &[]),
+        entry(Kind::State, "t", "map", Origin::Dapr, &[]),
+    ]);
+    let out = rt.reload(&broken, &registries).await;
+    assert_eq!(out.failed.len(), 1, "{out:?}");
+    assert_eq!(out.failed[0].0, "state/s");
+    assert!(out.failed[0].1.contains("nosuch"), "{out:?}");
+    let kept = rt.get_state("s", "k", &Metadata::new()).await.expect("get");
+    assert_eq!(kept.expect("still served").data, "v2");
 }

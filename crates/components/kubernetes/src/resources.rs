@@ -2,7 +2,8 @@
 //! the API server (Dapr's sidecars get them from its operator; here the sidecar lists them
 //! itself, with the rights of the chart's Role).
 
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use futures::stream::{BoxStream, StreamExt};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, WatchEvent, WatchParams};
 use kube::core::GroupVersionKind;
 use layotto_core::{Error, Result};
 use serde_json::{Value, json};
@@ -101,4 +102,61 @@ pub async fn fetch(
         }
     };
     Ok((docs, configuration))
+}
+
+/// The resources whose changes a hot reload applies (Dapr 1.14 reloads Components and
+/// Subscriptions): (kind, version, plural).
+const RELOADED: &[(&str, &str, &str)] = &[
+    ("Component", "v1alpha1", "components"),
+    ("Subscription", "v2alpha1", "subscriptions"),
+];
+
+/// Watches the Components and Subscriptions of namespace `ns` from now on: the stream yields
+/// once per creation, change or deletion, and ends when the API server ends the watch (after
+/// about five minutes, or on an error); the caller reads everything again then and opens a new
+/// one. Changes made before this returns are not in it: read after opening it.
+///
+/// # Errors
+/// Unavailable naming the resource and the cause, as [`fetch`].
+pub async fn watch(client: &kube::Client, ns: &str) -> Result<BoxStream<'static, ()>> {
+    let mut streams = Vec::new();
+    for (kind, version, plural) in RELOADED {
+        let api = api(client, ns, kind, version, plural);
+        let now = api
+            .list_metadata(&ListParams::default().limit(1))
+            .await
+            .map_err(|e| read_error(plural, ns, &e))?
+            .metadata
+            .resource_version
+            .unwrap_or_default();
+        let events = api
+            .watch(&WatchParams::default().timeout(290), &now)
+            .await
+            .map_err(|e| read_error(plural, ns, &e))?;
+        let plural = *plural;
+        // Each watch yields `Some` per change and one `None` when it ends, which ends all.
+        streams.push(
+            events
+                .filter_map(move |ev| async move {
+                    match ev {
+                        Ok(WatchEvent::Bookmark(_)) => None,
+                        Ok(WatchEvent::Error(e)) => {
+                            tracing::debug!(resource = plural, error = %e.message, "watch ended");
+                            Some(None)
+                        }
+                        Err(e) => {
+                            tracing::debug!(resource = plural, error = %e, "watch ended");
+                            Some(None)
+                        }
+                        Ok(_) => Some(Some(())),
+                    }
+                })
+                .chain(futures::stream::once(std::future::ready(None)))
+                .boxed(),
+        );
+    }
+    Ok(futures::stream::select_all(streams)
+        .take_while(|ev| std::future::ready(ev.is_some()))
+        .map(|_| ())
+        .boxed())
 }

@@ -214,18 +214,10 @@ impl FromRequestParts<Ctx> for Topic {
 /// of the block configured, empty or unknown name).
 pub(crate) fn check(ctx: &Ctx, kind: Kind, name: &str) -> Result<(), Error> {
     let api = kind.api();
-    let mut any = false;
-    for c in ctx.rt.components().iter().filter(|c| c.kind == kind) {
-        any = true;
-        if c.name == name {
-            return Ok(());
-        }
-    }
-    if !any {
-        Err(Error::not_configured(api))
-    } else if name.is_empty() {
-        Err(Error::empty_field(&format!("{api} store name")))
-    } else {
-        Err(Error::store_not_found(api, name))
+    match ctx.rt.has_component(kind, name) {
+        Some(true) => Ok(()),
+        None => Err(Error::not_configured(api)),
+        Some(false) if name.is_empty() => Err(Error::empty_field(&format!("{api} store name"))),
+        Some(false) => Err(Error::store_not_found(api, name)),
     }
 }
