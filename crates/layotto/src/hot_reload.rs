@@ -15,7 +15,7 @@
 //! HTTPEndpoints are read at start only, as in daprd.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use layotto_config::Config;
 use layotto_core::Registries;
@@ -37,13 +37,16 @@ const SETTLE: Duration = Duration::from_millis(300);
 pub type Reloaded = (Config, Registries);
 
 /// Starts watching for changes on `rt` when `features` turns hot reloading on: returns where
-/// the configurations read again arrive. `kubernetes` picks the API server over the files.
+/// the configurations read again arrive. `kubernetes` picks the API server over the files;
+/// `loaded` is what the files were before the running configuration was read from them (an
+/// edit made since is applied).
 pub fn spawn(
     rt: &tokio::runtime::Runtime,
     dapr: &DaprdArgs,
     daprd_mode: bool,
     kubernetes: bool,
     features: &[String],
+    loaded: Fingerprint,
 ) -> Option<mpsc::Receiver<Reloaded>> {
     if !features.iter().any(|f| f == FEATURE) {
         return None;
@@ -57,7 +60,7 @@ pub fn spawn(
         drop((dapr, tx));
     } else {
         tracing::info!("hot reload on: watching the resources paths");
-        rt.spawn(poll_files(dapr, daprd_mode, tx));
+        rt.spawn(poll_files(dapr, daprd_mode, loaded, tx));
     }
     Some(rx)
 }
@@ -81,36 +84,50 @@ fn load(dapr: &DaprdArgs, daprd_mode: bool) -> Option<Reloaded> {
     }
 }
 
-/// What is known of the resource files: path, length and modification time of each.
-fn fingerprint(dirs: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    let mut out = Vec::new();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if let Ok(m) = e.metadata()
-                && m.is_file()
-            {
-                out.push((e.path(), m.len(), m.modified().ok()));
+/// What is known of the resource files: each file's path and a hash of its content
+/// (symbolic links followed, as the loader does: a ConfigMap mounted as a volume is a
+/// directory of links).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fingerprint(Vec<(PathBuf, u64)>);
+
+impl Fingerprint {
+    /// The files of `dirs` as they are now.
+    pub fn of(dirs: &[PathBuf]) -> Self {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut out = Vec::new();
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                if !path.is_file() {
+                    continue;
+                }
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                std::fs::read(&path).ok().hash(&mut h);
+                out.push((path, h.finish()));
             }
         }
+        out.sort();
+        Self(out)
     }
-    out.sort();
-    out
 }
 
-async fn poll_files(dapr: DaprdArgs, daprd_mode: bool, tx: mpsc::Sender<Reloaded>) {
+async fn poll_files(
+    dapr: DaprdArgs,
+    daprd_mode: bool,
+    mut seen: Fingerprint,
+    tx: mpsc::Sender<Reloaded>,
+) {
     let dirs = dapr.resources();
-    let mut seen = fingerprint(&dirs);
     loop {
         tokio::time::sleep(POLL).await;
-        let now = fingerprint(&dirs);
-        if now == seen {
+        if Fingerprint::of(&dirs) == seen {
             continue;
         }
         tokio::time::sleep(SETTLE).await;
-        seen = fingerprint(&dirs);
+        seen = Fingerprint::of(&dirs);
         tracing::info!("resource files changed; reading them again");
         if let Some(r) = load(&dapr, daprd_mode)
             && tx.send(r).await.is_err()
@@ -133,6 +150,7 @@ async fn watch_kubernetes(dapr: DaprdArgs, daprd_mode: bool, tx: mpsc::Sender<Re
     tracing::info!(namespace = %ns, "hot reload on: watching Components and Subscriptions");
     let mut failures = 0u32;
     loop {
+        let opened = tokio::time::Instant::now();
         let mut changes = match layotto_components_kubernetes::resources::watch(&client, &ns).await
         {
             Ok(s) => s,
@@ -166,6 +184,10 @@ async fn watch_kubernetes(dapr: DaprdArgs, daprd_mode: bool, tx: mpsc::Sender<Re
                 break;
             }
             tokio::time::sleep(SETTLE).await;
+            // The changes that came meanwhile are in the one read that follows.
+            while let Ok(Some(())) = tokio::time::timeout(Duration::ZERO, changes.next()).await {}
         }
+        // A watch the API server ends at once is not reopened in a tight loop.
+        tokio::time::sleep_until(opened + Duration::from_secs(1)).await;
     }
 }

@@ -530,6 +530,8 @@ fn start(dapr: &DaprdArgs, daprd_mode: bool) -> ExitCode {
     };
     let given = dapr;
     let dapr = kube_mode.as_ref().map_or(dapr, |(args, _)| args);
+    // Before the files are read: an edit made while starting is applied by a hot reload.
+    let loaded = hot_reload::Fingerprint::of(&dapr.resources());
     let checked = match checked(dapr, daprd_mode, false) {
         Ok(v) => v,
         Err(code) => return code,
@@ -574,6 +576,7 @@ fn start(dapr: &DaprdArgs, daprd_mode: bool) -> ExitCode {
         daprd_mode,
         kube_mode.is_some(),
         &checked.dapr_config.features,
+        loaded,
     );
     match rt.block_on(serve::start(checked.config, checked.registries, serving)) {
         Ok(()) => ExitCode::SUCCESS,

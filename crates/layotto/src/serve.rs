@@ -589,27 +589,65 @@ pub async fn start(
     outcome.map_err(Into::into)
 }
 
-/// Applies each configuration read again (secrets resolved as at start) until `stop`.
+/// Applies each configuration read again (secrets resolved as at start) until `stop`. One
+/// that could not be applied whole (a secret that could not be read, a component that did not
+/// build or initialise) is tried again after 5 s, doubling up to a minute, until it applies
+/// or a newer one arrives: a broker or secret store that was down for a moment does not leave
+/// the change out for good.
 async fn apply_reloads(
     runtime: Arc<Runtime>,
     mut reloads: tokio::sync::mpsc::Receiver<crate::hot_reload::Reloaded>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
+    let mut pending: Option<crate::hot_reload::Reloaded> = None;
+    let mut attempt = 0u32;
     loop {
-        let (mut config, registries) = tokio::select! {
+        let delay = std::time::Duration::from_secs((5u64 << attempt.min(4)).min(60));
+        let retry = async {
+            if pending.is_some() {
+                tokio::time::sleep(delay).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let (config, registries) = tokio::select! {
+            biased;
+            () = &mut stop => return,
             r = reloads.recv() => match r {
-                Some(r) => r,
+                Some(r) => {
+                    attempt = 0;
+                    r
+                }
                 None => return,
             },
-            () = &mut stop => return,
+            () = retry => match pending.take() {
+                Some(p) => {
+                    attempt += 1;
+                    p
+                }
+                None => continue,
+            },
         };
-        if let Err(p) = layotto_runtime::resolve_secret_refs(&mut config, &registries).await {
-            for p in &p.0 {
-                tracing::error!("hot reload: not applied: {p}");
+        let mut resolved = config.clone();
+        let applied = match layotto_runtime::resolve_secret_refs(&mut resolved, &registries).await {
+            Err(p) => {
+                for p in &p.0 {
+                    tracing::error!("hot reload: not applied: {p}");
+                }
+                false
             }
-            continue;
-        }
-        runtime.reload(&config, &registries).await;
+            Ok(()) => runtime
+                .reload(&resolved, &registries)
+                .await
+                .failed
+                .is_empty(),
+        };
+        pending = if applied {
+            None
+        } else {
+            tracing::info!("hot reload: trying the configuration again later");
+            Some((config, registries))
+        };
     }
 }

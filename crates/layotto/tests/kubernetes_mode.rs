@@ -4,7 +4,10 @@
 //! namespace's Components (a state store, a pub/sub, an output binding whose url is a
 //! `secretKeyRef`; `scopes` honoured) and the Configuration named by `--config`, and serves
 //! Secrets through the built-in `kubernetes` secret store. A Component of an unknown type and
-//! a namespace without the chart's Role are refused at start, naming them.
+//! a namespace without the chart's Role are refused at start, naming them. With the
+//! Configuration's `HotReload` feature, a Component edited through the API server is swapped
+//! in within seconds while a client keeps calling it, none of whose calls fail; Components
+//! added (unless scoped to another app) and deleted follow.
 #![allow(missing_docs)]
 
 mod support;
@@ -36,6 +39,22 @@ impl Api {
         let status = resp.status().as_u16();
         let body = resp.bytes().await.unwrap_or_default();
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Sends `method` to `path` with `body` (`content_type`), expecting a 2xx.
+    async fn send(&self, method: reqwest::Method, path: &str, content_type: &str, body: &Value) {
+        let resp = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(serde_json::to_vec(body).unwrap())
+            .send()
+            .await
+            .expect("API server answers");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
     }
 
     async fn created(&self, path: &str, body: &Value) -> Value {
@@ -350,6 +369,8 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
     assert!(hit.contains("from the sidecar"), "{hit}");
     drop(sidecar);
 
+    hot_reload(&admin, kubeconfig.to_str().unwrap()).await;
+
     // The command line the injector gives a pod's sidecar is one this binary accepts, in
     // Kubernetes mode against this server.
     let annotated = json!({
@@ -426,4 +447,166 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
         err.contains("forbidden") && err.contains("components"),
         "{err}"
     );
+}
+
+/// `HotReload` on: Components edited, added and deleted through the API server reach a
+/// running sidecar of app `orders` in namespace `shop` (kubeconfig `kubeconfig`).
+async fn hot_reload(admin: &Api, kubeconfig: &str) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    let redis = tokio::task::spawn_blocking(layotto_test_support::RedisServer::start)
+        .await
+        .unwrap();
+    admin
+        .created(
+            "/apis/dapr.io/v1alpha1/namespaces/shop/configurations",
+            &json!({
+                "apiVersion": "dapr.io/v1alpha1",
+                "kind": "Configuration",
+                "metadata": {"name": "hot"},
+                "spec": {"features": [{"name": "HotReload", "enabled": true}]}
+            }),
+        )
+        .await;
+    let kc = kubeconfig.to_owned();
+    let sidecar = tokio::task::spawn_blocking(move || {
+        Daprd::start(
+            &[],
+            &[
+                "--mode",
+                "kubernetes",
+                "--app-id",
+                "orders",
+                "--config",
+                "hot",
+            ],
+            &[("KUBECONFIG", &kc), ("NAMESPACE", "shop")],
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    let http = sidecar.http;
+    let names = move || -> Vec<String> {
+        let meta = request(http, "GET", "/v1.0/metadata", &[], "").unwrap();
+        let meta: Value = serde_json::from_str(&meta.body).unwrap();
+        meta["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let eventually = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "not within 10 s: {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // A client saving and reading back without pause while `store` is edited from
+    // state.in-memory to state.redis.
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let client = {
+        let (stop, calls) = (stop.clone(), calls.clone());
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let body = json!([{"key": format!("k{i}"), "value": i}]).to_string();
+                let saved = request(http, "POST", "/v1.0/state/store", &[], &body);
+                let read = request(http, "GET", &format!("/v1.0/state/store/k{i}"), &[], "");
+                for r in [saved, read] {
+                    match r {
+                        Some(r) if r.status < 300 => {}
+                        other => failures.push(format!("k{i}: {other:?}")),
+                    }
+                }
+                calls.fetch_add(1, Ordering::SeqCst);
+            }
+            failures
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = calls.load(Ordering::SeqCst);
+    let store = "/apis/dapr.io/v1alpha1/namespaces/shop/components/store";
+    admin
+        .send(
+            reqwest::Method::PATCH,
+            store,
+            "application/merge-patch+json",
+            &json!({"spec": {"type": "state.redis", "metadata": [
+                {"name": "redisHost", "value": redis.addr()}]}}),
+        )
+        .await;
+    let edited = Instant::now();
+    let port = redis.port().to_string();
+    tokio::task::spawn_blocking(move || {
+        eventually("writes land in Redis", &|| {
+            let saved = request(
+                http,
+                "POST",
+                "/v1.0/state/store",
+                &[],
+                r#"[{"key":"probe","value":"p"}]"#,
+            );
+            let out = Command::new("redis-cli")
+                .args(["-p", &port, "HGET", "orders||probe", "data"])
+                .output()
+                .expect("redis-cli (Debian package redis-tools)");
+            saved.is_some_and(|r| r.status == 204)
+                && String::from_utf8_lossy(&out.stdout).trim() == "\"p\""
+        });
+    })
+    .await
+    .unwrap();
+    let took = edited.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let failures = client.join().unwrap();
+    let during = calls.load(Ordering::SeqCst) - before;
+    assert!(
+        failures.is_empty(),
+        "calls failed during the swap: {failures:?}"
+    );
+    assert!(during > 20, "only {during} calls ran across the swap");
+    assert!(took < Duration::from_secs(5), "the edit took {took:?}");
+
+    // Added (one scoped to another app, which stays out) and deleted.
+    let components = "/apis/dapr.io/v1alpha1/namespaces/shop/components";
+    admin
+        .created(
+            components,
+            &component("late-billing", "state.in-memory", json!([]), &["billing"]),
+        )
+        .await;
+    admin
+        .created(
+            components,
+            &component("late", "state.in-memory", json!([]), &[]),
+        )
+        .await;
+    admin
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{components}/pubsub"),
+            "application/json",
+            &json!({}),
+        )
+        .await;
+    tokio::task::spawn_blocking(move || {
+        eventually("late added, pubsub removed", &|| {
+            let n = names();
+            n.contains(&"late".to_owned()) && !n.contains(&"pubsub".to_owned())
+        });
+        assert!(!names().contains(&"late-billing".to_owned()));
+    })
+    .await
+    .unwrap();
+    drop(sidecar);
 }

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use layotto_core::pubsub::Subscription;
 use layotto_core::{Built, Contract, Error, Kind, Result};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::SpanKind;
@@ -251,6 +252,16 @@ impl<T: Contract + ?Sized> Target<'_, T> {
     /// Its component-level `consumerID` (pub/sub only).
     pub fn consumer_id(&self) -> Option<&str> {
         self.entry.consumer_id.as_deref()
+    }
+
+    /// `subscription`, holding this component as a call does: a reload that replaces it
+    /// closes it only once the subscription is dropped (or its drain limit passes).
+    pub fn hold(&self, subscription: Subscription) -> Subscription {
+        let entry = self.entry.clone();
+        Subscription::new(move || {
+            drop(subscription);
+            drop(entry);
+        })
     }
 
     /// A sequencer's WEAK id segments.

@@ -65,6 +65,7 @@ impl Runtime {
     pub async fn close(&self) {
         // A reload under way finishes first; none starts after this.
         let _reloads = self.reloading.lock().await;
+        self.closed.store(true, Ordering::SeqCst);
         for entry in self.components.snapshot().entries().iter().rev() {
             close_component(entry).await;
         }

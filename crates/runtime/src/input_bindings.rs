@@ -104,7 +104,7 @@ impl Runtime {
             match target.run_once("read", input.read(handler)).await {
                 Ok(reader) => {
                     tracing::info!(binding = %name, route = %route.route, "reading input binding for app");
-                    lock(&self.app_subscriptions).push(reader);
+                    lock(&self.app_subscriptions).push(target.hold(reader));
                 }
                 Err(e) => {
                     tracing::error!(binding = %name, error = %e, "input binding cannot be read");

@@ -130,8 +130,10 @@ pub struct Runtime {
     /// Notified when a reload changed pub/sub components, bindings or `Subscription`
     /// resources: the app's subscriptions and input bindings start again.
     resubscribe: tokio::sync::Notify,
-    /// Held by a reload, so two never interleave.
+    /// Held by a reload, so two never interleave, and by [`Runtime::close`], which sets
+    /// `closed` under it: no reload starts after that.
     reloading: tokio::sync::Mutex<()>,
+    closed: AtomicBool,
     /// Open streaming subscriptions (for the metadata API), by a per-runtime id.
     streams: Arc<Mutex<Vec<(u64, TopicSubscription)>>>,
     next_stream: std::sync::atomic::AtomicU64,
@@ -214,6 +216,7 @@ impl Runtime {
             declared: Mutex::new(declared),
             resubscribe: tokio::sync::Notify::new(),
             reloading: tokio::sync::Mutex::new(()),
+            closed: AtomicBool::new(false),
             streams: Arc::new(Mutex::new(Vec::new())),
             next_stream: std::sync::atomic::AtomicU64::new(0),
             app_stopped: AtomicBool::new(false),

@@ -85,5 +85,6 @@ impl Runtime {
         // Registers the handler once: never sent again.
         p.run_once("subscribe", p.component.subscribe(req, handler))
             .await
+            .map(|s| p.hold(s))
     }
 }

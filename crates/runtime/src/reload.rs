@@ -18,9 +18,13 @@ use layotto_core::{Kind, Registries};
 use crate::call::Entry;
 use crate::{Runtime, lock};
 
-/// How long a replaced or removed component waits for the calls still using it before it is
-/// closed anyway.
+/// How long a replaced or removed component waits for the calls and subscriptions still using
+/// it before it is closed anyway.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long a component built by a reload may take to initialise (a reload holds back
+/// shutdown while it runs).
+pub const INIT_LIMIT: Duration = Duration::from_secs(30);
 
 /// What a reload changed, by component (`<block>/<name>`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -60,11 +64,16 @@ impl Runtime {
     /// flight finish on the component they started on, which is closed after them (waiting
     /// at most [`DRAIN_LIMIT`]). When pub/sub components, bindings or subscriptions changed,
     /// the app's subscriptions and input bindings start again on the new table. Reloads run
-    /// one at a time. Every change and failure is logged naming the component.
+    /// one at a time, each component's init limited to [`INIT_LIMIT`]; after
+    /// [`Runtime::close`] a reload changes nothing. Every change and failure is logged naming
+    /// the component.
     pub async fn reload(&self, config: &Config, registries: &Registries) -> ReloadOutcome {
         let _one = self.reloading.lock().await;
-        let old = self.components.snapshot();
         let mut out = ReloadOutcome::default();
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return out;
+        }
+        let old = self.components.snapshot();
         let mut next: Vec<Arc<Entry>> = Vec::with_capacity(config.components.len());
         let mut retired: Vec<Arc<Entry>> = Vec::new();
         let mut resubscribe = false;
@@ -84,7 +93,13 @@ impl Runtime {
                         tracing::warn!("{w}");
                     }
                     let entry = self.components.prepare(entry);
-                    match self.init_component(&entry).await {
+                    let init = tokio::time::timeout(INIT_LIMIT, self.init_component(&entry));
+                    match init.await.unwrap_or_else(|_| {
+                        Err(layotto_core::Error::unavailable(format!(
+                            "initialising component {at} did not finish within {} s",
+                            INIT_LIMIT.as_secs()
+                        )))
+                    }) {
                         Ok(()) => Ok(entry),
                         Err(e) => {
                             // Whatever init opened before it failed.
@@ -165,8 +180,8 @@ impl Runtime {
     }
 }
 
-/// Closes `entry` once no call holds it (each call holds it from resolving its component to
-/// returning), or after [`DRAIN_LIMIT`].
+/// Closes `entry` once nothing holds it (a call, from resolving its component to returning; a
+/// subscription or input-binding reader, until it is dropped), or after [`DRAIN_LIMIT`].
 async fn close_when_idle(entry: Arc<Entry>) {
     let started = tokio::time::Instant::now();
     while Arc::strong_count(&entry) > 1 && started.elapsed() < DRAIN_LIMIT {
