@@ -10,14 +10,12 @@
 
 mod support;
 
-use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use layotto_test_support::RedisServer;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::daprd::{Daprd, request};
+use support::hot::{component_names, eventually, get, metadata, swap_to_redis_under_load};
 
 const HOT: &str = "apiVersion: dapr.io/v1alpha1
 kind: Configuration
@@ -33,7 +31,7 @@ metadata: {name: cold}
 spec: {}
 ";
 
-fn component(name: &str, type_: &str, metadata: &str) -> String {
+fn component(name: &str, type_: &str, items: &str) -> String {
     format!(
         "apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -41,54 +39,32 @@ metadata: {{name: {name}}}
 spec:
   type: {type_}
   version: v1
-  metadata: {metadata}
+  metadata: {items}
 "
     )
 }
 
-/// Waits (10 s at most) until `f` holds.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "not within 10 s: {what}");
-        std::thread::sleep(Duration::from_millis(100));
+/// Starts a sidecar of app `app_id` on `config` (a Configuration) and a resources path
+/// holding `store.yaml`, an in-memory state store; `app_port` names the app.
+fn start(config: &'static str, app_id: &'static str, app_port: Option<String>) -> Daprd {
+    let store = component("store", "state.in-memory", "[]");
+    let mut args = vec![
+        "--resources-path",
+        "{dir}/resources",
+        "--config",
+        "{dir}/config.yaml",
+        "--app-id",
+        app_id,
+    ];
+    if let Some(p) = &app_port {
+        args.extend(["--app-port", p.as_str()]);
     }
-}
-
-fn component_names(http: u16) -> Vec<String> {
-    let meta = request(http, "GET", "/v1.0/metadata", &[], "").expect("metadata");
-    let v: Value = serde_json::from_str(&meta.body).expect("json");
-    v["components"]
-        .as_array()
-        .expect("components")
-        .iter()
-        .map(|c| c["name"].as_str().expect("name").to_owned())
-        .collect()
-}
-
-fn redis_get(redis: &RedisServer, key: &str) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &redis.port().to_string(), "HGET", key, "data"])
-        .output()
-        .expect("redis-cli (Debian package redis-tools)");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn save(http: u16, key: &str, value: &str) -> Result<(), String> {
-    let body = json!([{"key": key, "value": value}]).to_string();
-    match request(http, "POST", "/v1.0/state/store", &[], &body) {
-        Some(r) if r.status == 204 => Ok(()),
-        Some(r) => Err(format!("save {key}: {} {}", r.status, r.body)),
-        None => Err(format!("save {key}: no answer")),
-    }
-}
-
-fn get(http: u16, key: &str) -> Result<String, String> {
-    match request(http, "GET", &format!("/v1.0/state/store/{key}"), &[], "") {
-        Some(r) if r.status == 200 || r.status == 204 => Ok(r.body),
-        Some(r) => Err(format!("get {key}: {} {}", r.status, r.body)),
-        None => Err(format!("get {key}: no answer")),
-    }
+    Daprd::start(
+        &[("resources/store.yaml", &store), ("config.yaml", config)],
+        &args,
+        &[],
+        None,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,76 +89,22 @@ async fn edited_resources_are_applied_without_a_restart() {
     )
     .await
     .to_string();
-    let store = component("store", "state.in-memory", "[]");
-    let sidecar = tokio::task::spawn_blocking(move || {
-        Daprd::start(
-            &[("resources/store.yaml", &store), ("config.yaml", HOT)],
-            &[
-                "--resources-path",
-                "{dir}/resources",
-                "--config",
-                "{dir}/config.yaml",
-                "--app-id",
-                "hot",
-                "--app-port",
-                &app_port,
-            ],
-            &[],
-            None,
-        )
-    })
-    .await
-    .unwrap();
+    let sidecar = tokio::task::spawn_blocking(move || start(HOT, "hot", Some(app_port)))
+        .await
+        .unwrap();
     let http = sidecar.http;
     let resources = sidecar.dir.path().join("resources");
     let port = redis.port();
 
     tokio::task::spawn_blocking(move || {
-        // A client saving and reading back without pause while the store is swapped.
-        let stop = Arc::new(AtomicBool::new(false));
-        let calls = Arc::new(AtomicUsize::new(0));
-        let client = {
-            let (stop, calls) = (stop.clone(), calls.clone());
-            std::thread::spawn(move || {
-                let mut failures = Vec::new();
-                let mut i = 0u64;
-                while !stop.load(Ordering::SeqCst) {
-                    i += 1;
-                    let key = format!("k{i}");
-                    let r = save(http, &key, &format!("v{i}")).and_then(|()| get(http, &key));
-                    // A key saved on the old store and read on the new one is not found:
-                    // the two stores share no data; what counts is that no call fails.
-                    if let Err(e) = r {
-                        failures.push(e);
-                    }
-                    calls.fetch_add(1, Ordering::SeqCst);
-                }
-                failures
-            })
-        };
-        std::thread::sleep(Duration::from_millis(500));
-        let before = calls.load(Ordering::SeqCst);
-        let redis_store = component(
-            "store",
-            "state.redis",
-            &format!("[{{name: redisHost, value: \"127.0.0.1:{port}\"}}]"),
-        );
-        std::fs::write(resources.join("store.yaml"), redis_store).unwrap();
-        let edited = Instant::now();
-        eventually("writes land in Redis", || {
-            save(http, "probe", "p").is_ok() && redis_get(&redis, "hot||probe") == "\"p\""
+        swap_to_redis_under_load(http, "store", "hot", port, || {
+            let redis_store = component(
+                "store",
+                "state.redis",
+                &format!("[{{name: redisHost, value: \"127.0.0.1:{port}\"}}]"),
+            );
+            std::fs::write(resources.join("store.yaml"), redis_store).unwrap();
         });
-        let took = edited.elapsed();
-        std::thread::sleep(Duration::from_millis(500));
-        stop.store(true, Ordering::SeqCst);
-        let failures = client.join().unwrap();
-        let during = calls.load(Ordering::SeqCst) - before;
-        assert!(
-            failures.is_empty(),
-            "calls failed during the swap: {failures:?}"
-        );
-        assert!(during > 20, "only {during} calls ran across the swap");
-        assert!(took < Duration::from_secs(5), "the edit took {took:?}");
 
         // A pub/sub and a Subscription added: the app gets the topic's events.
         std::fs::write(
@@ -220,15 +142,15 @@ spec:
         )
         .unwrap();
         std::thread::sleep(Duration::from_secs(3));
-        assert_eq!(get(http, "probe").unwrap(), "\"p\"");
+        assert_eq!(get(http, "store", "probe").unwrap(), "\"p\"");
 
         // Removed: gone from the metadata API.
         std::fs::remove_file(resources.join("pubsub.yaml")).unwrap();
         std::fs::remove_file(resources.join("subscription.yaml")).unwrap();
         eventually("the pub/sub and its subscription are removed", || {
-            let meta = request(http, "GET", "/v1.0/metadata", &[], "").expect("metadata");
-            let v: Value = serde_json::from_str(&meta.body).expect("json");
-            v["subscriptions"].as_array().is_none_or(Vec::is_empty)
+            metadata(http)["subscriptions"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
                 && !component_names(http).contains(&"pubsub".to_owned())
         });
     })
@@ -244,24 +166,9 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_feature_edits_wait_for_a_restart() {
-    let store = component("store", "state.in-memory", "[]");
-    let sidecar = tokio::task::spawn_blocking(move || {
-        Daprd::start(
-            &[("resources/store.yaml", &store), ("config.yaml", COLD)],
-            &[
-                "--resources-path",
-                "{dir}/resources",
-                "--config",
-                "{dir}/config.yaml",
-                "--app-id",
-                "cold",
-            ],
-            &[],
-            None,
-        )
-    })
-    .await
-    .unwrap();
+    let sidecar = tokio::task::spawn_blocking(|| start(COLD, "cold", None))
+        .await
+        .unwrap();
     let http = sidecar.http;
     let resources = sidecar.dir.path().join("resources");
     tokio::task::spawn_blocking(move || {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use layotto_test_support::{KubeApiServer, peers};
 use serde_json::{Value, json};
 use support::daprd::{Daprd, request};
+use support::hot;
 
 struct Api {
     base: String,
@@ -101,6 +102,16 @@ impl Api {
         self.created(
             &format!("/api/v1/namespaces/{ns}/serviceaccounts"),
             &json!({"metadata": {"name": "default"}}),
+        )
+        .await;
+    }
+
+    /// Creates Configuration `name` with `spec` in namespace `shop`.
+    async fn configuration(&self, name: &str, spec: Value) {
+        self.created(
+            "/apis/dapr.io/v1alpha1/namespaces/shop/configurations",
+            &json!({"apiVersion": "dapr.io/v1alpha1", "kind": "Configuration",
+                    "metadata": {"name": name}, "spec": spec}),
         )
         .await;
     }
@@ -252,16 +263,11 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
         )
         .await;
     admin
-        .created(
-            "/apis/dapr.io/v1alpha1/namespaces/shop/configurations",
-            &json!({
-                "apiVersion": "dapr.io/v1alpha1",
-                "kind": "Configuration",
-                "metadata": {"name": "appconfig"},
-                "spec": {"secrets": {"scopes": [
-                    {"storeName": "kubernetes", "defaultAccess": "deny", "allowedSecrets": ["db"]}
-                ]}}
-            }),
+        .configuration(
+            "appconfig",
+            json!({"secrets": {"scopes": [
+                {"storeName": "kubernetes", "defaultAccess": "deny", "allowedSecrets": ["db"]}
+            ]}}),
         )
         .await;
     let token = admin.token("shop").await;
@@ -277,25 +283,7 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
     ))
     .await
     .to_string();
-    let sidecar = tokio::task::spawn_blocking(move || {
-        Daprd::start(
-            &[],
-            &[
-                "--mode",
-                "kubernetes",
-                "--app-id",
-                "orders",
-                "--config",
-                "appconfig",
-                "--app-port",
-                &app_port,
-            ],
-            &[("KUBECONFIG", &kc), ("NAMESPACE", "shop")],
-            None,
-        )
-    })
-    .await
-    .unwrap();
+    let sidecar = sidecar(&kc, "appconfig", Some(app_port)).await;
     let http = sidecar.http;
     let meta = request(http, "GET", "/v1.0/metadata", &[], "").unwrap();
     let meta: Value = serde_json::from_str(&meta.body).unwrap();
@@ -449,148 +437,71 @@ async fn a_sidecar_in_kubernetes_mode_serves_the_namespaces_resources() {
     );
 }
 
-/// `HotReload` on: Components edited, added and deleted through the API server reach a
-/// running sidecar of app `orders` in namespace `shop` (kubeconfig `kubeconfig`).
-async fn hot_reload(admin: &Api, kubeconfig: &str) {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::time::Instant;
-
-    let redis = tokio::task::spawn_blocking(layotto_test_support::RedisServer::start)
-        .await
-        .unwrap();
-    admin
-        .created(
-            "/apis/dapr.io/v1alpha1/namespaces/shop/configurations",
-            &json!({
-                "apiVersion": "dapr.io/v1alpha1",
-                "kind": "Configuration",
-                "metadata": {"name": "hot"},
-                "spec": {"features": [{"name": "HotReload", "enabled": true}]}
-            }),
-        )
-        .await;
-    let kc = kubeconfig.to_owned();
-    let sidecar = tokio::task::spawn_blocking(move || {
+/// A sidecar of app `orders` in Kubernetes mode in namespace `shop` (kubeconfig
+/// `kubeconfig`), with the Configuration named `config`, reaching the app at `app_port`.
+async fn sidecar(kubeconfig: &str, config: &str, app_port: Option<String>) -> Daprd {
+    let (kc, config) = (kubeconfig.to_owned(), config.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut args = vec![
+            "--mode",
+            "kubernetes",
+            "--app-id",
+            "orders",
+            "--config",
+            &config,
+        ];
+        if let Some(p) = &app_port {
+            args.extend(["--app-port", p.as_str()]);
+        }
         Daprd::start(
             &[],
-            &[
-                "--mode",
-                "kubernetes",
-                "--app-id",
-                "orders",
-                "--config",
-                "hot",
-            ],
+            &args,
             &[("KUBECONFIG", &kc), ("NAMESPACE", "shop")],
             None,
         )
     })
     .await
-    .unwrap();
-    let http = sidecar.http;
-    let names = move || -> Vec<String> {
-        let meta = request(http, "GET", "/v1.0/metadata", &[], "").unwrap();
-        let meta: Value = serde_json::from_str(&meta.body).unwrap();
-        meta["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    let eventually = |what: &str, f: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !f() {
-            assert!(Instant::now() < deadline, "not within 10 s: {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    .unwrap()
+}
 
-    // A client saving and reading back without pause while `store` is edited from
-    // state.in-memory to state.redis.
-    let stop = Arc::new(AtomicBool::new(false));
-    let calls = Arc::new(AtomicUsize::new(0));
-    let client = {
-        let (stop, calls) = (stop.clone(), calls.clone());
-        std::thread::spawn(move || {
-            let mut failures = Vec::new();
-            let mut i = 0u64;
-            while !stop.load(Ordering::SeqCst) {
-                i += 1;
-                let body = json!([{"key": format!("k{i}"), "value": i}]).to_string();
-                let saved = request(http, "POST", "/v1.0/state/store", &[], &body);
-                let read = request(http, "GET", &format!("/v1.0/state/store/k{i}"), &[], "");
-                for r in [saved, read] {
-                    match r {
-                        Some(r) if r.status < 300 => {}
-                        other => failures.push(format!("k{i}: {other:?}")),
-                    }
-                }
-                calls.fetch_add(1, Ordering::SeqCst);
-            }
-            failures
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = calls.load(Ordering::SeqCst);
-    let store = "/apis/dapr.io/v1alpha1/namespaces/shop/components/store";
+/// `HotReload` on: Components edited, added and deleted through the API server reach a
+/// running sidecar of app `orders` in namespace `shop` (kubeconfig `kubeconfig`).
+async fn hot_reload(admin: &Api, kubeconfig: &str) {
+    let redis = tokio::task::spawn_blocking(layotto_test_support::RedisServer::start)
+        .await
+        .unwrap();
     admin
-        .send(
-            reqwest::Method::PATCH,
-            store,
-            "application/merge-patch+json",
-            &json!({"spec": {"type": "state.redis", "metadata": [
-                {"name": "redisHost", "value": redis.addr()}]}}),
+        .configuration(
+            "hot",
+            json!({"features": [{"name": "HotReload", "enabled": true}]}),
         )
         .await;
-    let edited = Instant::now();
-    let port = redis.port().to_string();
-    tokio::task::spawn_blocking(move || {
-        eventually("writes land in Redis", &|| {
-            let saved = request(
-                http,
-                "POST",
-                "/v1.0/state/store",
-                &[],
-                r#"[{"key":"probe","value":"p"}]"#,
-            );
-            let out = Command::new("redis-cli")
-                .args(["-p", &port, "HGET", "orders||probe", "data"])
-                .output()
-                .expect("redis-cli (Debian package redis-tools)");
-            saved.is_some_and(|r| r.status == 204)
-                && String::from_utf8_lossy(&out.stdout).trim() == "\"p\""
+    let sidecar = sidecar(kubeconfig, "hot", None).await;
+    let http = sidecar.http;
+    // `store` edited from state.in-memory to state.redis while a client calls it.
+    tokio::task::block_in_place(|| {
+        hot::swap_to_redis_under_load(http, "store", "orders", redis.port(), || {
+            let patch = json!({"spec": {"type": "state.redis", "metadata": [
+                {"name": "redisHost", "value": redis.addr()}]}});
+            tokio::runtime::Handle::current().block_on(admin.send(
+                reqwest::Method::PATCH,
+                "/apis/dapr.io/v1alpha1/namespaces/shop/components/store",
+                "application/merge-patch+json",
+                &patch,
+            ));
         });
-    })
-    .await
-    .unwrap();
-    let took = edited.elapsed();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::SeqCst);
-    let failures = client.join().unwrap();
-    let during = calls.load(Ordering::SeqCst) - before;
-    assert!(
-        failures.is_empty(),
-        "calls failed during the swap: {failures:?}"
-    );
-    assert!(during > 20, "only {during} calls ran across the swap");
-    assert!(took < Duration::from_secs(5), "the edit took {took:?}");
+    });
 
     // Added (one scoped to another app, which stays out) and deleted.
     let components = "/apis/dapr.io/v1alpha1/namespaces/shop/components";
-    admin
-        .created(
-            components,
-            &component("late-billing", "state.in-memory", json!([]), &["billing"]),
-        )
-        .await;
-    admin
-        .created(
-            components,
-            &component("late", "state.in-memory", json!([]), &[]),
-        )
-        .await;
+    for (name, scopes) in [("late-billing", &["billing"][..]), ("late", &[])] {
+        admin
+            .created(
+                components,
+                &component(name, "state.in-memory", json!([]), scopes),
+            )
+            .await;
+    }
     admin
         .send(
             reqwest::Method::DELETE,
@@ -600,11 +511,11 @@ async fn hot_reload(admin: &Api, kubeconfig: &str) {
         )
         .await;
     tokio::task::spawn_blocking(move || {
-        eventually("late added, pubsub removed", &|| {
-            let n = names();
+        hot::eventually("late added, pubsub removed", || {
+            let n = hot::component_names(http);
             n.contains(&"late".to_owned()) && !n.contains(&"pubsub".to_owned())
         });
-        assert!(!names().contains(&"late-billing".to_owned()));
+        assert!(!hot::component_names(http).contains(&"late-billing".to_owned()));
     })
     .await
     .unwrap();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 pub mod daprd;
+pub mod hot;
 pub mod invoke_app;
 pub mod shared;
 
