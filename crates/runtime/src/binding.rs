@@ -12,7 +12,8 @@ impl Runtime {
     /// Unknown binding, unsupported operation, component failure.
     pub async fn invoke_binding(&self, name: &str, req: BindingRequest) -> Result<BindingResponse> {
         let b = self.components.target::<dyn OutputBinding>(name)?;
-        if !self.binding_is_output(name) {
+        // Its `direction`, if any, must include `output`.
+        if !b.route().is_none_or(|r| r.output) {
             return Err(Error::invalid(format!(
                 "binding '{name}' is an input binding only (its direction metadata leaves out \
                  output)"

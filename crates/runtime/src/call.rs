@@ -84,6 +84,15 @@ pub(crate) struct ComponentPolicies {
     pub inbound: Option<TargetPolicies>,
 }
 
+impl ComponentPolicies {
+    /// The inbound policies with the metrics target, as a delivery handler keeps them (none
+    /// when no inbound policy targets the component).
+    pub fn inbound_guard(&self) -> Option<Arc<(TargetPolicies, String)>> {
+        let p = self.inbound.clone()?;
+        Some(Arc::new((p, self.target.clone())))
+    }
+}
+
 /// The component type daprd's Resiliency names a block by (`Statestore`, `Pubsub`, ...;
 /// `dapr/dapr:pkg/resiliency/resiliency.go`); Layotto's own blocks by their name.
 pub(crate) fn resiliency_type(kind: Kind) -> &'static str {
@@ -119,7 +128,7 @@ impl Table {
     }
 
     /// The names of block `kind`'s components, sorted.
-    fn names(&self, kind: Kind) -> Vec<&str> {
+    pub fn names(&self, kind: Kind) -> Vec<&str> {
         self.blocks
             .get(&kind)
             .map(|b| b.keys().map(String::as_str).collect())
@@ -262,6 +271,16 @@ impl<T: Contract + ?Sized> Target<'_, T> {
             drop(subscription);
             drop(entry);
         })
+    }
+
+    /// A binding's `direction` and `route`.
+    pub fn route(&self) -> Option<&BindingRoute> {
+        self.entry.route.as_ref()
+    }
+
+    /// Its Resiliency policies.
+    pub fn resiliency(&self) -> &ComponentPolicies {
+        &self.entry.policies
     }
 
     /// A sequencer's WEAK id segments.

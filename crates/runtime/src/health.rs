@@ -70,17 +70,7 @@ impl Runtime {
             close_component(entry).await;
         }
     }
-}
 
-/// Closes one component; a failure is logged.
-pub(crate) async fn close_component(entry: &crate::call::Entry) {
-    if let Err(e) = entry.built.component.close().await {
-        let c = &entry.registered;
-        tracing::warn!(component = %format!("{}/{}", c.kind, c.name), error = %e, "closing component failed");
-    }
-}
-
-impl Runtime {
     /// Marks start-up complete: readiness turns from INIT to the components' health.
     pub fn mark_started(&self) {
         self.ready.store(READY_STARTED, Ordering::SeqCst);
@@ -144,5 +134,13 @@ impl Runtime {
             components.insert(label, h);
         }
         HealthReport { status, components }
+    }
+}
+
+/// Closes one component; a failure is logged.
+pub(crate) async fn close_component(entry: &crate::call::Entry) {
+    if let Err(e) = entry.built.component.close().await {
+        let c = &entry.registered;
+        tracing::warn!(component = %format!("{}/{}", c.kind, c.name), error = %e, "closing component failed");
     }
 }

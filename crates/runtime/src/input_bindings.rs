@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use layotto_config::resiliency::TargetPolicies;
 use layotto_core::binding::{BindingRequest, InputEvent, InputHandler, OutputBinding};
 use layotto_core::{Error, Kind, Metadata};
 
@@ -57,14 +58,6 @@ impl BindingRoute {
 }
 
 impl Runtime {
-    /// Whether binding `name` may be invoked (its `direction`, if any, includes `output`).
-    pub(crate) fn binding_is_output(&self, name: &str) -> bool {
-        self.components
-            .entry(Kind::Binding, name)
-            .and_then(|e| e.route.as_ref().map(|r| r.output))
-            .unwrap_or(true)
-    }
-
     /// Starts reading every input binding the app takes (asked through `channel`); the
     /// readers are kept with the app's subscriptions and stop with them. A binding that cannot
     /// be read is logged and left out.
@@ -73,17 +66,15 @@ impl Runtime {
         channel: &Arc<dyn AppChannel>,
         app_down: &Arc<tokio::sync::Notify>,
     ) {
-        let table = self.components.snapshot();
-        for entry in table.entries() {
-            let name = entry.registered.name.as_str();
-            let Some(route) = entry.route.as_ref().filter(|r| r.input) else {
+        for name in self.components.snapshot().names(Kind::Binding) {
+            // Route, reader and policies all from this one resolution of the binding.
+            let Ok(target) = self.components.target::<dyn OutputBinding>(name) else {
                 continue;
             };
-            let Some(input) = entry
-                .built
-                .get::<dyn OutputBinding>()
-                .and_then(|b| b.clone().input())
-            else {
+            let Some(route) = target.route().filter(|r| r.input) else {
+                continue;
+            };
+            let Some(input) = target.component.clone().input() else {
                 continue;
             };
             match channel.binding_subscribed(name, &route.route).await {
@@ -97,10 +88,8 @@ impl Runtime {
                     continue;
                 }
             }
-            let handler = self.binding_handler(channel, name, &route.route, app_down);
-            let Ok(target) = self.components.target::<dyn OutputBinding>(name) else {
-                continue;
-            };
+            let inbound = target.resiliency().inbound_guard();
+            let handler = self.binding_handler(channel, name, &route.route, inbound, app_down);
             match target.run_once("read", input.read(handler)).await {
                 Ok(reader) => {
                     tracing::info!(binding = %name, route = %route.route, "reading input binding for app");
@@ -114,19 +103,17 @@ impl Runtime {
     }
 
     /// The handler of binding `name`'s events: each goes to the app under the binding's
-    /// inbound Resiliency policy; a failure goes back to the binding as an error, and an app
-    /// found unreachable notifies `app_down` (its readers stop until it answers again).
+    /// `inbound` Resiliency policy (with its metrics target); a failure goes back to the
+    /// binding as an error, and an app found unreachable notifies `app_down` (its readers stop
+    /// until it answers again).
     fn binding_handler(
         self: &Arc<Self>,
         channel: &Arc<dyn AppChannel>,
         name: &str,
         route: &str,
+        inbound: Option<Arc<(TargetPolicies, String)>>,
         app_down: &Arc<tokio::sync::Notify>,
     ) -> InputHandler {
-        let inbound = self.components.entry(Kind::Binding, name).and_then(|e| {
-            let p = e.policies.inbound.clone()?;
-            Some(Arc::new((p, e.policies.target.clone())))
-        });
         let (ch, metrics, policies) =
             (channel.clone(), self.metrics.clone(), self.policies.clone());
         let (name, route) = (Arc::<str>::from(name), Arc::<str>::from(route));

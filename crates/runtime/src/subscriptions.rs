@@ -140,10 +140,7 @@ impl Runtime {
             let inbound = self
                 .components
                 .entry(layotto_core::Kind::PubSub, &s.pubsub_name)
-                .and_then(|e| {
-                    let p = e.policies.inbound.clone()?;
-                    Some(Arc::new((p, e.policies.target.clone())))
-                });
+                .and_then(|e| e.policies.inbound_guard());
             let policies = self.policies.clone();
             // Weak: the handler lives inside a component of this runtime.
             let rt = Arc::downgrade(self);
