@@ -834,25 +834,28 @@ async fn unix_socket_listener() {
         .arg(&path)
         .spawn()
         .expect("spawn");
+    // The socket file appears at bind(), a moment before listen(): wait until it accepts.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "socket never appeared"
-        );
+    let channel = loop {
+        let sock2 = sock.clone();
+        let connected = tonic::transport::Endpoint::from_static("http://localhost")
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let p = sock2.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(p).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                }
+            }))
+            .await;
+        match connected {
+            Ok(c) => break c,
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "the unix socket never accepted within 10 s: {e:?}"
+            ),
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let sock2 = sock.clone();
-    let channel = tonic::transport::Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-            let p = sock2.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(p).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await
-        .expect("connect unix");
+    };
     let c = layotto_sdk::Client::from_channel(channel);
     assert_eq!(c.say_hello("h", "x").await.expect("hello"), "hey, x");
     let _ = child.kill();
